@@ -1,0 +1,84 @@
+"""sansio_smtp: SMTP/ESMTP without I/O.
+
+A Connection per side turns received bytes into typed events and events into bytes to
+send; the caller owns the sockets, the clock and the policy.
+"""
+
+from ._address import Address
+from ._connection import NEED_DATA, PAUSED, Connection, Sentinel
+from ._events import (
+    Command,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfMessage,
+    Event,
+    Expn,
+    Greeting,
+    Helo,
+    Help,
+    InvalidCommand,
+    InvalidMessage,
+    MailFrom,
+    MessageData,
+    Noop,
+    Quit,
+    RcptTo,
+    Reply,
+    Rset,
+    Vrfy,
+)
+from ._extensions import Extensions
+from ._params import Params
+from ._state import TRANSITIONS, Role, State
+from ._status import EnhancedStatusCode, ReplyClass
+from ._util import LocalProtocolError, RemoteProtocolError, SMTPProtocolError
+from .config import Config, LineEndingPolicy
+
+CLIENT = Role.CLIENT
+SERVER = Role.SERVER
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CLIENT",
+    "NEED_DATA",
+    "PAUSED",
+    "SERVER",
+    "TRANSITIONS",
+    "Address",
+    "Command",
+    "Config",
+    "Connection",
+    "ConnectionClosed",
+    "Data",
+    "Ehlo",
+    "EndOfMessage",
+    "EnhancedStatusCode",
+    "Event",
+    "Expn",
+    "Extensions",
+    "Greeting",
+    "Helo",
+    "Help",
+    "InvalidCommand",
+    "InvalidMessage",
+    "LineEndingPolicy",
+    "LocalProtocolError",
+    "MailFrom",
+    "MessageData",
+    "Noop",
+    "Params",
+    "Quit",
+    "RcptTo",
+    "RemoteProtocolError",
+    "Reply",
+    "ReplyClass",
+    "Role",
+    "Rset",
+    "SMTPProtocolError",
+    "Sentinel",
+    "State",
+    "Vrfy",
+    "__version__",
+]

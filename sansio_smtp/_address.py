@@ -1,0 +1,151 @@
+# Mailbox addresses as they appear in SMTP paths (RFC 5321 §4.1.2), parsed into a value type.
+#
+# Strategy: an Address keeps the *meaning* of the address - the local part unquoted, the
+# domain as written (a domain name or a bracketed address literal) - so equal addresses
+# compare equal however they were quoted. str(address) writes the canonical form: the
+# local part as a Dot-string when it is one, else as a Quoted-string (RFC 5321 §4.1.2
+# says senders SHOULD NOT quote needlessly). parse(str(a)) == a for every Address.
+#
+# Paths: the null reverse-path "<>" is None; "<Postmaster>" is Address("Postmaster", None)
+# (RFC 5321 §4.1.1.3); source routes "<@a,@b:user@c>" are parsed and dropped (RFC 5321
+# §4.1.1.3 and Appendix C: a server SHOULD ignore them).
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import final
+
+import attrs
+
+from . import _abnf
+
+__all__ = ["Address"]
+
+_DOT_STRING_RE = re.compile(_abnf.DOT_STRING + r"\Z")
+_DOT_STRING_UTF8_RE = re.compile(_abnf.DOT_STRING_UTF8 + r"\Z")
+_DOMAIN_RE = re.compile(_abnf.DOMAIN + r"\Z")
+_DOMAIN_UTF8_RE = re.compile(_abnf.DOMAIN_UTF8 + r"\Z")
+_LITERAL_RE = re.compile(_abnf.ADDRESS_LITERAL + r"\Z")
+# Local-part "@" ( Domain / address-literal ), optionally after a source route.
+_MAILBOX_RE = re.compile(
+    rf"(?:{_abnf.ADL}:)?(?P<local>{_abnf.DOT_STRING}|{_abnf.QUOTED_STRING})"
+    rf"@(?P<domain>{_abnf.DOMAIN}|{_abnf.ADDRESS_LITERAL})\Z"
+)
+_MAILBOX_UTF8_RE = re.compile(
+    rf"(?:{_abnf.ADL_UTF8}:)?(?P<local>{_abnf.DOT_STRING_UTF8}|{_abnf.QUOTED_STRING_UTF8})"
+    rf"@(?P<domain>{_abnf.DOMAIN_UTF8}|{_abnf.ADDRESS_LITERAL})\Z"
+)
+_QUOTED_PAIR_RE = re.compile(r"\\(.)")
+_NEEDS_ESCAPE_RE = re.compile(r'(["\\])')
+
+
+def _check_literal(domain: str) -> bool:
+    if not _LITERAL_RE.match(domain):
+        return False
+    inner = domain[1:-1]
+    if inner[:5].lower() == "ipv6:":
+        try:
+            ipaddress.IPv6Address(inner[5:])
+        except ValueError:
+            return False
+    return True
+
+
+def _is_ascii(s: str) -> bool:
+    return s.isascii()
+
+
+def _validate_local(inst: Address, _attr: object, value: str) -> None:
+    # Any qtextSMTP / quoted-pairSMTP character can be quoted, so the local part may hold
+    # any printable ASCII character (and UTF-8 beyond ASCII, RFC 6531). Never controls.
+    for ch in value:
+        o = ord(ch)
+        if o < 0x20 or o == 0x7F:
+            raise ValueError(f"control character {ch!r} in local part")
+    if inst.domain is None and value.lower() != "postmaster":
+        raise ValueError("only Postmaster may stand without a domain (RFC 5321 §4.1.1.3)")
+
+
+def _validate_domain(_inst: Address, _attr: object, value: str | None) -> None:
+    if value is None:
+        return
+    if value.startswith("["):
+        if not _check_literal(value):
+            raise ValueError(f"invalid address literal {value!r}")
+    elif not _DOMAIN_UTF8_RE.match(value):
+        raise ValueError(f"invalid domain {value!r}")
+
+
+@final
+@attrs.frozen
+class Address:
+    """A mailbox in an SMTP path.
+
+    - ``local_part``: the local part with any quoting removed (``"john doe"`` for
+      ``"john doe"@example.org``); case is kept (RFC 5321 §2.4: the local part MAY be
+      case-sensitive).
+    - ``domain``: a domain name (kept as written; compare case-insensitively yourself) or an
+      address literal in brackets, ``[192.0.2.1]`` / ``[IPv6:2001:db8::1]``. None only for
+      the special recipient ``<Postmaster>``.
+    """
+
+    local_part: str = attrs.field(validator=_validate_local)
+    domain: str | None = attrs.field(default=None, validator=_validate_domain)
+
+    @classmethod
+    def parse(cls, text: str, *, utf8: bool = True) -> Address:
+        """Parse ``local@domain`` (no angle brackets; a source route is accepted and
+        dropped). With ``utf8=False`` only ASCII is allowed (no SMTPUTF8).
+
+        Raises ValueError on any syntax error.
+        """
+        if text.lower() == "postmaster":
+            return cls(text, None)
+        if not utf8 and not _is_ascii(text):
+            raise ValueError("non-ASCII address without SMTPUTF8 (RFC 6531 §3.4)")
+        m = (_MAILBOX_UTF8_RE if utf8 else _MAILBOX_RE).match(text)
+        if m is None:
+            raise ValueError(f"invalid mailbox {text!r}")
+        local = m["local"]
+        if local.startswith('"'):
+            local = _QUOTED_PAIR_RE.sub(r"\1", local[1:-1])
+        return cls(local, m["domain"])
+
+    @property
+    def is_postmaster(self) -> bool:
+        """True for ``<Postmaster>`` (no domain), the one address every server accepts."""
+        return self.domain is None
+
+    @property
+    def is_ascii(self) -> bool:
+        """False when the address needs SMTPUTF8 (RFC 6531) to be sent."""
+        return self.local_part.isascii() and (self.domain is None or self.domain.isascii())
+
+    @property
+    def quoted_local_part(self) -> str:
+        """The local part as it goes on the wire: a Dot-string when possible."""
+        if _DOT_STRING_UTF8_RE.match(self.local_part):
+            return self.local_part
+        return '"' + _NEEDS_ESCAPE_RE.sub(r"\\\1", self.local_part) + '"'
+
+    def __str__(self) -> str:
+        if self.domain is None:
+            return self.local_part
+        return f"{self.quoted_local_part}@{self.domain}"
+
+
+def coerce_address(value: Address | str) -> Address:
+    """Converter for event fields: accept an Address or its string form."""
+    if isinstance(value, Address):
+        return value
+    if isinstance(value, str):
+        text = value[1:-1] if value.startswith("<") and value.endswith(">") else value
+        return Address.parse(text)
+    raise TypeError(f"expected an Address or str, not {type(value).__name__}")
+
+
+def coerce_reverse_path(value: Address | str | None) -> Address | None:
+    """Converter for MAIL FROM: "" and "<>" mean the null reverse-path (None)."""
+    if value is None or value in ("", "<>"):
+        return None
+    return coerce_address(value)

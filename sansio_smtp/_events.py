@@ -1,0 +1,326 @@
+# Every event class, nothing else.
+#
+# Events are frozen, slotted attrs classes (hashable; copy with attrs.evolve). The same
+# classes flow in both directions: the client sends Ehlo and the server receives an equal
+# Ehlo. Field validators are cheap type/range checks; the grammar is checked once per
+# direction, by the writer on send and by the reader on receive.
+#
+# Command arguments are str (ASCII, or UTF-8 once SMTPUTF8 is in effect); message content
+# is bytes. Names follow the SMTP verbs of RFC 5321 §4.1.1.
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar, final
+
+import attrs
+
+from ._address import Address, coerce_address, coerce_reverse_path
+from ._params import Params
+from ._status import EnhancedStatusCode, ReplyClass
+
+__all__ = [
+    "Command",
+    "ConnectionClosed",
+    "Data",
+    "Ehlo",
+    "EndOfMessage",
+    "Event",
+    "Expn",
+    "Greeting",
+    "Helo",
+    "Help",
+    "InvalidCommand",
+    "InvalidMessage",
+    "MailFrom",
+    "MessageData",
+    "Noop",
+    "Quit",
+    "RcptTo",
+    "Reply",
+    "Rset",
+    "Vrfy",
+]
+
+BytesLike = bytes | bytearray | memoryview
+
+
+class Event:
+    """Base class of all events."""
+
+    __slots__ = ()
+
+
+class Command(Event):
+    """Base class of the commands a client sends and a server receives."""
+
+    __slots__ = ()
+    #: the SMTP verb, upper case
+    verb: ClassVar[str] = ""
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _coerce_params(value: Params | Mapping[str, str | None] | None) -> Params:
+    return Params.coerce(value)
+
+
+def _coerce_enhanced(value: EnhancedStatusCode | str | None) -> EnhancedStatusCode | None:
+    return EnhancedStatusCode.coerce(value)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Helo(Command):
+    """``HELO domain`` (RFC 5321 §4.1.1.1). ``domain`` is the client's claimed identity."""
+
+    verb: ClassVar[str] = "HELO"
+    domain: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Ehlo(Command):
+    """``EHLO domain`` (RFC 5321 §4.1.1.1): start an ESMTP session and ask for extensions."""
+
+    verb: ClassVar[str] = "EHLO"
+    domain: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class MailFrom(Command):
+    """``MAIL FROM:<reverse-path> [params]`` (RFC 5321 §4.1.1.2).
+
+    ``reverse_path`` is None for the null path ``<>`` (bounces, RFC 5321 §4.5.5); a str is
+    parsed into an Address. ``params`` maps upper-cased ESMTP keywords to values in wire
+    order (a dict or pairs are converted).
+    """
+
+    verb: ClassVar[str] = "MAIL"
+    reverse_path: Address | None = attrs.field(converter=coerce_reverse_path)
+    params: Params = attrs.field(factory=Params, converter=_coerce_params)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class RcptTo(Command):
+    """``RCPT TO:<forward-path> [params]`` (RFC 5321 §4.1.1.3).
+
+    ``forward_path`` is an Address; ``<Postmaster>`` is ``Address("Postmaster", None)``.
+    Source routes are dropped when parsed (RFC 5321 Appendix C).
+    """
+
+    verb: ClassVar[str] = "RCPT"
+    forward_path: Address = attrs.field(converter=coerce_address)
+    params: Params = attrs.field(factory=Params, converter=_coerce_params)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Data(Command):
+    """``DATA`` (RFC 5321 §4.1.1.4). A 354 reply opens the message content."""
+
+    verb: ClassVar[str] = "DATA"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Rset(Command):
+    """``RSET`` (RFC 5321 §4.1.1.5): abort the current mail transaction."""
+
+    verb: ClassVar[str] = "RSET"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Vrfy(Command):
+    """``VRFY string`` (RFC 5321 §4.1.1.6)."""
+
+    verb: ClassVar[str] = "VRFY"
+    text: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Expn(Command):
+    """``EXPN string`` (RFC 5321 §4.1.1.7)."""
+
+    verb: ClassVar[str] = "EXPN"
+    text: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Help(Command):
+    """``HELP [string]`` (RFC 5321 §4.1.1.8)."""
+
+    verb: ClassVar[str] = "HELP"
+    topic: str | None = None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Noop(Command):
+    """``NOOP [string]`` (RFC 5321 §4.1.1.9); the string is ignored by the server."""
+
+    verb: ClassVar[str] = "NOOP"
+    text: str | None = None
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Quit(Command):
+    """``QUIT`` (RFC 5321 §4.1.1.10): the server answers 221 and closes."""
+
+    verb: ClassVar[str] = "QUIT"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class InvalidCommand(Event):
+    """A command line the server could not accept: unknown verb (500), bad syntax (501),
+    out of sequence (503), unknown parameter (555), line too long (500)...
+
+    Only ever *received* by a server. The dialogue goes on: answer it (usually with
+    ``reply_hint``) and read the next command. ``line`` is the raw line without its line
+    ending, possibly truncated when it was too long.
+    """
+
+    line: bytes
+    reply_hint: Reply
+
+
+# ----------------------------------------------------------------------------- replies
+
+
+def _check_code(_inst: object, _attr: object, code: int) -> None:
+    # RFC 5321 §4.2: first digit 2-5, second digit 0-5.
+    if not isinstance(code, int) or not (200 <= code <= 559 and (code // 10) % 10 <= 5):
+        raise ValueError(f"invalid reply code {code!r}")
+
+
+def _coerce_lines(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(value.split("\n"))
+    lines = tuple(value)
+    return lines if lines else ("",)
+
+
+class _ReplyFields(Event):
+    __slots__ = ()
+    code: int
+    lines: tuple[str, ...]
+    enhanced: EnhancedStatusCode | None
+
+    @property
+    def text(self) -> str:
+        """All text lines joined with newlines (enhanced status codes removed)."""
+        return "\n".join(self.lines)
+
+    @property
+    def reply_class(self) -> ReplyClass:
+        return ReplyClass.of(self.code)
+
+    @property
+    def is_positive(self) -> bool:
+        """2xx: the command succeeded."""
+        return 200 <= self.code < 300
+
+    @property
+    def is_intermediate(self) -> bool:
+        """3xx: go on (354 after DATA, 334 during AUTH)."""
+        return 300 <= self.code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        """4xx: failed for now; the same command may work later (RFC 5321 §4.2.1)."""
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        """5xx: failed; do not repeat the same command unchanged (RFC 5321 §4.2.1)."""
+        return self.code >= 500
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Reply(_ReplyFields):
+    """A server reply (RFC 5321 §4.2): ``Reply(code=250, lines="OK")``.
+
+    - ``code``: three digits, first 2-5, second 0-5.
+    - ``lines``: the text of each line of a multi-line reply, without code, separator or
+      enhanced status code. A str is split at newlines. At least one line (maybe empty).
+    - ``enhanced``: the RFC 3463 enhanced status code (RFC 2034 puts it at the start of
+      every line's text), or None. A str such as ``"5.1.1"`` is parsed.
+    """
+
+    code: int = attrs.field(validator=_check_code)
+    lines: tuple[str, ...] = attrs.field(default=("",), converter=_coerce_lines)
+    enhanced: EnhancedStatusCode | None = attrs.field(default=None, converter=_coerce_enhanced)
+
+    def __str__(self) -> str:
+        esc = f"{self.enhanced} " if self.enhanced else ""
+        return "\n".join(f"{self.code} {esc}{line}".rstrip() for line in self.lines)
+
+
+def _check_greeting_code(_inst: object, _attr: object, code: int) -> None:
+    # RFC 5321 §4.3.2: connection establishment S: 220, E: 554; §3.8: 421 at any time.
+    if code not in (220, 421, 554):
+        raise ValueError(f"a greeting is 220, 554 or 421, not {code!r}")
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Greeting(_ReplyFields):
+    """The server's opening reply (RFC 5321 §3.1, §4.3.2): 220 ready, 554 no service
+    (the server then only accepts QUIT), 421 closing. ``lines[0]`` starts with the server's
+    domain (RFC 5321 §4.2 Greeting)."""
+
+    code: int = attrs.field(default=220, validator=_check_greeting_code)
+    lines: tuple[str, ...] = attrs.field(default=("",), converter=_coerce_lines)
+    enhanced: EnhancedStatusCode | None = attrs.field(default=None, converter=_coerce_enhanced)
+
+    def __str__(self) -> str:
+        return "\n".join(f"{self.code} {line}".rstrip() for line in self.lines)
+
+
+# --------------------------------------------------------------------- message content
+
+
+@final
+@attrs.frozen(kw_only=True)
+class MessageData(Event):
+    """A piece of message content (after DATA's 354).
+
+    Sent by the client as the caller's bytes (any chunking; dot-stuffing and line-ending
+    normalisation happen in the writer). Received by the server un-stuffed, in chunks of
+    at most ``Config.max_data_chunk`` bytes.
+    """
+
+    data: BytesLike = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+
+
+@final
+@attrs.frozen(kw_only=True)
+class EndOfMessage(Event):
+    """The end of the message content: the client writes ``<CRLF>.<CRLF>``; the server
+    emits this when it read one, and then answers with the transaction's final reply."""
+
+
+@final
+@attrs.frozen(kw_only=True)
+class InvalidMessage(Event):
+    """Emitted by a server *instead of* EndOfMessage when the content broke a rule (too
+    large, a line too long, a bare CR/LF under the reject policy). The content up to the
+    terminator has been consumed; MessageData already emitted must be discarded. Answer it,
+    usually with ``reply_hint``; the transaction is over either way."""
+
+    reason: str
+    reply_hint: Reply
+
+
+@final
+@attrs.frozen(kw_only=True)
+class ConnectionClosed(Event):
+    """The peer closed the connection (``receive_data(b"")``)."""

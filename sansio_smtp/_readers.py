@@ -1,0 +1,380 @@
+# Bytes -> events. One reader per thing a peer sends: a server reads command lines and
+# message content, a client reads replies. Readers parse and check grammar and limits;
+# they never look at or change the state table (Connection decides which reader runs).
+#
+# A command a server cannot accept is not an exception: parse_command raises
+# CommandRejected carrying the reply, and Connection turns it into an InvalidCommand event.
+# Only broken framing (an over-long reply line, mismatched codes in a multi-line reply) is a
+# LocalProtocolError, which Connection.next_event re-raises as RemoteProtocolError.
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from . import _abnf
+from ._address import Address
+from ._events import (
+    Command,
+    Data,
+    Ehlo,
+    EndOfMessage,
+    Event,
+    Expn,
+    Helo,
+    Help,
+    InvalidMessage,
+    MailFrom,
+    MessageData,
+    Noop,
+    Quit,
+    RcptTo,
+    Reply,
+    Rset,
+    Vrfy,
+)
+from ._extensions import Extensions
+from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
+from ._params import Params
+from ._receivebuffer import ReceiveBuffer
+from ._status import EnhancedStatusCode
+from ._util import LocalProtocolError
+from .config import Config, LineEndingPolicy
+
+__all__ = ["CommandRejected", "DataReader", "ReplyReader", "parse_command"]
+
+
+class CommandRejected(Exception):
+    """A received command line that must be answered with ``reply``."""
+
+    def __init__(self, reply: Reply) -> None:
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+def _reject(code: int, enhanced: str, text: str) -> CommandRejected:
+    return CommandRejected(Reply(code=code, lines=text, enhanced=enhanced))
+
+
+# ------------------------------------------------------------------------ command lines
+
+_TOKEN_RE = re.compile(_abnf.TOKEN + r"\Z")
+_STRING_RE = re.compile(_abnf.STRING + r"\Z")
+# RFC 5321 §4.1.1.2 "MAIL FROM:" Reverse-path [SP Mail-parameters]. We accept spaces after
+# the colon (real clients send them). A quoted local part may hold ">" and spaces.
+_PATH = r'<(?P<path>(?:"(?:[^"\\]|\\.)*"|[^>" ])*)>'
+_MAIL_RE = re.compile(rf"FROM: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECASE | re.DOTALL)
+_RCPT_RE = re.compile(rf"TO: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECASE | re.DOTALL)
+
+
+def _parse_params(text: str | None, allowed: Callable[[str], bool]) -> Params:
+    if not text:
+        return Params()
+    pairs: list[tuple[str, str | None]] = []
+    for word in text.split():
+        key, eq, value = word.partition("=")
+        pairs.append((key, value if eq else None))
+    try:
+        params = Params(pairs)
+    except ValueError as exc:
+        raise _reject(501, "5.5.4", f"Invalid parameters: {exc}") from None
+    for key in params:
+        if not allowed(key):
+            # RFC 5321 §4.1.1.11: parameters not recognised or not implemented
+            raise _reject(555, "5.5.4", f"Unsupported parameter {key}")
+    return params
+
+
+def _parse_path(text: str, *, utf8: bool) -> Address:
+    if not text.isascii() and not utf8:
+        # RFC 6531 §3.7.4.1: 553 when a non-ASCII address arrives without SMTPUTF8
+        raise _reject(553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
+    try:
+        return Address.parse(text, utf8=utf8)
+    except ValueError:
+        raise _reject(501, "5.1.3", "Bad address syntax") from None
+
+
+def _no_argument(cls: type[Data] | type[Rset] | type[Quit]) -> Callable[[str, Context], Command]:
+    def parse(arg: str, ctx: Context) -> Command:
+        if arg.strip():
+            raise _reject(501, "5.5.4", f"Syntax: {cls.verb}")
+        return cls()
+
+    return parse
+
+
+class Context:
+    """What a server knows when it parses a command."""
+
+    __slots__ = ("extensions", "utf8_transaction")
+
+    def __init__(self, extensions: Extensions, utf8_transaction: bool) -> None:
+        self.extensions = extensions
+        self.utf8_transaction = utf8_transaction
+
+
+def _hello(cls: type[Helo] | type[Ehlo]) -> Callable[[str, Context], Command]:
+    def parse(arg: str, ctx: Context) -> Command:
+        domain = arg.strip(" ")
+        if not _TOKEN_RE.match(domain):
+            raise _reject(501, "5.5.4", f"Syntax: {cls.verb} hostname")
+        return cls(domain=domain)
+
+    return parse
+
+
+def _mail(arg: str, ctx: Context) -> Command:
+    m = _MAIL_RE.match(arg)
+    if m is None:
+        raise _reject(501, "5.5.4", "Syntax: MAIL FROM:<address>")
+    params = _parse_params(m["params"], ctx.extensions.allows_mail_parameter)
+    path = m["path"]
+    utf8 = "SMTPUTF8" in params  # RFC 6531 §3.4
+    return MailFrom(reverse_path=_parse_path(path, utf8=utf8) if path else None, params=params)
+
+
+def _rcpt(arg: str, ctx: Context) -> Command:
+    m = _RCPT_RE.match(arg)
+    if m is None or not m["path"]:
+        raise _reject(501, "5.5.4", "Syntax: RCPT TO:<address>")
+    params = _parse_params(m["params"], ctx.extensions.allows_rcpt_parameter)
+    return RcptTo(forward_path=_parse_path(m["path"], utf8=ctx.utf8_transaction), params=params)
+
+
+def _string_arg(
+    cls: type[Vrfy] | type[Expn], required: bool = True
+) -> Callable[[str, Context], Command]:
+    def parse(arg: str, ctx: Context) -> Command:
+        text = arg.strip(" ")
+        if not _STRING_RE.match(text):
+            raise _reject(501, "5.5.4", f"Syntax: {cls.verb} string")
+        return cls(text=text)
+
+    return parse
+
+
+def _optional_string(cls: type[Help] | type[Noop]) -> Callable[[str, Context], Command]:
+    def parse(arg: str, ctx: Context) -> Command:
+        text = arg.strip(" ")
+        if not text:
+            return cls()
+        if not _STRING_RE.match(text):
+            raise _reject(501, "5.5.4", f"Syntax: {cls.verb} [string]")
+        return Help(topic=text) if cls is Help else Noop(text=text)
+
+    return parse
+
+
+#: verb -> parser of the rest of the line (RFC 5321 §4.1.1)
+COMMAND_PARSERS: dict[str, Callable[[str, Context], Command]] = {
+    "HELO": _hello(Helo),
+    "EHLO": _hello(Ehlo),
+    "MAIL": _mail,
+    "RCPT": _rcpt,
+    "DATA": _no_argument(Data),
+    "RSET": _no_argument(Rset),
+    "QUIT": _no_argument(Quit),
+    "VRFY": _string_arg(Vrfy),
+    "EXPN": _string_arg(Expn),
+    "HELP": _optional_string(Help),
+    "NOOP": _optional_string(Noop),
+}
+
+
+def parse_command(line: bytes, ctx: Context) -> Command:
+    """Parse one command line without its line ending. Raises CommandRejected."""
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _reject(500, "5.5.2", "Invalid UTF-8 in command") from None
+    verb, _, arg = text.partition(" ")
+    parser = COMMAND_PARSERS.get(verb.upper())
+    if parser is None:
+        raise _reject(500, "5.5.2", "Command unrecognized")
+    return parser(arg, ctx)
+
+
+def split_command_line(raw: bytes, config: Config) -> tuple[bytes, CommandRejected | None]:
+    """Strip the line ending of a complete line; apply the line length limit and the
+    line-ending policy. Returns the line and the rejection, if any."""
+    line = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
+    if len(raw) > config.max_command_line:  # RFC 5321 §4.5.3.1.4
+        return line, _reject(500, "5.5.2", "Line too long")
+    if config.line_endings is LineEndingPolicy.REJECT and not raw.endswith(b"\r\n"):
+        return line, _reject(500, "5.5.2", "Bare LF not allowed (RFC 5321 §2.3.8)")
+    return line, None
+
+
+# ------------------------------------------------------------------------------ replies
+
+_ENHANCED_PREFIX_RE = re.compile(r"([245]\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2}))(?: |\Z)")
+
+
+def split_enhanced(code: int, text: str) -> tuple[EnhancedStatusCode | None, str]:
+    """Take an RFC 2034 enhanced status code off the front of a reply line's text when its
+    class matches the reply code's first digit (RFC 3463 §2)."""
+    m = _ENHANCED_PREFIX_RE.match(text)
+    if m is None or m[1][0] != str(code)[0]:
+        return None, text
+    return EnhancedStatusCode.parse(m[1]), text[m.end() :]
+
+
+class ReplyReader:
+    """Assembles multi-line replies (RFC 5321 §4.2.1) line by line, so the buffer never has
+    to hold more than one line."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._code = 0
+        self._lines: list[str] = []
+
+    def read(self, buf: ReceiveBuffer) -> tuple[int, list[str]] | None:
+        """Return (code, raw text lines) of the next complete reply, or None."""
+        while True:
+            raw = buf.maybe_extract_line()
+            if raw is None:
+                if len(buf) >= self._config.max_reply_line:
+                    raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+                return None
+            if len(raw) > self._config.max_reply_line:
+                raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+            line = raw.rstrip(b"\r\n")
+            # Reply-line = *( Reply-code "-" [ textstring ] CRLF )
+            #              Reply-code [ SP textstring ] CRLF        (RFC 5321 §4.2)
+            if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in (b"", b" ", b"-"):
+                raise LocalProtocolError(f"malformed reply line {bytes(line[:40])!r}")
+            code = int(line[:3])
+            if not (200 <= code <= 559 and (code // 10) % 10 <= 5):
+                raise LocalProtocolError(f"invalid reply code {code} (RFC 5321 §4.2)")
+            if self._lines and code != self._code:
+                raise LocalProtocolError(
+                    f"multi-line reply changes code from {self._code} to {code} (RFC 5321 §4.2.1)"
+                )
+            self._code = code
+            self._lines.append(line[4:].decode("utf-8", errors="replace"))
+            if line[3:4] != b"-":
+                lines, self._lines = self._lines, []
+                return code, lines
+            if len(self._lines) >= self._config.max_reply_lines:
+                raise LocalProtocolError("too many lines in a multi-line reply")
+
+
+def make_reply(code: int, texts: list[str]) -> Reply:
+    """A Reply from raw line texts, with the enhanced status code taken off each line."""
+    enhanced, first = split_enhanced(code, texts[0])
+    if enhanced is None:
+        return Reply(code=code, lines=tuple(texts))
+    prefix = str(enhanced)
+    lines = [first]
+    for text in texts[1:]:
+        if text == prefix:
+            lines.append("")
+        elif text.startswith(prefix + " "):
+            lines.append(text[len(prefix) + 1 :])
+        else:
+            lines.append(text)
+    return Reply(code=code, lines=tuple(lines), enhanced=enhanced)
+
+
+# ------------------------------------------------------------------------ message content
+
+_TERMINATOR = b"\r\n.\r\n"  # RFC 5321 §4.1.1.4: the only end of the mail data
+
+
+def _safe_cut(data: bytearray, end: int) -> int:
+    """Move a cut point back so that it does not split CRLF or a possible "CRLF ." /
+    "CRLF . CR" (the start of a dot-stuffed line or of the terminator)."""
+    if data[end - 4 : end] == b"\r\n.\r":
+        return end - 4
+    if data[end - 3 : end] == b"\r\n.":
+        return end - 3
+    if data[end - 1 : end] == b"\r":
+        return end - 1
+    return end
+
+
+class DataReader:
+    """Reads message content after 354: un-stuffs dots (RFC 5321 §4.5.2), ends only at
+    <CRLF>.<CRLF>, applies the line-ending policy and the size and line limits, and
+    emits MessageData chunks of at most ``max_data_chunk`` bytes.
+
+    Each call consumes everything buffered except at most four bytes that might start the
+    terminator, so the work is linear in the input whatever its chunking; searches are
+    bytes.find / count / replace over whole chunks.
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._bol = True  # the next content byte starts a line
+        self._line = 0  # octets of the unfinished line so far
+        self._size = 0  # un-stuffed content octets so far
+        self._error: InvalidMessage | None = None
+        self._done = False
+
+    def _fail(self, reason: str, code: int, enhanced: str, text: str) -> None:
+        if self._error is None:
+            reply = Reply(code=code, lines=text, enhanced=enhanced)
+            self._error = InvalidMessage(reason=reason, reply_hint=reply)
+
+    def read(self, buf: ReceiveBuffer) -> Event | None:
+        """The next MessageData, then EndOfMessage (or InvalidMessage); None when more
+        bytes are needed."""
+        while not self._done:
+            before = len(buf)
+            event = self._read_piece(buf)
+            if event is not None:
+                return event
+            if len(buf) == before:
+                return None
+        return self._error or EndOfMessage()
+
+    def _read_piece(self, buf: ReceiveBuffer) -> Event | None:
+        data = buf.raw
+        size = len(data)
+        if self._bol and data[:1] == b".":
+            if size < 3:
+                return None  # "." or ".\r" might be the terminator
+            if data[:3] == b".\r\n":
+                buf.discard(3)
+                self._done = True
+                return None
+        chunk_cap = self._config.max_data_chunk
+        window = min(size, chunk_cap + 5)
+        at = data.find(_TERMINATOR, 0, window)
+        final = at >= 0 and at + 2 <= chunk_cap
+        end = at + 2 if final else _safe_cut(data, min(size, chunk_cap))
+        if end <= 0:
+            return None
+        piece = buf.extract(end)
+        if final:
+            buf.discard(3)
+            self._done = True
+        return self._process(piece)
+
+    def _process(self, piece: bytes) -> MessageData | None:
+        config = self._config
+        if config.max_data_line is not None and self._error is None:
+            self._line = scan_line_lengths(piece, self._line, config.max_data_line)
+            if self._line < 0:
+                self._line = 0
+                # RFC 5321 §4.5.3.1.10: "500 Line too long"
+                self._fail("line too long", 500, "5.5.2", "Line too long")
+        if self._bol and piece[:1] == b".":
+            piece = piece[1:]
+        piece = piece.replace(b"\r\n.", b"\r\n")
+        self._bol = piece.endswith(b"\r\n") or (not piece and self._bol)
+        if has_bare_line_ending(piece):
+            policy = config.line_endings
+            if policy is LineEndingPolicy.NORMALIZE:
+                piece = normalize_line_endings(piece)
+            elif policy is LineEndingPolicy.REJECT:
+                self._fail(
+                    "bare CR or LF", 550, "5.5.2", "Bare CR or LF not allowed (RFC 5321 §2.3.8)"
+                )
+        self._size += len(piece)
+        if config.max_message_size is not None and self._size > config.max_message_size:
+            # RFC 1870 §6.1, RFC 5321 §4.5.3.1.10
+            self._fail("message too large", 552, "5.3.4", "Message size exceeds fixed maximum")
+        if self._error is not None or not piece:
+            return None
+        return MessageData(data=piece)

@@ -1,0 +1,54 @@
+# The replies a server gives when it has nothing special to say: one per command, with the
+# codes RFC 5321 §4.3.2 lists as success for it and the RFC 3463 enhanced codes that go
+# with them. Connection.default_reply() uses these; applications answer with their own
+# Reply wherever they decide something (a rejected recipient, a quarantined message).
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from ._events import (
+    Data,
+    Ehlo,
+    EndOfMessage,
+    Event,
+    Expn,
+    Helo,
+    Help,
+    MailFrom,
+    Noop,
+    Quit,
+    RcptTo,
+    Reply,
+    Rset,
+    Vrfy,
+)
+
+__all__ = ["DEFAULT_REPLIES", "default_reply_for"]
+
+#: command type -> its default reply (RFC 5321 §4.3.2).
+DEFAULT_REPLIES: Mapping[type[Event], Reply] = {
+    MailFrom: Reply(code=250, lines="Sender OK", enhanced="2.1.0"),
+    RcptTo: Reply(code=250, lines="Recipient OK", enhanced="2.1.5"),
+    Data: Reply(code=354, lines="End data with <CR><LF>.<CR><LF>"),
+    EndOfMessage: Reply(code=250, lines="OK: message accepted", enhanced="2.0.0"),
+    Rset: Reply(code=250, lines="OK", enhanced="2.0.0"),
+    Noop: Reply(code=250, lines="OK", enhanced="2.0.0"),
+    # RFC 5321 §3.5.3: 252 when the server will not verify but will try to deliver
+    Vrfy: Reply(code=252, lines="Cannot VRFY user, but will accept message", enhanced="2.5.2"),
+    # RFC 5321 §3.5.2: a server may refuse to expand lists
+    Expn: Reply(code=502, lines="EXPN not available", enhanced="5.5.1"),
+    Help: Reply(code=214, lines="See RFC 5321", enhanced="2.0.0"),
+}
+
+
+def default_reply_for(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
+    if isinstance(event, Ehlo):
+        return ehlo()
+    if isinstance(event, Helo):
+        return Reply(code=250, lines=hostname)
+    if isinstance(event, Quit):
+        return Reply(code=221, lines=f"{hostname} closing connection", enhanced="2.0.0")
+    try:
+        return DEFAULT_REPLIES[type(event)]
+    except KeyError:
+        raise TypeError(f"{type(event).__name__} is not a command a server answers") from None

@@ -1,0 +1,58 @@
+# Exceptions and small helpers shared by every module of the core.
+#
+# Rules (h11's): the caller gets LocalProtocolError when it asks for something illegal and
+# RemoteProtocolError when the peer broke the protocol. Internals raise LocalProtocolError;
+# Connection.next_event() re-raises it as RemoteProtocolError, the one place remote errors
+# appear. Both carry an optional reply_hint: the Reply a server would send about it.
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from ._events import Reply
+
+__all__ = [
+    "LocalProtocolError",
+    "RemoteProtocolError",
+    "SMTPProtocolError",
+]
+
+
+class SMTPProtocolError(Exception):
+    """Base of the two protocol errors. Never raised itself.
+
+    ``reply_hint`` is the reply a server would send to the peer about the problem, when
+    there is one that fits (for instance ``500 5.5.2 Line too long``).
+    """
+
+    def __init__(self, msg: str, reply_hint: Reply | None = None) -> None:
+        if type(self) is SMTPProtocolError:
+            raise TypeError("SMTPProtocolError is abstract; raise a subclass")
+        super().__init__(msg)
+        self.reply_hint = reply_hint
+
+    def _reraise_as_remote_protocol_error(self) -> NoReturn:
+        # Same trick as h11: keep the traceback, change only the type.
+        self.__class__ = RemoteProtocolError
+        raise self
+
+
+class LocalProtocolError(SMTPProtocolError):
+    """The caller asked for something the protocol forbids (wrong state, bad argument,
+    a control character headed for the wire...)."""
+
+
+class RemoteProtocolError(SMTPProtocolError):
+    """The peer broke the protocol in a way the dialogue cannot recover from."""
+
+
+def check_no_controls(text: str, what: str) -> None:
+    """Raise LocalProtocolError when ``text`` holds CR, LF or another control character.
+
+    Every string that ends up on the wire passes through here (or an equivalent grammar
+    check), so command injection cannot happen by construction.
+    """
+    for ch in text:
+        o = ord(ch)
+        if o < 0x20 or o == 0x7F:
+            raise LocalProtocolError(f"{what} contains the control character {ch!r}")

@@ -1,0 +1,197 @@
+# Events -> bytes. Every string is checked against the grammar (or at least for control
+# characters) here, once, before it can reach the wire: CR, LF and other controls in an
+# argument raise LocalProtocolError, so command injection is impossible by construction.
+#
+# Message content: DataWriter normalises bare CR/LF to CRLF (or refuses them), dot-stuffs
+# (RFC 5321 §4.5.2), and writes the terminator. A chunk that needs no change is returned as
+# the caller's own object, so large bodies are not copied.
+from __future__ import annotations
+
+import re
+
+from . import _abnf
+from ._address import Address
+from ._events import (
+    BytesLike,
+    Command,
+    Data,
+    Ehlo,
+    Expn,
+    Greeting,
+    Helo,
+    Help,
+    MailFrom,
+    Noop,
+    Quit,
+    RcptTo,
+    Reply,
+    Rset,
+    Vrfy,
+)
+from ._extensions import MAIL_PARAMETERS, RCPT_PARAMETERS, Extensions
+from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
+from ._params import Params
+from ._util import LocalProtocolError
+from .config import Config, LineEndingPolicy
+
+__all__ = ["DataWriter", "write_command", "write_reply"]
+
+_TOKEN_RE = re.compile(_abnf.TOKEN + r"\Z")
+_STRING_RE = re.compile(_abnf.STRING + r"\Z")
+# RFC 5321 §4.2 textstring = 1*(%d09 / %d32-126); RFC 6531 §3.7.4.2 allows UTF-8 text.
+_BAD_REPLY_TEXT_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _path(address: Address | None, *, utf8: bool) -> str:
+    if address is None:
+        return "<>"
+    if not utf8 and not address.is_ascii:
+        raise LocalProtocolError(
+            f"{address} needs SMTPUTF8: add the SMTPUTF8 parameter to MAIL (RFC 6531 §3.4)"
+        )
+    return f"<{address}>"
+
+
+def _params(params: Params) -> str:
+    return " " + params.to_wire() if params else ""
+
+
+def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
+    if not pattern.match(value):
+        raise LocalProtocolError(f"invalid {what}: {value!r}")
+    return value
+
+
+def command_line(event: Command, *, extensions: Extensions, utf8_transaction: bool) -> str:
+    """The command line for ``event``, without CRLF."""
+    if isinstance(event, (Ehlo, Helo)):
+        return f"{event.verb} {_checked(event.domain, _TOKEN_RE, 'HELO/EHLO domain')}"
+    if isinstance(event, MailFrom):
+        utf8 = "SMTPUTF8" in event.params
+        for key in event.params:
+            _check_extension(key, extensions.allows_mail_parameter(key), extensions)
+        return f"MAIL FROM:{_path(event.reverse_path, utf8=utf8)}{_params(event.params)}"
+    if isinstance(event, RcptTo):
+        for key in event.params:
+            _check_extension(key, extensions.allows_rcpt_parameter(key), extensions)
+        path = _path(event.forward_path, utf8=utf8_transaction)
+        return f"RCPT TO:{path}{_params(event.params)}"
+    if isinstance(event, (Vrfy, Expn)):
+        return f"{event.verb} {_checked(event.text, _STRING_RE, event.verb + ' argument')}"
+    if isinstance(event, Help):
+        if event.topic is None:
+            return "HELP"
+        return f"HELP {_checked(event.topic, _STRING_RE, 'HELP argument')}"
+    if isinstance(event, Noop):
+        if event.text is None:
+            return "NOOP"
+        return f"NOOP {_checked(event.text, _STRING_RE, 'NOOP argument')}"
+    if isinstance(event, (Data, Rset, Quit)):
+        return event.verb
+    raise LocalProtocolError(f"cannot write {type(event).__name__}")
+
+
+def _check_extension(key: str, allowed: bool, extensions: Extensions) -> None:
+    extension = MAIL_PARAMETERS.get(key) or RCPT_PARAMETERS.get(key)
+    if extension is not None and not allowed:
+        raise LocalProtocolError(
+            f"parameter {key} needs the {extension} extension, which the server did not"
+            " advertise (RFC 5321 §4.1.1.11)"
+        )
+
+
+def write_command(
+    event: Command, config: Config, *, extensions: Extensions, utf8_transaction: bool
+) -> bytes:
+    line = command_line(event, extensions=extensions, utf8_transaction=utf8_transaction)
+    if _abnf.CONTROL_RE.search(line):  # belt and braces: never a control on the wire
+        raise LocalProtocolError(f"control character in {event.verb} command")
+    wire = line.encode("utf-8") + b"\r\n"
+    if len(wire) > config.max_command_line:
+        raise LocalProtocolError(
+            f"{event.verb} command is {len(wire)} octets, over the limit of"
+            f" {config.max_command_line} (RFC 5321 §4.5.3.1.4)"
+        )
+    return wire
+
+
+def write_reply(reply: Reply | Greeting, config: Config) -> bytes:
+    """``code SP text CRLF``, or ``code "-" text CRLF`` for all but the last line
+    (RFC 5321 §4.2.1), each text prefixed with the enhanced status code (RFC 2034)."""
+    code = str(reply.code)
+    esc = f"{reply.enhanced} " if reply.enhanced is not None else ""
+    out = []
+    last = len(reply.lines) - 1
+    for i, text in enumerate(reply.lines):
+        if _BAD_REPLY_TEXT_RE.search(text):
+            raise LocalProtocolError(f"control character in reply text {text!r}")
+        body = esc + text if text else esc.rstrip(" ")
+        sep = "-" if i < last else " "
+        line = f"{code}{sep}{body}\r\n" if body else f"{code}{sep.strip()}\r\n"
+        raw = line.encode("utf-8")
+        if len(raw) > config.max_reply_line:
+            raise LocalProtocolError(
+                f"reply line of {len(raw)} octets is over the limit of {config.max_reply_line}"
+                " (RFC 5321 §4.5.3.1.5)"
+            )
+        out.append(raw)
+    return b"".join(out)
+
+
+class DataWriter:
+    """Turns message content into what goes on the wire after 354.
+
+    Bare CR and LF become CRLF (or raise, under LineEndingPolicy.REJECT), a trailing CR is
+    held back until we know whether LF follows, lines starting with "." get another
+    (RFC 5321 §4.5.2), and end() adds the missing final CRLF and ".CRLF".
+    """
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._bol = True  # the next byte written starts a line
+        self._held_cr = False
+        self._line = 0
+
+    def write(self, data: BytesLike) -> list[BytesLike]:
+        if not data:
+            return []
+        chunk: bytes | bytearray = data.tobytes() if isinstance(data, memoryview) else data
+        if self._held_cr:
+            chunk = b"\r" + chunk
+            self._held_cr = False
+        if chunk[-1:] == b"\r":
+            chunk = chunk[:-1]
+            self._held_cr = True
+            if not chunk:
+                return []
+        if has_bare_line_ending(chunk):
+            if self._config.line_endings is LineEndingPolicy.REJECT:
+                raise LocalProtocolError("bare CR or LF in message content (RFC 5321 §2.3.8)")
+            chunk = normalize_line_endings(bytes(chunk))
+        if b"\n." in chunk or (self._bol and chunk[:1] == b"."):
+            stuffed = chunk.replace(b"\r\n.", b"\r\n..")
+            chunk = b"." + stuffed if self._bol and stuffed[:1] == b"." else stuffed
+        self._check_lines(chunk)
+        self._bol = chunk[-2:] == b"\r\n"
+        return [chunk]
+
+    def _check_lines(self, wire: bytes | bytearray) -> None:
+        limit = self._config.max_data_line
+        if limit is None:
+            return
+        self._line = scan_line_lengths(wire, self._line, limit)
+        if self._line < 0:
+            raise LocalProtocolError(
+                f"a line of the message is longer than {limit} octets (RFC 5321 §4.5.3.1.6)"
+            )
+
+    def end(self) -> bytes:
+        tail = b""
+        if self._held_cr:
+            if self._config.line_endings is LineEndingPolicy.REJECT:
+                raise LocalProtocolError("bare CR at the end of the message (RFC 5321 §2.3.8)")
+            tail = b"\r\n"
+        elif not self._bol:
+            tail = b"\r\n"
+        self._check_lines(tail)
+        return tail + b".\r\n"
