@@ -198,7 +198,7 @@ class Connection:
         if rejected is None:
             try:
                 command = parse_command(line, Context(self._extensions, self._utf8_transaction))
-                event = self._check_sequence(command)
+                event = self._check_sequence(command, line)
             except CommandRejected as exc:
                 rejected = exc
         if rejected is not None:
@@ -206,14 +206,14 @@ class Connection:
         self._process_command(event)
         return event
 
-    def _check_sequence(self, command: Command) -> Event:
+    def _check_sequence(self, command: Command, line: bytes) -> Event:
         st = self._state
         if type(command) not in TRANSITIONS[st.state]:
-            return InvalidCommand(line=b"", reply_hint=out_of_sequence_reply(st.state, command))
+            return InvalidCommand(line=line, reply_hint=out_of_sequence_reply(st.state, command))
         if isinstance(command, RcptTo) and st.recipients >= self.config.max_recipients:
             # RFC 5321 §4.5.3.1.10: "452 too many recipients"
             hint = Reply(code=452, lines="Too many recipients", enhanced="4.5.3")
-            return InvalidCommand(line=b"", reply_hint=hint)
+            return InvalidCommand(line=line, reply_hint=hint)
         return command
 
     def _extract_client_event(self) -> Event | Sentinel:

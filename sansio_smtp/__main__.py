@@ -1,0 +1,36 @@
+"""Command line: ``python -m sansio_smtp demo`` and ``python -m sansio_smtp explain CODE``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sansio_smtp", description="sans-IO SMTP toolkit"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("demo", help="run an in-memory client/server session and print it")
+    explain = sub.add_parser("explain", help="explain a reply code, enhanced code or reply")
+    explain.add_argument("reply", nargs="+", help='e.g. 550, 5.1.1 or "550 5.1.1 User unknown"')
+    args = parser.parse_args(argv)
+
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        run_demo()
+        return 0
+    from .codes import explain as explain_reply
+
+    try:
+        print(explain_reply(" ".join(args.reply)))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
