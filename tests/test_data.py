@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from sansio_smtp import (
-    CLIENT,
     NEED_DATA,
     SERVER,
     Config,
@@ -126,7 +125,7 @@ def test_bare_lf_normalised_by_default() -> None:
 
 
 def test_bare_lf_rejected_by_policy() -> None:
-    content, final, _ = receive(b"a\nb\r\n.\r\n", Config(line_endings=LineEndingPolicy.REJECT))
+    _content, final, _ = receive(b"a\nb\r\n.\r\n", Config(line_endings=LineEndingPolicy.REJECT))
     assert isinstance(final, InvalidMessage)
     assert final.reply_hint.code == 550 and str(final.reply_hint.enhanced) == "5.5.2"
 
@@ -152,7 +151,7 @@ def test_message_size_limit() -> None:
     config = Config(max_message_size=100)
     content, final, _ = receive(b"x" * 50 + b"\r\n" + b"x" * 50 + b"\r\n.\r\n", config)
     assert isinstance(final, InvalidMessage) and final.reply_hint.code == 552
-    content, final, _ = receive(b"x" * 98 + b"\r\n.\r\n", config)
+    _content, final, _ = receive(b"x" * 98 + b"\r\n.\r\n", config)
     assert final == EndOfMessage()
 
 
