@@ -149,7 +149,7 @@ def test_text_line_limit() -> None:
 def test_message_size_limit() -> None:
     # RFC 1870 §6.1 / RFC 5321 §4.5.3.1.10: 552 too much mail data
     config = Config(max_message_size=100)
-    content, final, _ = receive(b"x" * 50 + b"\r\n" + b"x" * 50 + b"\r\n.\r\n", config)
+    _content, final, _ = receive(b"x" * 50 + b"\r\n" + b"x" * 50 + b"\r\n.\r\n", config)
     assert isinstance(final, InvalidMessage) and final.reply_hint.code == 552
     _content, final, _ = receive(b"x" * 98 + b"\r\n.\r\n", config)
     assert final == EndOfMessage()
