@@ -254,3 +254,17 @@ def test_transaction_reply_after_data() -> None:
     assert isinstance(reply, Reply) and reply.is_transient
     # RFC 5321 §4.1.1.4: the transaction is over whatever the reply
     assert pair.client.state is State.READY and pair.server.state is State.READY
+
+
+def test_dot_lines_after_bare_lf_are_unstuffed() -> None:
+    # RFC 5321 §4.5.2 under the NORMALIZE policy: a bare LF starts a line, and smtplib
+    # given LF-only bytes stuffs the dots of such lines ("x\n.y" -> "x\n..y").
+    content, final, _ = receive(b"x\n..y\n..\nz\r\n.\r\n")
+    assert content == b"x\r\n.y\r\n.\r\nz\r\n" and final == EndOfMessage()
+
+
+def test_lone_dot_after_bare_lf_is_content_not_the_end() -> None:
+    # RFC 5321 §4.1.1.4: "\n.\r\n" is not <CRLF>.<CRLF> (SMTP smuggling)
+    content, final, rest = receive(b"a\n.\r\nMAIL FROM:<x@y.example>\r\n.\r\n")
+    assert final == EndOfMessage() and rest == b""
+    assert content == b"a\r\n.\r\nMAIL FROM:<x@y.example>\r\n"
