@@ -7,6 +7,7 @@ send; the caller owns the sockets, the clock and the policy.
 from ._address import Address
 from ._connection import NEED_DATA, PAUSED, Connection, Sentinel
 from ._events import (
+    Bdat,
     Command,
     ConnectionClosed,
     Data,
@@ -19,6 +20,7 @@ from ._events import (
     Help,
     InvalidCommand,
     InvalidMessage,
+    Lhlo,
     MailFrom,
     MessageData,
     Noop,
@@ -26,11 +28,12 @@ from ._events import (
     RcptTo,
     Reply,
     Rset,
+    StartTLS,
     Vrfy,
 )
 from ._extensions import Extensions
 from ._params import Params
-from ._state import TRANSITIONS, Role, State
+from ._state import TRANSITIONS, LmtpDelivery, Role, State, Timeout
 from ._status import EnhancedStatusCode, ReplyClass
 from ._util import LocalProtocolError, RemoteProtocolError, SMTPProtocolError
 from .config import Config, LineEndingPolicy
@@ -47,6 +50,7 @@ __all__ = [
     "SERVER",
     "TRANSITIONS",
     "Address",
+    "Bdat",
     "Command",
     "Config",
     "Connection",
@@ -63,7 +67,9 @@ __all__ = [
     "Help",
     "InvalidCommand",
     "InvalidMessage",
+    "Lhlo",
     "LineEndingPolicy",
+    "LmtpDelivery",
     "LocalProtocolError",
     "MailFrom",
     "MessageData",
@@ -78,7 +84,9 @@ __all__ = [
     "Rset",
     "SMTPProtocolError",
     "Sentinel",
+    "StartTLS",
     "State",
+    "Timeout",
     "Vrfy",
     "__version__",
 ]

@@ -1,6 +1,7 @@
 # Connection: one side of an SMTP session. Owns the receive buffer, picks the reader for
-# what the peer sends next, runs events through the shared state table, and translates
-# errors (LocalProtocolError inside next_event becomes RemoteProtocolError).
+# what the peer sends next, runs events through the shared state table and the rules of
+# _rules.py, and translates errors (LocalProtocolError inside next_event becomes
+# RemoteProtocolError).
 #
 # Contract (h11's): receive_data() only buffers; next_event() returns one event per call,
 # NEED_DATA or PAUSED; send() returns the exact bytes to write and changes state. send()
@@ -8,11 +9,19 @@
 # of sequence) leaves the connection as it was and usable - nothing was written. (h11 moves
 # to ERROR on any send error; an SMTP client refused a malformed address should still be
 # able to QUIT politely.) Any other failure moves the connection to State.ERROR.
+#
+# STARTTLS (RFC 3207): after the 220 the state is TLS and both sides pause. Bytes that
+# arrived after the STARTTLS line (server) or after the 220 (client) are plaintext an
+# attacker may have injected (CVE-2011-0411): next_event() and tls_established() raise
+# RemoteProtocolError instead of ever carrying them over.
 from __future__ import annotations
 
 import enum
 
+import attrs
+
 from ._events import (
+    Bdat,
     BytesLike,
     Command,
     ConnectionClosed,
@@ -24,10 +33,14 @@ from ._events import (
     Helo,
     InvalidCommand,
     InvalidMessage,
+    Lhlo,
     MailFrom,
     MessageData,
+    Quit,
     RcptTo,
     Reply,
+    Rset,
+    StartTLS,
 )
 from ._extensions import Extensions
 from ._readers import (
@@ -41,7 +54,16 @@ from ._readers import (
 )
 from ._receivebuffer import ReceiveBuffer
 from ._replies import default_reply_for
-from ._state import TRANSITIONS, ConnectionState, Role, State, out_of_sequence_reply
+from ._rules import Facts, check_content, check_received, check_to_send
+from ._state import (
+    ConnectionState,
+    Role,
+    State,
+    Timeout,
+    client_timeout,
+    ends_group,
+    server_timeout,
+)
 from ._util import LocalProtocolError, RemoteProtocolError
 from ._writers import DataWriter, write_command, write_reply
 from .config import Config
@@ -53,7 +75,7 @@ class Sentinel(enum.Enum):
     """What next_event returns when it has no event."""
 
     NEED_DATA = "NEED_DATA"  # feed more bytes with receive_data()
-    PAUSED = "PAUSED"  # waiting for us: a server must answer the last command first
+    PAUSED = "PAUSED"  # stop reading: a server owes a reply, or a TLS handshake is due
 
 
 NEED_DATA = Sentinel.NEED_DATA
@@ -62,31 +84,51 @@ PAUSED = Sentinel.PAUSED
 CLIENT = Role.CLIENT
 SERVER = Role.SERVER
 
+_SYNC_ERROR = Reply(code=554, lines="SMTP synchronization error", enhanced="5.5.0")
+_PLAINTEXT_AFTER_STARTTLS = "plaintext received after STARTTLS (CVE-2011-0411)"
+
+
+@attrs.define
+class _Chunk:
+    """A BDAT chunk being read (server) or sent (client)."""
+
+    remaining: int
+    last: bool
+    held: InvalidCommand | None = None  # refused BDAT: emitted once its octets are skipped
+    error: InvalidMessage | None = None
+
 
 class Connection:
     """One side of an SMTP session, without I/O.
+
+    ``tls=True`` starts with TLS already active (implicit TLS, RFC 8314).
 
     >>> server = Connection(SERVER)
     >>> server.send(Greeting(lines="mx.example.org ESMTP"))
     b'220 mx.example.org ESMTP\\r\\n'
     """
 
-    def __init__(self, our_role: Role, config: Config | None = None) -> None:
+    def __init__(self, our_role: Role, config: Config | None = None, *, tls: bool = False) -> None:
         if not isinstance(our_role, Role):
             raise TypeError(f"our_role must be CLIENT or SERVER, not {our_role!r}")
         self.our_role = our_role
         self.their_role = SERVER if our_role is CLIENT else CLIENT
         self.config = config if config is not None else Config()
-        self._state = ConnectionState()
+        self._state = ConnectionState(lmtp=self.config.lmtp)
+        self._facts = Facts(config=self.config, extensions=Extensions(), tls=tls)
         self._buf = ReceiveBuffer()
         self._peer_closed = False
         self._reply_reader = ReplyReader(self.config)
         self._data_reader: DataReader | None = None
         self._data_writer: DataWriter | None = None
-        self._extensions = Extensions()
-        self._utf8_transaction = False
+        self._chunk: _Chunk | None = None
+        self._content_size = 0  # message content octets in this transaction
         self._last_answered: Event | None = None
         self._discarding: bytes | None = None  # start of an over-long line being dropped
+        self._sync_violation = False
+        #: True once the peer pipelined commands it had no right to (server side), or spoke
+        #: before the greeting.
+        self.improper_pipelining = False
 
     # ------------------------------------------------------------------ introspection
 
@@ -97,19 +139,45 @@ class Connection:
 
     @property
     def pending(self) -> tuple[Event, ...]:
-        """Commands sent (client) or received (server) that await a reply, oldest first."""
+        """What awaits a reply, oldest first: commands sent (client) or received (server),
+        and LmtpDelivery entries for LMTP's per-recipient replies."""
         return tuple(self._state.pending)
 
     @property
     def extensions(self) -> Extensions:
         """The EHLO extensions in effect: what the server advertised in its last positive
-        EHLO reply (empty after HELO or before EHLO). The same on both sides."""
-        return self._extensions
+        EHLO/LHLO reply (empty after HELO, before EHLO, and after STARTTLS)."""
+        return self._facts.extensions
+
+    @property
+    def tls_active(self) -> bool:
+        return self._facts.tls
 
     @property
     def last_answered(self) -> Event | None:
-        """The command the most recent reply answered (sent or received)."""
+        """What the most recent reply answered: a command, or for an LMTP per-recipient
+        reply the RcptTo it is about."""
         return self._last_answered
+
+    @property
+    def accepted_recipients(self) -> tuple[RcptTo, ...]:
+        """The RCPTs accepted so far in the current transaction."""
+        return tuple(self._state.accepted)
+
+    @property
+    def size_limit(self) -> int | None:
+        """The message size limit in force (Config.max_message_size / advertised SIZE)."""
+        return self._facts.size_limit
+
+    @property
+    def timeout(self) -> Timeout | None:
+        """What the connection waits for now and how long an adapter should wait for it
+        (RFC 5321 §4.5.3.2), or None."""
+        st = self._state
+        if self.our_role is CLIENT:
+            return client_timeout(st.state, st.pending)
+        owes_reply = bool(st.pending) and self._chunk is None
+        return server_timeout(st.state, owes_reply=owes_reply)
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
@@ -138,18 +206,22 @@ class Connection:
         if self._state.state is State.ERROR:
             raise RemoteProtocolError("the connection is in the ERROR state")
         try:
-            event = self._extract_event()
+            return self._extract_event()
         except LocalProtocolError as exc:
             self._state.error()
             exc._reraise_as_remote_protocol_error()
         except Exception:  # pragma: no cover - a bug; keep the state honest
             self._state.error()
             raise
-        return event
 
     def _extract_event(self) -> Event | Sentinel:
-        if self._state.state is State.CLOSED:
+        state = self._state.state
+        if state is State.CLOSED:
             return ConnectionClosed()
+        if state is State.TLS:
+            if self._buf:
+                raise LocalProtocolError(_PLAINTEXT_AFTER_STARTTLS)
+            return PAUSED
         if self.our_role is SERVER:
             event = self._extract_server_event()
         else:
@@ -161,7 +233,11 @@ class Connection:
 
     def _extract_server_event(self) -> Event | Sentinel:
         st = self._state
-        if st.state is State.GREETING or st.pending:
+        if st.state is State.GREETING:
+            return PAUSED
+        if self._chunk is not None:
+            return self._read_chunk(self._chunk)
+        if st.pending:
             return PAUSED
         if st.state is State.DATA:
             assert self._data_reader is not None
@@ -176,45 +252,95 @@ class Connection:
         raw = self._buf.maybe_extract_line()
         if raw is None:
             if len(self._buf) > self.config.max_command_line:
-                return self._discard_long_line()
+                # Drop an over-long line as it arrives (memory stays bounded); refuse it
+                # once its end arrives, so the reply lines up with it.
+                self._discarding = self._discarding or bytes(self._buf.raw[:64])
+                self._buf.clear()
             return NEED_DATA
         return self._server_command(raw)
 
-    def _discard_long_line(self) -> Event | Sentinel:
-        # A line over the limit is dropped as it arrives (memory stays bounded); the
-        # rejection is emitted once its end arrives, so the reply lines up with it.
-        self._discarding = bytes(self._buf.raw[:64])
-        self._buf.clear()
-        return NEED_DATA
-
-    def _server_command(self, raw: bytes) -> Event:
-        discarded = self._discarding
+    def _server_command(self, raw: bytes) -> Event | Sentinel:
         line, rejected = split_command_line(raw, self.config)
-        if discarded is not None:
-            self._discarding = None
-            line = discarded
+        if self._discarding is not None:
+            line, self._discarding = self._discarding, None
             rejected = CommandRejected(Reply(code=500, lines="Line too long", enhanced="5.5.2"))
         event: Event
+        command: Command | None = None
         if rejected is None:
             try:
-                command = parse_command(line, Context(self._extensions, self._utf8_transaction))
-                event = self._check_sequence(command, line)
+                command = parse_command(
+                    line, Context(self._facts.extensions, self._utf8, lmtp=self.config.lmtp)
+                )
             except CommandRejected as exc:
                 rejected = exc
-        if rejected is not None:
+        if command is not None:
+            refusal = check_received(command, self._state.state, self._facts)
+            refusal = self._check_synchronization(command) or refusal
+            if isinstance(command, Bdat):
+                return self._start_chunk(command, line, refusal)
+            event = InvalidCommand(line=line, reply_hint=refusal) if refusal else command
+        else:
+            assert rejected is not None
             event = InvalidCommand(line=line, reply_hint=rejected.reply)
         self._process_command(event)
         return event
 
-    def _check_sequence(self, command: Command, line: bytes) -> Event:
-        st = self._state
-        if type(command) not in TRANSITIONS[st.state]:
-            return InvalidCommand(line=line, reply_hint=out_of_sequence_reply(st.state, command))
-        if isinstance(command, RcptTo) and st.recipients >= self.config.max_recipients:
-            # RFC 5321 §4.5.3.1.10: "452 too many recipients"
-            hint = Reply(code=452, lines="Too many recipients", enhanced="4.5.3")
-            return InvalidCommand(line=line, reply_hint=hint)
+    @property
+    def _utf8(self) -> bool:
+        mail = self._facts.mail
+        return mail is not None and "SMTPUTF8" in mail.params  # RFC 6531 §3.4
+
+    def _check_synchronization(self, command: Command) -> Reply | None:
+        """RFC 2920 §3.1: a client may send the next command before this one's reply only
+        when PIPELINING was advertised and this command does not end a group."""
+        if isinstance(command, (Bdat, Quit)):
+            return None  # BDAT is followed by its chunk; anything after QUIT is moot
+        if self._buf and ("PIPELINING" not in self._facts.extensions or ends_group(command)):
+            self.improper_pipelining = True
+            self._sync_violation = True
+        if self._sync_violation and self.config.reject_improper_pipelining:
+            return _SYNC_ERROR
+        return None
+
+    def _start_chunk(self, command: Bdat, line: bytes, refusal: Reply | None) -> Event | Sentinel:
+        """RFC 3030 §2: the chunk's octets follow the BDAT line whatever the reply will be;
+        a refused BDAT still has them skipped before the refusal is emitted."""
+        if refusal is not None:
+            held = InvalidCommand(line=line, reply_hint=refusal)
+            self._chunk = _Chunk(remaining=command.size, last=command.last, held=held)
+            return self._read_chunk(self._chunk)
+        if self._state.state is State.RCPT:
+            self._content_size = 0  # the first chunk of a transaction
+        self._chunk = _Chunk(remaining=command.size, last=command.last)
+        self._process_command(command)
         return command
+
+    def _read_chunk(self, chunk: _Chunk) -> Event | Sentinel:
+        while chunk.remaining:
+            count = min(chunk.remaining, len(self._buf), self.config.max_data_chunk)
+            if not count:
+                return NEED_DATA
+            data = self._buf.extract(count)
+            chunk.remaining -= count
+            if chunk.held is not None or chunk.error is not None:
+                continue
+            self._content_size += count
+            limit = self._facts.size_limit
+            if limit is not None and self._content_size > limit:
+                # RFC 1870 §6.1 / RFC 3030 §2: 552, and the chunk is still consumed
+                hint = Reply(code=552, lines="Message size exceeds fixed maximum", enhanced="5.3.4")
+                chunk.error = InvalidMessage(reason="message too large", reply_hint=hint)
+                continue
+            return MessageData(data=data)
+        self._chunk = None
+        if chunk.held is not None:
+            self._process_command(chunk.held)
+            return chunk.held
+        if chunk.error is not None:
+            return chunk.error
+        if chunk.last:
+            return EndOfMessage()
+        return PAUSED
 
     def _extract_client_event(self) -> Event | Sentinel:
         got = self._reply_reader.read(self._buf)
@@ -241,10 +367,13 @@ class Connection:
     def send_with_data_passthrough(self, event: Event) -> list[BytesLike]:
         """Like send(), but a MessageData whose content needs no change comes back as the
         caller's own object, so large messages are not copied."""
-        if self._state.state is State.ERROR:
+        state = self._state.state
+        if state is State.ERROR:
             raise LocalProtocolError("the connection is in the ERROR state")
-        if self._state.state is State.CLOSED:
+        if state is State.CLOSED:
             raise LocalProtocolError("the connection is closed")
+        if state is State.TLS:
+            raise LocalProtocolError("finish the TLS handshake first (tls_established())")
         if self.our_role is SERVER:
             return [self._send_server(event)]
         return self._send_client(event)
@@ -253,6 +382,21 @@ class Connection:
         """The bytes of the last send() could not be written: the session is lost."""
         self._state.error()
 
+    def tls_established(self) -> None:
+        """The adapter finished the TLS handshake that STARTTLS's 220 started.
+
+        RFC 3207 §4.2: both sides forget what they learned before TLS: the session starts
+        over from the greeting state CONNECTED, and the client must send EHLO again."""
+        st = self._state
+        if st.state is not State.TLS:
+            raise LocalProtocolError("no TLS handshake is due (send or receive STARTTLS first)")
+        if self._buf:
+            st.error()
+            raise RemoteProtocolError(_PLAINTEXT_AFTER_STARTTLS)
+        st.state = st.projected = State.CONNECTED
+        st.accepted = []
+        self._facts = Facts(config=self.config, extensions=Extensions(), tls=True)
+
     def _send_server(self, event: Event) -> bytes:
         st = self._state
         if isinstance(event, Greeting):
@@ -260,24 +404,39 @@ class Connection:
                 raise LocalProtocolError("the greeting was already sent")
             wire = write_reply(event, self.config)
             st.process_greeting(event.code)
+            if self._buf:  # the client spoke first
+                self.improper_pipelining = self._sync_violation = True
             return wire
         if isinstance(event, Reply):
             if st.state is State.GREETING:
                 raise LocalProtocolError("send the Greeting first (RFC 5321 §3.1)")
             if not st.pending and event.code != 421:
                 raise LocalProtocolError(f"reply {event.code} answers no command")
+            if self._chunk is not None and event.code != 421:
+                raise LocalProtocolError("read the whole BDAT chunk before replying")
+            event = self._with_enhanced_code(event)
             wire = write_reply(event, self.config)
             self._process_reply(event)
             return wire
         raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
 
+    def _with_enhanced_code(self, reply: Reply) -> Reply:
+        """RFC 2034 §3: with ENHANCEDSTATUSCODES advertised, every reply but the greeting
+        and the EHLO/HELO/LHLO replies carries an enhanced code; class.0.0 when the
+        application gave none (RFC 3463 §3.1)."""
+        if reply.enhanced is not None or "ENHANCEDSTATUSCODES" not in self._facts.extensions:
+            return reply
+        if reply.code // 100 not in (2, 4, 5):
+            return reply
+        pending = self._state.pending
+        if pending and isinstance(pending[0], (Ehlo, Helo, Lhlo)):
+            return reply
+        return attrs.evolve(reply, enhanced=f"{reply.code // 100}.0.0")
+
     def _send_client(self, event: Event) -> list[BytesLike]:
         st = self._state
         if isinstance(event, MessageData):
-            if not st.allows(event):
-                raise LocalProtocolError(f"cannot send message content in state {st.state.value}")
-            assert self._data_writer is not None
-            return self._data_writer.write(event.data)
+            return self._send_content(event)
         if isinstance(event, EndOfMessage):
             if not st.allows(event):
                 raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
@@ -290,50 +449,112 @@ class Connection:
             raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
         if st.state is State.GREETING:
             raise LocalProtocolError("wait for the server's greeting (RFC 5321 §3.1)")
-        if not st.allows(event):
+        if self._chunk is not None and self._chunk.remaining:
             raise LocalProtocolError(
-                f"cannot send {event.verb} in state {st.projected.value}"
-                " (RFC 5321 §4.1.4 command sequence)"
+                f"send the {self._chunk.remaining} octets left of the BDAT chunk first"
             )
-        if st.pending and not ("PIPELINING" in self._extensions and st.pipelining_allows(event)):
+        check_to_send(event, st.projected, self._facts)
+        if st.pending and not (
+            "PIPELINING" in self._facts.extensions and st.pipelining_allows(event)
+        ):
             raise LocalProtocolError(
                 f"cannot send {event.verb} before the reply to"
                 f" {type(st.pending[-1]).__name__} (RFC 2920)"
             )
-        utf8 = self._utf8_transaction
-        if isinstance(event, MailFrom):
-            utf8 = "SMTPUTF8" in event.params
-        wire = write_command(event, self.config, extensions=self._extensions, utf8_transaction=utf8)
+        utf8 = "SMTPUTF8" in event.params if isinstance(event, MailFrom) else self._utf8
+        wire = write_command(
+            event, self.config, extensions=self._facts.extensions, utf8_transaction=utf8
+        )
+        if isinstance(event, Bdat):
+            if st.projected is State.RCPT:
+                self._content_size = 0
+            self._chunk = _Chunk(remaining=event.size, last=event.last)
         self._process_command(event)
         return [wire]
+
+    def _send_content(self, event: MessageData) -> list[BytesLike]:
+        data = event.data
+        chunk = self._chunk
+        if chunk is not None:  # BDAT: the octets as they are (RFC 3030 §2)
+            if len(data) > chunk.remaining:
+                raise LocalProtocolError(
+                    f"{len(data)} octets sent where the BDAT chunk has {chunk.remaining} left"
+                )
+            view = data.tobytes() if isinstance(data, memoryview) else data
+            check_content(view, self._facts, self._content_size + len(data))
+            chunk.remaining -= len(data)
+            self._content_size += len(data)
+            if not chunk.remaining:
+                self._chunk = None
+            return [data]
+        if not self._state.allows(event):
+            raise LocalProtocolError(
+                f"cannot send message content in state {self._state.state.value}"
+            )
+        assert self._data_writer is not None
+        view = data.tobytes() if isinstance(data, memoryview) else data
+        check_content(view, self._facts, self._content_size + len(data))
+        self._content_size += len(data)
+        return self._data_writer.write(view)
 
     # ------------------------------------------------------------- shared bookkeeping
 
     def _process_command(self, event: Event) -> None:
+        facts = self._facts
         if isinstance(event, MailFrom):
-            self._utf8_transaction = "SMTPUTF8" in event.params  # RFC 6531 §3.4
+            facts.mail = event
+            facts.transactions += 1
+            facts.recipients = 0
+        elif self.our_role is CLIENT:
+            # A client knows its transaction by what it sent (replies may lag behind
+            # when it pipelines); a server by what it accepted (_process_reply).
+            if isinstance(event, RcptTo):
+                facts.recipients += 1
+            elif isinstance(event, (Rset, Ehlo, Helo, Lhlo, StartTLS, EndOfMessage)) or (
+                isinstance(event, Bdat) and event.last
+            ):
+                facts.mail = None
         self._state.process_command(event)
 
     def _process_reply(self, reply: Reply) -> None:
         st = self._state
-        command = st.process_reply(reply)
-        self._last_answered = command
-        if reply.is_positive and isinstance(command, Ehlo):
-            self._extensions = Extensions.from_ehlo_lines(reply.lines[1:])
+        command = st.pending[0] if st.pending else None
+        answered = st.process_reply(reply)
+        self._last_answered = answered
+        facts = self._facts
+        if reply.is_positive and isinstance(command, (Ehlo, Lhlo)):
+            facts.extensions = Extensions.from_ehlo_lines(reply.lines[1:])
         elif reply.is_positive and isinstance(command, Helo):
-            self._extensions = Extensions()
+            facts.extensions = Extensions()
+        if self.our_role is SERVER:
+            facts.recipients = st.recipients
+            if st.state not in (State.MAIL, State.RCPT, State.DATA, State.BDAT):
+                facts.mail = None
         if st.state is State.DATA and isinstance(command, Data):
+            self._content_size = 0
             if self.our_role is SERVER:
-                self._data_reader = DataReader(self.config)
+                self._data_reader = DataReader(self.config, size_limit=facts.size_limit)
             else:
                 self._data_writer = DataWriter(self.config)
 
     # ---------------------------------------------------------------------- helpers
 
     def ehlo_reply(self, greeting: str | None = None) -> Reply:
-        """The 250 reply to EHLO advertising ``config.extensions`` (RFC 5321 §4.1.1.1)."""
-        first = self.config.hostname if greeting is None else f"{self.config.hostname} {greeting}"
-        return Reply(code=250, lines=(first, *self.config.extensions.ehlo_lines()))
+        """The 250 reply to EHLO/LHLO advertising ``config.extensions`` (RFC 5321
+        §4.1.1.1): STARTTLS is left out once TLS is active (RFC 3207 §4.2), REQUIRETLS
+        until it is (RFC 8689 §4), and a bare SIZE gets ``config.max_message_size``."""
+        config = self.config
+        first = config.hostname if greeting is None else f"{config.hostname} {greeting}"
+        lines = [first]
+        for keyword, params in config.extensions.items():
+            if keyword == "STARTTLS" and self._facts.tls:
+                continue
+            if keyword == "REQUIRETLS" and not self._facts.tls:
+                continue
+            if keyword == "SIZE" and not params and config.max_message_size is not None:
+                params = (str(config.max_message_size),)
+            lines.append(" ".join((keyword, *params)))
+        return Reply(code=250, lines=tuple(lines))
 
     def default_reply(self, event: Event) -> Reply:
         """An RFC-correct reply for a received command: what a server that accepts

@@ -19,6 +19,7 @@ from ._params import Params
 from ._status import EnhancedStatusCode, ReplyClass
 
 __all__ = [
+    "Bdat",
     "Command",
     "ConnectionClosed",
     "Data",
@@ -31,6 +32,7 @@ __all__ = [
     "Help",
     "InvalidCommand",
     "InvalidMessage",
+    "Lhlo",
     "MailFrom",
     "MessageData",
     "Noop",
@@ -38,6 +40,7 @@ __all__ = [
     "RcptTo",
     "Reply",
     "Rset",
+    "StartTLS",
     "Vrfy",
 ]
 
@@ -174,6 +177,41 @@ class Quit(Command):
     """``QUIT`` (RFC 5321 §4.1.1.10): the server answers 221 and closes."""
 
     verb: ClassVar[str] = "QUIT"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Lhlo(Command):
+    """``LHLO domain`` (RFC 2033 §4.1): LMTP's EHLO."""
+
+    verb: ClassVar[str] = "LHLO"
+    domain: str
+
+
+@final
+@attrs.frozen(kw_only=True)
+class StartTLS(Command):
+    """``STARTTLS`` (RFC 3207 §4). After its 220 both sides pause for the TLS handshake;
+    the adapter calls ``Connection.tls_established()`` when it is done."""
+
+    verb: ClassVar[str] = "STARTTLS"
+
+
+def _check_chunk_size(_inst: object, _attr: object, value: int) -> None:
+    if not isinstance(value, int) or value < 0:
+        raise ValueError(f"BDAT chunk size must be a non-negative int, not {value!r}")
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Bdat(Command):
+    """``BDAT chunk-size [LAST]`` (RFC 3030 §2): the next ``size`` octets are message
+    content, sent as MessageData, with no dot-stuffing and no line-length limit. The
+    reply comes after the chunk; after ``last`` it is the transaction's final reply."""
+
+    verb: ClassVar[str] = "BDAT"
+    size: int = attrs.field(validator=_check_chunk_size)
+    last: bool = False
 
 
 @final

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from . import _abnf
 from ._address import Address
 from ._events import (
+    Bdat,
     Command,
     Data,
     Ehlo,
@@ -23,6 +24,7 @@ from ._events import (
     Helo,
     Help,
     InvalidMessage,
+    Lhlo,
     MailFrom,
     MessageData,
     Noop,
@@ -30,6 +32,7 @@ from ._events import (
     RcptTo,
     Reply,
     Rset,
+    StartTLS,
     Vrfy,
 )
 from ._extensions import Extensions
@@ -66,7 +69,7 @@ _MAIL_RE = re.compile(rf"FROM: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECAS
 _RCPT_RE = re.compile(rf"TO: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECASE | re.DOTALL)
 
 
-def _parse_params(text: str | None, allowed: Callable[[str], bool]) -> Params:
+def _parse_params(text: str | None) -> Params:
     if not text:
         return Params()
     pairs: list[tuple[str, str | None]] = []
@@ -77,10 +80,6 @@ def _parse_params(text: str | None, allowed: Callable[[str], bool]) -> Params:
         params = Params(pairs)
     except ValueError as exc:
         raise _reject(501, "5.5.4", f"Invalid parameters: {exc}") from None
-    for key in params:
-        if not allowed(key):
-            # RFC 5321 §4.1.1.11: parameters not recognised or not implemented
-            raise _reject(555, "5.5.4", f"Unsupported parameter {key}")
     return params
 
 
@@ -94,7 +93,9 @@ def _parse_path(text: str, *, utf8: bool) -> Address:
         raise _reject(501, "5.1.3", "Bad address syntax") from None
 
 
-def _no_argument(cls: type[Data] | type[Rset] | type[Quit]) -> Callable[[str, Context], Command]:
+def _no_argument(
+    cls: type[Data] | type[Rset] | type[Quit] | type[StartTLS],
+) -> Callable[[str, Context], Command]:
     def parse(arg: str, ctx: Context) -> Command:
         if arg.strip():
             raise _reject(501, "5.5.4", f"Syntax: {cls.verb}")
@@ -106,14 +107,15 @@ def _no_argument(cls: type[Data] | type[Rset] | type[Quit]) -> Callable[[str, Co
 class Context:
     """What a server knows when it parses a command."""
 
-    __slots__ = ("extensions", "utf8_transaction")
+    __slots__ = ("extensions", "lmtp", "utf8_transaction")
 
-    def __init__(self, extensions: Extensions, utf8_transaction: bool) -> None:
+    def __init__(self, extensions: Extensions, utf8_transaction: bool, *, lmtp: bool) -> None:
         self.extensions = extensions
         self.utf8_transaction = utf8_transaction
+        self.lmtp = lmtp
 
 
-def _hello(cls: type[Helo] | type[Ehlo]) -> Callable[[str, Context], Command]:
+def _hello(cls: type[Helo] | type[Ehlo] | type[Lhlo]) -> Callable[[str, Context], Command]:
     def parse(arg: str, ctx: Context) -> Command:
         domain = arg.strip(" ")
         if not _TOKEN_RE.match(domain):
@@ -127,7 +129,7 @@ def _mail(arg: str, ctx: Context) -> Command:
     m = _MAIL_RE.match(arg)
     if m is None:
         raise _reject(501, "5.5.4", "Syntax: MAIL FROM:<address>")
-    params = _parse_params(m["params"], ctx.extensions.allows_mail_parameter)
+    params = _parse_params(m["params"])
     path = m["path"]
     utf8 = "SMTPUTF8" in params  # RFC 6531 §3.4
     return MailFrom(reverse_path=_parse_path(path, utf8=utf8) if path else None, params=params)
@@ -137,7 +139,7 @@ def _rcpt(arg: str, ctx: Context) -> Command:
     m = _RCPT_RE.match(arg)
     if m is None or not m["path"]:
         raise _reject(501, "5.5.4", "Syntax: RCPT TO:<address>")
-    params = _parse_params(m["params"], ctx.extensions.allows_rcpt_parameter)
+    params = _parse_params(m["params"])
     return RcptTo(forward_path=_parse_path(m["path"], utf8=ctx.utf8_transaction), params=params)
 
 
@@ -165,6 +167,17 @@ def _optional_string(cls: type[Help] | type[Noop]) -> Callable[[str, Context], C
     return parse
 
 
+# RFC 3030 §2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CR LF
+_BDAT_RE = re.compile(r"([0-9]{1,20})(?: +(LAST))? *\Z", re.IGNORECASE)
+
+
+def _bdat(arg: str, ctx: Context) -> Command:
+    m = _BDAT_RE.match(arg)
+    if m is None:
+        raise _reject(501, "5.5.4", "Syntax: BDAT chunk-size [LAST]")
+    return Bdat(size=int(m[1]), last=m[2] is not None)
+
+
 #: verb -> parser of the rest of the line (RFC 5321 §4.1.1)
 COMMAND_PARSERS: dict[str, Callable[[str, Context], Command]] = {
     "HELO": _hello(Helo),
@@ -178,7 +191,12 @@ COMMAND_PARSERS: dict[str, Callable[[str, Context], Command]] = {
     "EXPN": _string_arg(Expn),
     "HELP": _optional_string(Help),
     "NOOP": _optional_string(Noop),
+    "STARTTLS": _no_argument(StartTLS),
+    "BDAT": _bdat,
 }
+# RFC 2033 §4.1: LMTP has LHLO where SMTP has HELO and EHLO.
+LMTP_PARSERS = {**COMMAND_PARSERS, "LHLO": _hello(Lhlo)}
+del LMTP_PARSERS["HELO"], LMTP_PARSERS["EHLO"]
 
 
 def parse_command(line: bytes, ctx: Context) -> Command:
@@ -188,7 +206,7 @@ def parse_command(line: bytes, ctx: Context) -> Command:
     except UnicodeDecodeError:
         raise _reject(500, "5.5.2", "Invalid UTF-8 in command") from None
     verb, _, arg = text.partition(" ")
-    parser = COMMAND_PARSERS.get(verb.upper())
+    parser = (LMTP_PARSERS if ctx.lmtp else COMMAND_PARSERS).get(verb.upper())
     if parser is None:
         raise _reject(500, "5.5.2", "Command unrecognized")
     return parser(arg, ctx)
@@ -308,8 +326,9 @@ class DataReader:
     only chunks with bare CR or LF take a regex path.
     """
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, size_limit: int | None) -> None:
         self._config = config
+        self._size_limit = size_limit
         self._after_crlf = True  # the next byte starts a line after CRLF (or the 354)
         self._bol = True  # the next byte starts a line after any LF
         self._line = 0  # octets of the unfinished line so far
@@ -381,7 +400,7 @@ class DataReader:
             if policy is LineEndingPolicy.NORMALIZE:
                 piece = normalize_line_endings(piece)
         self._size += len(piece)
-        if config.max_message_size is not None and self._size > config.max_message_size:
+        if self._size_limit is not None and self._size > self._size_limit:
             # RFC 1870 §6.1, RFC 5321 §4.5.3.1.10
             self._fail("message too large", 552, "5.3.4", "Message size exceeds fixed maximum")
         if self._error is not None or not piece:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ._events import (
+    Bdat,
     Data,
     Ehlo,
     EndOfMessage,
@@ -14,14 +15,17 @@ from ._events import (
     Expn,
     Helo,
     Help,
+    Lhlo,
     MailFrom,
     Noop,
     Quit,
     RcptTo,
     Reply,
     Rset,
+    StartTLS,
     Vrfy,
 )
+from ._state import LmtpDelivery
 
 __all__ = ["DEFAULT_REPLIES", "default_reply_for"]
 
@@ -38,12 +42,24 @@ DEFAULT_REPLIES: Mapping[type[Event], Reply] = {
     # RFC 5321 §3.5.2: a server may refuse to expand lists
     Expn: Reply(code=502, lines="EXPN not available", enhanced="5.5.1"),
     Help: Reply(code=214, lines="See RFC 5321", enhanced="2.0.0"),
+    # RFC 3207 §4
+    StartTLS: Reply(code=220, lines="Ready to start TLS", enhanced="2.0.0"),
 }
 
 
 def default_reply_for(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
-    if isinstance(event, Ehlo):
+    if isinstance(event, (Ehlo, Lhlo)):
         return ehlo()
+    if isinstance(event, Bdat):
+        # RFC 3030 §2: 250 per chunk; after LAST the transaction's reply
+        if event.last:
+            return DEFAULT_REPLIES[EndOfMessage]
+        return Reply(code=250, lines=f"{event.size} octets received", enhanced="2.0.0")
+    if isinstance(event, LmtpDelivery):
+        # RFC 2033 §4.2: one reply per recipient after the message
+        return Reply(
+            code=250, lines=f"<{event.recipient.forward_path}> delivered", enhanced="2.1.5"
+        )
     if isinstance(event, Helo):
         return Reply(code=250, lines=hostname)
     if isinstance(event, Quit):

@@ -18,8 +18,12 @@ from __future__ import annotations
 import enum
 from collections import deque
 from collections.abc import Mapping
+from typing import final
+
+import attrs
 
 from ._events import (
+    Bdat,
     Command,
     Data,
     Ehlo,
@@ -29,6 +33,7 @@ from ._events import (
     Helo,
     Help,
     InvalidCommand,
+    Lhlo,
     MailFrom,
     MessageData,
     Noop,
@@ -36,6 +41,7 @@ from ._events import (
     RcptTo,
     Reply,
     Rset,
+    StartTLS,
     Vrfy,
 )
 from ._util import LocalProtocolError
@@ -58,6 +64,8 @@ class State(enum.Enum):
     MAIL = "MAIL"  # MAIL accepted; no recipient accepted yet
     RCPT = "RCPT"  # at least one RCPT accepted
     DATA = "DATA"  # DATA got 354: message content flows until <CRLF>.<CRLF>
+    BDAT = "BDAT"  # a BDAT chunk was accepted and LAST has not come (RFC 3030)
+    TLS = "TLS"  # STARTTLS got 220: the TLS handshake is under way (RFC 3207)
     CLOSED = "CLOSED"  # QUIT answered, 421 received, or the connection closed
     ERROR = "ERROR"  # a protocol error; the connection is unusable
 
@@ -68,23 +76,33 @@ def _anytime(state: State) -> dict[type[Event], State]:
     return {Noop: state, Help: state, Vrfy: state, Expn: state, Quit: State.CLOSED}
 
 
-_HELLO: dict[type[Event], State] = {Ehlo: State.READY, Helo: State.READY}
+_HELLO: dict[type[Event], State] = {Ehlo: State.READY, Helo: State.READY, Lhlo: State.READY}
 
 #: (state) -> {event type: state after a positive reply}. MessageData gets no reply.
+#: A negative reply leaves the state as it is, except as after_reply() says.
 TRANSITIONS: Mapping[State, Mapping[type[Event], State]] = {
     State.GREETING: {},
     State.CONNECTED: {**_HELLO, Rset: State.CONNECTED, **_anytime(State.CONNECTED)},
     State.REJECTED: {Quit: State.CLOSED},
-    State.READY: {**_HELLO, MailFrom: State.MAIL, Rset: State.READY, **_anytime(State.READY)},
+    State.READY: {
+        **_HELLO,
+        MailFrom: State.MAIL,
+        StartTLS: State.TLS,
+        Rset: State.READY,
+        **_anytime(State.READY),
+    },
     State.MAIL: {**_HELLO, RcptTo: State.RCPT, Rset: State.READY, **_anytime(State.MAIL)},
     State.RCPT: {
         **_HELLO,
         RcptTo: State.RCPT,
         Data: State.DATA,
+        Bdat: State.BDAT,
         Rset: State.READY,
         **_anytime(State.RCPT),
     },
     State.DATA: {MessageData: State.DATA, EndOfMessage: State.READY},
+    State.BDAT: {**_HELLO, Bdat: State.BDAT, Rset: State.READY, **_anytime(State.BDAT)},
+    State.TLS: {},
     State.CLOSED: {},
     State.ERROR: {},
 }
@@ -96,9 +114,15 @@ GREETING_TRANSITIONS: Mapping[int, State] = {
     421: State.CLOSED,
 }
 
-# RFC 2920 §3.1: these may only be the last command of a pipelined group. Nothing can be
-# sent after them before their reply arrives.
-_GROUP_ENDERS = (Ehlo, Helo, Data, Quit, Noop, Vrfy, Expn, Help)
+# RFC 2920 §3.1: these may only be the last command of a pipelined group (EHLO, DATA,
+# VRFY, EXPN, TURN, QUIT, NOOP), and so are the commands that change what the session is
+# (STARTTLS: RFC 3207 §4.2; LHLO like EHLO). Nothing may follow them before their reply.
+GROUP_ENDERS = (Ehlo, Helo, Lhlo, Data, Quit, Noop, Vrfy, Expn, Help, StartTLS)
+
+
+def ends_group(event: Event) -> bool:
+    """RFC 2920 §3.1 (and RFC 3030 §4.2 for BDAT LAST): nothing may be pipelined after."""
+    return isinstance(event, GROUP_ENDERS) or (isinstance(event, Bdat) and event.last)
 
 
 def positive_reply_code(command: Event) -> tuple[int, int]:
@@ -128,23 +152,47 @@ def after_reply(state: State, command: Event, reply: Reply) -> State:
     if isinstance(command, EndOfMessage):  # RFC 5321 §4.1.1.4: the transaction is over
         return State.READY
     low, high = positive_reply_code(command)
-    if low <= reply.code < high:
+    positive = low <= reply.code < high
+    if isinstance(command, Bdat) and (command.last or not positive):
+        # RFC 3030 §2: BDAT LAST ends the transaction; after a failed chunk the client must
+        # send no more BDAT and must RSET: the transaction is over.
+        return State.READY
+    if positive:
         return TRANSITIONS[state].get(type(command), state)
     return state
 
 
 def out_of_sequence_reply(state: State, command: Command) -> Reply:
     """The reply a server gives a command that is not in TRANSITIONS[state]."""
-    if state is State.CONNECTED and isinstance(command, (MailFrom, RcptTo, Data)):
+    if state is State.CONNECTED and isinstance(command, (MailFrom, RcptTo, Data, Bdat)):
         return Reply(code=503, lines="Send HELO/EHLO first", enhanced="5.5.1")
-    if state is State.MAIL and isinstance(command, Data):
+    if state is State.MAIL and isinstance(command, (Data, Bdat)):
         # RFC 5321 §3.3: no valid recipients -> 503 or 554
         return Reply(code=554, lines="No valid recipients", enhanced="5.5.1")
-    if state is State.READY and isinstance(command, (RcptTo, Data)):
+    if state is State.READY and isinstance(command, (RcptTo, Data, Bdat)):
         return Reply(code=503, lines="Need MAIL command", enhanced="5.5.1")
-    if isinstance(command, MailFrom) and state in (State.MAIL, State.RCPT):
+    if isinstance(command, MailFrom) and state in (State.MAIL, State.RCPT, State.BDAT):
         return Reply(code=503, lines="Nested MAIL command", enhanced="5.5.1")
+    if isinstance(command, Data) and state is State.BDAT:
+        # RFC 3030 §2: DATA and BDAT cannot be mixed in one transaction
+        return Reply(code=503, lines="DATA after BDAT", enhanced="5.5.1")
+    if isinstance(command, StartTLS) and state in (State.MAIL, State.RCPT, State.BDAT):
+        return Reply(code=503, lines="Mail transaction in progress", enhanced="5.5.1")
     return Reply(code=503, lines="Bad sequence of commands", enhanced="5.5.1")
+
+
+@final
+@attrs.frozen(kw_only=True)
+class LmtpDelivery(Event):
+    """A pending LMTP reply: after the end of a message, one reply per accepted recipient,
+    in RCPT order (RFC 2033 §4.2). The first answers the end of the message itself; these
+    stand for the rest."""
+
+    recipient: RcptTo
+
+
+def ends_message(event: Event) -> bool:
+    return isinstance(event, EndOfMessage) or (isinstance(event, Bdat) and event.last)
 
 
 class ConnectionState:
@@ -152,13 +200,19 @@ class ConnectionState:
 
     ``state`` changes only on replies. ``pending`` holds the events awaiting a reply, oldest
     first. ``projected`` is the state once every pending command has succeeded: a client
-    checks the next command against it, which is what makes pipelining (RFC 2920) work."""
+    checks the next command against it, which is what makes pipelining (RFC 2920) work.
+    ``accepted`` lists the RCPTs accepted in this transaction."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, lmtp: bool = False) -> None:
         self.state = State.GREETING
         self.pending: deque[Event] = deque()
         self.projected = State.GREETING
-        self.recipients = 0  # RCPTs accepted in this transaction
+        self.accepted: list[RcptTo] = []
+        self.lmtp = lmtp
+
+    @property
+    def recipients(self) -> int:
+        return len(self.accepted)
 
     def allows(self, event: Event) -> bool:
         """True when ``event`` is in sequence after all pending commands succeed."""
@@ -169,7 +223,7 @@ class ConnectionState:
 
     def pipelining_allows(self, event: Event) -> bool:
         """RFC 2920 §3.1: nothing may follow a group-ending command before its reply."""
-        return not self.pending or not isinstance(self.pending[-1], _GROUP_ENDERS)
+        return not self.pending or not ends_group(self.pending[-1])
 
     def process_command(self, event: Event) -> None:
         """A command (or InvalidCommand, or content) was sent / received."""
@@ -185,8 +239,8 @@ class ConnectionState:
         self.state = self.projected = GREETING_TRANSITIONS[code]
 
     def process_reply(self, reply: Reply) -> Event | None:
-        """A reply was sent / received. Returns the command it answered (None for an
-        unsolicited 421, which closes)."""
+        """A reply was sent / received. Returns what it answered: the command, the RcptTo
+        of an LMTP per-recipient reply, or None for an unsolicited 421 (which closes)."""
         if not self.pending:
             if reply.code == 421:  # RFC 5321 §3.8: may come at any time
                 self.state = self.projected = State.CLOSED
@@ -195,14 +249,25 @@ class ConnectionState:
         command = self.pending[0]
         check_reply_fits(command, reply)
         self.pending.popleft()
+        answered: Event = command
+        if isinstance(command, LmtpDelivery):
+            answered = command.recipient
+        elif self.lmtp and ends_message(command) and self.accepted and reply.code != 421:
+            # RFC 2033 §4.2: one reply per accepted recipient. The RCPT replies all came
+            # before this one, so the list is complete now even when pipelined.
+            answered = self.accepted[0]
+            more = [LmtpDelivery(recipient=r) for r in self.accepted[1:]]
+            self.pending.extendleft(reversed(more))
         new = after_reply(self.state, command, reply)
-        if new is State.RCPT and isinstance(command, RcptTo):
-            self.recipients += 1
-        elif new is not State.RCPT and new is not State.DATA:
-            self.recipients = 0
+        if isinstance(command, RcptTo) and new is State.RCPT and reply.is_positive:
+            self.accepted.append(command)
+        elif new not in (State.RCPT, State.DATA, State.BDAT) and not isinstance(
+            command, LmtpDelivery
+        ):
+            self.accepted = []
         self.state = new
         self._reproject()
-        return command
+        return answered
 
     def _reproject(self) -> None:
         projected = self.state
@@ -216,3 +281,60 @@ class ConnectionState:
 
     def error(self) -> None:
         self.state = self.projected = State.ERROR
+
+
+# --------------------------------------------------------------------------- timeouts
+
+
+@final
+@attrs.frozen
+class Timeout:
+    """How long to wait for what the connection is waiting for now (RFC 5321 §4.5.3.2).
+
+    The core has no clock: adapters read ``Connection.timeout`` after each step and arm
+    their timer with ``seconds``. ``phase`` names what is awaited."""
+
+    phase: str
+    seconds: float
+
+
+# RFC 5321 §4.5.3.2.1-7, in seconds
+CLIENT_TIMEOUTS: Mapping[str, float] = {
+    "greeting": 300.0,  # §4.5.3.2.1 initial 220 message: 5 minutes
+    "MAIL": 300.0,  # §4.5.3.2.2 MAIL command: 5 minutes
+    "RCPT": 300.0,  # §4.5.3.2.3 RCPT command: 5 minutes
+    "DATA": 120.0,  # §4.5.3.2.4 DATA initiation: 2 minutes
+    "data block": 180.0,  # §4.5.3.2.5 each data block sent: 3 minutes
+    "end of data": 600.0,  # §4.5.3.2.6 DATA termination: 10 minutes
+    "command": 300.0,  # other commands: as MAIL
+}
+SERVER_TIMEOUT = 300.0  # §4.5.3.2.7 server waiting for the next command or data: 5 minutes
+
+
+def client_timeout(state: State, pending: deque[Event]) -> Timeout | None:
+    """What a client waits for and how long, or None when it waits for nothing."""
+    if state is State.GREETING:
+        return Timeout("greeting", CLIENT_TIMEOUTS["greeting"])
+    if pending:
+        first = pending[0]
+        if isinstance(first, MailFrom):
+            phase = "MAIL"
+        elif isinstance(first, RcptTo):
+            phase = "RCPT"
+        elif isinstance(first, Data):
+            phase = "DATA"
+        elif isinstance(first, (EndOfMessage, Bdat, LmtpDelivery)):
+            phase = "end of data"
+        else:
+            phase = "command"
+        return Timeout(phase, CLIENT_TIMEOUTS[phase])
+    if state is State.DATA:
+        return Timeout("data block", CLIENT_TIMEOUTS["data block"])
+    return None
+
+
+def server_timeout(state: State, *, owes_reply: bool) -> Timeout | None:
+    """A server waits for the client 5 minutes, except while it owes a reply."""
+    if state in (State.GREETING, State.CLOSED, State.ERROR, State.TLS) or owes_reply:
+        return None
+    return Timeout("client", SERVER_TIMEOUT)

@@ -12,6 +12,7 @@ import re
 from . import _abnf
 from ._address import Address
 from ._events import (
+    Bdat,
     BytesLike,
     Command,
     Data,
@@ -20,15 +21,17 @@ from ._events import (
     Greeting,
     Helo,
     Help,
+    Lhlo,
     MailFrom,
     Noop,
     Quit,
     RcptTo,
     Reply,
     Rset,
+    StartTLS,
     Vrfy,
 )
-from ._extensions import MAIL_PARAMETERS, RCPT_PARAMETERS, Extensions
+from ._extensions import Extensions
 from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ._params import Params
 from ._util import LocalProtocolError
@@ -64,16 +67,12 @@ def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
 
 def command_line(event: Command, *, extensions: Extensions, utf8_transaction: bool) -> str:
     """The command line for ``event``, without CRLF."""
-    if isinstance(event, (Ehlo, Helo)):
+    if isinstance(event, (Ehlo, Helo, Lhlo)):
         return f"{event.verb} {_checked(event.domain, _TOKEN_RE, 'HELO/EHLO domain')}"
     if isinstance(event, MailFrom):
         utf8 = "SMTPUTF8" in event.params
-        for key in event.params:
-            _check_extension(key, extensions.allows_mail_parameter(key), extensions)
         return f"MAIL FROM:{_path(event.reverse_path, utf8=utf8)}{_params(event.params)}"
     if isinstance(event, RcptTo):
-        for key in event.params:
-            _check_extension(key, extensions.allows_rcpt_parameter(key), extensions)
         path = _path(event.forward_path, utf8=utf8_transaction)
         return f"RCPT TO:{path}{_params(event.params)}"
     if isinstance(event, (Vrfy, Expn)):
@@ -86,18 +85,11 @@ def command_line(event: Command, *, extensions: Extensions, utf8_transaction: bo
         if event.text is None:
             return "NOOP"
         return f"NOOP {_checked(event.text, _STRING_RE, 'NOOP argument')}"
-    if isinstance(event, (Data, Rset, Quit)):
+    if isinstance(event, (Data, Rset, Quit, StartTLS)):
         return event.verb
+    if isinstance(event, Bdat):
+        return f"BDAT {event.size} LAST" if event.last else f"BDAT {event.size}"
     raise LocalProtocolError(f"cannot write {type(event).__name__}")
-
-
-def _check_extension(key: str, allowed: bool, extensions: Extensions) -> None:
-    extension = MAIL_PARAMETERS.get(key) or RCPT_PARAMETERS.get(key)
-    if extension is not None and not allowed:
-        raise LocalProtocolError(
-            f"parameter {key} needs the {extension} extension, which the server did not"
-            " advertise (RFC 5321 §4.1.1.11)"
-        )
 
 
 def write_command(

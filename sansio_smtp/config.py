@@ -92,6 +92,15 @@ class Config:
       §4.5.3.1.8 asks for at least 100).
     - ``max_data_chunk``: the largest MessageData a server emits.
     - ``line_endings``: see LineEndingPolicy.
+    - ``lmtp``: speak LMTP (RFC 2033): LHLO instead of EHLO/HELO, and one reply per
+      accepted recipient after the message.
+    - ``require_tls``: a server refuses MAIL before TLS with ``530 5.7.0`` (RFC 3207 §4).
+    - ``reject_improper_pipelining``: a server answers ``554 5.5.0`` to a command sent
+      before the reply it had to wait for (no PIPELINING advertised, or after a command
+      that ends a group, RFC 2920 §3.1), and to the first command of a client that spoke
+      before the greeting. Off by default; ``Connection.improper_pipelining`` tells.
+    - ``allow_8bit_without_8bitmime``: a client sends 8-bit content even when the
+      transaction did not declare BODY=8BITMIME or SMTPUTF8 (RFC 6152 §3 says it must).
     """
 
     hostname: str = "localhost"
@@ -112,3 +121,7 @@ class Config:
     )
     max_data_chunk: int = attrs.field(default=DEFAULT_MAX_DATA_CHUNK, validator=_positive)
     line_endings: LineEndingPolicy = LineEndingPolicy.NORMALIZE
+    lmtp: bool = False
+    require_tls: bool = False
+    reject_improper_pipelining: bool = False
+    allow_8bit_without_8bitmime: bool = False

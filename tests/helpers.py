@@ -92,5 +92,7 @@ class ConnectionPair:
         the reply event the client read."""
         received = self.client_sends(command)
         assert len(received) == 1, received
-        (reply,) = self.server_sends(self.server.default_reply(received[0]))
-        return reply
+        read = self.server_sends(self.server.default_reply(received[0]))
+        # after a 221 or 421 the client also reads ConnectionClosed
+        assert len(read) == 1 or self.client.state.value == "CLOSED", read
+        return read[0]

@@ -1,0 +1,178 @@
+# Rules the transition table cannot express: which extension a command needs, the TLS
+# policy, the LMTP/SMTP greeting verbs, message parameters and limits. Each rule is a named
+# function. Server rules return the Reply that refuses a received command (None: accept);
+# client rules raise LocalProtocolError before anything is sent. Both read the same facts,
+# so a client refuses exactly what a server built from the same knowledge would reject.
+from __future__ import annotations
+
+import attrs
+
+from . import _mailparams
+from ._events import (
+    Bdat,
+    Command,
+    Data,
+    Ehlo,
+    Event,
+    Helo,
+    Lhlo,
+    MailFrom,
+    RcptTo,
+    Reply,
+    StartTLS,
+)
+from ._extensions import Extensions
+from ._state import TRANSITIONS, State, out_of_sequence_reply
+from ._util import LocalProtocolError
+from .config import Config
+
+__all__ = ["Facts", "check_received", "check_to_send"]
+
+
+@attrs.define
+class Facts:
+    """What a session knows beyond its table state."""
+
+    config: Config
+    extensions: Extensions  # as advertised in the last positive EHLO/LHLO reply
+    tls: bool  # TLS is active (STARTTLS done, or implicit TLS)
+    mail: MailFrom | None = None  # the MAIL of the current transaction
+    recipients: int = 0  # RCPTs accepted (server) / sent (client) in this transaction
+    transactions: int = 0  # MAIL commands accepted (server) / sent (client) this session
+
+    @property
+    def size_limit(self) -> int | None:
+        """The message size limit in force: Config.max_message_size and/or the SIZE value
+        advertised (RFC 1870 §4: 0 means no fixed limit)."""
+        limits = []
+        if self.config.max_message_size is not None:
+            limits.append(self.config.max_message_size)
+        advertised = self.extensions.get("SIZE", ())
+        if advertised and advertised[0].isdigit() and int(advertised[0]) > 0:
+            limits.append(int(advertised[0]))
+        return min(limits) if limits else None
+
+    @property
+    def eight_bit_ok(self) -> bool:
+        """8-bit content may be sent in this transaction: BODY=8BITMIME/BINARYMIME
+        (RFC 6152 §3, RFC 3030 §3) or SMTPUTF8 (RFC 6531 §3.4) was declared."""
+        if self.mail is None:
+            return False
+        params = self.mail.params
+        return "SMTPUTF8" in params or (params.get("BODY") or "").upper() in (
+            "8BITMIME",
+            "BINARYMIME",
+        )
+
+    @property
+    def binarymime(self) -> bool:
+        return self.mail is not None and (self.mail.params.get("BODY") or "").upper() == (
+            "BINARYMIME"
+        )
+
+
+def _reply(code: int, enhanced: str, text: str) -> Reply:
+    return Reply(code=code, lines=text, enhanced=enhanced)
+
+
+def _extension_needed(command: Event) -> str | None:
+    if isinstance(command, StartTLS):
+        return "STARTTLS"  # RFC 3207 §4
+    if isinstance(command, Bdat):
+        return "CHUNKING"  # RFC 3030 §2
+    return None
+
+
+def _limit(extensions: Extensions, name: str) -> int | None:
+    """A value of the LIMITS extension (RFC 9422 §4): RCPTMAX, MAILMAX."""
+    for word in extensions.get("LIMITS", ()):
+        key, _, value = word.partition("=")
+        if key.upper() == name and value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
+def check_received(command: Command, state: State, facts: Facts) -> Reply | None:
+    """The reply refusing ``command`` received in ``state``, or None to accept it."""
+    config = facts.config
+    if isinstance(command, StartTLS) and facts.tls:
+        return _reply(503, "5.5.1", "TLS already active")  # RFC 3207 §4.2
+    if type(command) not in TRANSITIONS[state]:
+        return out_of_sequence_reply(state, command)
+    needed = _extension_needed(command)
+    if needed is not None and needed not in facts.extensions:
+        return _reply(502, "5.5.1", f"{command.verb} not available")  # RFC 5321 §4.2.4
+    if isinstance(command, MailFrom):
+        if config.require_tls and not facts.tls:
+            return _reply(530, "5.7.0", "Must issue a STARTTLS command first")  # RFC 3207 §4
+        return _mailparams.check_mail_params(
+            command.params, extensions=facts.extensions, tls=facts.tls, size_limit=facts.size_limit
+        )
+    if isinstance(command, RcptTo):
+        refused = _mailparams.check_rcpt_params(command.params, extensions=facts.extensions)
+        if refused is not None:
+            return refused
+        if facts.recipients >= config.max_recipients:
+            # RFC 5321 §4.5.3.1.10: "452 too many recipients"
+            return _reply(452, "4.5.3", "Too many recipients")
+    if isinstance(command, Data) and facts.binarymime:
+        return _reply(503, "5.5.1", "BINARYMIME requires BDAT")  # RFC 3030 §3
+    return None
+
+
+def check_to_send(command: Command, projected: State, facts: Facts) -> None:
+    """Raise LocalProtocolError when a client must not send ``command`` now."""
+    config = facts.config
+    if isinstance(command, (Ehlo, Helo)) and config.lmtp:
+        raise LocalProtocolError(f"LMTP uses LHLO, not {command.verb} (RFC 2033 §4.1)")
+    if isinstance(command, Lhlo) and not config.lmtp:
+        raise LocalProtocolError("LHLO is LMTP's; set Config(lmtp=True) (RFC 2033 §4.1)")
+    if isinstance(command, StartTLS) and facts.tls:
+        raise LocalProtocolError("TLS is already active (RFC 3207 §4.2)")
+    if type(command) not in TRANSITIONS[projected]:
+        raise LocalProtocolError(
+            f"cannot send {command.verb} in state {projected.value} (RFC 5321 §4.1.4)"
+        )
+    needed = _extension_needed(command)
+    if needed is not None and needed not in facts.extensions:
+        raise LocalProtocolError(f"the server did not advertise {needed}")
+    if isinstance(command, MailFrom):
+        _mailparams.validate_mail_params(command.params, extensions=facts.extensions, tls=facts.tls)
+        declared = _mailparams.size(command.params)
+        limit = facts.size_limit
+        if declared is not None and limit is not None and declared > limit:
+            raise LocalProtocolError(
+                f"SIZE={declared} is over the server's limit of {limit} (RFC 1870 §6)"
+            )
+        mailmax = _limit(facts.extensions, "MAILMAX")
+        if mailmax is not None and facts.transactions >= mailmax:
+            raise LocalProtocolError(
+                f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
+                " RFC 9422 §4.1): open a new session"
+            )
+    elif isinstance(command, RcptTo):
+        _mailparams.validate_rcpt_params(command.params, extensions=facts.extensions)
+        rcptmax = _limit(facts.extensions, "RCPTMAX")
+        if rcptmax is not None and facts.recipients >= rcptmax:
+            raise LocalProtocolError(
+                f"the server accepts {rcptmax} recipients per transaction (LIMITS RCPTMAX,"
+                " RFC 9422 §4.2): send the rest in another transaction"
+            )
+    elif isinstance(command, Data) and facts.binarymime:
+        raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
+
+
+def check_content(data: bytes | bytearray, facts: Facts, sent: int) -> None:
+    """Client rules for message content: 8-bit only when declared (RFC 6152 §3), and no
+    more than the server's SIZE limit (RFC 1870 §6); ``sent`` counts the content so far."""
+    eight_bit_ok = facts.eight_bit_ok or facts.config.allow_8bit_without_8bitmime
+    if not eight_bit_ok and not data.isascii():
+        raise LocalProtocolError(
+            "8-bit content needs BODY=8BITMIME (RFC 6152 §3) or SMTPUTF8; set"
+            " Config(allow_8bit_without_8bitmime=True) to send it anyway"
+        )
+    limit = facts.size_limit
+    if limit is not None and sent > limit:
+        raise LocalProtocolError(
+            f"the message is over the server's SIZE limit of {limit} octets (RFC 1870 §6)"
+        )
