@@ -7,6 +7,8 @@ send; the caller owns the sockets, the clock and the policy.
 from ._address import Address
 from ._connection import NEED_DATA, PAUSED, Connection, Sentinel
 from ._events import (
+    Auth,
+    AuthResponse,
     Bdat,
     Command,
     ConnectionClosed,
@@ -50,6 +52,8 @@ __all__ = [
     "SERVER",
     "TRANSITIONS",
     "Address",
+    "Auth",
+    "AuthResponse",
     "Bdat",
     "Command",
     "Config",

@@ -21,6 +21,8 @@ import enum
 import attrs
 
 from ._events import (
+    Auth,
+    AuthResponse,
     Bdat,
     BytesLike,
     Command,
@@ -49,12 +51,13 @@ from ._readers import (
     DataReader,
     ReplyReader,
     make_reply,
+    parse_auth_response,
     parse_command,
     split_command_line,
 )
 from ._receivebuffer import ReceiveBuffer
 from ._replies import default_reply_for
-from ._rules import Facts, check_content, check_received, check_to_send
+from ._rules import Facts, auth_offered, check_content, check_received, check_to_send
 from ._state import (
     ConnectionState,
     Role,
@@ -66,7 +69,7 @@ from ._state import (
 )
 from ._util import LocalProtocolError, RemoteProtocolError
 from ._writers import DataWriter, write_command, write_reply
-from .config import Config
+from .config import MAX_AUTH_LINE, Config
 
 __all__ = ["NEED_DATA", "PAUSED", "Connection", "Sentinel"]
 
@@ -152,6 +155,11 @@ class Connection:
     @property
     def tls_active(self) -> bool:
         return self._facts.tls
+
+    @property
+    def authenticated(self) -> bool:
+        """AUTH succeeded in this session (RFC 4954)."""
+        return self._facts.authenticated
 
     @property
     def last_answered(self) -> Event | None:
@@ -251,7 +259,8 @@ class Connection:
             return event
         raw = self._buf.maybe_extract_line()
         if raw is None:
-            if len(self._buf) > self.config.max_command_line:
+            auth = st.state is State.AUTH or self._buf.raw[:5].upper() == b"AUTH "
+            if len(self._buf) > (MAX_AUTH_LINE if auth else self.config.max_command_line):
                 # Drop an over-long line as it arrives (memory stays bounded); refuse it
                 # once its end arrives, so the reply lines up with it.
                 self._discarding = self._discarding or bytes(self._buf.raw[:64])
@@ -260,7 +269,8 @@ class Connection:
         return self._server_command(raw)
 
     def _server_command(self, raw: bytes) -> Event | Sentinel:
-        line, rejected = split_command_line(raw, self.config)
+        in_auth = self._state.state is State.AUTH
+        line, rejected = split_command_line(raw, self.config, auth=in_auth)
         if self._discarding is not None:
             line, self._discarding = self._discarding, None
             rejected = CommandRejected(Reply(code=500, lines="Line too long", enhanced="5.5.2"))
@@ -268,6 +278,10 @@ class Connection:
         command: Command | None = None
         if rejected is None:
             try:
+                if in_auth:
+                    event = parse_auth_response(line)
+                    self._process_command(event)
+                    return event
                 command = parse_command(
                     line, Context(self._facts.extensions, self._utf8, lmtp=self.config.lmtp)
                 )
@@ -519,9 +533,17 @@ class Connection:
     def _process_reply(self, reply: Reply) -> None:
         st = self._state
         command = st.pending[0] if st.pending else None
+        in_auth = st.state is State.AUTH
         answered = st.process_reply(reply)
         self._last_answered = answered
         facts = self._facts
+        if isinstance(command, (Auth, AuthResponse)) or (
+            isinstance(command, InvalidCommand) and in_auth
+        ):
+            if reply.is_positive:
+                facts.authenticated = True
+            elif reply.code >= 400:
+                facts.auth_failures += 1
         if reply.is_positive and isinstance(command, (Ehlo, Lhlo)):
             facts.extensions = Extensions.from_ehlo_lines(reply.lines[1:])
         elif reply.is_positive and isinstance(command, Helo):
@@ -549,6 +571,8 @@ class Connection:
         for keyword, params in config.extensions.items():
             if keyword == "STARTTLS" and self._facts.tls:
                 continue
+            if keyword == "AUTH" and not auth_offered(self._facts):
+                continue  # RFC 4954 §6 / Config.allow_plaintext_auth
             if keyword == "REQUIRETLS" and not self._facts.tls:
                 continue
             if keyword == "SIZE" and not params and config.max_message_size is not None:

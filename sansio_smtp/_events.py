@@ -9,6 +9,8 @@
 # is bytes. Names follow the SMTP verbs of RFC 5321 §4.1.1.
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from typing import ClassVar, final
 
@@ -19,6 +21,8 @@ from ._params import Params
 from ._status import EnhancedStatusCode, ReplyClass
 
 __all__ = [
+    "Auth",
+    "AuthResponse",
     "Bdat",
     "Command",
     "ConnectionClosed",
@@ -214,6 +218,40 @@ class Bdat(Command):
     last: bool = False
 
 
+def _upper(value: str) -> str:
+    return value.upper()
+
+
+def _redacted(value: object) -> str:
+    return "None" if value is None else "<redacted>"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class Auth(Command):
+    """``AUTH mechanism [initial-response]`` (RFC 4954 §4).
+
+    ``mechanism`` is a SASL mechanism name, upper-cased (RFC 4422 §3.1).
+    ``initial_response`` is the decoded initial response: None when absent, b"" for the
+    empty one (sent as "="). Shown redacted in reprs.
+    """
+
+    verb: ClassVar[str] = "AUTH"
+    mechanism: str = attrs.field(converter=_upper)
+    initial_response: bytes | None = attrs.field(default=None, repr=_redacted)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class AuthResponse(Command):
+    """The client's answer to a 334 challenge during AUTH (RFC 4954 §4): ``data`` decoded
+    from base64, or None to cancel the exchange (sent as "*"; the server answers 501).
+    Shown redacted in reprs."""
+
+    verb: ClassVar[str] = "AUTH response"
+    data: bytes | None = attrs.field(repr=_redacted)
+
+
 @final
 @attrs.frozen(kw_only=True)
 class InvalidCommand(Event):
@@ -296,6 +334,22 @@ class Reply(_ReplyFields):
     code: int = attrs.field(validator=_check_code)
     lines: tuple[str, ...] = attrs.field(default=("",), converter=_coerce_lines)
     enhanced: EnhancedStatusCode | None = attrs.field(default=None, converter=_coerce_enhanced)
+
+    @property
+    def challenge(self) -> bytes:
+        """The decoded SASL challenge of a 334 reply during AUTH (RFC 4954 §4).
+        Raises ValueError for another code or text that is not base64."""
+        if self.code != 334:
+            raise ValueError(f"a {self.code} reply is not an AUTH challenge")
+        try:
+            return base64.b64decode(self.lines[0].strip(), validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"334 challenge is not base64: {exc}") from None
+
+    @classmethod
+    def auth_challenge(cls, data: bytes) -> Reply:
+        """``334 <base64 data>``: a SASL challenge from the server (RFC 4954 §4)."""
+        return cls(code=334, lines=base64.b64encode(data).decode("ascii"))
 
     def __str__(self) -> str:
         esc = f"{self.enhanced} " if self.enhanced else ""

@@ -34,7 +34,7 @@ import attrs
 from . import _abnf
 from ._address import Address
 from ._events import Reply
-from ._extensions import Extensions
+from ._extensions import MAIL_PARAMETERS, RCPT_PARAMETERS, Extensions
 from ._params import Params
 from ._util import LocalProtocolError
 
@@ -484,24 +484,14 @@ def _parse_no_value(_value: str) -> None:
 
 # ------------------------------------------------------------------------ extension table
 
-#: MAIL parameters and the extension that makes each legal (RFC 5321 §4.1.1.11: anything
-#: else gets 555). BODY is special-cased by value: see _body_extension_problem.
-_MAIL_EXTENSIONS: Mapping[str, str] = {
-    "SIZE": "SIZE",  # RFC 1870
-    "BODY": "8BITMIME",  # RFC 6152; BODY=BINARYMIME: RFC 3030
-    "SMTPUTF8": "SMTPUTF8",  # RFC 6531 §3.4
-    "RET": "DSN",  # RFC 3461 §4.3
-    "ENVID": "DSN",  # RFC 3461 §4.4
-    "AUTH": "AUTH",  # RFC 4954 §5
-    "REQUIRETLS": "REQUIRETLS",  # RFC 8689
-    "MT-PRIORITY": "MT-PRIORITY",  # RFC 6710
-    "BY": "DELIVERBY",  # RFC 2852
-}
-#: RCPT parameters and the extension that makes each legal.
-_RCPT_EXTENSIONS: Mapping[str, str] = {
-    "NOTIFY": "DSN",  # RFC 3461 §4.1
-    "ORCPT": "DSN",  # RFC 3461 §4.2
-}
+#: MAIL / RCPT parameters and the extension that makes each legal, shared with
+#: Extensions.allows_mail_parameter (RFC 5321 §4.1.1.11: anything else gets 555): SIZE
+#: (RFC 1870), BODY (RFC 6152; special-cased by value for BINARYMIME, RFC 3030, see
+#: _body_extension_problem), SMTPUTF8 (RFC 6531), RET/ENVID/NOTIFY/ORCPT (DSN, RFC 3461),
+#: AUTH (RFC 4954), REQUIRETLS (RFC 8689), MT-PRIORITY (RFC 6710), BY (DELIVERBY, RFC 2852).
+#: A keyword listed there without a parser below is accepted without a value check.
+_MAIL_EXTENSIONS: Mapping[str, str] = MAIL_PARAMETERS
+_RCPT_EXTENSIONS: Mapping[str, str] = RCPT_PARAMETERS
 # Parsers per keyword; those in _FLAGS take no value, the others need one.
 _PARSERS: Mapping[str, Callable[[str], object]] = {
     "SIZE": _parse_size,

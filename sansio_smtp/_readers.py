@@ -8,12 +8,16 @@
 # LocalProtocolError, which Connection.next_event re-raises as RemoteProtocolError.
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Callable
 
 from . import _abnf
 from ._address import Address
 from ._events import (
+    Auth,
+    AuthResponse,
     Bdat,
     Command,
     Data,
@@ -41,7 +45,7 @@ from ._params import Params
 from ._receivebuffer import ReceiveBuffer
 from ._status import EnhancedStatusCode
 from ._util import LocalProtocolError
-from .config import Config, LineEndingPolicy
+from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
 __all__ = ["CommandRejected", "DataReader", "ReplyReader", "parse_command"]
 
@@ -167,6 +171,37 @@ def _optional_string(cls: type[Help] | type[Noop]) -> Callable[[str, Context], C
     return parse
 
 
+# RFC 4954 §4: "AUTH" SP sasl-mech [SP initial-response]; RFC 4422 §3.1 sasl-mech =
+# 1*20 (UPPER-ALPHA / DIGIT / "-" / "_"), compared case-insensitively here.
+_AUTH_RE = re.compile(r"([A-Za-z0-9_-]{1,20})(?: +(\S+))? *\Z")
+
+
+def decode_base64(text: str) -> bytes:
+    """Strict base64 (RFC 4648 §4) of an AUTH response or initial response; raises
+    CommandRejected(501) otherwise (RFC 4954 §4)."""
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise _reject(501, "5.5.2", "Cannot decode base64") from None
+
+
+def _auth(arg: str, ctx: Context) -> Command:
+    m = _AUTH_RE.match(arg)
+    if m is None:
+        raise _reject(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]")
+    initial = m[2]
+    data = None if initial is None else b"" if initial == "=" else decode_base64(initial)
+    return Auth(mechanism=m[1], initial_response=data)
+
+
+def parse_auth_response(line: bytes) -> AuthResponse:
+    """A line received while an AUTH exchange waits for the client (RFC 4954 §4)."""
+    text = line.decode("ascii", errors="replace").strip()
+    if text == "*":
+        return AuthResponse(data=None)
+    return AuthResponse(data=decode_base64(text))
+
+
 # RFC 3030 §2: bdat-cmd = "BDAT" SP chunk-size [ SP end-marker ] CR LF
 _BDAT_RE = re.compile(r"([0-9]{1,20})(?: +(LAST))? *\Z", re.IGNORECASE)
 
@@ -193,6 +228,7 @@ COMMAND_PARSERS: dict[str, Callable[[str, Context], Command]] = {
     "NOOP": _optional_string(Noop),
     "STARTTLS": _no_argument(StartTLS),
     "BDAT": _bdat,
+    "AUTH": _auth,
 }
 # RFC 2033 §4.1: LMTP has LHLO where SMTP has HELO and EHLO.
 LMTP_PARSERS = {**COMMAND_PARSERS, "LHLO": _hello(Lhlo)}
@@ -212,11 +248,17 @@ def parse_command(line: bytes, ctx: Context) -> Command:
     return parser(arg, ctx)
 
 
-def split_command_line(raw: bytes, config: Config) -> tuple[bytes, CommandRejected | None]:
+def split_command_line(
+    raw: bytes, config: Config, *, auth: bool = False
+) -> tuple[bytes, CommandRejected | None]:
     """Strip the line ending of a complete line; apply the line length limit and the
-    line-ending policy. Returns the line and the rejection, if any."""
+    line-ending policy. Returns the line and the rejection, if any. ``auth``: the line is
+    an AUTH response, allowed MAX_AUTH_LINE octets like an AUTH command (RFC 4954 §4)."""
     line = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-    if len(raw) > config.max_command_line:  # RFC 5321 §4.5.3.1.4
+    if auth or raw[:5].upper() == b"AUTH ":
+        if len(raw) > MAX_AUTH_LINE:
+            return line, _reject(500, "5.5.6", "Authentication exchange line is too long")
+    elif len(raw) > config.max_command_line:  # RFC 5321 §4.5.3.1.4
         return line, _reject(500, "5.5.2", "Line too long")
     if config.line_endings is LineEndingPolicy.REJECT and not raw.endswith(b"\r\n"):
         return line, _reject(500, "5.5.2", "Bare LF not allowed (RFC 5321 §2.3.8)")

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from ._events import (
+    Auth,
+    AuthResponse,
     Bdat,
     Data,
     Ehlo,
@@ -44,6 +46,9 @@ DEFAULT_REPLIES: Mapping[type[Event], Reply] = {
     Help: Reply(code=214, lines="See RFC 5321", enhanced="2.0.0"),
     # RFC 3207 §4
     StartTLS: Reply(code=220, lines="Ready to start TLS", enhanced="2.0.0"),
+    # No credential check here: AUTH needs the application (see sansio_smtp.sasl).
+    Auth: Reply(code=535, lines="Authentication credentials invalid", enhanced="5.7.8"),
+    AuthResponse: Reply(code=535, lines="Authentication credentials invalid", enhanced="5.7.8"),
 }
 
 

@@ -9,6 +9,7 @@ import attrs
 
 from . import _mailparams
 from ._events import (
+    Auth,
     Bdat,
     Command,
     Data,
@@ -39,6 +40,8 @@ class Facts:
     mail: MailFrom | None = None  # the MAIL of the current transaction
     recipients: int = 0  # RCPTs accepted (server) / sent (client) in this transaction
     transactions: int = 0  # MAIL commands accepted (server) / sent (client) this session
+    authenticated: bool = False  # AUTH succeeded (235)
+    auth_failures: int = 0  # AUTH exchanges that ended in failure
 
     @property
     def size_limit(self) -> int | None:
@@ -92,9 +95,38 @@ def _limit(extensions: Extensions, name: str) -> int | None:
     return None
 
 
+# SASL mechanisms that put the secret itself (or a bearer token) on the wire.
+CLEARTEXT_MECHANISMS = frozenset({"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER"})
+
+
+def auth_offered(facts: Facts) -> bool:
+    """A server offers AUTH under TLS, or before it only when allowed (RFC 4954 §6)."""
+    return "AUTH" in facts.config.extensions and (facts.tls or facts.config.allow_plaintext_auth)
+
+
+def _check_auth(command: Auth, facts: Facts) -> Reply | None:
+    config = facts.config
+    if facts.auth_failures >= config.max_auth_failures:
+        return _reply(421, "4.7.0", "Too many authentication failures")
+    if facts.authenticated:
+        return _reply(503, "5.5.1", "Already authenticated")  # RFC 4954 §4
+    if "AUTH" not in config.extensions:
+        return _reply(502, "5.5.1", "AUTH not available")
+    if not auth_offered(facts):
+        # RFC 4954 §6: 538 5.7.11 Encryption required for requested authentication mechanism
+        return _reply(538, "5.7.11", "Encryption required for authentication")
+    if command.mechanism not in {m.upper() for m in config.extensions["AUTH"]}:
+        return _reply(504, "5.5.4", "Unrecognized authentication type")  # RFC 4954 §4
+    return None
+
+
 def check_received(command: Command, state: State, facts: Facts) -> Reply | None:
     """The reply refusing ``command`` received in ``state``, or None to accept it."""
     config = facts.config
+    if isinstance(command, Auth) and state is State.READY:
+        refused = _check_auth(command, facts)
+        if refused is not None:
+            return refused
     if isinstance(command, StartTLS) and facts.tls:
         return _reply(503, "5.5.1", "TLS already active")  # RFC 3207 §4.2
     if type(command) not in TRANSITIONS[state]:
@@ -136,6 +168,8 @@ def check_to_send(command: Command, projected: State, facts: Facts) -> None:
     needed = _extension_needed(command)
     if needed is not None and needed not in facts.extensions:
         raise LocalProtocolError(f"the server did not advertise {needed}")
+    if isinstance(command, Auth):
+        _check_auth_to_send(command, facts)
     if isinstance(command, MailFrom):
         _mailparams.validate_mail_params(command.params, extensions=facts.extensions, tls=facts.tls)
         declared = _mailparams.size(command.params)
@@ -160,6 +194,20 @@ def check_to_send(command: Command, projected: State, facts: Facts) -> None:
             )
     elif isinstance(command, Data) and facts.binarymime:
         raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
+
+
+def _check_auth_to_send(command: Auth, facts: Facts) -> None:
+    if facts.authenticated:
+        raise LocalProtocolError("already authenticated (RFC 4954 §4)")
+    offered = {m.upper() for m in facts.extensions.get("AUTH", ())}
+    if command.mechanism not in offered:
+        raise LocalProtocolError(f"the server does not offer AUTH {command.mechanism}")
+    cleartext = command.mechanism in CLEARTEXT_MECHANISMS
+    if cleartext and not facts.tls and not facts.config.allow_plaintext_auth:
+        raise LocalProtocolError(
+            f"AUTH {command.mechanism} would send credentials in the clear: use TLS, or"
+            " set Config(allow_plaintext_auth=True)"
+        )
 
 
 def check_content(data: bytes | bytearray, facts: Facts, sent: int) -> None:

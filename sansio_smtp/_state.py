@@ -23,6 +23,8 @@ from typing import final
 import attrs
 
 from ._events import (
+    Auth,
+    AuthResponse,
     Bdat,
     Command,
     Data,
@@ -66,6 +68,7 @@ class State(enum.Enum):
     DATA = "DATA"  # DATA got 354: message content flows until <CRLF>.<CRLF>
     BDAT = "BDAT"  # a BDAT chunk was accepted and LAST has not come (RFC 3030)
     TLS = "TLS"  # STARTTLS got 220: the TLS handshake is under way (RFC 3207)
+    AUTH = "AUTH"  # AUTH got a 334 challenge: the client answers next (RFC 4954)
     CLOSED = "CLOSED"  # QUIT answered, 421 received, or the connection closed
     ERROR = "ERROR"  # a protocol error; the connection is unusable
 
@@ -88,6 +91,7 @@ TRANSITIONS: Mapping[State, Mapping[type[Event], State]] = {
         **_HELLO,
         MailFrom: State.MAIL,
         StartTLS: State.TLS,
+        Auth: State.READY,
         Rset: State.READY,
         **_anytime(State.READY),
     },
@@ -103,6 +107,7 @@ TRANSITIONS: Mapping[State, Mapping[type[Event], State]] = {
     State.DATA: {MessageData: State.DATA, EndOfMessage: State.READY},
     State.BDAT: {**_HELLO, Bdat: State.BDAT, Rset: State.READY, **_anytime(State.BDAT)},
     State.TLS: {},
+    State.AUTH: {AuthResponse: State.READY},
     State.CLOSED: {},
     State.ERROR: {},
 }
@@ -117,7 +122,8 @@ GREETING_TRANSITIONS: Mapping[int, State] = {
 # RFC 2920 §3.1: these may only be the last command of a pipelined group (EHLO, DATA,
 # VRFY, EXPN, TURN, QUIT, NOOP), and so are the commands that change what the session is
 # (STARTTLS: RFC 3207 §4.2; LHLO like EHLO). Nothing may follow them before their reply.
-GROUP_ENDERS = (Ehlo, Helo, Lhlo, Data, Quit, Noop, Vrfy, Expn, Help, StartTLS)
+# AUTH too (RFC 4954 §4: the exchange is lock-step).
+GROUP_ENDERS = (Ehlo, Helo, Lhlo, Data, Quit, Noop, Vrfy, Expn, Help, StartTLS, Auth, AuthResponse)
 
 
 def ends_group(event: Event) -> bool:
@@ -135,8 +141,10 @@ def positive_reply_code(command: Event) -> tuple[int, int]:
 
 def check_reply_fits(command: Event, reply: Reply) -> None:
     """Raise LocalProtocolError for a reply that cannot answer ``command`` (RFC 5321 §4.3.2:
-    DATA is answered 354 or an error, nothing else with 3xx)."""
+    DATA is answered 354 or an error; RFC 4954 §4: AUTH may get 334; nothing else 3xx)."""
     if reply.code == 421 or reply.code >= 400:
+        return
+    if reply.code == 334 and isinstance(command, (Auth, AuthResponse)):
         return
     low, high = positive_reply_code(command)
     if not low <= reply.code < high:
@@ -149,10 +157,16 @@ def after_reply(state: State, command: Event, reply: Reply) -> State:
     """The state after ``reply`` answers ``command`` in ``state``."""
     if reply.code == 421 or isinstance(command, Quit):  # RFC 5321 §3.8, §4.1.1.10
         return State.CLOSED
+    if state is State.AUTH and reply.code != 334:
+        return State.READY  # RFC 4954 §4: any final reply ends the AUTH exchange
     if isinstance(command, EndOfMessage):  # RFC 5321 §4.1.1.4: the transaction is over
         return State.READY
+    if reply.code == 334 and isinstance(command, (Auth, AuthResponse)):
+        return State.AUTH  # RFC 4954 §4: a challenge; the client answers
     low, high = positive_reply_code(command)
     positive = low <= reply.code < high
+    if isinstance(command, AuthResponse) and not positive:
+        return State.READY  # RFC 4954 §4: 535, 501 (cancelled)... end the exchange
     if isinstance(command, Bdat) and (command.last or not positive):
         # RFC 3030 §2: BDAT LAST ends the transaction; after a failed chunk the client must
         # send no more BDAT and must RSET: the transaction is over.
@@ -176,6 +190,11 @@ def out_of_sequence_reply(state: State, command: Command) -> Reply:
     if isinstance(command, Data) and state is State.BDAT:
         # RFC 3030 §2: DATA and BDAT cannot be mixed in one transaction
         return Reply(code=503, lines="DATA after BDAT", enhanced="5.5.1")
+    if isinstance(command, Auth) and state in (State.MAIL, State.RCPT, State.BDAT):
+        # RFC 4954 §4: AUTH is not permitted during a mail transaction
+        return Reply(code=503, lines="AUTH not permitted in a transaction", enhanced="5.5.1")
+    if isinstance(command, (StartTLS, Auth)) and state is State.CONNECTED:
+        return Reply(code=503, lines="Send EHLO first", enhanced="5.5.1")
     if isinstance(command, StartTLS) and state in (State.MAIL, State.RCPT, State.BDAT):
         return Reply(code=503, lines="Mail transaction in progress", enhanced="5.5.1")
     return Reply(code=503, lines="Bad sequence of commands", enhanced="5.5.1")

@@ -7,11 +7,14 @@
 # the caller's own object, so large bodies are not copied.
 from __future__ import annotations
 
+import base64
 import re
 
 from . import _abnf
 from ._address import Address
 from ._events import (
+    Auth,
+    AuthResponse,
     Bdat,
     BytesLike,
     Command,
@@ -35,12 +38,13 @@ from ._extensions import Extensions
 from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ._params import Params
 from ._util import LocalProtocolError
-from .config import Config, LineEndingPolicy
+from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
 __all__ = ["DataWriter", "write_command", "write_reply"]
 
 _TOKEN_RE = re.compile(_abnf.TOKEN + r"\Z")
 _STRING_RE = re.compile(_abnf.STRING + r"\Z")
+_MECHANISM_RE = re.compile(r"[A-Z0-9_-]{1,20}\Z")  # RFC 4422 §3.1
 # RFC 5321 §4.2 textstring = 1*(%d09 / %d32-126); RFC 6531 §3.7.4.2 allows UTF-8 text.
 _BAD_REPLY_TEXT_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -87,6 +91,16 @@ def command_line(event: Command, *, extensions: Extensions, utf8_transaction: bo
         return f"NOOP {_checked(event.text, _STRING_RE, 'NOOP argument')}"
     if isinstance(event, (Data, Rset, Quit, StartTLS)):
         return event.verb
+    if isinstance(event, Auth):
+        _checked(event.mechanism, _MECHANISM_RE, "SASL mechanism name")
+        if event.initial_response is None:
+            return f"AUTH {event.mechanism}"
+        initial = base64.b64encode(event.initial_response).decode("ascii") or "="
+        return f"AUTH {event.mechanism} {initial}"
+    if isinstance(event, AuthResponse):
+        if event.data is None:
+            return "*"
+        return base64.b64encode(event.data).decode("ascii")
     if isinstance(event, Bdat):
         return f"BDAT {event.size} LAST" if event.last else f"BDAT {event.size}"
     raise LocalProtocolError(f"cannot write {type(event).__name__}")
@@ -99,10 +113,11 @@ def write_command(
     if _abnf.CONTROL_RE.search(line):  # belt and braces: never a control on the wire
         raise LocalProtocolError(f"control character in {event.verb} command")
     wire = line.encode("utf-8") + b"\r\n"
-    if len(wire) > config.max_command_line:
+    limit = MAX_AUTH_LINE if isinstance(event, (Auth, AuthResponse)) else config.max_command_line
+    if len(wire) > limit:
         raise LocalProtocolError(
-            f"{event.verb} command is {len(wire)} octets, over the limit of"
-            f" {config.max_command_line} (RFC 5321 §4.5.3.1.4)"
+            f"{event.verb} command is {len(wire)} octets, over the limit of {limit}"
+            " (RFC 5321 §4.5.3.1.4, RFC 4954 §4)"
         )
     return wire
 

@@ -26,6 +26,7 @@ DEFAULT_MAX_DATA_LINE = 1000  # RFC 5321 §4.5.3.1.6, octets including CRLF
 DEFAULT_MAX_RECIPIENTS = 1000  # RFC 5321 §4.5.3.1.8 asks for at least 100
 DEFAULT_MAX_REPLY_LINES = 100  # no RFC limit; bounds a multi-line reply
 DEFAULT_MAX_DATA_CHUNK = 256 * 1024  # largest MessageData a server emits
+MAX_AUTH_LINE = 12288  # RFC 4954 §4: AUTH lines and responses may be this long
 
 
 class LineEndingPolicy(enum.Enum):
@@ -101,6 +102,11 @@ class Config:
       before the greeting. Off by default; ``Connection.improper_pipelining`` tells.
     - ``allow_8bit_without_8bitmime``: a client sends 8-bit content even when the
       transaction did not declare BODY=8BITMIME or SMTPUTF8 (RFC 6152 §3 says it must).
+    - ``allow_plaintext_auth``: AUTH without TLS. Off by default: a server neither
+      advertises nor accepts AUTH before TLS (``538 5.7.11``, RFC 4954 §6), and a client
+      refuses to send PLAIN, LOGIN, XOAUTH2 or OAUTHBEARER credentials in the clear.
+    - ``max_auth_failures``: failed AUTH exchanges before a server answers further AUTH
+      with ``421 4.7.0`` and closes.
     """
 
     hostname: str = "localhost"
@@ -125,3 +131,5 @@ class Config:
     require_tls: bool = False
     reject_improper_pipelining: bool = False
     allow_8bit_without_8bitmime: bool = False
+    allow_plaintext_auth: bool = False
+    max_auth_failures: int = attrs.field(default=3, validator=_positive)
