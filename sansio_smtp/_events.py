@@ -16,6 +16,7 @@ from typing import ClassVar, final
 
 import attrs
 
+from . import _mailparams as _mp  # imports this module back: use only at call time
 from ._address import Address, coerce_address, coerce_reverse_path
 from ._params import Params
 from ._status import EnhancedStatusCode, ReplyClass
@@ -108,6 +109,53 @@ class MailFrom(Command):
     reverse_path: Address | None = attrs.field(converter=coerce_reverse_path)
     params: Params = attrs.field(factory=Params, converter=_coerce_params)
 
+    # Typed views of the parameters (ValueError when one is malformed; a server's
+    # received MailFrom has been validated already).
+    @property
+    def size(self) -> int | None:
+        """SIZE= (RFC 1870): the client's estimate of the message size."""
+        return _mp.size(self.params)
+
+    @property
+    def body(self) -> _mp.Body | None:
+        """BODY= 7BIT / 8BITMIME / BINARYMIME (RFC 6152, RFC 3030)."""
+        return _mp.body(self.params)
+
+    @property
+    def smtputf8(self) -> bool:
+        """SMTPUTF8 (RFC 6531 §3.4)."""
+        return _mp.smtputf8(self.params)
+
+    @property
+    def requiretls(self) -> bool:
+        """REQUIRETLS (RFC 8689)."""
+        return _mp.requiretls(self.params)
+
+    @property
+    def ret(self) -> _mp.Ret | None:
+        """RET= FULL / HDRS (RFC 3461 §4.3)."""
+        return _mp.ret(self.params)
+
+    @property
+    def envid(self) -> str | None:
+        """ENVID=, xtext-decoded (RFC 3461 §4.4)."""
+        return _mp.envid(self.params)
+
+    @property
+    def auth(self) -> str | None:
+        """AUTH=, xtext-decoded; None for AUTH=<> or none (RFC 4954 §5)."""
+        return _mp.auth(self.params)
+
+    @property
+    def mt_priority(self) -> int | None:
+        """MT-PRIORITY= -9..9 (RFC 6710)."""
+        return _mp.mt_priority(self.params)
+
+    @property
+    def deliver_by(self) -> _mp.DeliverBy | None:
+        """BY= (DELIVERBY, RFC 2852)."""
+        return _mp.deliver_by(self.params)
+
 
 @final
 @attrs.frozen(kw_only=True)
@@ -121,6 +169,16 @@ class RcptTo(Command):
     verb: ClassVar[str] = "RCPT"
     forward_path: Address = attrs.field(converter=coerce_address)
     params: Params = attrs.field(factory=Params, converter=_coerce_params)
+
+    @property
+    def notify(self) -> frozenset[_mp.Notify] | None:
+        """NOTIFY= (RFC 3461 §4.1)."""
+        return _mp.notify(self.params)
+
+    @property
+    def orcpt(self) -> _mp.OriginalRecipient | None:
+        """ORCPT=, decoded (RFC 3461 §4.2)."""
+        return _mp.orcpt(self.params)
 
 
 @final

@@ -27,16 +27,21 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TypeVar, final
+from typing import TYPE_CHECKING, TypeVar, final
 
 import attrs
 
-from . import _abnf
+from . import (
+    _abnf,
+    _events,  # Reply; a module import, as _events imports this one
+)
 from ._address import Address
-from ._events import Reply
 from ._extensions import MAIL_PARAMETERS, RCPT_PARAMETERS, Extensions
 from ._params import Params
 from ._util import LocalProtocolError
+
+if TYPE_CHECKING:
+    from ._events import Reply
 
 __all__ = [
     "Body",
@@ -694,7 +699,9 @@ def _problem(code: int, enhanced: str, text: str, keyword: str, value: str | Non
     shown = keyword if value is None else f"{keyword}={value!r}"
     # Reply text is ASCII (RFC 5321 §4.2): spell out the section sign of RFC citations.
     ascii_text = text.replace("§", "section ").encode("ascii", "replace").decode("ascii")
-    return _Problem(Reply(code=code, lines=ascii_text, enhanced=enhanced), f"{text}: {shown}")
+    return _Problem(
+        _events.Reply(code=code, lines=ascii_text, enhanced=enhanced), f"{text}: {shown}"
+    )
 
 
 def _unsupported(keyword: str, value: str | None, why: str) -> _Problem:

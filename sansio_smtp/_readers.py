@@ -261,7 +261,7 @@ def split_command_line(
     elif len(raw) > config.max_command_line:  # RFC 5321 §4.5.3.1.4
         return line, _reject(500, "5.5.2", "Line too long")
     if config.line_endings is LineEndingPolicy.REJECT and not raw.endswith(b"\r\n"):
-        return line, _reject(500, "5.5.2", "Bare LF not allowed (RFC 5321 §2.3.8)")
+        return line, _reject(500, "5.5.2", "Bare LF not allowed")
     return line, None
 
 
@@ -435,9 +435,7 @@ class DataReader:
         else:
             policy = config.line_endings
             if policy is LineEndingPolicy.REJECT:
-                self._fail(
-                    "bare CR or LF", 550, "5.5.2", "Bare CR or LF not allowed (RFC 5321 §2.3.8)"
-                )
+                self._fail("bare CR or LF", 550, "5.5.2", "Bare CR or LF not allowed")
             piece = _UNSTUFF_ANY_LF_RE.sub(b"\n", piece)
             if policy is LineEndingPolicy.NORMALIZE:
                 piece = normalize_line_endings(piece)
