@@ -577,3 +577,82 @@ def test_quit_is_the_end() -> None:
     p = pair()
     p.exchange(Quit())
     assert p.client.state is p.server.state is State.CLOSED
+
+
+# -------------------------------------------------------------------------------- DSN
+
+
+def test_dsn_parameters_typed_and_written_back_exactly() -> None:
+    # RFC 3461 §4.1-4.4: RET, ENVID (xtext), NOTIFY, ORCPT (addr-type ";" xtext)
+    from sansio_smtp._mailparams import (
+        Notify,
+        OriginalRecipient,
+        Ret,
+        dsn_mail_params,
+        dsn_rcpt_params,
+    )
+
+    p = pair()
+    mail = MailFrom(
+        reverse_path="a@b.example", params=dsn_mail_params(ret=Ret.HDRS, envid="QQ 314+159")
+    )
+    (got,) = p.client_sends(mail)
+    assert got == mail and isinstance(got, MailFrom)
+    assert got.ret is Ret.HDRS and got.envid == "QQ 314+159"
+    assert p.wire[-1][1] == b"MAIL FROM:<a@b.example> RET=HDRS ENVID=QQ+20314+2B159\r\n"
+    p.server_sends(p.server.default_reply(got))
+    rcpt = RcptTo(
+        forward_path="c@d.example",
+        params=dsn_rcpt_params(
+            notify={Notify.DELAY, Notify.FAILURE},
+            orcpt=OriginalRecipient("rfc822", "c@d.example"),
+        ),
+    )
+    (got,) = p.client_sends(rcpt)
+    assert isinstance(got, RcptTo) and got == rcpt
+    assert got.notify == {Notify.FAILURE, Notify.DELAY}
+    assert got.orcpt == OriginalRecipient("rfc822", "c@d.example")
+    assert p.wire[-1][1] == (
+        b"RCPT TO:<c@d.example> NOTIFY=FAILURE,DELAY ORCPT=rfc822;c@d.example\r\n"
+    )
+
+
+def test_dsn_parameters_validated() -> None:
+    p = pair()
+    p.server.receive_data(b"MAIL FROM:<a@b.example> RET=MAYBE\r\n")
+    ev = p.server.next_event()
+    assert isinstance(ev, InvalidCommand) and ev.reply_hint.code == 501
+    p.server.send(ev.reply_hint)
+    with pytest.raises(LocalProtocolError):
+        p.client.send(MailFrom(reverse_path="a@b.example", params={"RET": "MAYBE"}))
+    p.exchange(MailFrom(reverse_path="a@b.example"))
+    p.server.receive_data(b"RCPT TO:<c@d.example> NOTIFY=NEVER,SUCCESS\r\n")
+    ev = p.server.next_event()
+    assert isinstance(ev, InvalidCommand) and ev.reply_hint.code == 501
+
+
+def test_requiretls_only_over_tls() -> None:
+    # RFC 8689 §4.1: REQUIRETLS only on a TLS session; not advertised before TLS
+    p = pair(extensions={"REQUIRETLS": ()})
+    assert "REQUIRETLS" not in p.client.extensions
+    p.server.receive_data(b"MAIL FROM:<a@b.example> REQUIRETLS\r\n")
+    ev = p.server.next_event()
+    assert isinstance(ev, InvalidCommand) and ev.reply_hint.code in (530, 555)
+
+
+def test_mt_priority_and_deliverby_parsed() -> None:
+    # RFC 6710 §3 (MT-PRIORITY -9..9), RFC 2852 §4 (BY=time;mode)
+    p = pair(extensions={"MT-PRIORITY": (), "DELIVERBY": ("60",)})
+    (got,) = p.client_sends(
+        MailFrom(reverse_path="a@b.example", params={"MT-PRIORITY": "-3", "BY": "120;RT"})
+    )
+    assert isinstance(got, MailFrom) and got.mt_priority == -3
+    assert got.deliver_by is not None and got.deliver_by.seconds == 120
+    assert got.deliver_by.mode == "R" and got.deliver_by.trace
+    p.server.send(Reply(code=250, lines="ok"))
+    p.client.next_event()
+    p.server.receive_data(b"RSET\r\n")
+    p.server.send(p.server.default_reply(p.server.next_event()))  # type: ignore[arg-type]
+    p.server.receive_data(b"MAIL FROM:<a@b.example> MT-PRIORITY=12\r\n")
+    ev = p.server.next_event()
+    assert isinstance(ev, InvalidCommand) and ev.reply_hint.code == 501
