@@ -65,8 +65,9 @@ EHLO_PARAM = r"[\x21-\x7e]+"
 TOKEN = r"[^\x00-\x20\x7f]+"
 
 # String = Atom / Quoted-string (used by VRFY, EXPN, HELP, NOOP). We accept any run of
-# printable characters and spaces, which is what servers see in practice.
-STRING = r"[^\x00-\x1f\x7f]+"
+# printable characters and inner spaces, which is what servers see in practice; leading
+# and trailing spaces are not part of the argument (a server strips them).
+STRING = r"[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?"
 
 # Control characters (C0 and DEL): never allowed in a command or reply line we write.
 CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")

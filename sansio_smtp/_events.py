@@ -345,7 +345,6 @@ class _ReplyFields(Event):
     __slots__ = ()
     code: int
     lines: tuple[str, ...]
-    enhanced: EnhancedStatusCode | None
 
     @property
     def text(self) -> str:
@@ -425,11 +424,11 @@ def _check_greeting_code(_inst: object, _attr: object, code: int) -> None:
 class Greeting(_ReplyFields):
     """The server's opening reply (RFC 5321 §3.1, §4.3.2): 220 ready, 554 no service
     (the server then only accepts QUIT), 421 closing. ``lines[0]`` starts with the server's
-    domain (RFC 5321 §4.2 Greeting)."""
+    domain (RFC 5321 §4.2 Greeting). No enhanced status code: RFC 2034 §3 leaves it out of
+    the greeting."""
 
     code: int = attrs.field(default=220, validator=_check_greeting_code)
     lines: tuple[str, ...] = attrs.field(default=("",), converter=_coerce_lines)
-    enhanced: EnhancedStatusCode | None = attrs.field(default=None, converter=_coerce_enhanced)
 
     def __str__(self) -> str:
         return "\n".join(f"{self.code} {line}".rstrip() for line in self.lines)

@@ -126,7 +126,8 @@ def write_reply(reply: Reply | Greeting, config: Config) -> bytes:
     """``code SP text CRLF``, or ``code "-" text CRLF`` for all but the last line
     (RFC 5321 §4.2.1), each text prefixed with the enhanced status code (RFC 2034)."""
     code = str(reply.code)
-    esc = f"{reply.enhanced} " if reply.enhanced is not None else ""
+    enhanced = reply.enhanced if isinstance(reply, Reply) else None
+    esc = f"{enhanced} " if enhanced is not None else ""
     out = []
     last = len(reply.lines) - 1
     for i, text in enumerate(reply.lines):
