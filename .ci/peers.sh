@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Debian packages for the real-peer interop tests: swaks, curl, and Postfix's smtp-source /
+# smtp-sink (only those tools are used; the Postfix mail system is never started).
+set -euo pipefail
+need=()
+command -v swaks >/dev/null || need+=(swaks)
+command -v curl >/dev/null || need+=(curl)
+command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || need+=(postfix)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections || true
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# Make sure the Postfix mail system is not running: we use only its test tools.
+if command -v postfix >/dev/null; then postfix stop >/dev/null 2>&1 || true; fi
