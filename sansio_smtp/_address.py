@@ -58,10 +58,9 @@ def _is_ascii(s: str) -> bool:
 def _validate_local(inst: Address, _attr: object, value: str) -> None:
     # Any qtextSMTP / quoted-pairSMTP character can be quoted, so the local part may hold
     # any printable ASCII character (and UTF-8 beyond ASCII, RFC 6531). Never controls.
-    for ch in value:
-        o = ord(ch)
-        if o < 0x20 or o == 0x7F:
-            raise ValueError(f"control character {ch!r} in local part")
+    bad = _abnf.CONTROL_RE.search(value)
+    if bad is not None:
+        raise ValueError(f"control character {bad[0]!r} in local part")
     if inst.domain is None and value.lower() != "postmaster":
         raise ValueError("only Postmaster may stand without a domain (RFC 5321 §4.1.1.3)")
 
@@ -109,7 +108,19 @@ class Address:
         local = m["local"]
         if local.startswith('"'):
             local = _QUOTED_PAIR_RE.sub(r"\1", local[1:-1])
-        return cls(local, m["domain"])
+        domain = m["domain"]
+        if domain.startswith("[") and not _check_literal(domain):
+            raise ValueError(f"invalid address literal {domain!r}")
+        # The mailbox grammar admits no control characters and only valid domains, which
+        # is all the validators check: skip running them a second time.
+        return cls._trusted(local, domain)
+
+    @classmethod
+    def _trusted(cls, local_part: str, domain: str) -> Address:
+        self = object.__new__(cls)
+        object.__setattr__(self, "local_part", local_part)
+        object.__setattr__(self, "domain", domain)
+        return self
 
     @property
     def is_postmaster(self) -> bool:

@@ -801,6 +801,8 @@ def _first_problem(
     tls: bool,
     size_limit: int | None,
 ) -> _Problem | None:
+    if not params:
+        return None
     p = Params.coerce(params)
     for keyword in p:
         problem = _check_one(

@@ -73,9 +73,12 @@ _MAIL_RE = re.compile(rf"FROM: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECAS
 _RCPT_RE = re.compile(rf"TO: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECASE | re.DOTALL)
 
 
+_NO_PARAMS = Params()
+
+
 def _parse_params(text: str | None) -> Params:
     if not text:
-        return Params()
+        return _NO_PARAMS
     pairs: list[tuple[str, str | None]] = []
     for word in text.split():
         key, eq, value = word.partition("=")
@@ -431,7 +434,8 @@ class DataReader:
         if bol and piece[:1] == b"." and piece[1:2] not in (b"\r", b"\n"):
             piece = piece[1:]
         if not has_bare_line_ending(piece):
-            piece = piece.replace(b"\r\n.", b"\r\n")
+            # split/join scans once; a shrinking replace() scans twice
+            piece = b"\r\n".join(piece.split(b"\r\n."))
         else:
             policy = config.line_endings
             if policy is LineEndingPolicy.REJECT:

@@ -177,7 +177,7 @@ class DataWriter:
                 raise LocalProtocolError("bare CR or LF in message content (RFC 5321 §2.3.8)")
             chunk = normalize_line_endings(bytes(chunk))
         if b"\n." in chunk or (self._bol and chunk[:1] == b"."):
-            stuffed = chunk.replace(b"\r\n.", b"\r\n..")
+            stuffed = b"\r\n..".join(chunk.split(b"\r\n."))
             chunk = b"." + stuffed if self._bol and stuffed[:1] == b"." else stuffed
         self._check_lines(chunk)
         self._bol = chunk[-2:] == b"\r\n"
