@@ -56,3 +56,8 @@ def check_no_controls(text: str, what: str) -> None:
         o = ord(ch)
         if o < 0x20 or o == 0x7F:
             raise LocalProtocolError(f"{what} contains the control character {ch!r}")
+
+
+# Shown as sansio_smtp.LocalProtocolError in tracebacks: where users import them from.
+for _cls in (SMTPProtocolError, LocalProtocolError, RemoteProtocolError):
+    _cls.__module__ = "sansio_smtp"
