@@ -118,11 +118,3 @@ class Extensions(Mapping[str, tuple[str, ...]]):
     def ehlo_lines(self) -> list[str]:
         """The extension lines of an EHLO reply, one per keyword."""
         return [" ".join((k, *v)) for k, v in self._items.items()]
-
-    def allows_mail_parameter(self, keyword: str) -> bool:
-        ext = MAIL_PARAMETERS.get(keyword.upper())
-        return ext is not None and ext in self
-
-    def allows_rcpt_parameter(self, keyword: str) -> bool:
-        ext = RCPT_PARAMETERS.get(keyword.upper())
-        return ext is not None and ext in self

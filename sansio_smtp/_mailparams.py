@@ -490,7 +490,7 @@ def _parse_no_value(_value: str) -> None:
 # ------------------------------------------------------------------------ extension table
 
 #: MAIL / RCPT parameters and the extension that makes each legal, shared with
-#: Extensions.allows_mail_parameter (RFC 5321 §4.1.1.11: anything else gets 555): SIZE
+#: _extensions (RFC 5321 §4.1.1.11: anything else gets 555): SIZE
 #: (RFC 1870), BODY (RFC 6152; special-cased by value for BINARYMIME, RFC 3030, see
 #: _body_extension_problem), SMTPUTF8 (RFC 6531), RET/ENVID/NOTIFY/ORCPT (DSN, RFC 3461),
 #: AUTH (RFC 4954), REQUIRETLS (RFC 8689), MT-PRIORITY (RFC 6710), BY (DELIVERBY, RFC 2852).

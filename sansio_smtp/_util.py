@@ -46,18 +46,6 @@ class RemoteProtocolError(SMTPProtocolError):
     """The peer broke the protocol in a way the dialogue cannot recover from."""
 
 
-def check_no_controls(text: str, what: str) -> None:
-    """Raise LocalProtocolError when ``text`` holds CR, LF or another control character.
-
-    Every string that ends up on the wire passes through here (or an equivalent grammar
-    check), so command injection cannot happen by construction.
-    """
-    for ch in text:
-        o = ord(ch)
-        if o < 0x20 or o == 0x7F:
-            raise LocalProtocolError(f"{what} contains the control character {ch!r}")
-
-
 # Shown as sansio_smtp.LocalProtocolError in tracebacks: where users import them from.
 for _cls in (SMTPProtocolError, LocalProtocolError, RemoteProtocolError):
     _cls.__module__ = "sansio_smtp"
