@@ -1,4 +1,4 @@
-"""Command line: ``python -m sansio_smtp demo`` and ``python -m sansio_smtp explain CODE``."""
+"""Command line: ``python -m sansio_smtp {demo,explain,serve,send}``."""
 
 from __future__ import annotations
 
@@ -15,6 +15,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("demo", help="run an in-memory client/server session and print it")
     explain = sub.add_parser("explain", help="explain a reply code, enhanced code or reply")
     explain.add_argument("reply", nargs="+", help='e.g. 550, 5.1.1 or "550 5.1.1 User unknown"')
+    serve = sub.add_parser("serve", help="run an SMTP/LMTP server (asyncio)")
+    send = sub.add_parser("send", help="send one message")
+    # The serve/send options live beside their code; imported only when used.
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "serve":
+        from ._cli_serve import add_arguments as add_serve
+
+        add_serve(serve)
+    elif argv and argv[0] == "send":
+        from ._cli_send import add_arguments as add_send
+
+        add_send(send)
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -22,6 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         run_demo()
         return 0
+    if args.command == "serve":
+        from ._cli_serve import run as run_serve
+
+        return run_serve(args)
+    if args.command == "send":
+        from ._cli_send import run as run_send
+
+        return run_send(args)
     from .codes import explain as explain_reply
 
     try:

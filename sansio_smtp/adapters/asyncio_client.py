@@ -1,0 +1,576 @@
+# asyncio SMTP/ESMTP/LMTP client on a plain asyncio.Protocol (no streams).
+#
+# Strategy: AsyncSMTPClient is the I/O loop around _client_common.ClientEngine, like the
+# sync client but not built on it: the engine's generators say READ / Write / HANDSHAKE,
+# and each is served here with the transport. A small Protocol buffers what arrives (and
+# pauses reading past a high-water mark), wakes one waiting reader, and reports write
+# back-pressure; timeouts are loop.call_later timers per read (RFC 5321 §4.5.3.2 phases
+# from Connection.timeout). TLS: loop.start_tls() on the same protocol, for STARTTLS and
+# implicit TLS alike, which also works on Python 3.10 (StreamWriter.start_tls is 3.11+).
+#
+# Rules: a timeout, a lost connection or a failed handshake aborts the transport, so no
+# late reply can be taken for the answer to a later command. Bytes buffered here when the
+# STARTTLS handshake is due are handed to the core, which rejects them as injected
+# plaintext (RFC 3207 §4.2). One operation at a time: a lock serialises concurrent callers.
+"""An asyncio SMTP, ESMTP and LMTP client.
+
+    async with AsyncSMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
+                               username="me", password="secret") as smtp:
+        result = await smtp.send_message(msg)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.message
+import ssl
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TypeVar, cast
+
+from .._connection import Connection
+from .._events import Greeting, Help, Noop, Reply, Rset, Vrfy
+from .._extensions import Extensions
+from ._client_common import (
+    DEFAULT_BDAT_CHUNK,
+    READ,
+    ClientEngine,
+    ClientOptions,
+    SendResult,
+    SMTPAuthError,
+    SMTPConnectError,
+    SMTPDataError,
+    SMTPError,
+    SMTPHeloError,
+    SMTPNotSupportedError,
+    SMTPProtocolViolation,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+    SMTPTLSError,
+    Steps,
+    TLSMode,
+    TranscriptEntry,
+    Write,
+    address_literal,
+    as_content,
+    as_recipient_list,
+    flatten_message,
+    resolve_tls_mode,
+)
+
+__all__ = [
+    "AsyncSMTPClient",
+    "SMTPAuthError",
+    "SMTPConnectError",
+    "SMTPDataError",
+    "SMTPError",
+    "SMTPHeloError",
+    "SMTPNotSupportedError",
+    "SMTPProtocolViolation",
+    "SMTPRecipientsRefused",
+    "SMTPReplyError",
+    "SMTPSenderRefused",
+    "SMTPServerDisconnected",
+    "SMTPTLSError",
+    "SMTPTimeoutError",
+    "SendResult",
+    "TLSMode",
+    "TranscriptEntry",
+]
+
+T = TypeVar("T")
+_HIGH_WATER = 256 * 1024  # pause reading when this much is buffered and unread
+_CLOSE_WAIT = 2.0  # seconds close() waits for the transport to finish closing
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
+class _ClientProtocol(asyncio.Protocol):
+    """Buffers received bytes for one reader at a time and tracks write back-pressure."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: asyncio.Transport | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self.writing_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+        self.closed: asyncio.Future[None] = loop.create_future()
+
+    # -------------------------------------------------------------- callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._size += len(data)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._size > _HIGH_WATER and not self._reading_paused and self.transport is not None:
+            self.transport.pause_reading()
+            self._reading_paused = True
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        self._wake()
+        return None  # let the transport close itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _wake(self) -> None:
+        for waiter in (self._waiter, self._drain_waiter):
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    # ----------------------------------------------------------------- reading
+
+    def take(self) -> bytes:
+        """Everything buffered (b"" if nothing)."""
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        self._size = 0
+        if self._reading_paused and self.transport is not None:
+            self._reading_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def read(self, timeout: float) -> bytes:
+        """Some bytes, or b"" at end of file; TimeoutError after ``timeout`` seconds."""
+        if not self._chunks and not self.eof:
+            waiter = self._waiter = self._loop.create_future()
+            timer = self._loop.call_later(timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self.take()
+
+    async def drain(self, timeout: float) -> None:
+        """Wait until the transport's write buffer is below its high-water mark."""
+        if not self.writing_paused or self.eof:
+            return
+        waiter = self._drain_waiter = self._loop.create_future()
+        timer = self._loop.call_later(timeout, _expire, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._drain_waiter = None
+
+
+class AsyncSMTPClient:
+    """An asyncio SMTP client for one server; use ``async with`` (or ``await connect()``
+    and ``await quit()``/``close()``). The options are those of SMTPClient.
+
+    - ``host``, ``port``: the server (port 465 defaults to implicit TLS).
+    - ``tls``: a TLSMode; default IMPLICIT on port 465, else STARTTLS_OPPORTUNISTIC.
+    - ``ssl_context``: default ``ssl.create_default_context()`` (verifies the certificate
+      and host name). ``server_hostname``: the name to verify, default ``host``.
+    - ``local_hostname``: our EHLO name, default the address literal of our socket.
+    - ``username`` with ``password`` (or ``token``), ``authzid``, ``auth_mechanisms``,
+      ``allow_plaintext_auth``: AUTH when the session opens (see SMTPClient).
+    - ``lmtp``: speak LMTP (RFC 2033).
+    - ``timeout``/``timeouts``: seconds for every phase / per phase (see SMTPClient).
+    - ``pipelining``, ``chunking``, ``bdat_chunk_size``, ``transcript``, ``on_transcript``:
+      as for SMTPClient.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        tls: TLSMode | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        local_hostname: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        authzid: str | None = None,
+        auth_mechanisms: Sequence[str] | None = None,
+        allow_plaintext_auth: bool = False,
+        lmtp: bool = False,
+        timeout: float | None = None,
+        timeouts: Mapping[str, float] | None = None,
+        source_address: tuple[str, int] | None = None,
+        pipelining: bool = True,
+        chunking: bool = True,
+        bdat_chunk_size: int = DEFAULT_BDAT_CHUNK,
+        transcript: bool = False,
+        on_transcript: Callable[[TranscriptEntry], None] | None = None,
+    ) -> None:
+        self._options = ClientOptions(
+            host=host,
+            port=port,
+            tls=resolve_tls_mode(tls, port),
+            server_hostname=server_hostname,
+            local_hostname=local_hostname,
+            username=username,
+            password=password,
+            token=token,
+            authzid=authzid,
+            auth_mechanisms=auth_mechanisms,
+            allow_plaintext_auth=allow_plaintext_auth,
+            lmtp=lmtp,
+            timeout=timeout,
+            timeouts=dict(timeouts or {}),
+            pipelining=pipelining,
+            chunking=chunking,
+            bdat_chunk_size=bdat_chunk_size,
+            transcript=transcript,
+            on_transcript=on_transcript,
+        )
+        self._ssl_context = ssl_context
+        self._source_address = source_address
+        self._engine = ClientEngine(self._options)
+        self._protocol: _ClientProtocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._lock: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self._transport is not None else "closed"
+        opts = self._options
+        return f"<AsyncSMTPClient {opts.host}:{opts.port} {opts.tls.name} {state}>"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> AsyncSMTPClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._transport is not None and self._engine.usable:
+                with contextlib.suppress(SMTPError):
+                    await self.quit()
+        finally:
+            await self.aclose()
+
+    def __del__(self) -> None:
+        transport = getattr(self, "_transport", None)
+        if transport is not None:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+            with contextlib.suppress(Exception):
+                transport.abort()
+
+    async def connect(self) -> None:
+        """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured. On failure
+        the connection is closed (after a QUIT when the session allows one)."""
+        if self._transport is not None:
+            raise RuntimeError("already connected")
+        opts = self._options
+        loop = asyncio.get_running_loop()
+        engine = self._engine = ClientEngine(opts)
+        self._lock = asyncio.Lock()
+        protocol = _ClientProtocol(loop)
+        seconds = engine.timeout("connect")
+        try:
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: protocol, opts.host, opts.port, local_addr=self._source_address
+                ),
+                seconds,
+            )
+        except asyncio.TimeoutError:
+            raise SMTPTimeoutError("connect", seconds) from None
+        except OSError as exc:
+            raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
+        self._protocol = protocol
+        self._transport = transport
+        if opts.local_hostname is None:
+            engine.local_hostname = address_literal(transport.get_extra_info("sockname"))
+        engine.note(f"connected to {opts.host}:{opts.port}")
+        try:
+            if opts.tls is TLSMode.IMPLICIT:
+                await self._handshake()
+            async with self._lock:
+                await self._run(engine.open())
+        except BaseException:
+            if self._transport is not None and engine.usable:
+                with contextlib.suppress(SMTPError, asyncio.TimeoutError):
+                    await self._run(engine.quit())
+            await self.aclose()
+            raise
+
+    async def quit(self) -> Reply | None:
+        """QUIT (RFC 5321 §4.1.1.10) and close. Returns the 221 reply, or None when the
+        session was not in a state to QUIT or the server closed first."""
+        if self._transport is None:
+            return None
+        try:
+            return await self._locked(self._engine.quit())
+        finally:
+            await self.aclose()
+
+    def close(self) -> None:
+        """Abort the connection at once (no QUIT). Safe to call more than once."""
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            self._engine.broken = True
+            transport.abort()
+
+    async def aclose(self) -> None:
+        """Close the connection (no QUIT) and wait briefly until it is closed."""
+        transport, self._transport = self._transport, None
+        protocol = self._protocol
+        if transport is None or protocol is None:
+            return
+        self._engine.broken = True
+        transport.close()
+        try:
+            await asyncio.wait_for(asyncio.shield(protocol.closed), _CLOSE_WAIT)
+        except asyncio.TimeoutError:
+            transport.abort()
+        except asyncio.CancelledError:
+            transport.abort()
+            raise
+
+    # ------------------------------------------------------------------- sending
+
+    async def send_message(
+        self,
+        msg: email.message.Message,
+        from_addr: str | None = None,
+        to_addrs: str | Sequence[str] | None = None,
+        *,
+        mail_params: Mapping[str, str | None] | None = None,
+        rcpt_params: Mapping[str, str | None] | None = None,
+    ) -> SendResult:
+        """Send an email.message.Message, envelope from its headers (as
+        ``smtplib.SMTP.send_message``); see SMTPClient.send_message."""
+        sender, recipients, content, international = flatten_message(msg, from_addr, to_addrs)
+        return await self._locked(
+            self._engine.send_mail(
+                sender, recipients, content, mail_params, rcpt_params, international=international
+            )
+        )
+
+    async def sendmail(
+        self,
+        from_addr: str,
+        to_addrs: str | Iterable[str],
+        msg: bytes | bytearray | memoryview | str,
+        *,
+        mail_params: Mapping[str, str | None] | None = None,
+        rcpt_params: Mapping[str, str | None] | None = None,
+    ) -> SendResult:
+        """Send RFC 5322 message content; see SMTPClient.sendmail."""
+        return await self._locked(
+            self._engine.send_mail(
+                from_addr, as_recipient_list(to_addrs), as_content(msg), mail_params, rcpt_params
+            )
+        )
+
+    async def noop(self) -> Reply:
+        """NOOP (RFC 5321 §4.1.1.9); the reply whatever its code."""
+        return await self._locked(self._engine.command(Noop()))
+
+    async def rset(self) -> Reply:
+        """RSET (RFC 5321 §4.1.1.5): abort the current transaction."""
+        return await self._locked(self._engine.command(Rset()))
+
+    async def vrfy(self, text: str) -> Reply:
+        """VRFY (RFC 5321 §4.1.1.6)."""
+        return await self._locked(self._engine.command(Vrfy(text=text)))
+
+    async def help(self, topic: str | None = None) -> Reply:
+        """HELP (RFC 5321 §4.1.1.8)."""
+        return await self._locked(self._engine.command(Help(topic=topic)))
+
+    # ---------------------------------------------------------------- introspection
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    @property
+    def greeting(self) -> Greeting | None:
+        """The server's greeting (RFC 5321 §4.3.2)."""
+        return self._engine.greeting
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the server advertised in its last EHLO/LHLO reply (empty after HELO)."""
+        return self._engine.conn.extensions
+
+    @property
+    def esmtp(self) -> bool:
+        """The server accepted EHLO/LHLO (False after the fallback to HELO)."""
+        return self._engine.esmtp
+
+    @property
+    def tls_active(self) -> bool:
+        return self._engine.conn.tls_active
+
+    @property
+    def authenticated(self) -> bool:
+        return self._engine.conn.authenticated
+
+    @property
+    def transcript(self) -> list[TranscriptEntry]:
+        """The dialogue so far when ``transcript=True`` (AUTH data redacted)."""
+        return self._engine.transcript
+
+    @property
+    def connection(self) -> Connection:
+        """The core Connection (read-only use: state, pending, extensions, ...)."""
+        return self._engine.conn
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS object once TLS is active (``version()``, ``getpeercert()``...)."""
+        if self._transport is None:
+            return None
+        obj = self._transport.get_extra_info("ssl_object")
+        return obj if isinstance(obj, ssl.SSLObject) else None
+
+    # ------------------------------------------------------------------------ I/O
+
+    async def _locked(self, steps: Steps[T]) -> T:
+        lock = self._lock
+        if lock is None or self._transport is None:
+            steps.close()
+            raise SMTPServerDisconnected("not connected")
+        async with lock:
+            return await self._run(steps)
+
+    async def _run(self, steps: Steps[T]) -> T:
+        """Serve the engine's I/O requests until the operation returns or raises."""
+        engine = self._engine
+        protocol = self._protocol
+        if self._transport is None or protocol is None:
+            steps.close()
+            raise SMTPServerDisconnected("not connected")
+        conn = engine.conn
+        try:
+            op = next(steps)
+            while True:
+                if op is READ:
+                    data = protocol.take()
+                    if not data:
+                        data = await self._read(protocol)
+                    conn.receive_data(data)
+                elif type(op) is Write:
+                    self._write(protocol, op)
+                    if protocol.writing_paused:  # back-pressure: wait for the kernel
+                        await self._drain(protocol, op)
+                else:
+                    await self._handshake()
+                op = steps.send(None)
+        except StopIteration as stop:
+            if engine.broken:  # e.g. a 421 ended the session (RFC 5321 §3.8)
+                self.close()
+            return cast(T, stop.value)
+        except BaseException:
+            steps.close()
+            if not engine.usable:
+                self.close()
+            raise
+
+    async def _read(self, protocol: _ClientProtocol) -> bytes:
+        if protocol.eof:
+            return b""
+        phase, seconds = self._engine.read_timeout()
+        try:
+            return await protocol.read(seconds)
+        except TimeoutError:
+            self._engine.broken = True
+            raise SMTPTimeoutError(phase, seconds) from None
+
+    def _write(self, protocol: _ClientProtocol, op: Write) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing() or protocol.eof:
+            self._engine.broken = True
+            raise SMTPServerDisconnected("connection lost")
+        for chunk in op.chunks:
+            transport.write(chunk)
+
+    async def _drain(self, protocol: _ClientProtocol, op: Write) -> None:
+        seconds = self._engine.timeout(op.phase)
+        try:
+            await protocol.drain(seconds)
+        except TimeoutError:
+            self._engine.broken = True
+            raise SMTPTimeoutError(op.phase, seconds) from None
+
+    async def _handshake(self) -> None:
+        """TLS on the connection (implicit TLS, or after STARTTLS's 220)."""
+        engine = self._engine
+        protocol = self._protocol
+        transport = self._transport
+        assert protocol is not None and transport is not None
+        leftover = protocol.take()
+        if leftover:
+            # Plaintext after the 220: hand it to the core, whose tls_established()
+            # refuses it (RFC 3207 §4.2, CVE-2011-0411). No handshake.
+            engine.conn.receive_data(leftover)
+            return
+        opts = self._options
+        context = self._ssl_context
+        if context is None:
+            context = self._ssl_context = ssl.create_default_context()
+        seconds = engine.timeout("tls")
+        name = opts.server_hostname or opts.host
+        loop = asyncio.get_running_loop()
+        try:
+            new_transport = await asyncio.wait_for(
+                loop.start_tls(
+                    transport,
+                    protocol,
+                    context,
+                    server_hostname=name,
+                    ssl_handshake_timeout=seconds * 2,
+                ),
+                seconds,
+            )
+        except asyncio.TimeoutError:
+            engine.broken = True
+            raise SMTPTimeoutError("tls", seconds) from None
+        except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+            engine.broken = True
+            raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc
+        if new_transport is None:  # pragma: no cover - the loop closed it
+            engine.broken = True
+            raise SMTPTLSError("TLS handshake failed: the transport was closed")
+        self._transport = protocol.transport = new_transport
+        obj = new_transport.get_extra_info("ssl_object")
+        if obj is not None:
+            engine.note(f"TLS established: {obj.version()} {(obj.cipher() or ('',))[0]}")

@@ -1,0 +1,641 @@
+# The asyncio SMTP/LMTP server: a thin loop around the sans-IO core, on asyncio.Protocol and
+# transports (not streams: one callback per read, one write per batch of replies).
+#
+# Strategy: data_received -> Dispatcher.feed/run (core events -> handler hooks -> replies)
+# -> one transport.write. A hook that returns an awaitable pauses reading until it is done
+# (the core is PAUSED anyway: SMTP answers commands in order). STARTTLS: after the 220 the
+# core pauses, loop.start_tls() does the handshake, and Connection.tls_established() refuses
+# any plaintext that was buffered behind the STARTTLS line. Timeouts come from
+# Connection.timeout (RFC 5321 §4.5.3.2) and one server-wide sweep checks every
+# connection's deadline, so the hot path never touches timers.
+# Rules: nothing here decides protocol questions (the core and the Dispatcher do); every
+# wait is bounded (idle timeout, minimum data rate during DATA/BDAT, TLS handshake timeout,
+# shutdown deadline); AUTH is redacted in the opt-in traffic log.
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import os
+import ssl
+import warnings
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Mapping
+from typing import Final
+
+from .._connection import Connection
+from .._events import Greeting, Reply
+from .._state import Role, State
+from .._util import RemoteProtocolError
+from ..config import Config
+from .handlers import (
+    Action,
+    Authenticator,
+    Dispatcher,
+    Hooks,
+    PasswordTable,
+    PeerAddress,
+    Session,
+    SinkHandler,
+    TrafficLog,
+    prepare_config,
+)
+
+__all__ = ["AsyncioServer", "serve"]
+
+log = logging.getLogger("sansio_smtp.server")
+
+_READ: Final = Action.READ
+_AWAIT: Final = Action.AWAIT
+_STARTTLS: Final = Action.STARTTLS
+_CLOSE: Final = Action.CLOSE
+
+
+def _peer(info: object) -> PeerAddress:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    if isinstance(info, (str, bytes)):
+        return info.decode() if isinstance(info, bytes) else info
+    return None
+
+
+class AsyncioServer:
+    """An SMTP (or LMTP) server for asyncio.
+
+    ``handler``: a Handler (or any object with some of its hooks, sync or async); None
+    accepts and discards everything. Options:
+
+    - ``host``/``port`` (port 0: the OS picks one, see ``port``), or ``path`` for a Unix
+      socket (LMTP's usual home, RFC 2033 §5).
+    - ``config``: the core Config (hostname, extensions, limits, ``lmtp``...);
+      ``hostname`` overrides ``config.hostname``.
+    - ``tls_context``: a server-side ssl.SSLContext. Offered with STARTTLS (RFC 3207), or
+      from the first byte with ``implicit_tls=True`` (RFC 8314 submissions on port 465).
+    - ``auth``: a ``{user: password}`` mapping or an Authenticator; default: the handler's
+      ``auth`` hook if it has one. AUTH is advertised only under TLS unless
+      ``config.allow_plaintext_auth`` (RFC 4954 §4).
+    - ``max_connections``: beyond it a new client gets ``421 4.7.0`` and is closed.
+    - ``idle_timeout``: seconds to wait for the client's next command or data (default
+      ``Connection.timeout``, RFC 5321 §4.5.3.2.7: 5 minutes); ``tls_handshake_timeout``.
+    - ``min_data_rate``: bytes/second a client must sustain during DATA/BDAT after
+      ``data_rate_grace`` seconds (slow-client protection, as Postfix's
+      smtpd_min_data_rate); None to disable.
+    - ``greeting``: the 220 text after our hostname; ``traffic_log``: True (logger
+      ``sansio_smtp.traffic``) or a Logger to log every byte at DEBUG, AUTH redacted.
+
+    Use ``async with AsyncioServer(...) as server:`` (start, then graceful shutdown) or
+    ``await server.start()`` ... ``await server.shutdown()``.
+    """
+
+    def __init__(
+        self,
+        handler: object = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        path: str | os.PathLike[str] | None = None,
+        config: Config | None = None,
+        hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        auth: Mapping[str, str] | Authenticator | None = None,
+        max_connections: int = 1000,
+        idle_timeout: float | None = None,
+        tls_handshake_timeout: float = 30.0,
+        min_data_rate: float | None = 1024.0,
+        data_rate_grace: float = 30.0,
+        greeting: str | None = None,
+        traffic_log: bool | logging.Logger = False,
+        backlog: int = 1024,
+    ) -> None:
+        if implicit_tls and tls_context is None:
+            raise ValueError("implicit_tls needs a tls_context")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        authenticator: Authenticator | None
+        authenticator = PasswordTable(auth) if isinstance(auth, Mapping) else auth
+        self.handler = handler if handler is not None else SinkHandler()
+        self._hooks = Hooks(self.handler, authenticator)
+        self.config = prepare_config(
+            config,
+            starttls=tls_context is not None and not implicit_tls,
+            auth=self._hooks.auth is not None,
+            hostname=hostname,
+        )
+        self.host = host
+        self.path = os.fspath(path) if path is not None else None
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self.min_data_rate = min_data_rate
+        self.data_rate_grace = data_rate_grace
+        self.greeting = greeting
+        self.backlog = backlog
+        self.traffic = TrafficLog.from_option(traffic_log)
+        #: exceptions from handlers and connections (most recent 100), also logged
+        self.errors: deque[BaseException] = deque(maxlen=100)
+        self._requested_port = port
+        self._port: int | None = None
+        self._server: asyncio.Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._protocols: set[_SMTPProtocol] = set()
+        self._background: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self._closed = False
+        self._all_closed: asyncio.Future[None] | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._stopped: asyncio.Future[None] | None = None
+        hostname_ = self.config.hostname
+        self._busy = Connection(Role.SERVER, self.config).send(
+            Greeting(code=421, lines=f"{hostname_} Too many connections, try again later")
+        )
+        self._timeout_reply = Reply(
+            code=421, lines=f"{hostname_} Error: timeout exceeded", enhanced="4.4.2"
+        )
+        self._slow_reply = Reply(
+            code=421, lines=f"{hostname_} Error: minimum data rate not met", enhanced="4.4.2"
+        )
+        self._shutdown_reply = Reply(
+            code=421, lines=f"{hostname_} Service shutting down", enhanced="4.3.2"
+        )
+        timeouts = [t for t in (idle_timeout, data_rate_grace) if t]
+        self._tick = max(0.02, min([1.0, *(t / 4 for t in timeouts)]))
+
+    # ---------------------------------------------------------------------- lifecycle
+
+    async def start(self) -> AsyncioServer:
+        """Bind and start accepting; returns self (``port`` is then known)."""
+        if self._server is not None:
+            raise RuntimeError("the server was already started")
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        ssl_ctx = self.tls_context if self.implicit_tls else None
+        handshake = self.tls_handshake_timeout if ssl_ctx is not None else None
+        # The listening socket and the sweeper hold the server weakly, so an unclosed
+        # server can be collected (and warn) like an unclosed socket.
+        ref = weakref.ref(self)
+
+        def factory() -> asyncio.Protocol:
+            server = ref()
+            return _SMTPProtocol(server) if server is not None else _Refuse()
+
+        if self.path is not None:
+            self._server = await loop.create_unix_server(
+                factory,
+                self.path,
+                ssl=ssl_ctx,
+                ssl_handshake_timeout=handshake,
+                backlog=self.backlog,
+            )
+        else:
+            self._server = await loop.create_server(
+                factory,
+                self.host,
+                self._requested_port,
+                ssl=ssl_ctx,
+                ssl_handshake_timeout=handshake,
+                backlog=self.backlog,
+                reuse_address=True,
+            )
+        if self.path is None:
+            self._port = self._server.sockets[0].getsockname()[1]
+        self._stopped = loop.create_future()
+        self._sweeper = loop.call_later(self._tick, _sweep, ref)
+        return self
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the one the OS chose for port 0)."""
+        if self._port is None:
+            raise RuntimeError("the server is not listening (start() it first)")
+        return self._port
+
+    @property
+    def address(self) -> tuple[str, int] | str:
+        """(host, port) for TCP, the socket path for a Unix socket."""
+        if self.path is not None:
+            return self.path
+        return (self.host, self.port)
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now."""
+        return len(self._protocols)
+
+    async def serve_forever(self) -> None:
+        """Run until shutdown() or close()."""
+        if self._server is None:
+            await self.start()
+        assert self._stopped is not None
+        await asyncio.shield(self._stopped)
+
+    async def __aenter__(self) -> AsyncioServer:
+        return await self.start()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Graceful shutdown: stop accepting; idle clients get ``421 4.3.2`` now, clients in
+        a transaction (or waiting on a hook) may finish it within ``timeout`` seconds and
+        then get the 421; the rest get it at the deadline (RFC 5321 §3.8)."""
+        if self._closed or self._server is None:
+            self._closed = True
+            return
+        loop = asyncio.get_running_loop()
+        self._closing = True
+        self._server.close()
+        for proto in list(self._protocols):
+            proto.begin_shutdown()
+        if self._protocols:
+            self._all_closed = loop.create_future()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._all_closed), timeout)
+        for proto in list(self._protocols):
+            proto.goodbye(self._shutdown_reply)
+        if self._protocols:  # give the 421s a moment to go out, then cut what is left
+            self._all_closed = loop.create_future()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._all_closed), 1.0)
+        self.close()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=1.0)
+
+    def close(self) -> None:
+        """Stop now: stop listening and drop every connection."""
+        if self._server is not None:
+            self._server.close()
+        self._closing = self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for proto in list(self._protocols):
+            proto.abort()
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def __del__(self) -> None:
+        server = getattr(self, "_server", None)
+        if server is not None and not getattr(self, "_closed", True):
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=1)
+            with contextlib.suppress(Exception):
+                server.close()
+
+    def __repr__(self) -> str:
+        where = self.path if self.path is not None else f"{self.host}:{self._requested_port}"
+        return f"<AsyncioServer {where} connections={len(self._protocols)}>"
+
+    # ------------------------------------------------------------------------ helpers
+
+    def record_error(self, exc: BaseException) -> None:
+        """Keep ``exc`` in ``errors`` and log it (handler bugs, broken connections)."""
+        self.errors.append(exc)
+        log.error("SMTP server error: %r", exc, exc_info=exc)
+
+    def _forget(self, proto: _SMTPProtocol) -> None:
+        self._protocols.discard(proto)
+        done = self._all_closed
+        if not self._protocols and done is not None and not done.done():
+            done.set_result(None)
+
+    def _sweep(self) -> None:
+        assert self._loop is not None
+        now = self._loop.time()
+        for proto in list(self._protocols):
+            if proto.deadline <= now:
+                proto.timed_out()
+        if not self._closed:
+            self._sweeper = self._loop.call_later(self._tick, _sweep, weakref.ref(self))
+
+    def _spawn(self, aw: Awaitable[object]) -> None:
+        async def run() -> None:
+            try:
+                await aw
+            except Exception as exc:
+                self.record_error(exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _sweep(ref: weakref.ref[AsyncioServer]) -> None:
+    server = ref()
+    if server is not None:
+        server._sweep()
+
+
+class _Refuse(asyncio.Protocol):
+    """For a connection that arrives after its server object was collected."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class _SMTPProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: AsyncioServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.d: Dispatcher | None = None
+        self.deadline = math.inf
+        self._loop = asyncio.get_running_loop()
+        self._busy = False  # a hook or the TLS handshake runs: not reading
+        self._write_paused = False
+        self._reading = True
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._stash: list[bytes] | None = None  # data that arrived during start_tls
+        self._data_start: float | None = None
+        self._data_bytes = 0
+
+    # ----------------------------------------------------------- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        server = self.server
+        if server._closing or len(server._protocols) >= server.max_connections:
+            # RFC 5321 §3.1 / §3.8: 421 means try again later
+            transport.write(server._busy)
+            transport.close()
+            self._closed = True
+            return
+        server._protocols.add(self)
+        config = server.config
+        tls = server.implicit_tls
+        session = Session(
+            peer=_peer(transport.get_extra_info("peername")),
+            local=_peer(transport.get_extra_info("sockname")),
+            hostname=config.hostname,
+            lmtp=config.lmtp,
+            tls=tls,
+        )
+        if tls:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                session.tls_version = ssl_object.version()
+                session.tls_cipher = (ssl_object.cipher() or (None,))[0]
+        conn = Connection(Role.SERVER, config, tls=tls)
+        self.d = Dispatcher(
+            conn,
+            server._hooks,
+            session,
+            greeting=server.greeting,
+            on_error=server.record_error,
+        )
+        try:
+            self._pump(self.d.start())
+        except Exception as exc:
+            self._crashed(exc)
+
+    def data_received(self, data: bytes) -> None:
+        d = self.d
+        if d is None or self._closed:
+            return
+        if self._stash is not None:  # decrypted data before start_tls() returned
+            self._stash.append(data)
+            return
+        traffic = self.server.traffic
+        if traffic is not None:
+            traffic.client(d.session.id, data, in_auth=d.conn.state is State.AUTH)
+        if self._data_start is not None:
+            self._data_bytes += len(data)
+        try:
+            d.feed(data)
+            if not self._busy:
+                self._pump(d.run())
+        except Exception as exc:  # a bug: keep the server up, drop this client
+            self._crashed(exc)
+
+    def _crashed(self, exc: Exception) -> None:
+        self.server.record_error(exc)
+        self.abort()
+
+    def eof_received(self) -> bool:
+        d = self.d
+        if d is not None and not self._closed:
+            if self._stash is not None:
+                self._stash.append(b"")
+            else:
+                try:
+                    d.feed(b"")
+                    if not self._busy:
+                        self._pump(d.run())
+                except Exception as exc:
+                    self._crashed(exc)
+        # Keep a plain socket half-open so the last replies still go out; SSL transports
+        # cannot do that (asyncio warns), and close themselves.
+        return self.transport is not None and self.transport.get_extra_info("sslcontext") is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self.deadline = math.inf
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        server = self.server
+        d = self.d
+        if d is not None:
+            server._forget(self)
+            hook = server._hooks.disconnect
+            if hook is not None:
+                try:
+                    result = hook(d.session)
+                except Exception as error:
+                    server.record_error(error)
+                else:
+                    if result is not None and asyncio.iscoroutine(result):
+                        server._spawn(result)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    # ------------------------------------------------------------------ the loop
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self._closed or self._stash is not None:
+            return
+        want = not (self._busy or self._write_paused)
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _pump(self, action: Action) -> None:
+        d = self.d
+        transport = self.transport
+        assert d is not None and transport is not None
+        while True:
+            out = d.out
+            if out:
+                data = out[0] if len(out) == 1 else b"".join(out)
+                out.clear()
+                if self.server.traffic is not None:
+                    self.server.traffic.server(d.session.id, data)
+                transport.write(data)
+            if action is _READ:
+                if self.server._closing and d.idle:
+                    d.goodbye(self.server._shutdown_reply)
+                    action = d.run()
+                    continue
+                self._set_deadline(d.conn)
+                if self._busy:
+                    self._busy = False
+                    self._update_reading()
+                return
+            if action is _CLOSE:
+                self._close()
+                return
+            self.deadline = math.inf
+            self._busy = True
+            self._update_reading()
+            if action is _AWAIT:
+                self._task = self._loop.create_task(self._await())
+            else:  # STARTTLS
+                self._task = self._loop.create_task(self._starttls())
+            return
+
+    def _set_deadline(self, conn: Connection) -> None:
+        timeout = conn.timeout
+        if timeout is None:
+            self.deadline = math.inf
+            return
+        server = self.server
+        now = self._loop.time()
+        idle = server.idle_timeout
+        deadline = now + (timeout.seconds if idle is None else idle)
+        rate = server.min_data_rate
+        if rate and (conn.state is State.DATA or conn.state is State.BDAT):
+            if self._data_start is None:
+                self._data_start, self._data_bytes = now, 0
+            slow = self._data_start + server.data_rate_grace + self._data_bytes / rate
+            deadline = min(deadline, slow)
+        else:
+            self._data_start = None
+        self.deadline = deadline
+
+    async def _await(self) -> None:
+        d = self.d
+        assert d is not None and d.awaiting is not None
+        try:
+            value: object = await d.awaiting
+            error: BaseException | None = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            value, error = None, exc
+        self._task = None
+        if self._closed:
+            return
+        try:
+            d.resume(value, error)
+            self._pump(d.run())
+        except Exception as exc:
+            self._crashed(exc)
+
+    async def _starttls(self) -> None:
+        d, transport, server = self.d, self.transport, self.server
+        assert d is not None and transport is not None and server.tls_context is not None
+        self._stash = []
+        try:
+            new = await self._loop.start_tls(
+                transport,
+                self,
+                server.tls_context,
+                server_side=True,
+                ssl_handshake_timeout=server.tls_handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # handshake failed or timed out: nothing to say in clear
+            log.debug("STARTTLS handshake failed: %r", exc)
+            self._task = None
+            self._stash = None
+            self.abort()
+            return
+        self._task = None
+        stash, self._stash = self._stash, None
+        if new is None or self._closed:
+            self.abort()
+            return
+        self.transport = new
+        self._reading = True  # the new transport reads until told otherwise
+        ssl_object = new.get_extra_info("ssl_object")
+        try:
+            cipher = ssl_object.cipher() if ssl_object is not None else None
+            d.tls_started(
+                ssl_object.version() if ssl_object is not None else None,
+                cipher[0] if cipher else None,
+            )
+        except RemoteProtocolError as exc:  # plaintext after STARTTLS (CVE-2011-0411)
+            log.info("closing %s: %s", d.session.peer, exc)
+            d.error = exc
+            self.abort()
+            return
+        try:
+            for data in stash or ():
+                d.feed(data)
+            self._pump(d.run())
+        except Exception as exc:
+            self._crashed(exc)
+
+    # --------------------------------------------------------------- server calls
+
+    def timed_out(self) -> None:
+        d = self.d
+        if d is None or self._closed:
+            return
+        state = d.conn.state
+        slow = self._data_start is not None and (state is State.DATA or state is State.BDAT)
+        d.goodbye(self.server._slow_reply if slow else self.server._timeout_reply)
+        self._pump(_CLOSE)
+
+    def begin_shutdown(self) -> None:
+        d = self.d
+        if d is not None and not self._closed and not self._busy and d.idle:
+            self.goodbye(self.server._shutdown_reply)
+
+    def goodbye(self, reply: Reply) -> None:
+        d = self.d
+        if d is None or self._closed:
+            return
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        d.goodbye(reply)
+        self._pump(_CLOSE)
+
+    def _close(self) -> None:
+        if self.transport is not None and not self._closed:
+            self._closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        self._closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+
+async def serve(handler: object = None, **options: object) -> AsyncioServer:
+    """Start an AsyncioServer (options as its constructor) and return it, listening."""
+    server = AsyncioServer(handler, **options)  # type: ignore[arg-type]
+    return await server.start()

@@ -1,0 +1,1157 @@
+# The server-side application API shared by both server adapters: what a handler is, the
+# Session and Envelope objects it sees, the built-in handlers, and the Dispatcher that turns
+# core events into hook calls and replies.
+#
+# Strategy: a handler is any object with some of the hook methods of ``Handler`` (missing
+# ones, and ones inherited unchanged from ``Handler``, are skipped at no cost). A hook
+# returns a Reply, returns None for the RFC-correct default (``Connection.default_reply``),
+# or raises ``Reject(reply)``; any other exception is logged and answered ``451 4.3.0``
+# (RFC 5321 §4.2.3). Hooks are plain methods, so one handler serves the blocking and the
+# asyncio server alike; the asyncio server also accepts ``async def`` hooks.
+#
+# The Dispatcher is sans-IO like the core: the adapter feeds it bytes, writes ``out``, and
+# does what ``run()`` asks (read more, await a hook, start TLS, close). It never blocks and
+# never awaits, so both servers share every protocol decision and differ only in I/O.
+# Rules: the core decides what is legal; the Dispatcher only answers, in order, one reply per
+# command (the core pauses until each is sent); AUTH secrets never reach a log or a repr.
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import enum
+import inspect
+import itertools
+import logging
+import mailbox
+import os
+import secrets
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Final, TypeAlias
+
+import attrs
+
+from .. import sasl
+from .._address import Address
+from .._connection import NEED_DATA, PAUSED, Connection
+from .._events import (
+    Auth,
+    AuthResponse,
+    Bdat,
+    ConnectionClosed,
+    Data,
+    Ehlo,
+    EndOfMessage,
+    Event,
+    Greeting,
+    Helo,
+    InvalidCommand,
+    InvalidMessage,
+    Lhlo,
+    MailFrom,
+    MessageData,
+    Quit,
+    RcptTo,
+    Reply,
+    Rset,
+    StartTLS,
+)
+from .._params import Params
+from .._state import LmtpDelivery, State
+from .._util import LocalProtocolError, RemoteProtocolError
+from ..config import Config
+
+if TYPE_CHECKING:
+    import ssl
+
+    from ._client_common import SendResult, TLSMode
+
+__all__ = [
+    "Action",
+    "Authenticator",
+    "Dispatcher",
+    "Envelope",
+    "Handler",
+    "MaildirHandler",
+    "MboxHandler",
+    "MemoryHandler",
+    "PasswordTable",
+    "PeerAddress",
+    "PrintHandler",
+    "Reject",
+    "RelayHandler",
+    "Session",
+    "SinkHandler",
+    "TrafficLog",
+    "prepare_config",
+    "received_header",
+]
+
+log = logging.getLogger("sansio_smtp.server")
+
+#: A client's address: (host, port) for TCP, the socket path (often "") for Unix sockets.
+PeerAddress: TypeAlias = "tuple[str, int] | str | None"
+
+#: What a hook may return: a Reply, None (the default reply), or, in the asyncio server, an
+#: awaitable of either.
+HookResult: TypeAlias = "Reply | Awaitable[Reply | None] | None"
+DataResult: TypeAlias = (
+    "Reply | Sequence[Reply] | Awaitable[Reply | Sequence[Reply] | None] | None"
+)
+AuthAnswer: TypeAlias = "sasl.CredentialAnswer | None"
+#: ``(session, request) -> answer``: checks credentials for AUTH (see Handler.auth).
+Authenticator: TypeAlias = (
+    "Callable[[Session, sasl.NeedCredentials], AuthAnswer | Awaitable[AuthAnswer]]"
+)
+
+# RFC 5321 §4.2.3: 451 Requested action aborted: local error in processing.
+LOCAL_ERROR: Final = Reply(
+    code=451, lines="Requested action aborted: local error in processing", enhanced="4.3.0"
+)
+# RFC 4954 §6: 454 4.7.0 Temporary authentication failure.
+AUTH_TEMPFAIL: Final = Reply(code=454, lines="Temporary authentication failure", enhanced="4.7.0")
+
+_MAIL, _RCPT, _DATA, _BDAT = State.MAIL, State.RCPT, State.DATA, State.BDAT
+
+
+def in_transaction(state: State) -> bool:
+    """A mail transaction is open (RFC 5321 §3.3). Identity tests: Enum hashing is slow."""
+    return state is _RCPT or state is _DATA or state is _MAIL or state is _BDAT
+_session_ids = itertools.count(1)
+_ID_PREFIX: Final = f"{int(time.time()) & 0xFFFFFF:06X}{os.getpid() & 0xFFFF:04X}"
+
+
+# ------------------------------------------------------------------------ the objects
+
+
+class Reject(Exception):
+    """Raise from a hook to answer with ``reply``: ``raise Reject(550, "No such user",
+    "5.1.1")`` or ``raise Reject(Reply(...))``. The reply keeps its code (never only a
+    string)."""
+
+    def __init__(self, reply: Reply | int, text: str = "", enhanced: str | None = None) -> None:
+        if not isinstance(reply, Reply):
+            reply = Reply(code=reply, lines=text or "Rejected", enhanced=enhanced)
+        super().__init__(str(reply))
+        self.reply = reply
+
+
+@attrs.define(eq=False)
+class Envelope:
+    """One mail transaction (RFC 5321 §3.3), as the handler sees it.
+
+    - ``mail_from``: the reverse-path, None for the null path ``<>``; ``mail_params``.
+    - ``rcpt_tos``: the accepted recipients, in order, with their ``rcpt_params``.
+    - ``content``: the message as received (CRLF line endings, dot-stuffing removed), set
+      when the message ends (empty while streaming, and for handlers that set
+      ``buffer_content = False``).
+    - Copied from the session when MAIL was accepted, for trace headers: ``peer``,
+      ``helo_name``, ``hostname`` (ours), ``protocol`` (RFC 3848: ESMTP, ESMTPS, ESMTPSA,
+      LMTP...), ``authenticated_user``, ``session_id``.
+    """
+
+    mail_from: Address | None
+    mail_params: Params = attrs.field(factory=Params)
+    rcpt_tos: list[Address] = attrs.field(factory=list)
+    rcpt_params: list[Params] = attrs.field(factory=list)
+    content: bytes = attrs.field(default=b"", repr=lambda c: f"<{len(c)} bytes>")
+    peer: PeerAddress = None
+    helo_name: str | None = None
+    hostname: str = "localhost"
+    protocol: str = "ESMTP"
+    authenticated_user: str | None = None
+    session_id: str = ""
+
+    def received_header(self, *, date: str | None = None) -> bytes:
+        """This transaction's ``Received:`` trace header (RFC 5321 §4.4), CRLF-terminated."""
+        return received_header(self, date=date)
+
+    def with_trace(self) -> bytes:
+        """``content`` with the Received: header prepended (RFC 5321 §4.4: a relay or final
+        delivery MUST insert it at the top of the message)."""
+        return received_header(self) + self.content
+
+
+@attrs.define(eq=False)
+class Session:
+    """One client connection, as the handler sees it; updated as the dialogue goes on.
+
+    - ``peer`` / ``local``: the addresses of the two ends; ``hostname``: our name.
+    - ``id``: a short unique id (used as the Received: ``id``).
+    - ``helo_name``, ``esmtp`` (EHLO/LHLO rather than HELO), ``lmtp``.
+    - ``tls`` (with ``tls_version`` and ``tls_cipher``), ``authenticated_user`` and
+      ``auth_mechanism``: forgotten on STARTTLS, which starts the session over (RFC 3207
+      §4.2), except ``tls``.
+    - ``envelope``: the transaction in progress, or None; ``transactions``: messages
+      accepted so far; ``extra``: the handler's own per-session state.
+    """
+
+    peer: PeerAddress = None
+    local: PeerAddress = None
+    hostname: str = "localhost"
+    lmtp: bool = False
+    id: str = attrs.field(factory=lambda: f"{_ID_PREFIX}{next(_session_ids):X}")
+    helo_name: str | None = None
+    esmtp: bool = False
+    tls: bool = False
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    authenticated_user: str | None = None
+    auth_mechanism: str | None = None
+    envelope: Envelope | None = None
+    transactions: int = 0
+    extra: dict[str, object] = attrs.field(factory=dict)
+
+    @property
+    def protocol(self) -> str:
+        """The RFC 3848 ``with`` keyword for this session: SMTP (HELO), ESMTP, LMTP, plus
+        S under TLS and A once authenticated (ESMTPSA, LMTPS...)."""
+        if not self.esmtp and not self.lmtp:
+            return "SMTP"
+        base = "LMTP" if self.lmtp else "ESMTP"
+        return base + ("S" if self.tls else "") + ("A" if self.authenticated_user else "")
+
+
+def _tcp_info(peer: PeerAddress) -> str:
+    # RFC 5321 §4.4 TCP-info: an address-literal (§4.1.3), "IPv6:" for IPv6.
+    if isinstance(peer, tuple):
+        host = peer[0]
+        return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
+    return "localhost"
+
+
+def received_header(envelope: Envelope, *, date: str | None = None) -> bytes:
+    """``Received: from HELO (TCP-info) by HOST with PROTOCOL id ID [for <rcpt>]; DATE``
+    (RFC 5321 §4.4 Time-stamp-line; RFC 3848 protocol names). ``for`` appears only with a
+    single recipient, so a copy does not reveal the other recipients (§7.2)."""
+    if date is None:
+        date = email.utils.formatdate(localtime=False, usegmt=False)
+    helo = envelope.helo_name or "unknown"
+    parts = [f"Received: from {helo} ({_tcp_info(envelope.peer)})"]
+    parts.append(f"\tby {envelope.hostname} with {envelope.protocol} id {envelope.session_id}")
+    if len(envelope.rcpt_tos) == 1:
+        parts.append(f"\tfor <{envelope.rcpt_tos[0]}>; {date}")
+    else:
+        parts[-1] += ";"
+        parts.append(f"\t{date}")
+    return ("\r\n".join(parts) + "\r\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------- handlers
+
+
+class Handler:
+    """Base class of server handlers: every hook is optional and does the default.
+
+    Hooks run in order, one at a time per connection, and may be ``async def`` in the
+    asyncio server (reading stops while one runs). Each returns a Reply, None for the
+    default (``Connection.default_reply``), or raises ``Reject``.
+
+    - ``connect(session)``: None greets with 220; a 554 reply refuses service (the client
+      may only QUIT, RFC 5321 §3.1), a 421 closes.
+    - ``ehlo/helo/lhlo(session, event)``, ``mail(session, event)``, ``rcpt(session, event)``,
+      ``rset(session, event)``, ``quit(session, event)``: answer that command.
+      ``session.envelope`` is the transaction so far.
+    - ``data_chunk(session, envelope, chunk)``: each piece of message content as it arrives
+      (DATA or BDAT); raise Reject to fail the message (the reply is sent at its end).
+    - ``data(session, envelope)``: the message has ended; ``envelope.content`` holds it
+      unless ``buffer_content`` is False. LMTP (RFC 2033 §4.2): return one Reply per
+      recipient in ``envelope.rcpt_tos`` order, or one Reply for all.
+    - ``auth(session, request)``: check credentials for AUTH: ``request`` is a
+      ``sasl.VerifyPassword`` (answer True/False), ``LookupPassword`` (``StoredPassword``),
+      ``LookupScramKeys`` (``ScramStoredKeys``) or ``VerifyToken`` (True/False); None
+      fails. A server built with a ``{user: password}`` mapping uses that instead.
+    - ``disconnect(session)``: the connection is gone (no reply).
+    """
+
+    #: keep the message content for ``data`` (False: only ``data_chunk`` sees it)
+    buffer_content: bool = True
+
+    def connect(self, session: Session) -> HookResult:
+        return None
+
+    def ehlo(self, session: Session, event: Ehlo) -> HookResult:
+        return None
+
+    def helo(self, session: Session, event: Helo) -> HookResult:
+        return None
+
+    def lhlo(self, session: Session, event: Lhlo) -> HookResult:
+        return None
+
+    def mail(self, session: Session, event: MailFrom) -> HookResult:
+        return None
+
+    def rcpt(self, session: Session, event: RcptTo) -> HookResult:
+        return None
+
+    def data_chunk(
+        self, session: Session, envelope: Envelope, chunk: bytes
+    ) -> Awaitable[None] | None:
+        return None
+
+    def data(self, session: Session, envelope: Envelope) -> DataResult:
+        return None
+
+    def auth(
+        self, session: Session, request: sasl.NeedCredentials
+    ) -> AuthAnswer | Awaitable[AuthAnswer]:
+        return None
+
+    def rset(self, session: Session, event: Rset) -> HookResult:
+        return None
+
+    def quit(self, session: Session, event: Quit) -> HookResult:
+        return None
+
+    def disconnect(self, session: Session) -> Awaitable[None] | None:
+        return None
+
+
+class SinkHandler(Handler):
+    """Accept every message and discard it (content is not even buffered)."""
+
+    buffer_content = False
+
+
+class MemoryHandler(Handler):
+    """Collect each accepted transaction's Envelope (with its content) in ``messages``.
+    Thread-safe; ``wait_for(n)`` waits until n messages have arrived."""
+
+    def __init__(self) -> None:
+        self.messages: list[Envelope] = []
+        self._cond = threading.Condition()
+
+    def data(self, session: Session, envelope: Envelope) -> Reply | None:
+        with self._cond:
+            self.messages.append(envelope)
+            self._cond.notify_all()
+        return None
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until ``count`` messages were collected; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self.messages) >= count, timeout)
+
+
+class _FileHandler(Handler):
+    """Shared by the mailbox handlers: add Received:, convert to the local line ending,
+    store under a lock (both servers may call from several threads)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def _store(self, message: bytes) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def data(self, session: Session, envelope: Envelope) -> Reply | None:
+        message = envelope.with_trace().replace(b"\r\n", b"\n")
+        with self._lock:
+            self._store(message)
+        return None
+
+
+class MaildirHandler(_FileHandler):
+    """Deliver each message into the Maildir at ``path`` (created if missing), with a
+    ``Received:`` trace header (RFC 5321 §4.4), LF line endings as on disk."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.mailbox = mailbox.Maildir(self.path, create=True)
+
+    def _store(self, message: bytes) -> None:
+        self.mailbox.add(message)
+
+
+class MboxHandler(_FileHandler):
+    """Append each message to the mbox file at ``path``, with a ``Received:`` trace header
+    and a ``From `` separator line naming the envelope sender (locked while writing)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__()
+        self.path = Path(path)
+        mailbox.mbox(self.path, create=True).close()  # fail early on a bad path
+
+    def data(self, session: Session, envelope: Envelope) -> Reply | None:
+        sender = str(envelope.mail_from) if envelope.mail_from is not None else "MAILER-DAEMON"
+        from_line = f"From {sender} {time.asctime(time.gmtime())}\n".encode()
+        message = envelope.with_trace().replace(b"\r\n", b"\n")
+        with self._lock:
+            self._store(from_line + message)
+        return None
+
+    def _store(self, message: bytes) -> None:
+        box = mailbox.mbox(self.path, create=True)  # opened per delivery: no fd kept
+        box.lock()
+        try:
+            box.add(message)  # the leading "From " line becomes the separator
+            box.flush()
+        finally:
+            box.unlock()
+            box.close()
+
+
+class PrintHandler(Handler):
+    """Debugging: print each message's envelope and content to ``stream`` (stdout)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream
+        self._lock = threading.Lock()
+
+    def data(self, session: Session, envelope: Envelope) -> Reply | None:
+        stream = self.stream if self.stream is not None else sys.stdout
+        sender = "<>" if envelope.mail_from is None else f"<{envelope.mail_from}>"
+        lines = [
+            f"---------- message from {session.peer!r} ({session.helo_name})",
+            f"MAIL FROM: {sender} {' '.join(_param_text(envelope.mail_params))}".rstrip(),
+            *(f"RCPT TO: <{rcpt}>" for rcpt in envelope.rcpt_tos),
+            "",
+            envelope.content.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n"),
+            "---------- end of message",
+        ]
+        with self._lock:
+            print("\n".join(lines), file=stream, flush=True)
+        return None
+
+
+def _param_text(params: Params) -> list[str]:
+    return [k if v is None else f"{k}={v}" for k, v in params.items()]
+
+
+# RFC 3463 4.4.1: no answer from host
+UPSTREAM_DOWN: Final = Reply(
+    code=451, lines="Upstream server unavailable, try again later", enhanced="4.4.1"
+)
+# DSN parameters a relay passes on (RFC 3461 §4.3-4.4); BODY, SMTPUTF8 and SIZE are chosen
+# by the client adapter from the content itself.
+_RELAYED_MAIL_PARAMS: Final = ("RET", "ENVID")
+
+
+class RelayHandler(Handler):
+    """Forward each accepted message to another server (a smart host) through the client
+    adapters, with a ``Received:`` header added (RFC 5321 §4.4), and answer the client
+    with the outcome. The same object works in both servers: under a running event loop
+    (AsyncioServer) it uses AsyncSMTPClient, else SMTPClient. One upstream connection
+    per message.
+
+    Replies: all recipients accepted upstream -> 250; all refused -> the upstream refusal
+    (its code and enhanced code); some refused -> 250 (the refusals are logged: this
+    relay generates no bounces). In LMTP each recipient gets its own upstream outcome
+    (RFC 2033 §4.2). Upstream unreachable or timing out -> ``451 4.4.1``.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        tls: TLSMode | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        local_hostname: str | None = None,
+        timeout: float | None = 60.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self._options: dict[str, object] = {
+            "tls": tls,
+            "ssl_context": ssl_context,
+            "username": username,
+            "password": password,
+            "local_hostname": local_hostname,
+            "timeout": timeout,
+        }
+
+    def data(self, session: Session, envelope: Envelope) -> DataResult:
+        import asyncio
+
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._replies(session, envelope, self._send_blocking(envelope))
+        return self._send_async(session, envelope)
+
+    def _arguments(self, envelope: Envelope) -> tuple[str, list[str], bytes, dict[str, str | None]]:
+        sender = "" if envelope.mail_from is None else str(envelope.mail_from)
+        params = {k: v for k, v in envelope.mail_params.items() if k in _RELAYED_MAIL_PARAMS}
+        return sender, [str(r) for r in envelope.rcpt_tos], envelope.with_trace(), params
+
+    def _send_blocking(self, envelope: Envelope) -> SendResult | Reply:
+        from ._client_common import SMTPError
+        from .sync_client import SMTPClient
+
+        sender, rcpts, content, params = self._arguments(envelope)
+        try:
+            with SMTPClient(self.host, self.port, **self._options) as client:  # type: ignore[arg-type]
+                return client.sendmail(sender, rcpts, content, mail_params=params)
+        except SMTPError as exc:
+            return self._failure(exc)
+
+    async def _send_async(self, session: Session, envelope: Envelope) -> Reply | list[Reply]:
+        from ._client_common import SMTPError
+        from .asyncio_client import AsyncSMTPClient
+
+        sender, rcpts, content, params = self._arguments(envelope)
+        outcome: SendResult | Reply
+        try:
+            async with AsyncSMTPClient(self.host, self.port, **self._options) as client:  # type: ignore[arg-type]
+                outcome = await client.sendmail(sender, rcpts, content, mail_params=params)
+        except SMTPError as exc:
+            outcome = self._failure(exc)
+        return self._replies(session, envelope, outcome)
+
+    @staticmethod
+    def _failure(exc: Exception) -> SendResult | Reply:
+        result = getattr(exc, "result", None)
+        if result is not None:
+            return result  # type: ignore[no-any-return]
+        reply = getattr(exc, "reply", None)
+        if isinstance(reply, Reply) and reply.code >= 400:
+            return reply
+        log.warning("relay failed: %s", exc)
+        return UPSTREAM_DOWN
+
+    def _replies(
+        self, session: Session, envelope: Envelope, outcome: SendResult | Reply
+    ) -> Reply | list[Reply]:
+        rcpts = [str(r) for r in envelope.rcpt_tos]
+        if isinstance(outcome, Reply):
+            return [outcome] * len(rcpts) if session.lmtp else outcome
+        ok = Reply(code=250, lines=f"Relayed to {self.host}", enhanced="2.0.0")
+        per_rcpt = [outcome.refused.get(r, ok) for r in rcpts]
+        if session.lmtp:
+            return per_rcpt
+        if not outcome.accepted:
+            return list(outcome.refused.values())[-1]
+        if outcome.refused:
+            log.warning("relay: recipients refused upstream: %s", dict(outcome.refused))
+        return ok
+
+
+# ----------------------------------------------------------------------- credentials
+
+
+class PasswordTable:
+    """An Authenticator from a ``{user: password}`` mapping: answers PLAIN/LOGIN checks
+    (with SASLprep, constant time), CRAM-MD5 lookups and SCRAM key lookups (keys derived
+    once per user with a random salt). Unknown users fail like wrong passwords."""
+
+    def __init__(self, users: Mapping[str, str], *, scram_iterations: int = 4096) -> None:
+        self._users = dict(users)
+        self._iterations = scram_iterations
+        self._scram: dict[tuple[str, str], sasl.ScramStoredKeys] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, session: Session, request: sasl.NeedCredentials) -> AuthAnswer:
+        authcid = getattr(request, "authcid", None)
+        stored = self._users.get(authcid) if isinstance(authcid, str) else None
+        if isinstance(request, sasl.VerifyPassword):
+            if stored is None:
+                sasl.passwords_match(request.password, request.password)  # same work
+                return sasl.Verdict.UNKNOWN_USER
+            if request.authzid not in (None, request.authcid):
+                return sasl.Verdict.NOT_AUTHORIZED
+            return sasl.passwords_match(request.password, stored)
+        if stored is None:
+            return sasl.Verdict.UNKNOWN_USER
+        if isinstance(request, sasl.LookupPassword):
+            return sasl.StoredPassword(password=stored)
+        if isinstance(request, sasl.LookupScramKeys):
+            assert isinstance(authcid, str)
+            if request.authzid not in (None, authcid):
+                return sasl.Verdict.NOT_AUTHORIZED
+            hash_name: sasl.ScramHash = "sha1" if "SHA-1" in request.mechanism else "sha256"
+            with self._lock:
+                keys = self._scram.get((authcid, hash_name))
+                if keys is None:
+                    keys = sasl.scram_stored_keys(
+                        stored, secrets.token_bytes(16), self._iterations, hash_name
+                    )
+                    self._scram[(authcid, hash_name)] = keys
+            return keys
+        return sasl.Verdict.BAD_CREDENTIALS
+
+
+def prepare_config(
+    config: Config | None,
+    *,
+    starttls: bool,
+    auth: bool,
+    hostname: str | None = None,
+) -> Config:
+    """The Config a server runs with: STARTTLS advertised when a TLS context is there for
+    it, AUTH PLAIN LOGIN when an authenticator is and ``config`` names no mechanisms.
+    Raises ValueError when ``config`` advertises STARTTLS without a TLS context."""
+    config = config if config is not None else Config()
+    extensions = dict(config.extensions.items())
+    if starttls and "STARTTLS" not in extensions:
+        extensions["STARTTLS"] = ()
+    if not starttls and "STARTTLS" in extensions:
+        raise ValueError("STARTTLS is advertised but the server has no TLS context for it")
+    if auth and "AUTH" not in extensions:
+        extensions["AUTH"] = ("PLAIN", "LOGIN")
+    if extensions != dict(config.extensions.items()):
+        config = attrs.evolve(config, extensions=extensions)
+    if hostname is not None:
+        config = attrs.evolve(config, hostname=hostname)
+    return config
+
+
+# ----------------------------------------------------------------------- traffic log
+
+
+def redact_client(data: bytes, *, in_auth: bool) -> bytes:
+    """Client bytes for a log: the arguments of an ``AUTH`` line and every line of an AUTH
+    exchange (RFC 4954 §4 responses) become ``<redacted>``."""
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        cr = b"\r" if line.endswith(b"\r") else b""
+        if line[:5].upper() == b"AUTH ":
+            words = line.rstrip(b"\r").split(b" ", 2)
+            lines[i] = b" ".join(words[:2]) + (b" <redacted>" if len(words) > 2 else b"") + cr
+            in_auth = True
+        elif in_auth and line.strip():
+            lines[i] = b"<redacted>" + cr
+    return b"\n".join(lines)
+
+
+def redact_server(data: bytes) -> bytes:
+    """Server bytes for a log: the text of 334 challenges becomes ``<redacted>``."""
+    if b"334" not in data:
+        return data
+    lines = data.split(b"\n")
+    for i, line in enumerate(lines):
+        if line[:4] in (b"334 ", b"334-"):
+            lines[i] = line[:4] + b"<redacted>\r"
+    return b"\n".join(lines)
+
+
+class TrafficLog:
+    """The opt-in traffic log of a server: every byte at DEBUG level, AUTH redacted."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        self.logger = logger
+
+    @classmethod
+    def from_option(cls, option: bool | logging.Logger) -> TrafficLog | None:
+        if isinstance(option, logging.Logger):
+            return cls(option)
+        return cls(logging.getLogger("sansio_smtp.traffic")) if option else None
+
+    def client(self, session_id: str, data: bytes, *, in_auth: bool) -> None:
+        self.logger.debug("%s C: %r", session_id, redact_client(data, in_auth=in_auth))
+
+    def server(self, session_id: str, data: bytes) -> None:
+        self.logger.debug("%s S: %r", session_id, redact_server(data))
+
+
+# ------------------------------------------------------------------------ dispatcher
+
+
+class Action(enum.Enum):
+    """What ``Dispatcher.run`` asks the adapter to do next (after writing ``out``)."""
+
+    READ = "read"  # read more bytes, feed() them, run() again
+    AWAIT = "await"  # await ``awaiting``, then resume() with its outcome, run() again
+    STARTTLS = "starttls"  # do the TLS server handshake, tls_started(), run() again
+    CLOSE = "close"  # close the connection
+
+
+_Then: TypeAlias = "Callable[[object, BaseException | None], None]"
+
+_HOOKS: Final = (
+    "connect",
+    "ehlo",
+    "helo",
+    "lhlo",
+    "mail",
+    "rcpt",
+    "data_chunk",
+    "data",
+    "auth",
+    "rset",
+    "quit",
+    "disconnect",
+)
+
+
+class Hooks:
+    """A handler's hooks, resolved once per server: None where the handler has none or
+    inherits Handler's default, so the Dispatcher skips the call."""
+
+    def __init__(self, handler: object, authenticator: Authenticator | None = None) -> None:
+        self.handler = handler
+        found: dict[str, Callable[..., object] | None] = {}
+        for name in _HOOKS:
+            fn = getattr(handler, name, None)
+            default = getattr(Handler, name)
+            if getattr(type(handler), name, None) is default or not callable(fn):
+                fn = None
+            found[name] = fn
+        self.connect = found["connect"]
+        self.ehlo = found["ehlo"]
+        self.helo = found["helo"]
+        self.lhlo = found["lhlo"]
+        self.mail = found["mail"]
+        self.rcpt = found["rcpt"]
+        self.data_chunk = found["data_chunk"]
+        self.data = found["data"]
+        self.rset = found["rset"]
+        self.quit = found["quit"]
+        self.disconnect = found["disconnect"]
+        self.auth: Callable[..., object] | None = authenticator or found["auth"]
+        self.buffer_content = bool(getattr(handler, "buffer_content", True))
+
+
+def _close_awaitable(result: object) -> None:
+    close = getattr(result, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
+
+
+class Dispatcher:
+    """Drives one server Connection for a handler, without I/O.
+
+    The adapter: ``start()`` once, then repeatedly writes and clears ``out`` and does what
+    the returned Action says: READ (``feed(data)`` then ``run()``), AWAIT (await
+    ``awaiting``, ``resume(value, error)``, ``run()``), STARTTLS (handshake,
+    ``tls_started()``, ``run()``) or CLOSE. ``allow_await=False`` (the blocking server)
+    turns an awaitable hook result into an error reply.
+    """
+
+    def __init__(
+        self,
+        conn: Connection,
+        hooks: Hooks,
+        session: Session,
+        *,
+        greeting: str | None = None,
+        allow_await: bool = True,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.conn = conn
+        self.hooks = hooks
+        self.session = session
+        self.out: list[bytes] = []
+        self.awaiting: Awaitable[object] | None = None
+        self.error: BaseException | None = None  # why the connection was closed, if broken
+        self._then: _Then | None = None
+        self._greeting = greeting
+        self._allow_await = allow_await
+        self._on_error = on_error
+        self._closing = False
+        self._chunks: list[bytes] = []
+        self._data_error: BaseException | None = None
+        self._lmtp_replies: deque[Reply | None] = deque()
+        self._mech: sasl.ServerMechanism | None = None
+        self._started = False
+
+    # ------------------------------------------------------------- adapter interface
+
+    @property
+    def idle(self) -> bool:
+        """No transaction in progress and nothing owed: safe to say 421 and close."""
+        conn = self.conn
+        return (
+            self.awaiting is None
+            and not in_transaction(conn.state)
+            and conn.state is not State.AUTH
+            and not conn.pending
+        )
+
+    @property
+    def closing(self) -> bool:
+        return self._closing
+
+    def start(self) -> Action:
+        """Greet the client (after the connect hook)."""
+        if self._started:
+            raise RuntimeError("the session was already started")
+        self._started = True
+        if self.hooks.connect is None:
+            self._greet(None, None)
+        else:
+            self._call(self.hooks.connect, (self.session,), self._greet)
+        return self.run()
+
+    def feed(self, data: bytes) -> None:
+        """Bytes from the client (b"" when it closed)."""
+        if not self._closing:
+            self.conn.receive_data(data)
+
+    def resume(self, value: object, error: BaseException | None = None) -> None:
+        """The awaited hook finished with ``value`` or raised ``error``."""
+        then = self._then
+        if then is None:
+            raise RuntimeError("nothing is awaited")
+        self._then = None
+        self.awaiting = None
+        then(value, error)
+
+    def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
+        """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
+        §4.2: forget the EHLO argument and anything else learnt before). Raises
+        RemoteProtocolError if the client had sent plaintext after STARTTLS."""
+        self.conn.tls_established()
+        session = self.session
+        session.tls, session.tls_version, session.tls_cipher = True, version, cipher
+        session.helo_name, session.esmtp, session.envelope = None, False, None
+        session.authenticated_user = session.auth_mechanism = None
+
+    def goodbye(self, reply: Reply) -> None:
+        """Send an unsolicited ``reply`` (421, RFC 5321 §3.8) if the session allows it, and
+        close."""
+        if not self._closing:
+            with contextlib.suppress(LocalProtocolError):
+                self.out.append(self.conn.send(reply))
+        self._closing = True
+
+    def run(self) -> Action:
+        """Process every buffered event until more input, an awaited hook, a TLS
+        handshake or the end of the connection is needed."""
+        conn = self.conn
+        while True:
+            if self.awaiting is not None:
+                return Action.AWAIT
+            if self._closing:
+                return Action.CLOSE
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as exc:
+                # e.g. plaintext injected after STARTTLS (CVE-2011-0411): drop the client
+                self.error = exc
+                self._closing = True
+                return Action.CLOSE
+            if event is NEED_DATA:
+                return Action.READ
+            if event is PAUSED:
+                if conn.state is State.TLS:
+                    return Action.STARTTLS
+                pending = conn.pending
+                if not pending:  # pragma: no cover - the greeting is always sent first
+                    return Action.READ
+                self._owed(pending[0])
+                continue
+            if type(event) is MessageData:
+                self._content(event)
+                continue
+            assert isinstance(event, Event)
+            self._dispatch(event)
+
+    # --------------------------------------------------------------------- internals
+
+    def _report(self, exc: BaseException) -> None:
+        if self._on_error is not None:
+            self._on_error(exc)
+        else:
+            log.error("handler error", exc_info=exc)
+
+    def _call(self, fn: Callable[..., object], args: tuple[object, ...], then: _Then) -> None:
+        try:
+            result = fn(*args)
+        except Exception as exc:
+            then(None, exc)
+            return
+        if result is not None and type(result) is not Reply and inspect.isawaitable(result):
+            if not self._allow_await:
+                _close_awaitable(result)
+                error = TypeError(f"{fn!r} returned an awaitable: this server needs plain hooks")
+                then(None, error)
+                return
+            self.awaiting = result
+            self._then = then
+            return
+        then(result, None)
+
+    def _reply_from(self, event: Event, value: object, error: BaseException | None) -> Reply:
+        if error is not None:
+            if isinstance(error, Reject):
+                return error.reply
+            self._report(error)
+            return LOCAL_ERROR
+        if value is None:
+            return self.conn.default_reply(event)
+        if isinstance(value, Reply):
+            return value
+        self._report(TypeError(f"a hook returned {type(value).__name__}, not a Reply or None"))
+        return LOCAL_ERROR
+
+    def _greet(self, value: object, error: BaseException | None) -> None:
+        reply: Reply | None = None
+        if error is not None:
+            if isinstance(error, Reject):
+                reply = error.reply
+            else:
+                self._report(error)
+                reply = Reply(code=421, lines="Service not available", enhanced="4.3.0")
+        elif isinstance(value, Reply):
+            reply = value
+        elif value is not None:
+            self._report(TypeError(f"connect returned {type(value).__name__}"))
+        if reply is None:
+            kind = "LMTP" if self.conn.config.lmtp else "ESMTP"
+            # RFC 5321 §4.2 Greeting: the server's domain comes first
+            text = self._greeting or f"{kind} ready"
+            greeting = Greeting(lines=f"{self.conn.config.hostname} {text}")
+        else:
+            code = reply.code if reply.code in (220, 421, 554) else 554
+            lines = reply.lines
+            if not lines[0].startswith(self.conn.config.hostname):
+                # RFC 5321 §4.2 Greeting: the server's domain comes first
+                lines = (f"{self.conn.config.hostname} {lines[0]}".rstrip(), *lines[1:])
+            greeting = Greeting(code=code, lines=lines)
+        self.out.append(self.conn.send(greeting))
+        if greeting.code == 421:
+            self._closing = True
+
+    def _answer(self, event: Event, reply: Reply) -> None:
+        """Send ``reply`` to ``event`` and keep Session/Envelope in step with the core."""
+        conn = self.conn
+        try:
+            wire = conn.send(reply)
+        except LocalProtocolError as exc:  # a reply that cannot answer this command
+            self._report(exc)
+            reply = conn.default_reply(event) if isinstance(event, Quit) else LOCAL_ERROR
+            wire = conn.send(reply)
+        self.out.append(wire)
+        session = self.session
+        state = conn.state
+        if reply.code < 300:
+            event_type = type(event)
+            if event_type is MailFrom:
+                assert isinstance(event, MailFrom)
+                session.envelope = Envelope(
+                    mail_from=event.reverse_path,
+                    mail_params=event.params,
+                    peer=session.peer,
+                    helo_name=session.helo_name,
+                    hostname=session.hostname,
+                    protocol=session.protocol,
+                    authenticated_user=session.authenticated_user,
+                    session_id=session.id,
+                )
+            elif event_type is RcptTo:
+                assert isinstance(event, RcptTo)
+                envelope = session.envelope
+                if envelope is not None:
+                    envelope.rcpt_tos.append(event.forward_path)
+                    envelope.rcpt_params.append(event.params)
+            elif event_type is Ehlo or event_type is Helo or event_type is Lhlo:
+                assert isinstance(event, (Ehlo, Helo, Lhlo))
+                session.helo_name = event.domain
+                session.esmtp = event_type is not Helo
+            elif event_type is EndOfMessage or (event_type is Bdat and state is State.READY):
+                session.transactions += 1
+        if not in_transaction(state):
+            session.envelope = None
+            self._chunks.clear()
+            self._data_error = None
+        if state is State.CLOSED:
+            self._closing = True
+
+    def _default(self, event: Event) -> None:
+        self._answer(event, self.conn.default_reply(event))
+
+    def _hooked(self, fn: Callable[..., object] | None, event: Event) -> None:
+        if fn is None:
+            self._answer(event, self.conn.default_reply(event))
+            return
+
+        def then(value: object, error: BaseException | None) -> None:
+            self._answer(event, self._reply_from(event, value, error))
+
+        self._call(fn, (self.session, event), then)
+
+    def _dispatch(self, event: Event) -> None:
+        hooks = self.hooks
+        kind = type(event)
+        if kind is MailFrom:
+            self._hooked(hooks.mail, event)
+        elif kind is RcptTo:
+            self._hooked(hooks.rcpt, event)
+        elif kind is Data:
+            self._default(event)
+        elif kind is EndOfMessage:
+            self._end_of_message(event)
+        elif kind is Ehlo:
+            self._hooked(hooks.ehlo, event)
+        elif kind is Helo:
+            self._hooked(hooks.helo, event)
+        elif kind is Lhlo:
+            self._hooked(hooks.lhlo, event)
+        elif kind is Rset:
+            self._hooked(hooks.rset, event)
+        elif kind is Quit:
+            self._hooked(hooks.quit, event)
+        elif kind is InvalidCommand or kind is InvalidMessage:
+            assert isinstance(event, (InvalidCommand, InvalidMessage))
+            if kind is InvalidCommand:
+                self._mech = None  # during AUTH the core ends the exchange (RFC 4954 §4)
+            self._answer(event, event.reply_hint)
+        elif kind is Bdat:
+            pass  # its chunk follows; the reply comes once it has been read (RFC 3030 §2)
+        elif kind is Auth:
+            assert isinstance(event, Auth)
+            self._auth_start(event)
+        elif kind is AuthResponse:
+            assert isinstance(event, AuthResponse)
+            self._auth_response(event)
+        elif kind is ConnectionClosed:
+            self._closing = True
+        elif kind is StartTLS:
+            self._default(event)  # 220; the core then pauses for the handshake
+        else:  # NOOP, VRFY, EXPN, HELP
+            self._default(event)
+
+    # ---------------------------------------------------------------------- content
+
+    def _content(self, event: MessageData) -> None:
+        data = event.data
+        chunk = data if type(data) is bytes else bytes(data)
+        if self.hooks.buffer_content:
+            self._chunks.append(chunk)
+        fn = self.hooks.data_chunk
+        if fn is None or self._data_error is not None or self.session.envelope is None:
+            return
+
+        def then(_value: object, error: BaseException | None) -> None:
+            if error is not None:
+                self._data_error = error
+
+        self._call(fn, (self.session, self.session.envelope, chunk), then)
+
+    def _owed(self, item: Event) -> None:
+        """A reply owed without a new event: a BDAT chunk was read (RFC 3030 §2), or the
+        next LMTP per-recipient reply (RFC 2033 §4.2)."""
+        if isinstance(item, LmtpDelivery):
+            reply = self._lmtp_replies.popleft() if self._lmtp_replies else None
+            self._answer(item, reply if reply is not None else self.conn.default_reply(item))
+            return
+        error = self._data_error
+        if error is not None:
+            self._answer(item, self._reply_from(item, None, error))
+        else:
+            self._default(item)
+
+    def _end_of_message(self, event: Event) -> None:
+        envelope = self.session.envelope
+        owed = self.conn.pending[0]  # EndOfMessage (DATA) or the last Bdat
+        if envelope is None:  # pragma: no cover - the core allows content only in a txn
+            self._default(owed)
+            return
+        if self.hooks.buffer_content:
+            envelope.content = b"".join(self._chunks)
+            self._chunks.clear()
+        if self._data_error is not None:
+            self._finish_data(owed, None, self._data_error)
+            return
+        fn = self.hooks.data
+        if fn is None:
+            self._finish_data(owed, None, None)
+            return
+        self._call(
+            fn, (self.session, envelope), lambda v, e: self._finish_data(owed, v, e)
+        )
+
+    def _finish_data(self, owed: Event, value: object, error: BaseException | None) -> None:
+        recipients = len(self.conn.accepted_recipients)
+        replies: list[Reply | None]
+        if error is None and value is None:
+            replies = [None] * max(recipients, 1)  # the default, per recipient in LMTP
+        elif error is not None or isinstance(value, Reply):
+            replies = [self._reply_from(owed, value, error)] * max(recipients, 1)
+        elif isinstance(value, Sequence) and all(isinstance(r, Reply) for r in value):
+            replies = list(value)
+            wanted = recipients if self.conn.config.lmtp else 1
+            if len(replies) != wanted:
+                self._report(ValueError(f"data returned {len(replies)} replies, not {wanted}"))
+                replies = [LOCAL_ERROR] * max(recipients, 1)
+        else:
+            replies = [self._reply_from(owed, value, None)] * max(recipients, 1)
+        if self.conn.config.lmtp:
+            self._lmtp_replies.extend(replies[1:])
+        first = replies[0]
+        if first is None:
+            accepted = self.conn.accepted_recipients
+            if self.conn.config.lmtp and accepted:  # RFC 2033 §4.2: about the first RCPT
+                first = self.conn.default_reply(LmtpDelivery(recipient=accepted[0]))
+            else:
+                first = self.conn.default_reply(owed)
+        self._answer(owed, first)
+
+    # ------------------------------------------------------------------------- AUTH
+
+    def _auth_start(self, event: Auth) -> None:
+        try:
+            mech = sasl.server_mechanism(
+                event.mechanism,
+                hostname=self.conn.config.hostname,
+                timestamp=int(time.time()),
+            )
+        except sasl.UnsupportedMechanism as exc:
+            self._answer(event, exc.reply_hint)
+            return
+        except ValueError as exc:  # e.g. a hostname CRAM-MD5 cannot use
+            self._report(exc)
+            self._answer(event, AUTH_TEMPFAIL)
+            return
+        self._mech = mech
+        self._auth_step(event, lambda: mech.start(event.initial_response))
+
+    def _auth_response(self, event: AuthResponse) -> None:
+        mech = self._mech
+        if mech is None:  # pragma: no cover - the core only emits it during AUTH
+            self._answer(event, AUTH_TEMPFAIL)
+            return
+        if event.data is None:
+            self._auth_step(event, mech.cancel)  # RFC 4954 §4: "*" -> 501
+        else:
+            data = event.data
+            self._auth_step(event, lambda: mech.receive(data))
+
+    def _auth_step(self, event: Event, advance: Callable[[], sasl.ServerStep]) -> None:
+        mech = self._mech
+        assert mech is not None
+        try:
+            step = advance()
+        except (sasl.SASLError, TypeError, ValueError) as exc:
+            self._report(exc)
+            self._mech = None
+            self._answer(event, AUTH_TEMPFAIL)
+            return
+        if isinstance(step, sasl.Challenge):
+            self._answer(event, Reply.auth_challenge(step.data))
+        elif isinstance(step, sasl.Success):
+            self._mech = None
+            session = self.session
+            session.authenticated_user = step.authzid or step.authcid or ""
+            session.auth_mechanism = step.mechanism
+            self._answer(event, step.reply_hint)
+        elif isinstance(step, sasl.Failure):
+            self._mech = None
+            self._answer(event, step.reply_hint)
+        else:  # NeedCredentials: ask the application
+            fn = self.hooks.auth
+            if fn is None:
+                self._auth_step(event, lambda: mech.supply(sasl.Verdict.UNKNOWN_USER))
+                return
+
+            def then(value: object, error: BaseException | None) -> None:
+                if isinstance(error, Reject):
+                    self._mech = None
+                    self._answer(event, error.reply)
+                    return
+                if error is not None:
+                    self._report(error)
+                    answer: object = sasl.Verdict.TEMPORARY_FAILURE
+                else:
+                    answer = sasl.Verdict.UNKNOWN_USER if value is None else value
+                self._auth_step(event, lambda: mech.supply(answer))  # type: ignore[arg-type]
+
+            self._call(fn, (self.session, step), then)

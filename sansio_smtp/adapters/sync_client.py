@@ -1,0 +1,481 @@
+# Blocking SMTP/ESMTP/LMTP client on the stdlib socket and ssl modules.
+#
+# Strategy: SMTPClient is the I/O loop around _client_common.ClientEngine: the engine's
+# generators say READ / Write / HANDSHAKE and this module serves each with socket calls
+# under that phase's timeout (RFC 5321 §4.5.3.2, from Connection.timeout). Protocol
+# decisions live in the engine (shared with asyncio_client, which is not built on this).
+#
+# Rules: the socket is non-blocking and every wait is a poll() bounded by the phase's
+# timeout (so no settimeout() system call between phases); a timeout, a lost connection
+# or a failed TLS handshake closes the socket, so a late reply can never be read as the
+# answer to a later command. TLS is ssl.create_default_context() unless an ssl_context is
+# given (certificate and host name checked; SSL_CERT_FILE honoured). Not thread-safe: one
+# thread per client.
+"""A blocking SMTP, ESMTP and LMTP client.
+
+    with SMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
+                    username="me", password="secret") as smtp:
+        result = smtp.send_message(msg)
+        result.refused     # {recipient: Reply} for recipients that did not get it
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.message
+import select
+import socket
+import ssl
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import TypeVar, cast
+
+from .._connection import Connection
+from .._events import Greeting, Help, Noop, Reply, Rset, Vrfy
+from .._extensions import Extensions
+from ._client_common import (
+    DEFAULT_BDAT_CHUNK,
+    READ,
+    ClientEngine,
+    ClientOptions,
+    SendResult,
+    SMTPAuthError,
+    SMTPConnectError,
+    SMTPDataError,
+    SMTPError,
+    SMTPHeloError,
+    SMTPNotSupportedError,
+    SMTPProtocolViolation,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+    SMTPTLSError,
+    Steps,
+    TLSMode,
+    TranscriptEntry,
+    Write,
+    address_literal,
+    as_content,
+    as_recipient_list,
+    flatten_message,
+    resolve_tls_mode,
+)
+
+__all__ = [
+    "SMTPAuthError",
+    "SMTPClient",
+    "SMTPConnectError",
+    "SMTPDataError",
+    "SMTPError",
+    "SMTPHeloError",
+    "SMTPNotSupportedError",
+    "SMTPProtocolViolation",
+    "SMTPRecipientsRefused",
+    "SMTPReplyError",
+    "SMTPSenderRefused",
+    "SMTPServerDisconnected",
+    "SMTPTLSError",
+    "SMTPTimeoutError",
+    "SendResult",
+    "TLSMode",
+    "TranscriptEntry",
+]
+
+T = TypeVar("T")
+_RECV_SIZE = 65536
+
+
+class SMTPClient:
+    """A blocking SMTP client for one server; use it as a context manager (or call
+    ``connect()`` and ``quit()``/``close()``).
+
+    - ``host``, ``port``: the server (port 465 defaults to implicit TLS).
+    - ``tls``: a TLSMode; default IMPLICIT on port 465, else STARTTLS_OPPORTUNISTIC.
+    - ``ssl_context``: default ``ssl.create_default_context()`` (verifies the certificate
+      and host name). ``server_hostname``: the name to verify, default ``host``.
+    - ``local_hostname``: our EHLO name, default the address literal of our socket.
+    - ``username`` with ``password`` (or ``token`` for OAUTHBEARER/XOAUTH2), ``authzid``:
+      AUTH right after the session opens, with the strongest mechanism both sides have
+      (``auth_mechanisms``: our preference order). PLAIN, LOGIN and tokens are never sent
+      without TLS unless ``allow_plaintext_auth``.
+    - ``lmtp``: speak LMTP (RFC 2033): LHLO, and one result per recipient after the data.
+    - ``timeout``: seconds for every phase; ``timeouts``: per phase ("connect", "tls",
+      "greeting", "MAIL", "RCPT", "DATA", "data block", "end of data", "command"),
+      overriding it. Default: the RFC 5321 §4.5.3.2 values, 60 s for connect and TLS.
+    - ``pipelining``/``chunking``: use PIPELINING (RFC 2920) and CHUNKING/BDAT (RFC 3030)
+      when offered; ``bdat_chunk_size``: the largest BDAT chunk.
+    - ``transcript``: keep the dialogue in ``self.transcript`` (AUTH data redacted);
+      ``on_transcript``: also call this with each TranscriptEntry.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        tls: TLSMode | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        local_hostname: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        authzid: str | None = None,
+        auth_mechanisms: Sequence[str] | None = None,
+        allow_plaintext_auth: bool = False,
+        lmtp: bool = False,
+        timeout: float | None = None,
+        timeouts: Mapping[str, float] | None = None,
+        source_address: tuple[str, int] | None = None,
+        pipelining: bool = True,
+        chunking: bool = True,
+        bdat_chunk_size: int = DEFAULT_BDAT_CHUNK,
+        transcript: bool = False,
+        on_transcript: Callable[[TranscriptEntry], None] | None = None,
+    ) -> None:
+        self._options = ClientOptions(
+            host=host,
+            port=port,
+            tls=resolve_tls_mode(tls, port),
+            server_hostname=server_hostname,
+            local_hostname=local_hostname,
+            username=username,
+            password=password,
+            token=token,
+            authzid=authzid,
+            auth_mechanisms=auth_mechanisms,
+            allow_plaintext_auth=allow_plaintext_auth,
+            lmtp=lmtp,
+            timeout=timeout,
+            timeouts=dict(timeouts or {}),
+            pipelining=pipelining,
+            chunking=chunking,
+            bdat_chunk_size=bdat_chunk_size,
+            transcript=transcript,
+            on_transcript=on_transcript,
+        )
+        self._ssl_context = ssl_context
+        self._source_address = source_address
+        self._sock: socket.socket | None = None
+        self._engine = ClientEngine(self._options)
+        self._poller = select.poll()
+        self._tls = False
+
+    def __repr__(self) -> str:
+        state = "connected" if self._sock is not None else "closed"
+        opts = self._options
+        return f"<SMTPClient {opts.host}:{opts.port} {opts.tls.name} {state}>"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> SMTPClient:
+        self.connect()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._sock is not None and self._engine.usable:
+                with contextlib.suppress(SMTPError):
+                    self.quit()
+        finally:
+            self.close()
+
+    def __del__(self) -> None:
+        if getattr(self, "_sock", None) is not None:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, stacklevel=2, source=self)
+            with contextlib.suppress(Exception):
+                self.close()
+
+    def connect(self) -> None:
+        """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured. On failure
+        the connection is closed (after a QUIT when the session allows one)."""
+        if self._sock is not None:
+            raise RuntimeError("already connected")
+        opts = self._options
+        engine = self._engine = ClientEngine(opts)
+        seconds = engine.timeout("connect")
+        try:
+            sock = socket.create_connection(
+                (opts.host, opts.port), timeout=seconds, source_address=self._source_address
+            )
+        except TimeoutError:
+            raise SMTPTimeoutError("connect", seconds) from None
+        except OSError as exc:
+            raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(0.0)  # non-blocking: _wait() polls with each phase's timeout
+        self._poller = select.poll()
+        self._poller.register(sock, select.POLLIN)
+        self._sock = sock
+        self._tls = False
+        if opts.local_hostname is None:
+            engine.local_hostname = address_literal(sock.getsockname())
+        engine.note(f"connected to {opts.host}:{opts.port}")
+        try:
+            if opts.tls is TLSMode.IMPLICIT:
+                self._handshake()
+            self._run(engine.open())
+        except BaseException:
+            if self._sock is not None and engine.usable:
+                with contextlib.suppress(SMTPError):
+                    self._run(engine.quit())
+            self.close()
+            raise
+
+    def quit(self) -> Reply | None:
+        """QUIT (RFC 5321 §4.1.1.10) and close. Returns the 221 reply, or None when the
+        session was not in a state to QUIT or the server closed first."""
+        if self._sock is None:
+            return None
+        try:
+            return self._run(self._engine.quit())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection at once (no QUIT). Safe to call more than once."""
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            self._engine.broken = True
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    # ------------------------------------------------------------------- sending
+
+    def send_message(
+        self,
+        msg: email.message.Message,
+        from_addr: str | None = None,
+        to_addrs: str | Sequence[str] | None = None,
+        *,
+        mail_params: Mapping[str, str | None] | None = None,
+        rcpt_params: Mapping[str, str | None] | None = None,
+    ) -> SendResult:
+        """Send an email.message.Message with the envelope taken from its headers, as
+        ``smtplib.SMTP.send_message`` does (Sender/From; To, Cc, Bcc; Resent-* when
+        present; Bcc not transmitted; SMTPUTF8 for non-ASCII addresses).
+
+        Returns the SendResult when at least one recipient accepted the message; raises
+        SMTPSenderRefused, SMTPRecipientsRefused or SMTPDataError otherwise."""
+        sender, recipients, content, international = flatten_message(msg, from_addr, to_addrs)
+        return self._run(
+            self._engine.send_mail(
+                sender, recipients, content, mail_params, rcpt_params, international=international
+            )
+        )
+
+    def sendmail(
+        self,
+        from_addr: str,
+        to_addrs: str | Iterable[str],
+        msg: bytes | bytearray | memoryview | str,
+        *,
+        mail_params: Mapping[str, str | None] | None = None,
+        rcpt_params: Mapping[str, str | None] | None = None,
+    ) -> SendResult:
+        """Send RFC 5322 message content (bytes; str is encoded as UTF-8) from
+        ``from_addr`` ("" for the null reverse-path) to ``to_addrs``. Bare CR/LF become
+        CRLF; BODY=8BITMIME, SMTPUTF8, SIZE and BDAT are chosen automatically. Returns the
+        SendResult or raises like send_message."""
+        return self._run(
+            self._engine.send_mail(
+                from_addr, as_recipient_list(to_addrs), as_content(msg), mail_params, rcpt_params
+            )
+        )
+
+    def noop(self) -> Reply:
+        """NOOP (RFC 5321 §4.1.1.9); the reply whatever its code."""
+        return self._run(self._engine.command(Noop()))
+
+    def rset(self) -> Reply:
+        """RSET (RFC 5321 §4.1.1.5): abort the current transaction."""
+        return self._run(self._engine.command(Rset()))
+
+    def vrfy(self, text: str) -> Reply:
+        """VRFY (RFC 5321 §4.1.1.6)."""
+        return self._run(self._engine.command(Vrfy(text=text)))
+
+    def help(self, topic: str | None = None) -> Reply:
+        """HELP (RFC 5321 §4.1.1.8)."""
+        return self._run(self._engine.command(Help(topic=topic)))
+
+    # ---------------------------------------------------------------- introspection
+
+    @property
+    def connected(self) -> bool:
+        return self._sock is not None
+
+    @property
+    def greeting(self) -> Greeting | None:
+        """The server's greeting (RFC 5321 §4.3.2)."""
+        return self._engine.greeting
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the server advertised in its last EHLO/LHLO reply (empty after HELO)."""
+        return self._engine.conn.extensions
+
+    @property
+    def esmtp(self) -> bool:
+        """The server accepted EHLO/LHLO (False after the fallback to HELO)."""
+        return self._engine.esmtp
+
+    @property
+    def tls_active(self) -> bool:
+        return self._engine.conn.tls_active
+
+    @property
+    def authenticated(self) -> bool:
+        return self._engine.conn.authenticated
+
+    @property
+    def transcript(self) -> list[TranscriptEntry]:
+        """The dialogue so far when ``transcript=True`` (AUTH data redacted)."""
+        return self._engine.transcript
+
+    @property
+    def connection(self) -> Connection:
+        """The core Connection (read-only use: state, pending, extensions, ...)."""
+        return self._engine.conn
+
+    @property
+    def ssl_object(self) -> ssl.SSLSocket | None:
+        """The TLS socket once TLS is active (``version()``, ``getpeercert()``...)."""
+        return self._sock if isinstance(self._sock, ssl.SSLSocket) else None
+
+    # ------------------------------------------------------------------------ I/O
+
+    def _run(self, steps: Steps[T]) -> T:
+        """Serve the engine's I/O requests until the operation returns or raises."""
+        sock = self._sock
+        engine = self._engine
+        if sock is None:
+            steps.close()
+            raise SMTPServerDisconnected("not connected")
+        conn = engine.conn
+        try:
+            op = next(steps)
+            while True:
+                if op is READ:
+                    conn.receive_data(self._recv())
+                elif type(op) is Write:
+                    self._send(op)
+                else:
+                    self._handshake()
+                op = steps.send(None)
+        except StopIteration as stop:
+            if engine.broken:  # e.g. a 421 ended the session (RFC 5321 §3.8)
+                self.close()
+            return cast(T, stop.value)
+        except BaseException:
+            steps.close()
+            if not engine.usable:
+                self.close()
+            raise
+
+    def _wait(self, sock: socket.socket, events: int, seconds: float, phase: str) -> float:
+        """Wait until ``sock`` is ready for ``events`` (select.POLLIN / POLLOUT); returns the
+        seconds left. The socket is non-blocking, so no call below can block for longer."""
+        deadline = time.monotonic() + seconds
+        poller = self._poller
+        poller.modify(sock, events)
+        while True:
+            try:
+                if poller.poll(max(0.0, seconds) * 1000.0):
+                    return seconds
+            except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+                pass
+            seconds = deadline - time.monotonic()
+            if seconds <= 0:
+                self._engine.broken = True
+                raise SMTPTimeoutError(phase, self._engine.timeout(phase))
+
+    def _recv(self) -> bytes:
+        sock = self._sock
+        assert sock is not None
+        phase, seconds = self._engine.read_timeout()
+        if not (self._tls and cast(ssl.SSLSocket, sock).pending()):
+            seconds = self._wait(sock, select.POLLIN, seconds, phase)
+        try:
+            while True:
+                try:
+                    return sock.recv(_RECV_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    seconds = self._wait(sock, select.POLLIN, seconds, phase)
+                except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
+                    seconds = self._wait(sock, select.POLLOUT, seconds, phase)
+        except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
+            raise
+        except ssl.SSLError as exc:
+            self._engine.broken = True
+            raise SMTPTLSError(f"TLS error: {exc}") from exc
+        except OSError as exc:
+            self._engine.broken = True
+            raise SMTPServerDisconnected(f"connection lost: {exc}") from exc
+
+    def _send(self, op: Write) -> None:
+        sock = self._sock
+        assert sock is not None
+        seconds = self._engine.timeout(op.phase)
+        try:
+            for chunk in op.chunks:
+                try:
+                    sent = sock.send(chunk)  # usually all of it at once
+                except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
+                    sent = 0
+                if sent == len(chunk):
+                    continue
+                view = memoryview(chunk)[sent:]
+                while view:
+                    try:
+                        sent = sock.send(view)
+                    except (BlockingIOError, ssl.SSLWantWriteError):
+                        seconds = self._wait(sock, select.POLLOUT, seconds, op.phase)
+                        continue
+                    except ssl.SSLWantReadError:  # pragma: no cover - TLS renegotiation
+                        seconds = self._wait(sock, select.POLLIN, seconds, op.phase)
+                        continue
+                    view = view[sent:]
+        except SMTPTimeoutError:
+            raise
+        except OSError as exc:
+            self._engine.broken = True
+            raise SMTPServerDisconnected(f"connection lost: {exc}") from exc
+
+    def _handshake(self) -> None:
+        """Wrap the socket in TLS (implicit TLS, or after STARTTLS's 220). Everything
+        received so far is already in the core, which refuses plaintext left over."""
+        sock = self._sock
+        assert sock is not None
+        engine = self._engine
+        opts = self._options
+        context = self._ssl_context
+        if context is None:
+            context = self._ssl_context = ssl.create_default_context()
+        seconds = engine.timeout("tls")
+        sock.settimeout(seconds)
+        self._poller.unregister(sock)
+        name = opts.server_hostname or opts.host
+        try:
+            tls_sock = context.wrap_socket(sock, server_hostname=name)
+        except TimeoutError:
+            engine.broken = True
+            raise SMTPTimeoutError("tls", seconds) from None
+        except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+            engine.broken = True
+            raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc
+        tls_sock.settimeout(0.0)
+        self._poller.register(tls_sock, select.POLLIN)
+        self._sock = tls_sock
+        self._tls = True
+        engine.note(f"TLS established: {tls_sock.version()} {(tls_sock.cipher() or ('',))[0]}")

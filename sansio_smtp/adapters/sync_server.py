@@ -1,0 +1,460 @@
+# The blocking SMTP/LMTP server: socketserver's ThreadingTCPServer (or its Unix-socket
+# twin) with one thread per connection, each a short loop around the sans-IO core.
+#
+# Strategy: recv -> Dispatcher.feed/run (core events -> handler hooks -> replies) ->
+# sendall. STARTTLS: after the 220 the core pauses; SSLContext.wrap_socket() does the
+# handshake on the same socket (nothing to drain: the core guarantees no plaintext was
+# buffered, and Connection.tls_established() refuses it otherwise). Every recv waits at most
+# ``poll_interval`` so a thread notices its deadline (RFC 5321 §4.5.3.2 via
+# Connection.timeout, the minimum data rate) and a shutdown without any other thread
+# touching its socket or its Connection.
+# Rules: hooks are plain methods (an awaitable result is answered 451 and logged); every
+# blocking call has a timeout; shutdown() is bounded.
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import socketserver
+import ssl
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Mapping
+from typing import Final
+
+from .._connection import Connection
+from .._events import Greeting, Reply
+from .._state import Role, State
+from .._util import RemoteProtocolError
+from ..config import Config
+from .handlers import (
+    Action,
+    Authenticator,
+    Dispatcher,
+    Hooks,
+    PasswordTable,
+    PeerAddress,
+    Session,
+    SinkHandler,
+    TrafficLog,
+    prepare_config,
+)
+
+__all__ = ["SyncServer"]
+
+log = logging.getLogger("sansio_smtp.server")
+
+_RECV_SIZE: Final = 65536
+
+
+def _peer(info: object) -> PeerAddress:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    if isinstance(info, (str, bytes)):
+        return info.decode() if isinstance(info, bytes) else info
+    return None
+
+
+class _TCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    block_on_close = False  # SyncServer joins its own threads, with a bound
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, outer: SyncServer, address: tuple[str, int]) -> None:
+        self.outer = outer
+        super().__init__(address, socketserver.BaseRequestHandler)
+
+    def verify_request(self, request: socket.socket, client_address: object) -> bool:  # type: ignore[override]
+        return self.outer._admit(request)
+
+    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        self.outer._serve(request, client_address)
+
+
+class _UnixServer(socketserver.ThreadingUnixStreamServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128
+
+    def __init__(self, outer: SyncServer, path: str) -> None:
+        self.outer = outer
+        super().__init__(path, socketserver.BaseRequestHandler)
+
+    def verify_request(self, request: socket.socket, client_address: object) -> bool:  # type: ignore[override]
+        return self.outer._admit(request)
+
+    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        self.outer._serve(request, client_address)
+
+
+class SyncServer:
+    """A blocking, thread-per-connection SMTP (or LMTP) server with the same handler API
+    and options as AsyncioServer (hooks must be plain methods here).
+
+    It binds when constructed (``port`` is known at once); ``start()`` serves from a
+    background thread, ``serve_forever()`` from the calling one; ``shutdown()`` is graceful
+    (idle clients get ``421 4.3.2`` at once, transactions may finish within the timeout).
+    ``with SyncServer(handler) as server:`` starts it and shuts it down.
+    """
+
+    def __init__(
+        self,
+        handler: object = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        path: str | os.PathLike[str] | None = None,
+        config: Config | None = None,
+        hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        auth: Mapping[str, str] | Authenticator | None = None,
+        max_connections: int = 100,
+        idle_timeout: float | None = None,
+        tls_handshake_timeout: float = 30.0,
+        min_data_rate: float | None = 1024.0,
+        data_rate_grace: float = 30.0,
+        greeting: str | None = None,
+        traffic_log: bool | logging.Logger = False,
+        poll_interval: float = 0.25,
+    ) -> None:
+        if implicit_tls and tls_context is None:
+            raise ValueError("implicit_tls needs a tls_context")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        authenticator: Authenticator | None
+        authenticator = PasswordTable(auth) if isinstance(auth, Mapping) else auth
+        self.handler = handler if handler is not None else SinkHandler()
+        self._hooks = Hooks(self.handler, authenticator)
+        self.config = prepare_config(
+            config,
+            starttls=tls_context is not None and not implicit_tls,
+            auth=self._hooks.auth is not None,
+            hostname=hostname,
+        )
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self.min_data_rate = min_data_rate
+        self.data_rate_grace = data_rate_grace
+        self.greeting = greeting
+        self.poll_interval = poll_interval
+        self.traffic = TrafficLog.from_option(traffic_log)
+        #: exceptions from handlers and connections (most recent 100), also logged
+        self.errors: deque[BaseException] = deque(maxlen=100)
+        self.path = os.fspath(path) if path is not None else None
+        self._server: _TCPServer | _UnixServer
+        if self.path is not None:
+            self._server = _UnixServer(self, self.path)
+        else:
+            self._server = _TCPServer(self, (host, port))
+        self.host = host
+        self._port: int = 0 if self.path is not None else self._server.socket.getsockname()[1]
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._active = 0
+        self._threads: set[threading.Thread] = set()
+        self._thread: threading.Thread | None = None
+        self._serving = False
+        self._shutting_down = False
+        self._abort = False
+        self._closed = False
+        hostname_ = self.config.hostname
+        self._busy = Connection(Role.SERVER, self.config).send(
+            Greeting(code=421, lines=f"{hostname_} Too many connections, try again later")
+        )
+        self._timeout_reply = Reply(
+            code=421, lines=f"{hostname_} Error: timeout exceeded", enhanced="4.4.2"
+        )
+        self._slow_reply = Reply(
+            code=421, lines=f"{hostname_} Error: minimum data rate not met", enhanced="4.4.2"
+        )
+        self._shutdown_reply = Reply(
+            code=421, lines=f"{hostname_} Service shutting down", enhanced="4.3.2"
+        )
+
+    # ---------------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the one the OS chose for port 0)."""
+        return self._port
+
+    @property
+    def address(self) -> tuple[str, int] | str:
+        if self.path is not None:
+            return self.path
+        return (self.host, self.port)
+
+    @property
+    def connections(self) -> int:
+        with self._lock:
+            return self._active
+
+    def _begin_serving(self) -> None:
+        with self._lock:
+            if self._closed or self._serving or self._shutting_down:
+                raise RuntimeError("the server is closed or already serving")
+            self._serving = True
+
+    def serve_forever(self) -> None:
+        """Accept connections in this thread until shutdown()/close()."""
+        self._begin_serving()
+        self._server.serve_forever(poll_interval=0.05)
+
+    def start(self) -> SyncServer:
+        """Serve from a background thread; returns self."""
+        self._begin_serving()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name=f"smtp-server-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> SyncServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.shutdown()
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Stop accepting; idle clients get ``421 4.3.2`` now, clients in a transaction
+        within ``timeout`` seconds, after it has ended (RFC 5321 §3.8)."""
+        if self._closed:
+            return
+        self._shutting_down = True
+        self._stop_accepting()
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, max(0.0, deadline - time.monotonic()))
+        self.close()
+
+    def close(self) -> None:
+        """Stop now: every connection gets 421 at its next poll; threads are joined
+        (bounded)."""
+        if self._closed:
+            return
+        self._shutting_down = self._abort = True
+        self._stop_accepting()
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, self.poll_interval * 4 + 1.0)
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(1.0)
+        if self._thread is not None:
+            self._thread.join(1.0)
+        self._closed = True
+        if self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+    def _stop_accepting(self) -> None:
+        if self._serving:
+            self._serving = False
+            self._server.shutdown()
+        self._server.server_close()
+
+    def __del__(self) -> None:
+        if not getattr(self, "_closed", True) and getattr(self, "_server", None) is not None:
+            warnings.warn(f"unclosed {self!r}", ResourceWarning, source=self, stacklevel=1)
+            with contextlib.suppress(Exception):
+                self._server.server_close()
+
+    def __repr__(self) -> str:
+        where = self.path if self.path is not None else f"{self.host}"
+        return f"<SyncServer {where} connections={self._active}>"
+
+    def record_error(self, exc: BaseException) -> None:
+        """Keep ``exc`` in ``errors`` and log it (handler bugs, broken connections)."""
+        self.errors.append(exc)
+        log.error("SMTP server error: %r", exc, exc_info=exc)
+
+    # ---------------------------------------------------------------- connections
+
+    def _admit(self, sock: socket.socket) -> bool:
+        with self._lock:
+            if not self._shutting_down and self._active < self.max_connections:
+                self._active += 1
+                return True
+        # RFC 5321 §3.1 / §3.8: 421 means try again later
+        with contextlib.suppress(OSError):
+            sock.settimeout(1.0)
+            sock.sendall(self._busy)
+        return False
+
+    def _serve(self, sock: socket.socket, client_address: object) -> None:
+        thread = threading.current_thread()
+        with self._lock:
+            self._threads.add(thread)
+        try:
+            self._session(sock, client_address)
+        except Exception as exc:
+            self.record_error(exc)
+        finally:
+            with self._idle:
+                self._active -= 1
+                self._threads.discard(thread)
+                self._idle.notify_all()
+
+    def _session(self, sock: socket.socket, client_address: object) -> None:
+        tls = self.implicit_tls
+        if tls:
+            assert self.tls_context is not None
+            sock.settimeout(self.tls_handshake_timeout)
+            try:
+                sock = self.tls_context.wrap_socket(sock, server_side=True)
+            except (OSError, ssl.SSLError) as exc:
+                log.debug("TLS handshake failed: %r", exc)
+                return
+        try:
+            local = sock.getsockname()
+        except OSError:
+            local = None
+        session = Session(
+            peer=_peer(client_address),
+            local=_peer(local),
+            hostname=self.config.hostname,
+            lmtp=self.config.lmtp,
+            tls=tls,
+        )
+        if isinstance(sock, ssl.SSLSocket):
+            session.tls_version = sock.version()
+            session.tls_cipher = (sock.cipher() or (None,))[0]
+        d = Dispatcher(
+            Connection(Role.SERVER, self.config, tls=tls),
+            self._hooks,
+            session,
+            greeting=self.greeting,
+            allow_await=False,
+            on_error=self.record_error,
+        )
+        current = [sock]
+        try:
+            self._loop(current, d)
+        finally:
+            for s in current:
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+                s.close()
+            hook = self._hooks.disconnect
+            if hook is not None:
+                try:
+                    hook(session)
+                except Exception as exc:
+                    self.record_error(exc)
+
+    def _loop(self, current: list[socket.socket], d: Dispatcher) -> None:
+        """Serve one connection; ``current`` holds the socket in use (TLS replaces it)."""
+        sock = current[0]
+        action = d.start()
+        data_start: float | None = None
+        data_bytes = 0
+        while True:
+            if d.out and not self._write(sock, d):
+                return
+            if action is Action.CLOSE:
+                return
+            if action is Action.STARTTLS:
+                wrapped = self._starttls(sock, d)
+                if wrapped is None:
+                    return
+                sock = current[0] = wrapped
+                action = d.run()
+                continue
+            if action is not Action.READ:  # pragma: no cover - allow_await=False
+                raise RuntimeError(f"unexpected {action}")
+            conn = d.conn
+            # deadline: the core's timeout for what it waits for (RFC 5321 §4.5.3.2)
+            timeout = conn.timeout
+            seconds = 300.0 if timeout is None else timeout.seconds
+            if self.idle_timeout is not None:
+                seconds = self.idle_timeout
+            deadline = time.monotonic() + seconds
+            rate = self.min_data_rate
+            in_data = bool(rate) and (conn.state is State.DATA or conn.state is State.BDAT)
+            if in_data and data_start is None:
+                data_start, data_bytes = time.monotonic(), 0
+            elif not in_data:
+                data_start = None
+            data = self._recv(sock, d, deadline, data_start, data_bytes)
+            if data is None:
+                action = d.run()  # a goodbye was queued: flush it and close
+                continue
+            if data_start is not None:
+                data_bytes += len(data)
+            if self.traffic is not None:
+                self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
+            d.feed(data)
+            action = d.run()
+
+    def _recv(
+        self,
+        sock: socket.socket,
+        d: Dispatcher,
+        deadline: float,
+        data_start: float | None,
+        data_bytes: int,
+    ) -> bytes | None:
+        """The next bytes (b"" when the client closed), or None after queueing a 421
+        (timeout, slow client, shutdown)."""
+        slow_deadline = float("inf")
+        if data_start is not None and self.min_data_rate:
+            slow_deadline = data_start + self.data_rate_grace + data_bytes / self.min_data_rate
+        while True:
+            if self._abort or (self._shutting_down and d.idle):
+                d.goodbye(self._shutdown_reply)
+                return None
+            now = time.monotonic()
+            if now >= slow_deadline:
+                d.goodbye(self._slow_reply)
+                return None
+            if now >= deadline:
+                d.goodbye(self._timeout_reply)
+                return None
+            sock.settimeout(min(self.poll_interval, min(deadline, slow_deadline) - now))
+            try:
+                return sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                continue
+            except (OSError, ssl.SSLError):
+                return b""
+
+    def _write(self, sock: socket.socket, d: Dispatcher) -> bool:
+        data = b"".join(d.out)
+        d.out.clear()
+        if self.traffic is not None:
+            self.traffic.server(d.session.id, data)
+        try:
+            sock.settimeout(self.idle_timeout or 300.0)
+            sock.sendall(data)
+        except (OSError, ssl.SSLError):
+            return False
+        return True
+
+    def _starttls(self, sock: socket.socket, d: Dispatcher) -> ssl.SSLSocket | None:
+        assert self.tls_context is not None
+        sock.settimeout(self.tls_handshake_timeout)
+        try:
+            wrapped = self.tls_context.wrap_socket(sock, server_side=True)
+        except (OSError, ssl.SSLError) as exc:
+            log.debug("STARTTLS handshake failed: %r", exc)
+            with contextlib.suppress(OSError):
+                sock.close()
+            return None
+        try:
+            d.tls_started(wrapped.version(), (wrapped.cipher() or (None,))[0])
+        except RemoteProtocolError as exc:  # plaintext after STARTTLS (CVE-2011-0411)
+            log.info("closing %s: %s", d.session.peer, exc)
+            d.error = exc
+            wrapped.close()
+            return None
+        return wrapped
