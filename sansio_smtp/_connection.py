@@ -17,12 +17,12 @@
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 import attrs
 
 from ._events import (
     Auth,
-    AuthResponse,
     Bdat,
     BytesLike,
     Command,
@@ -71,6 +71,10 @@ from ._util import LocalProtocolError, RemoteProtocolError
 from ._writers import DataWriter, write_command, write_reply
 from .config import MAX_AUTH_LINE, Config
 
+if TYPE_CHECKING:
+    from ._repr import PrettyPrinter
+    from ._transcript import Transcript
+
 __all__ = ["NEED_DATA", "PAUSED", "Connection", "Sentinel"]
 
 
@@ -105,13 +109,21 @@ class Connection:
     """One side of an SMTP session, without I/O.
 
     ``tls=True`` starts with TLS already active (implicit TLS, RFC 8314).
+    ``transcript``: a Transcript that records the bytes and events each way.
 
     >>> server = Connection(SERVER)
     >>> server.send(Greeting(lines="mx.example.org ESMTP"))
     b'220 mx.example.org ESMTP\\r\\n'
     """
 
-    def __init__(self, our_role: Role, config: Config | None = None, *, tls: bool = False) -> None:
+    def __init__(
+        self,
+        our_role: Role,
+        config: Config | None = None,
+        *,
+        tls: bool = False,
+        transcript: Transcript | None = None,
+    ) -> None:
         if not isinstance(our_role, Role):
             raise TypeError(f"our_role must be CLIENT or SERVER, not {our_role!r}")
         self.our_role = our_role
@@ -132,6 +144,7 @@ class Connection:
         #: True once the peer pipelined commands it had no right to (server side), or spoke
         #: before the greeting.
         self.improper_pipelining = False
+        self._transcript = transcript
 
     # ------------------------------------------------------------------ introspection
 
@@ -198,6 +211,17 @@ class Connection:
             f" pending={len(self._state.pending)}>"
         )
 
+    # Rich display in notebooks and IPython (rendering lives in _repr, imported lazily).
+    def _repr_html_(self) -> str:
+        from ._repr import connection_html
+
+        return connection_html(self)
+
+    def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
+        from ._repr import connection_pretty
+
+        connection_pretty(self, p, cycle)
+
     # ---------------------------------------------------------------------- receiving
 
     def receive_data(self, data: BytesLike) -> None:
@@ -208,19 +232,24 @@ class Connection:
             self._buf += data
         else:
             self._peer_closed = True
+        if self._transcript is not None:
+            self._transcript.record_received(self.our_role, data)
 
     def next_event(self) -> Event | Sentinel:
         """The next event from the peer, NEED_DATA, or PAUSED."""
         if self._state.state is State.ERROR:
             raise RemoteProtocolError("the connection is in the ERROR state")
         try:
-            return self._extract_event()
+            event = self._extract_event()
         except LocalProtocolError as exc:
             self._state.error()
             exc._reraise_as_remote_protocol_error()
         except Exception:  # pragma: no cover - a bug; keep the state honest
             self._state.error()
             raise
+        if self._transcript is not None:
+            self._transcript.record_event(self.our_role, event)
+        return event
 
     def _extract_event(self) -> Event | Sentinel:
         state = self._state.state
@@ -292,7 +321,11 @@ class Connection:
             refusal = self._check_synchronization(command) or refusal
             if isinstance(command, Bdat):
                 return self._start_chunk(command, line, refusal)
-            event = InvalidCommand(line=line, reply_hint=refusal) if refusal else command
+            event = (
+                InvalidCommand(line=line, reply_hint=refusal, command=command)
+                if refusal
+                else command
+            )
         else:
             assert rejected is not None
             event = InvalidCommand(line=line, reply_hint=rejected.reply)
@@ -320,7 +353,7 @@ class Connection:
         """RFC 3030 §2: the chunk's octets follow the BDAT line whatever the reply will be;
         a refused BDAT still has them skipped before the refusal is emitted."""
         if refusal is not None:
-            held = InvalidCommand(line=line, reply_hint=refusal)
+            held = InvalidCommand(line=line, reply_hint=refusal, command=command)
             self._chunk = _Chunk(remaining=command.size, last=command.last, held=held)
             return self._read_chunk(self._chunk)
         if self._state.state is State.RCPT:
@@ -388,9 +421,12 @@ class Connection:
             raise LocalProtocolError("the connection is closed")
         if state is State.TLS:
             raise LocalProtocolError("finish the TLS handshake first (tls_established())")
-        if self.our_role is SERVER:
-            return [self._send_server(event)]
-        return self._send_client(event)
+        sent: list[BytesLike] = (
+            [self._send_server(event)] if self.our_role is SERVER else self._send_client(event)
+        )
+        if self._transcript is not None:
+            self._transcript.record_sent(self.our_role, event, sent)
+        return sent
 
     def send_failed(self) -> None:
         """The bytes of the last send() could not be written: the session is lost."""
@@ -482,7 +518,10 @@ class Connection:
         if isinstance(event, Bdat):
             if st.projected is State.RCPT:
                 self._content_size = 0
-            self._chunk = _Chunk(remaining=event.size, last=event.last)
+            if event.size:
+                self._chunk = _Chunk(remaining=event.size, last=event.last)
+            elif event.last:
+                self._facts.mail = None
         self._process_command(event)
         return [wire]
 
@@ -500,6 +539,8 @@ class Connection:
             self._content_size += len(data)
             if not chunk.remaining:
                 self._chunk = None
+                if chunk.last:
+                    self._facts.mail = None
             return [data]
         if not self._state.allows(event):
             raise LocalProtocolError(
@@ -508,8 +549,9 @@ class Connection:
         assert self._data_writer is not None
         view = data.tobytes() if isinstance(data, memoryview) else data
         check_content(view, self._facts, self._content_size + len(data))
+        wire = self._data_writer.write(view)
         self._content_size += len(data)
-        return self._data_writer.write(view)
+        return wire
 
     # ------------------------------------------------------------- shared bookkeeping
 
@@ -524,22 +566,22 @@ class Connection:
             # when it pipelines); a server by what it accepted (_process_reply).
             if isinstance(event, RcptTo):
                 facts.recipients += 1
-            elif isinstance(event, (Rset, Ehlo, Helo, Lhlo, StartTLS, EndOfMessage)) or (
-                isinstance(event, Bdat) and event.last
-            ):
-                facts.mail = None
+            elif isinstance(event, (Rset, Ehlo, Helo, Lhlo, StartTLS, EndOfMessage)):
+                facts.mail = None  # (after BDAT LAST: once its octets are sent)
         self._state.process_command(event)
 
     def _process_reply(self, reply: Reply) -> None:
         st = self._state
-        command = st.pending[0] if st.pending else None
+        entry = st.pending[0] if st.pending else None
+        refused = isinstance(entry, InvalidCommand)
+        command = entry.command if isinstance(entry, InvalidCommand) and entry.command else entry
         in_auth = st.state is State.AUTH
         answered = st.process_reply(reply)
         self._last_answered = answered
         facts = self._facts
-        if isinstance(command, (Auth, AuthResponse)) or (
-            isinstance(command, InvalidCommand) and in_auth
-        ):
+        # An exchange that ran (not one the rules refused up front) and failed counts
+        # towards max_auth_failures; so does a malformed response inside it.
+        if in_auth or (isinstance(command, Auth) and not refused):
             if reply.is_positive:
                 facts.authenticated = True
             elif reply.code >= 400:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping
-from typing import ClassVar, final
+from typing import TYPE_CHECKING, ClassVar, final
 
 import attrs
 
@@ -20,6 +20,9 @@ from . import _mailparams as _mp  # imports this module back: use only at call t
 from ._address import Address, coerce_address, coerce_reverse_path
 from ._params import Params
 from ._status import EnhancedStatusCode, ReplyClass
+
+if TYPE_CHECKING:
+    from ._repr import PrettyPrinter
 
 __all__ = [
     "Auth",
@@ -56,6 +59,24 @@ class Event:
     """Base class of all events."""
 
     __slots__ = ()
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        # IPython's pretty printer takes a class's own __repr__ (attrs writes one per
+        # class) over an inherited _repr_pretty_, so each event class gets its own.
+        if "_repr_pretty_" not in cls.__dict__:
+            cls._repr_pretty_ = Event._repr_pretty_  # type: ignore[method-assign]
+
+    # Rich display in notebooks and IPython (rendering lives in _repr, imported lazily).
+    def _repr_html_(self) -> str:
+        from ._repr import event_html
+
+        return event_html(self)
+
+    def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
+        from ._repr import event_pretty
+
+        event_pretty(self, p, cycle)
 
 
 class Command(Event):
@@ -318,11 +339,15 @@ class InvalidCommand(Event):
 
     Only ever *received* by a server. The dialogue goes on: answer it (usually with
     ``reply_hint``) and read the next command. ``line`` is the raw line without its line
-    ending, possibly truncated when it was too long.
+    ending, possibly truncated when it was too long. ``command`` is the command the line
+    parsed to when it was refused for a rule rather than its syntax (sequence, policy,
+    parameters, limits); the state then moves on the reply exactly as the client's does
+    for that command.
     """
 
     line: bytes
     reply_hint: Reply
+    command: Command | None = None
 
 
 # ----------------------------------------------------------------------------- replies

@@ -422,26 +422,29 @@ class DataReader:
 
     def _process(self, piece: bytes) -> MessageData | None:
         config = self._config
-        if config.max_data_line is not None and self._error is None:
-            self._line = scan_line_lengths(piece, self._line, config.max_data_line)
-            if self._line < 0:
-                self._line = 0
-                # RFC 5321 §4.5.3.1.10: "500 Line too long"
-                self._fail("line too long", 500, "5.5.2", "Line too long")
         bol = self._bol
         self._bol = piece.endswith(b"\n") or (not piece and bol)
         self._after_crlf = piece.endswith(b"\r\n") or (not piece and self._after_crlf)
         if bol and piece[:1] == b"." and piece[1:2] not in (b"\r", b"\n"):
             piece = piece[1:]
-        if not has_bare_line_ending(piece):
+        bare = has_bare_line_ending(piece)
+        if not bare:
             # split/join scans once; a shrinking replace() scans twice
             piece = b"\r\n".join(piece.split(b"\r\n."))
         else:
+            piece = _UNSTUFF_ANY_LF_RE.sub(b"\n", piece)
+        if config.max_data_line is not None and self._error is None:
+            # Measured un-stuffed: the transparency dot does not count (RFC 5321 §4.5.3.1.6)
+            self._line = scan_line_lengths(piece, self._line, config.max_data_line)
+            if self._line < 0:
+                self._line = 0
+                # RFC 5321 §4.5.3.1.10: "500 Line too long"
+                self._fail("line too long", 500, "5.5.2", "Line too long")
+        if bare:
             policy = config.line_endings
             if policy is LineEndingPolicy.REJECT:
                 self._fail("bare CR or LF", 550, "5.5.2", "Bare CR or LF not allowed")
-            piece = _UNSTUFF_ANY_LF_RE.sub(b"\n", piece)
-            if policy is LineEndingPolicy.NORMALIZE:
+            elif policy is LineEndingPolicy.NORMALIZE:
                 piece = normalize_line_endings(piece)
         self._size += len(piece)
         if self._size_limit is not None and self._size > self._size_limit:

@@ -55,6 +55,10 @@ class Role(enum.Enum):
     CLIENT = "client"
     SERVER = "server"
 
+    # Members are singletons: identity hashing is correct and, unlike Enum.__hash__,
+    # runs in C (the table is looked up several times per command).
+    __hash__ = object.__hash__
+
 
 class State(enum.Enum):
     """Where the session is, as confirmed by the server's replies."""
@@ -69,6 +73,8 @@ class State(enum.Enum):
     BDAT = "BDAT"  # a BDAT chunk was accepted and LAST has not come (RFC 3030)
     TLS = "TLS"  # STARTTLS got 220: the TLS handshake is under way (RFC 3207)
     AUTH = "AUTH"  # AUTH got a 334 challenge: the client answers next (RFC 4954)
+
+    __hash__ = object.__hash__  # as Role
     CLOSED = "CLOSED"  # QUIT answered, 421 received, or the connection closed
     ERROR = "ERROR"  # a protocol error; the connection is unusable
 
@@ -163,6 +169,10 @@ def after_reply(state: State, command: Event, reply: Reply) -> State:
         return State.READY
     if reply.code == 334 and isinstance(command, (Auth, AuthResponse)):
         return State.AUTH  # RFC 4954 §4: a challenge; the client answers
+    if isinstance(command, Data) and reply.code == 354:
+        # Whatever the client thought of its recipients, 354 opens the content (RFC 2920
+        # §3.1: after all RCPTs failed, a client given 354 sends a lone "." to end it).
+        return State.DATA
     low, high = positive_reply_code(command)
     positive = low <= reply.code < high
     if isinstance(command, AuthResponse) and not positive:
@@ -266,6 +276,9 @@ class ConnectionState:
                 return None
             raise LocalProtocolError(f"reply {reply.code} answers no command")
         command = self.pending[0]
+        if isinstance(command, InvalidCommand) and command.command is not None:
+            # A refused command moves the state as the same command does on the client.
+            command = command.command
         check_reply_fits(command, reply)
         self.pending.popleft()
         answered: Event = command

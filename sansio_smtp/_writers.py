@@ -161,37 +161,44 @@ class DataWriter:
         self._line = 0
 
     def write(self, data: BytesLike) -> list[BytesLike]:
+        """The wire form of ``data``. Raises LocalProtocolError, changing nothing, for a
+        bare CR/LF under REJECT or a line over ``max_data_line``."""
         if not data:
             return []
         chunk: bytes | bytearray = data.tobytes() if isinstance(data, memoryview) else data
         if self._held_cr:
             chunk = b"\r" + chunk
-            self._held_cr = False
-        if chunk[-1:] == b"\r":
+        held_cr = chunk[-1:] == b"\r"
+        if held_cr:
             chunk = chunk[:-1]
-            self._held_cr = True
-            if not chunk:
-                return []
         if has_bare_line_ending(chunk):
             if self._config.line_endings is LineEndingPolicy.REJECT:
                 raise LocalProtocolError("bare CR or LF in message content (RFC 5321 §2.3.8)")
             chunk = normalize_line_endings(bytes(chunk))
+        # Measured before stuffing: the transparency dot does not count (§4.5.3.1.6).
+        line = self._scan(chunk)
         if b"\n." in chunk or (self._bol and chunk[:1] == b"."):
             stuffed = b"\r\n..".join(chunk.split(b"\r\n."))
             chunk = b"." + stuffed if self._bol and stuffed[:1] == b"." else stuffed
-        self._check_lines(chunk)
+        self._held_cr = held_cr
+        self._line = line
+        if not chunk:
+            return []
         self._bol = chunk[-2:] == b"\r\n"
         return [chunk]
 
-    def _check_lines(self, wire: bytes | bytearray) -> None:
+    def _scan(self, content: bytes | bytearray) -> int:
+        """The length of the unfinished last line after ``content``; raises when a line is
+        over the limit (RFC 5321 §4.5.3.1.6)."""
         limit = self._config.max_data_line
         if limit is None:
-            return
-        self._line = scan_line_lengths(wire, self._line, limit)
-        if self._line < 0:
+            return 0
+        line = scan_line_lengths(content, self._line, limit)
+        if line < 0:
             raise LocalProtocolError(
                 f"a line of the message is longer than {limit} octets (RFC 5321 §4.5.3.1.6)"
             )
+        return line
 
     def end(self) -> bytes:
         tail = b""
@@ -201,5 +208,5 @@ class DataWriter:
             tail = b"\r\n"
         elif not self._bol:
             tail = b"\r\n"
-        self._check_lines(tail)
+        self._scan(tail)
         return tail + b".\r\n"

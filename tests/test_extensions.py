@@ -656,3 +656,67 @@ def test_mt_priority_and_deliverby_parsed() -> None:
     p.server.receive_data(b"MAIL FROM:<a@b.example> MT-PRIORITY=12\r\n")
     ev = p.server.next_event()
     assert isinstance(ev, InvalidCommand) and ev.reply_hint.code == 501
+
+
+# ------------------------------------------------------------------- regressions
+
+
+def test_bdat_last_chunk_may_carry_8bit() -> None:
+    # RFC 6152 §3 / RFC 3030 §3: the declared BODY holds until the last chunk is sent
+    p = pair()
+    p.exchange(MailFrom(reverse_path="a@b.example", params={"BODY": "8BITMIME"}))
+    p.exchange(RcptTo(forward_path="c@d.example"))
+    body = "grüße\r\n".encode()
+    got = p.client_sends(Bdat(size=len(body), last=True)) + p.client_sends(MessageData(data=body))
+    assert got[-1] == EndOfMessage()
+
+
+def test_refused_bdat_leaves_both_sides_agreeing() -> None:
+    # RFC 3030 §2: after a refused chunk the transaction is over on both sides
+    p = pair(extensions={"PIPELINING": ()})  # no CHUNKING: the server core refuses BDAT
+    p.exchange(MailFrom(reverse_path="a@b.example"))
+    p.exchange(RcptTo(forward_path="c@d.example"))
+    p.server.receive_data(b"BDAT 3 LAST\r\nabc")
+    ev = p.server.next_event()
+    assert isinstance(ev, InvalidCommand) and ev.command == Bdat(size=3, last=True)
+    p.server.send(ev.reply_hint)
+    client = Connection(CLIENT, Config())
+    client.receive_data(b"220 mx\r\n")
+    client.next_event()
+    client.send(Ehlo(domain="c"))
+    client.receive_data(b"250-mx\r\n250 CHUNKING\r\n")
+    client.next_event()
+    for cmd in (MailFrom(reverse_path="a@b.example"), RcptTo(forward_path="c@d.example")):
+        client.send(cmd)
+        client.receive_data(b"250 ok\r\n")
+        client.next_event()
+    client.send(Bdat(size=3, last=True))
+    client.send(MessageData(data=b"abc"))
+    client.receive_data(b"502 5.5.1 BDAT not available\r\n")
+    client.next_event()
+    assert client.state is p.server.state is State.READY
+
+
+def test_transparency_dot_does_not_count_towards_line_limit() -> None:
+    # RFC 5321 §4.5.3.1.6: the 1000 octets do not count the leading dot doubled for
+    # transparency
+    p = pair()
+    p.exchange(MailFrom(reverse_path="a@b.example"))
+    p.exchange(RcptTo(forward_path="c@d.example"))
+    p.exchange(Data())
+    line = b"." + b"x" * 997 + b"\r\n"
+    got = p.client_sends(MessageData(data=line)) + p.client_sends(EndOfMessage())
+    assert got[-1] == EndOfMessage()
+    assert b"".join(bytes(e.data) for e in got if isinstance(e, MessageData)) == line
+
+
+def test_354_after_all_recipients_refused() -> None:
+    # RFC 2920 §3.1: a server may answer 354 even after refusing every recipient; the
+    # client then ends the (empty) content with a lone "."
+    p = pair()
+    for cmd in (MailFrom(reverse_path="a@b.example"), RcptTo(forward_path="c@d.example"), Data()):
+        p.client.send(cmd)
+    p.client.receive_data(b"250 ok\r\n550 no such user\r\n354 go ahead\r\n")
+    drain(p.client)
+    assert p.client.state is State.DATA
+    assert p.client.send(EndOfMessage()) == b".\r\n"
