@@ -229,7 +229,8 @@ class Connection:
         if data:
             if self._peer_closed:
                 raise RuntimeError("received data after the peer closed the connection")
-            self._buf += data
+            if self._state.state is not State.CLOSED:  # after QUIT/421 nothing is read
+                self._buf += data
         else:
             self._peer_closed = True
         if self._transcript is not None:
