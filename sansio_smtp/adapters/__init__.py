@@ -1,11 +1,11 @@
 # I/O adapters around the sans-IO core: servers (asyncio_server, sync_server) sharing one
 # handler API (handlers), and clients (sync_client, asyncio_client). Each adapter is a short
 # loop: read, Connection.receive_data, drain next_event, answer, write. Timeouts, TLS and
-# concurrency live here, never in the core. This package re-exports the server side; the
-# clients are imported from their modules.
-"""I/O adapters: ``AsyncioServer`` and ``SyncServer`` with their handler API.
+# concurrency live here, never in the core. This package re-exports both sides.
+"""I/O adapters: ``AsyncioServer`` and ``SyncServer`` with their handler API, and the
+clients ``SMTPClient`` (blocking) and ``AsyncSMTPClient``.
 
-    from sansio_smtp.adapters import AsyncioServer, MemoryHandler
+    from sansio_smtp.adapters import AsyncioServer, MemoryHandler, SMTPClient
 
     handler = MemoryHandler()
     async with AsyncioServer(handler, port=0) as server:
@@ -15,6 +15,24 @@
 
 from __future__ import annotations
 
+from ._client_common import (
+    SendResult,
+    SMTPAuthError,
+    SMTPConnectError,
+    SMTPDataError,
+    SMTPError,
+    SMTPHeloError,
+    SMTPNotSupportedError,
+    SMTPProtocolViolation,
+    SMTPRecipientsRefused,
+    SMTPReplyError,
+    SMTPSenderRefused,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+    SMTPTLSError,
+    TLSMode,
+)
+from .asyncio_client import AsyncSMTPClient
 from .asyncio_server import AsyncioServer, serve
 from .handlers import (
     Authenticator,
@@ -31,9 +49,11 @@ from .handlers import (
     SinkHandler,
     received_header,
 )
+from .sync_client import SMTPClient
 from .sync_server import SyncServer
 
 __all__ = [
+    "AsyncSMTPClient",
     "AsyncioServer",
     "Authenticator",
     "Envelope",
@@ -45,9 +65,25 @@ __all__ = [
     "PrintHandler",
     "Reject",
     "RelayHandler",
+    "SMTPAuthError",
+    "SMTPClient",
+    "SMTPConnectError",
+    "SMTPDataError",
+    "SMTPError",
+    "SMTPHeloError",
+    "SMTPNotSupportedError",
+    "SMTPProtocolViolation",
+    "SMTPRecipientsRefused",
+    "SMTPReplyError",
+    "SMTPSenderRefused",
+    "SMTPServerDisconnected",
+    "SMTPTLSError",
+    "SMTPTimeoutError",
+    "SendResult",
     "Session",
     "SinkHandler",
     "SyncServer",
+    "TLSMode",
     "received_header",
     "serve",
 ]
