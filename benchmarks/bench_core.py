@@ -18,6 +18,12 @@ Scenarios (see benchmarks/README.md for what each ratio means):
     t32/t16 and t64/t32 should be ~2 (linear), not ~4 (quadratic).
 (d) client DATA writer: 10 MB through client.send_with_data_passthrough(MessageData(...))
     in 64 KiB chunks. Floor: chunk.replace(b"\\r\\n.", b"\\r\\n..") per chunk.
+(e) pipelined session, both roles: 100 transactions of MAIL + 100 RCPT + DATA sent by a
+    client core as one PIPELINING group each, read and answered by a server core, and the
+    replies read back by the client. Floor: blob.split(b"\\r\\n") over the same commands.
+(f) BDAT: a 10 MB binary body (every octet value, bare CR/LF, no line structure) sent by a
+    client core as BDAT 1 MiB chunks and read by a server core in 64 KiB reads. Floor:
+    b"".join() of the same 64 KiB pieces (one copy, what any receiver must do).
 
 The machine may be shared and noisy, so every measurement is repeated, ours and the floor
 alternating (and alternating which goes first), and the best (minimum) time of each is kept.
@@ -92,6 +98,8 @@ class Sizes:
     commands: int = 100_000
     drip_kib: tuple[int, ...] = (16, 32, 64)
     writer_bytes: int = 10 * MB
+    pipelined: tuple[int, int] = (100, 100)  # transactions, RCPTs per transaction
+    bdat_bytes: int = 10 * MB
     chunk: int = CHUNK
     repeats: int = 5
     min_time: float = 0.05  # a floor measurement loops until it lasts this long
@@ -103,6 +111,8 @@ class Sizes:
             commands=5_000,
             drip_kib=(2, 4, 8),
             writer_bytes=1 * MB,
+            pipelined=(10, 100),
+            bdat_bytes=1 * MB,
             repeats=3,
             min_time=0.01,
         )
@@ -610,12 +620,177 @@ def scenario_writer(sizes: Sizes) -> Row:
     )
 
 
-SCENARIOS: dict[str, Callable[[Sizes], Row]] = {
+SCENARIOS: dict[str, Callable[[Sizes], Row] | None] = {
     "a": scenario_data,
     "b": scenario_commands,
     "c": scenario_drip,
     "d": scenario_writer,
+    "e": None,  # filled in below
+    "f": None,
 }
+
+
+# --------------------------------------------------- (e) pipelining, (f) BDAT (ESMTP)
+
+PIPE_CONFIG = Config(
+    hostname="mx.example.org",
+    extensions={"PIPELINING": (), "CHUNKING": (), "BINARYMIME": (), "8BITMIME": ()},
+    max_recipients=1000,
+)
+
+
+def pair_ready() -> tuple[Connection, Connection]:
+    """A client and a server core after greeting and EHLO (PIPELINING, CHUNKING)."""
+    client = Connection(CLIENT, CLIENT_CONFIG)
+    server = Connection(SERVER, PIPE_CONFIG)
+    client.receive_data(server.send(Greeting(lines="mx.example.org ESMTP")))
+    client.next_event()
+    server.receive_data(client.send(Ehlo(domain="client.example.org")))
+    client.receive_data(server.send(server.default_reply(server.next_event())))  # type: ignore[arg-type]
+    client.next_event()
+    return client, server
+
+
+def pipelined_session(pair: tuple[Connection, Connection], transactions: int, rcpts: int) -> int:
+    """Each transaction: the client writes MAIL + RCPTs + DATA as one group, the server
+    answers each command, the client reads every reply; then an empty message and its
+    reply. Returns the replies the client read."""
+    client, server = pair
+    mail = MailFrom(reverse_path="sender@example.org")
+    recipients = [RcptTo(forward_path=f"rcpt{i}@example.net") for i in range(rcpts)]
+    replies = 0
+    for _ in range(transactions):
+        wire = client.send(mail)
+        for rcpt in recipients:
+            wire += client.send(rcpt)
+        wire += client.send(Data())
+        server.receive_data(wire)
+        out = bytearray()
+        while True:
+            event = server.next_event()
+            if not isinstance(event, Event):
+                break
+            out += server.send(server.default_reply(event))
+        client.receive_data(out)
+        while isinstance(client.next_event(), Reply):
+            replies += 1
+        server.receive_data(client.send(EndOfMessage()))
+        end = server.next_event()
+        client.receive_data(server.send(server.default_reply(end)))  # type: ignore[arg-type]
+        client.next_event()
+        replies += 1
+    return replies
+
+
+def scenario_pipelining(sizes: Sizes) -> Row:
+    transactions, rcpts = sizes.pipelined
+    replies = pipelined_session(pair_ready(), transactions, rcpts)
+    expected = transactions * (rcpts + 3)
+    if replies != expected:
+        raise AssertionError(f"(e) {replies} replies, expected {expected}")
+    blob = (
+        b"MAIL FROM:<sender@example.org>\r\n"
+        + b"".join(b"RCPT TO:<rcpt%d@example.net>\r\n" % i for i in range(rcpts))
+        + b"DATA\r\n"
+    )
+    blob *= transactions
+    commands = transactions * (rcpts + 3)
+    print(
+        f"(e) pipelined session: {transactions} transactions x (MAIL + {rcpts} RCPT + DATA +"
+        f" end of data), both roles, {commands} replies verified"
+    )
+    times = interleaved(
+        {
+            # includes building the pair (greeting + EHLO): small next to the session
+            "ours": plain(lambda: pipelined_session(pair_ready(), transactions, rcpts)),
+            "floor": plain(lambda: commands_floor(blob)),
+        },
+        sizes.repeats,
+        sizes.min_time,
+    )
+    ours = commands / min(times["ours"])
+    floor = commands / min(times["floor"])
+    print(f"    ours : {ours:12,.0f} commands/s both roles   ({_spread(times['ours'])})")
+    print(f"    floor: {floor:12,.0f} lines/s split          ({_spread(times['floor'])})")
+    print(f"    floor/ours = {floor / ours:,.0f}x; {1e6 / ours:.1f} us per command round trip")
+    return Row(
+        f"(e) pipelined {transactions}x{rcpts} RCPT",
+        f"{ours / 1e3:,.0f}k cmd/s",
+        f"{floor / 1e6:,.1f}M lines/s",
+        f"ours/floor {ours / floor:.5f}, floor/ours {floor / ours:,.0f}x",
+    )
+
+
+def bdat_transfer(body: bytes, chunk: int, read: int) -> int:
+    client, server = pair_ready()
+    for command in (
+        MailFrom(reverse_path="a@example.org", params={"BODY": "BINARYMIME"}),
+        RcptTo(forward_path="b@example.net"),
+    ):
+        server.receive_data(client.send(command))
+        client.receive_data(server.send(server.default_reply(server.next_event())))  # type: ignore[arg-type]
+        client.next_event()
+    view = memoryview(body)
+    received = 0
+    offset = 0
+    while offset < len(body):
+        piece = view[offset : offset + chunk]
+        last = offset + chunk >= len(body)
+        wire = [client.send(sansio_smtp.Bdat(size=len(piece), last=last))]
+        wire += client.send_with_data_passthrough(MessageData(data=piece))
+        for part in wire:
+            part_view = memoryview(part)
+            for i in range(0, len(part_view), read):
+                server.receive_data(part_view[i : i + read])
+                while True:
+                    event = server.next_event()
+                    if isinstance(event, MessageData):
+                        received += len(event.data)
+                    elif isinstance(event, (sansio_smtp.Bdat, EndOfMessage)):
+                        continue
+                    else:
+                        break
+        client.receive_data(server.send(server.default_reply(server.pending[0])))
+        client.next_event()
+        offset += chunk
+    return received
+
+
+def scenario_bdat(sizes: Sizes) -> Row:
+    rng = random.Random(SEED)
+    body = rng.randbytes(sizes.bdat_bytes)
+    chunk = 1024 * KiB
+    got = bdat_transfer(body, chunk, sizes.chunk)
+    if got != len(body):
+        raise AssertionError(f"(f) received {got} of {len(body)} octets")
+    pieces = chunked(body, sizes.chunk)
+    print(
+        f"(f) BDAT: {len(body) / MB:.1f} MB of random binary content in {chunk // KiB} KiB"
+        f" chunks, read {sizes.chunk // KiB} KiB at a time; length verified"
+    )
+    times = interleaved(
+        {
+            "ours": plain(lambda: bdat_transfer(body, chunk, sizes.chunk)),
+            "floor": plain(lambda: len(b"".join(pieces))),
+        },
+        sizes.repeats,
+        sizes.min_time,
+    )
+    ours = len(body) / min(times["ours"]) / MB
+    floor = len(body) / min(times["floor"]) / MB
+    print(f"    ours : {ours:9.1f} MB/s   ({_spread(times['ours'])})")
+    print(f"    floor: {floor:9.1f} MB/s   ({_spread(times['floor'])})")
+    print(f"    ours/floor = {ours / floor:.3f}")
+    return Row(
+        f"(f) BDAT {len(body) / MB:.0f} MB binary",
+        f"{ours:.0f} MB/s",
+        f"{floor:.0f} MB/s",
+        f"ours/floor {ours / floor:.3f}",
+    )
+
+
+SCENARIOS["e"] = scenario_pipelining
+SCENARIOS["f"] = scenario_bdat
 
 
 # ---------------------------------------------------------------------------- profiling
@@ -695,9 +870,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--repeats", type=int, help="measurements per side (default 5, quick 3)")
-    parser.add_argument("--only", default="abcd", help="scenarios to run, e.g. 'a,c'")
+    parser.add_argument("--only", default="abcdef", help="scenarios to run, e.g. 'a,c'")
     parser.add_argument(
-        "--profile", choices=sorted(SCENARIOS), help="cProfile one run of a scenario instead"
+        "--profile", choices="abcd", help="cProfile one run of a scenario (a-d) instead"
     )
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()
@@ -716,7 +891,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     rows = []
     for letter in letters:
-        rows.append(SCENARIOS[letter](sizes))
+        scenario = SCENARIOS[letter]
+        assert scenario is not None
+        rows.append(scenario(sizes))
         print()
     print(_table(rows))
     print(f"\n({time.perf_counter() - start:.1f} s)")
