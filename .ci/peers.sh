@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Debian packages for the real-peer interop tests: swaks, curl, and Postfix's smtp-source /
-# smtp-sink (only those tools are used; the Postfix mail system is never started).
+# smtp-sink (only those tools are used; the Postfix mail system is never started); and
+# Chromium for the notebook rendering test.
 set -euo pipefail
 need=()
 command -v swaks >/dev/null || need+=(swaks)
 command -v curl >/dev/null || need+=(curl)
 command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || need+=(postfix)
+# headless Chromium loads a rendered notebook (tests/test_notebooks_render.py)
+command -v chromium >/dev/null || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections || true

@@ -37,6 +37,7 @@ from ._extensions import Extensions
 from ._params import Params
 from ._state import TRANSITIONS, LmtpDelivery, Role, State, Timeout
 from ._status import EnhancedStatusCode, ReplyClass
+from ._transcript import Transcript, TranscriptEvent, TranscriptLine
 from ._util import LocalProtocolError, RemoteProtocolError, SMTPProtocolError
 from .config import Config, LineEndingPolicy
 
@@ -91,6 +92,9 @@ __all__ = [
     "StartTLS",
     "State",
     "Timeout",
+    "Transcript",
+    "TranscriptEvent",
+    "TranscriptLine",
     "Vrfy",
     "__version__",
 ]

@@ -309,6 +309,7 @@ class Connection:
         if rejected is None:
             try:
                 if in_auth:
+                    # (a refused response is a secret too: redacted below)
                     event = parse_auth_response(line)
                     self._process_command(event)
                     return event
@@ -329,6 +330,8 @@ class Connection:
             )
         else:
             assert rejected is not None
+            if in_auth:
+                line = b"<redacted AUTH response>"
             event = InvalidCommand(line=line, reply_hint=rejected.reply)
         self._process_command(event)
         return event

@@ -331,6 +331,14 @@ class AuthResponse(Command):
     data: bytes | None = attrs.field(repr=_redacted)
 
 
+def _line_repr(line: bytes) -> str:
+    """An AUTH line's initial response is a secret: show only the verb and mechanism."""
+    if line[:5].upper() == b"AUTH ":
+        words = line.split(b" ", 2)
+        return repr(b" ".join(words[:2]) + (b" <redacted>" if len(words) > 2 else b""))
+    return repr(line)
+
+
 @final
 @attrs.frozen(kw_only=True)
 class InvalidCommand(Event):
@@ -345,7 +353,7 @@ class InvalidCommand(Event):
     for that command.
     """
 
-    line: bytes
+    line: bytes = attrs.field(repr=_line_repr)
     reply_hint: Reply
     command: Command | None = None
 

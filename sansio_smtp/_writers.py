@@ -106,13 +106,20 @@ def command_line(event: Command, *, extensions: Extensions, utf8_transaction: bo
     raise LocalProtocolError(f"cannot write {type(event).__name__}")
 
 
+def _encode(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates have no UTF-8 form
+        raise LocalProtocolError(f"{what} text is not valid Unicode: {exc.reason}") from None
+
+
 def write_command(
     event: Command, config: Config, *, extensions: Extensions, utf8_transaction: bool
 ) -> bytes:
     line = command_line(event, extensions=extensions, utf8_transaction=utf8_transaction)
     if _abnf.CONTROL_RE.search(line):  # belt and braces: never a control on the wire
         raise LocalProtocolError(f"control character in {event.verb} command")
-    wire = line.encode("utf-8") + b"\r\n"
+    wire = _encode(line, event.verb) + b"\r\n"
     limit = MAX_AUTH_LINE if isinstance(event, (Auth, AuthResponse)) else config.max_command_line
     if len(wire) > limit:
         raise LocalProtocolError(
@@ -136,7 +143,7 @@ def write_reply(reply: Reply | Greeting, config: Config) -> bytes:
         body = esc + text if text else esc.rstrip(" ")
         sep = "-" if i < last else " "
         line = f"{code}{sep}{body}\r\n" if body else f"{code}{sep.strip()}\r\n"
-        raw = line.encode("utf-8")
+        raw = _encode(line, "reply")
         if len(raw) > config.max_reply_line:
             raise LocalProtocolError(
                 f"reply line of {len(raw)} octets is over the limit of {config.max_reply_line}"

@@ -1,0 +1,498 @@
+# Transcript: an ordered C:/S: log of one SMTP dialogue, for people (notebooks, debugging).
+#
+# Strategy: a Connection created with ``transcript=`` reports what it does: the bytes it
+# received (receive_data), the events next_event returned, and each event it sent with the
+# bytes that carry it (send_with_data_passthrough). The transcript cuts the bytes of each
+# direction into wire lines with a small tracker that follows just enough of the dialogue
+# (a 334 challenge, a 354 reply, a BDAT chunk size) to tell commands, replies, AUTH
+# responses and message content apart. A client and a server of one in-memory pair may
+# record into the same Transcript: lines() then shows each wire line once, as its writer
+# recorded it.
+#
+# Rules: AUTH payloads are redacted as they are recorded and never stored: the argument of
+# an AUTH line, every AUTH response line, the text of 334 challenges, and the same fields
+# of the events (Auth.initial_response, AuthResponse.data, a 334 Reply's lines, an
+# InvalidCommand line that carried them). Message content is kept to max_content_lines
+# lines per message, the rest is counted, and MessageData events keep only their size, so
+# a recorded transcript stays small whatever the message. A line with no end is kept to
+# MAX_LINE octets.
+# Nothing here does I/O; rendering (_repr_html_, _repr_pretty_) lives in _repr.
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING, Literal, Protocol, final
+
+import attrs
+
+from ._events import (
+    Auth,
+    AuthResponse,
+    BytesLike,
+    Command,
+    Event,
+    InvalidCommand,
+    MessageData,
+    Reply,
+)
+from ._state import Role
+
+if TYPE_CHECKING:
+    from ._repr import PrettyPrinter
+
+__all__ = ["REDACTED", "Transcript", "TranscriptEvent", "TranscriptLine"]
+
+#: What replaces an AUTH payload, in wire lines (as text) and in events (as bytes).
+REDACTED = b"<redacted>"
+_REDACTED_TEXT = REDACTED.decode()
+_EMPTY_CONTENT = MessageData(data=b"")
+
+#: The longest line a transcript keeps; beyond it a line is cut and marked.
+MAX_LINE = 4096
+
+Direction = Literal["C", "S", "*"]
+LineKind = Literal["command", "reply", "content", "note"]
+
+_DIRECTION: dict[Role, Literal["C", "S"]] = {Role.CLIENT: "C", Role.SERVER: "S"}
+_REPLY_LINE_RE = re.compile(rb"([0-9]{3})([ -]?)(.*)", re.DOTALL)
+_ENHANCED_RE = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?: |\Z)")
+_BDAT_RE = re.compile(rb"BDAT +([0-9]{1,18})(?: +LAST)? *\Z", re.IGNORECASE)
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TranscriptLine:
+    """One line on the wire, or a note.
+
+    - ``direction``: ``"C"`` (the client wrote it), ``"S"`` (the server wrote it) or
+      ``"*"`` (a note, such as a TLS handshake).
+    - ``text``: the line without its line ending, decoded as UTF-8 (undecodable octets as
+      backslash escapes), AUTH payloads replaced by ``<redacted>``.
+    - ``kind``: ``"command"``, ``"reply"``, ``"content"`` (message content, including the
+      final ``"."``) or ``"note"``.
+    - ``recorded_by``: the role of the connection that recorded it (None for notes and
+      imported lines); ``sent``: True when that connection wrote it.
+    - ``code``, ``enhanced``, ``last``: for reply lines, the reply code, the enhanced status
+      code at the start of the text (RFC 2034) if any, and False for a ``250-``
+      continuation line.
+    """
+
+    direction: Direction
+    text: str
+    kind: LineKind
+    recorded_by: Role | None = None
+    sent: bool = True
+    code: int | None = None
+    enhanced: str | None = None
+    last: bool = True
+
+    def __str__(self) -> str:
+        return f"{self.direction}: {self.text}"
+
+
+@final
+@attrs.frozen(kw_only=True)
+class TranscriptEvent:
+    """An event a connection sent (``sent=True``) or next_event() returned.
+
+    ``direction`` is who produced it on the wire (``"C"`` or ``"S"``), ``recorded_by`` the
+    role of the recording connection. AUTH payloads in ``event`` are redacted. Message
+    content is not kept: a MessageData is stored empty, with its size in ``octets``."""
+
+    direction: Literal["C", "S"]
+    event: Event
+    recorded_by: Role
+    sent: bool
+    octets: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The event as Python source (content shown by its size)."""
+        if self.octets is not None:
+            return f"{type(self.event).__name__}(data=<{self.octets} bytes>)"
+        from ._repr import event_text
+
+        return event_text(self.event)
+
+    def __str__(self) -> str:
+        who = "client" if self.recorded_by is Role.CLIENT else "server"
+        verb = "sent" if self.sent else "read"
+        return f"{who} {verb} {self.text}"
+
+
+Entry = TranscriptLine | TranscriptEvent
+
+
+class _EntryLike(Protocol):
+    @property
+    def direction(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+
+
+def redact_event(event: Event, *, in_auth: bool = False) -> Event:
+    """``event`` with its AUTH payload replaced by REDACTED (``in_auth``: an InvalidCommand
+    read while an AUTH exchange was going on is an AUTH response)."""
+    if isinstance(event, Auth) and event.initial_response is not None:
+        return attrs.evolve(event, initial_response=REDACTED)
+    if isinstance(event, AuthResponse) and event.data is not None:
+        return attrs.evolve(event, data=REDACTED)
+    if isinstance(event, Reply) and event.code == 334:
+        return attrs.evolve(event, lines=(_REDACTED_TEXT,))
+    if isinstance(event, InvalidCommand):
+        line = event.line
+        if line[:5].upper() == b"AUTH ":
+            words = line.split(b" ", 2)
+            line = b" ".join(words[:2]) + (b" " + REDACTED if len(words) > 2 else b"")
+        elif in_auth and line.strip() != b"*":
+            line = REDACTED
+        command = event.command
+        if command is not None:
+            redacted = redact_event(command)
+            assert isinstance(redacted, Command)
+            command = redacted
+        if line != event.line or command is not event.command:
+            return attrs.evolve(event, line=line, command=command)
+    return event
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", "backslashreplace")
+
+
+class _Tracker:
+    """Cuts one recording connection's bytes, both directions, into TranscriptLines."""
+
+    def __init__(self, role: Role, transcript: Transcript) -> None:
+        self.role = role
+        self.out = transcript
+        self.buf: dict[str, bytearray] = {"C": bytearray(), "S": bytearray()}
+        self.cutting: dict[str, bool] = {"C": False, "S": False}  # dropping an over-long line
+        self.after_334 = False  # the next client line answers an AUTH challenge
+        self.auth_response = False  # the last client line was an AUTH response
+        self.in_data = False  # after 354: client lines are content up to "."
+        self.bdat_left = 0  # octets of a BDAT chunk still to come
+        self.content_lines = 0  # content lines shown in this message
+        self.skipped_lines = 0  # content lines counted but not shown
+        self.skipped_octets = 0
+
+    def feed(self, direction: Literal["C", "S"], data: BytesLike) -> None:
+        buf = self.buf[direction]
+        buf += data
+        sent = _DIRECTION[self.role] == direction
+        if direction == "C":
+            self._client_lines(buf, sent)
+        else:
+            while (line := self._take_line("S", buf)) is not None:
+                self._reply_line(line, sent)
+
+    def _take_line(self, direction: str, buf: bytearray) -> bytes | None:
+        while True:
+            end = buf.find(b"\n")
+            if end < 0:
+                if len(buf) > MAX_LINE:  # keep the start, drop the rest up to the line end
+                    if not self.cutting[direction]:
+                        self.cutting[direction] = True
+                        head = bytes(buf[:MAX_LINE]) + b"... (line cut)"
+                        del buf[:]
+                        return head
+                    del buf[:]
+                return None
+            line = bytes(buf[:end]).rstrip(b"\r")
+            del buf[: end + 1]
+            if self.cutting[direction]:
+                self.cutting[direction] = False
+                continue
+            return line
+
+    def _client_lines(self, buf: bytearray, sent: bool) -> None:
+        while buf:
+            if self.bdat_left:
+                count = min(self.bdat_left, len(buf))
+                chunk = bytes(buf[:count])
+                del buf[:count]
+                self.bdat_left -= count
+                lines = chunk.split(b"\n")
+                if lines[-1] == b"":
+                    lines.pop()
+                for piece in lines:
+                    self._content(piece.rstrip(b"\r"), sent)
+                if not self.bdat_left:
+                    self._content_summary(sent)
+                continue
+            if self.in_data and self.content_lines >= self.out.max_content_lines:
+                self._skip_content(buf)
+            line = self._take_line("C", buf)
+            if line is None:
+                return
+            self._client_line(line, sent)
+
+    def _skip_content(self, buf: bytearray) -> None:
+        """Count the content lines beyond the limit without cutting them one by one."""
+        if buf.startswith(b".\r\n") or buf.startswith(b".\n"):
+            return
+        end = buf.find(b"\n.\r\n")
+        if end < 0:
+            end = buf.find(b"\n.\n")
+        stop = end + 1 if end >= 0 else buf.rfind(b"\n") + 1
+        if stop > 0:
+            self.skipped_lines += buf.count(b"\n", 0, stop)
+            self.skipped_octets += stop
+            del buf[:stop]
+
+    def _client_line(self, line: bytes, sent: bool) -> None:
+        self.auth_response = False
+        if self.in_data:
+            if line == b".":
+                self.in_data = False
+                self._content_summary(sent)
+                self._line("C", ".", "content", sent)
+            else:
+                self._content(line, sent)
+            return
+        if self.after_334:
+            self.after_334 = False
+            self.auth_response = True
+            text = "*" if line.strip() == b"*" else _REDACTED_TEXT
+            self._line("C", text, "command", sent)
+            return
+        head = line[:5].upper()
+        if head == b"AUTH ":
+            words = line.split(b" ", 2)
+            line = b" ".join(words[:2]) + (b" " + REDACTED if len(words) > 2 else b"")
+        elif head == b"MAIL ":
+            self.content_lines = 0
+        elif head == b"BDAT ":
+            m = _BDAT_RE.match(line)
+            if m is not None:
+                self.bdat_left = int(m[1])
+        self._line("C", _decode(line), "command", sent)
+
+    def _content(self, line: bytes, sent: bool) -> None:
+        if self.content_lines < self.out.max_content_lines:
+            self.content_lines += 1
+            self._line("C", _decode(line), "content", sent)
+        else:
+            self.skipped_lines += 1
+            self.skipped_octets += len(line) + 2
+
+    def _content_summary(self, sent: bool) -> None:
+        if self.skipped_lines:
+            text = f"... {self.skipped_lines} more lines ({self.skipped_octets} octets) of content"
+            self._line("C", text, "content", sent)
+            self.skipped_lines = self.skipped_octets = 0
+
+    def _reply_line(self, line: bytes, sent: bool) -> None:
+        m = _REPLY_LINE_RE.fullmatch(line)
+        if m is None:
+            self._line("S", _decode(line), "reply", sent)
+            return
+        code = int(m[1])
+        last = m[2] != b"-"
+        sep = m[2].decode()
+        text = _decode(m[3])
+        if code == 334:
+            sep, text = sep or " ", _REDACTED_TEXT
+        enhanced = _ENHANCED_RE.match(text)
+        wire = f"{code}{sep}{text}"
+        self.out._add(
+            TranscriptLine(
+                direction="S",
+                text=wire,
+                kind="reply",
+                recorded_by=self.role,
+                sent=sent,
+                code=code,
+                enhanced=enhanced[1] if enhanced else None,
+                last=last,
+            )
+        )
+        if last:
+            self.after_334 = code == 334
+            if code == 354:
+                self.in_data = True
+                self.content_lines = 0
+
+    def _line(self, direction: Direction, text: str, kind: LineKind, sent: bool) -> None:
+        self.out._add(
+            TranscriptLine(
+                direction=direction, text=text, kind=kind, recorded_by=self.role, sent=sent
+            )
+        )
+
+
+class Transcript:
+    """An ordered ``C:``/``S:`` log of one SMTP dialogue: the wire lines each way and the
+    events, AUTH payloads redacted.
+
+    Record with a connection, ``Connection(CLIENT, transcript=t)`` (a client and a server
+    of an in-memory pair may share one), add notes with ``note()``, or import an adapter's
+    log with ``from_entries()``. ``str(t)`` is the plain-text dialogue; in a notebook the
+    transcript displays as a coloured log.
+
+    ``max_content_lines``: message content lines kept per message (the rest are
+    counted); ``max_entries``: keep only the newest entries (None: all).
+    """
+
+    def __init__(self, *, max_content_lines: int = 20, max_entries: int | None = None) -> None:
+        if max_content_lines < 0:
+            raise ValueError("max_content_lines must be >= 0")
+        if max_entries is not None and max_entries < 1:
+            raise ValueError("max_entries must be >= 1 or None")
+        self.max_content_lines = max_content_lines
+        self._entries: deque[Entry] = deque(maxlen=max_entries)
+        self._trackers: dict[Role, _Tracker] = {}
+
+    # ---------------------------------------------------------------- recording
+
+    def _tracker(self, role: Role) -> _Tracker:
+        tracker = self._trackers.get(role)
+        if tracker is None:
+            tracker = self._trackers[role] = _Tracker(role, self)
+        return tracker
+
+    def _add(self, entry: Entry) -> None:
+        self._entries.append(entry)
+
+    def _add_event(
+        self, direction: Literal["C", "S"], event: Event, role: Role, sent: bool
+    ) -> None:
+        octets = None
+        if isinstance(event, MessageData):  # keep the size, not the content
+            octets, event = len(event.data), _EMPTY_CONTENT
+        self._add(
+            TranscriptEvent(
+                direction=direction, event=event, recorded_by=role, sent=sent, octets=octets
+            )
+        )
+
+    def record_received(self, role: Role, data: BytesLike) -> None:
+        """The connection of ``role`` received ``data`` (``b""``: the peer closed)."""
+        tracker = self._tracker(role)
+        peer: Literal["C", "S"] = "S" if role is Role.CLIENT else "C"
+        if data:
+            tracker.feed(peer, data)
+        else:
+            who = "server" if role is Role.CLIENT else "client"
+            text = f"the {who} closed the connection"
+            note = TranscriptLine(direction="*", text=text, kind="note", recorded_by=role)
+            self._add(attrs.evolve(note, sent=False))
+
+    def record_event(self, role: Role, event: object) -> None:
+        """next_event() of the connection of ``role`` returned ``event`` (sentinels are
+        ignored)."""
+        if not isinstance(event, Event):
+            return
+        tracker = self._tracker(role)
+        peer: Literal["C", "S"] = "S" if role is Role.CLIENT else "C"
+        self._add_event(peer, redact_event(event, in_auth=tracker.auth_response), role, False)
+
+    def record_sent(self, role: Role, event: Event, data: Iterable[BytesLike]) -> None:
+        """The connection of ``role`` sent ``event`` as ``data``."""
+        tracker = self._tracker(role)
+        ours = _DIRECTION[role]
+        self._add_event(ours, redact_event(event), role, True)
+        for chunk in data:
+            if chunk:
+                tracker.feed(ours, chunk)
+
+    def note(self, text: str) -> None:
+        """Add a ``*`` line, e.g. ``t.note("TLS handshake done")``."""
+        self._add(TranscriptLine(direction="*", text=text, kind="note"))
+
+    def clear(self) -> None:
+        """Forget every entry and what the trackers were in the middle of."""
+        self._entries.clear()
+        self._trackers.clear()
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[_EntryLike]) -> Transcript:
+        """A transcript of lines that were logged elsewhere: any objects with ``direction``
+        (``"C"``, ``"S"`` or ``"*"``) and ``text``, such as the ``TranscriptEntry`` list of
+        the client adapters (``SMTPClient(..., transcript=True).transcript``)."""
+        out = cls()
+        for entry in entries:
+            direction = entry.direction if entry.direction in ("C", "S") else "*"
+            text = entry.text
+            if direction == "S":
+                m = _REPLY_LINE_RE.fullmatch(text.encode("utf-8", "surrogateescape"))
+                if m is not None:
+                    enhanced = _ENHANCED_RE.match(_decode(m[3]))
+                    line = TranscriptLine(
+                        direction="S",
+                        text=text,
+                        kind="reply",
+                        code=int(m[1]),
+                        enhanced=enhanced[1] if enhanced else None,
+                        last=m[2] != b"-",
+                    )
+                    out._add(line)
+                    continue
+                out._add(TranscriptLine(direction="S", text=text, kind="reply"))
+            elif direction == "C":
+                out._add(TranscriptLine(direction="C", text=text, kind="command"))
+            else:
+                out._add(TranscriptLine(direction="*", text=text, kind="note"))
+        return out
+
+    # ---------------------------------------------------------------- reading
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """Every line and event in the order recorded."""
+        return tuple(self._entries)
+
+    def _shown(self, entry: Entry) -> bool:
+        """A line the writer and the reader both recorded is shown once, as written."""
+        if entry.sent or entry.recorded_by is None:
+            return True
+        writer = Role.CLIENT if entry.direction == "C" else Role.SERVER
+        return writer not in self._trackers
+
+    def lines(self) -> list[TranscriptLine]:
+        """The wire lines (and notes), each once."""
+        return [e for e in self._entries if isinstance(e, TranscriptLine) and self._shown(e)]
+
+    def events(self, *, sent: bool | None = None) -> list[TranscriptEvent]:
+        """The recorded events; ``sent=False``: only those next_event() returned."""
+        return [
+            e
+            for e in self._entries
+            if isinstance(e, TranscriptEvent) and (sent is None or e.sent is sent)
+        ]
+
+    def view(self, *, events: bool = True) -> list[Entry]:
+        """What a display shows: each wire line once and, with ``events``, the events the
+        recording connections read, in order."""
+        out: list[Entry] = []
+        for e in self._entries:
+            if isinstance(e, TranscriptLine):
+                if self._shown(e):
+                    out.append(e)
+            elif events and not e.sent:
+                out.append(e)
+        return out
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(tuple(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __str__(self) -> str:
+        return "\n".join(str(line) for line in self.lines())
+
+    def __repr__(self) -> str:
+        roles = "+".join(sorted(r.value for r in self._trackers)) or "nobody"
+        return f"<Transcript {len(self.lines())} lines, recorded by {roles}>"
+
+    def _repr_html_(self) -> str:
+        from ._repr import transcript_html
+
+        return transcript_html(self)
+
+    def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
+        from ._repr import transcript_pretty
+
+        transcript_pretty(self, p, cycle)
