@@ -568,10 +568,12 @@ class Connection:
         elif self.our_role is CLIENT:
             # A client knows its transaction by what it sent (replies may lag behind
             # when it pipelines); a server by what it accepted (_process_reply).
+            # The transaction ends at the end of its content whatever the reply (after
+            # BDAT LAST: once its octets are sent); RSET/EHLO/... end it when accepted.
             if isinstance(event, RcptTo):
                 facts.recipients += 1
-            elif isinstance(event, (Rset, Ehlo, Helo, Lhlo, StartTLS, EndOfMessage)):
-                facts.mail = None  # (after BDAT LAST: once its octets are sent)
+            elif isinstance(event, EndOfMessage):
+                facts.mail = None
         self._state.process_command(event)
 
     def _process_reply(self, reply: Reply) -> None:
@@ -598,6 +600,12 @@ class Connection:
             facts.recipients = st.recipients
             if st.state not in (State.MAIL, State.RCPT, State.DATA, State.BDAT):
                 facts.mail = None
+        elif (
+            reply.is_positive
+            and isinstance(command, (Rset, Ehlo, Helo, Lhlo, StartTLS))
+            and not any(isinstance(p, MailFrom) for p in st.pending)
+        ):
+            facts.mail = None  # a reset took effect, and no newer MAIL was sent since
         if st.state is State.DATA and isinstance(command, Data):
             self._content_size = 0
             if self.our_role is SERVER:

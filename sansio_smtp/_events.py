@@ -367,6 +367,13 @@ def _check_code(_inst: object, _attr: object, code: int) -> None:
         raise ValueError(f"invalid reply code {code!r}")
 
 
+def _check_enhanced_class(inst: Reply, _attr: object, value: EnhancedStatusCode | None) -> None:
+    # RFC 3463 §2 / RFC 2034 §4: the class matches the reply code's first digit (2, 4, 5);
+    # 3xx replies carry none.
+    if value is not None and value.class_ != inst.code // 100:
+        raise ValueError(f"enhanced status code {value} cannot go with reply code {inst.code}")
+
+
 def _coerce_lines(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     if isinstance(value, str):
         return tuple(value.split("\n"))
@@ -423,7 +430,9 @@ class Reply(_ReplyFields):
 
     code: int = attrs.field(validator=_check_code)
     lines: tuple[str, ...] = attrs.field(default=("",), converter=_coerce_lines)
-    enhanced: EnhancedStatusCode | None = attrs.field(default=None, converter=_coerce_enhanced)
+    enhanced: EnhancedStatusCode | None = attrs.field(
+        default=None, converter=_coerce_enhanced, validator=_check_enhanced_class
+    )
 
     @property
     def challenge(self) -> bytes:

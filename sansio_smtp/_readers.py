@@ -80,7 +80,9 @@ def _parse_params(text: str | None) -> Params:
     if not text:
         return _NO_PARAMS
     pairs: list[tuple[str, str | None]] = []
-    for word in text.split():
+    for word in text.split(" "):  # SP separates (RFC 5321 §4.1.2); UTF-8 values may hold
+        if not word:  # other white space (RFC 6531 §3.3)
+            continue
         key, eq, value = word.partition("=")
         pairs.append((key, value if eq else None))
     try:

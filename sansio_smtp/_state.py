@@ -298,6 +298,8 @@ class ConnectionState:
         ):
             self.accepted = []
         self.state = new
+        if new is State.CLOSED:
+            self.pending.clear()  # RFC 5321 §3.8: no reply will come for the rest
         self._reproject()
         return answered
 

@@ -125,7 +125,9 @@ class Config:
     max_recipients: int = attrs.field(
         default=DEFAULT_MAX_RECIPIENTS, validator=_at_least(100, "RFC 5321 §4.5.3.1.8")
     )
-    max_data_chunk: int = attrs.field(default=DEFAULT_MAX_DATA_CHUNK, validator=_positive)
+    max_data_chunk: int = attrs.field(
+        default=DEFAULT_MAX_DATA_CHUNK, validator=_at_least(5, "room for the terminator")
+    )
     line_endings: LineEndingPolicy = LineEndingPolicy.NORMALIZE
     lmtp: bool = False
     require_tls: bool = False
