@@ -116,9 +116,7 @@ async def _client(port: int, messages: int, pipeline: bool) -> None:
     pipeline = await _ehlo(reader) and pipeline
     for _ in range(messages):
         if pipeline:
-            writer.write(
-                b"MAIL FROM:<a@bench.example>\r\nRCPT TO:<b@bench.example>\r\nDATA\r\n"
-            )
+            writer.write(b"MAIL FROM:<a@bench.example>\r\nRCPT TO:<b@bench.example>\r\nDATA\r\n")
             await _expect(reader, b"250")
             await _expect(reader, b"250")
         else:
@@ -192,8 +190,10 @@ def main() -> int:
     except ImportError:
         print("aiosmtpd is not installed (pip install aiosmtpd): measuring ours only")
     total = clients * messages
-    print(f"{clients} connections x {messages} messages of 1 KiB, {rounds} round(s), "
-          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
+    print(
+        f"{clients} connections x {messages} messages of 1 KiB, {rounds} round(s), "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+    )
     scenarios = {
         "lock-step": False,  # one command per round trip: the same dialogue for both
         "pipelined": True,  # MAIL/RCPT/DATA grouped where PIPELINING is offered (RFC 2920)
@@ -226,8 +226,10 @@ def main() -> int:
             print(f"  {kind:>9}: {rate:7.0f} messages/s  {cpu * 1e6:7.1f} us server CPU/message")
         if "aiosmtpd" in summary:
             ours, theirs = summary["ours"], summary["aiosmtpd"]
-            print(f"      ratio: {ours[0] / theirs[0]:.2f}x messages/s, "
-                  f"{theirs[1] / ours[1]:.2f}x less CPU per message than aiosmtpd")
+            print(
+                f"      ratio: {ours[0] / theirs[0]:.2f}x messages/s, "
+                f"{theirs[1] / ours[1]:.2f}x less CPU per message than aiosmtpd"
+            )
     print("(aiosmtpd does not offer PIPELINING, so its client stays lock-step in both)")
     return 0
 

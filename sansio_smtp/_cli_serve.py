@@ -52,9 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     store = parser.add_mutually_exclusive_group()
     store.add_argument("--maildir", metavar="DIR", help="deliver into this Maildir")
     store.add_argument("--mbox", metavar="FILE", help="append to this mbox file")
-    store.add_argument(
-        "--print", action="store_true", help="print each message (the default)"
-    )
+    store.add_argument("--print", action="store_true", help="print each message (the default)")
     store.add_argument("--sink", action="store_true", help="accept and discard messages")
     parser.add_argument("--tls-cert", metavar="PEM", help="certificate chain (PEM)")
     parser.add_argument("--tls-key", metavar="PEM", help="private key (PEM)")

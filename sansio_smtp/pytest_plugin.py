@@ -66,8 +66,7 @@ class SMTPTestServer:
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Envelope]:
         if not self.handler.wait_for(count, timeout):
             raise AssertionError(
-                f"expected {count} message(s) within {timeout} s,"
-                f" got {len(self.handler.messages)}"
+                f"expected {count} message(s) within {timeout} s, got {len(self.handler.messages)}"
             )
         return list(self.handler.messages)
 

@@ -284,9 +284,7 @@ class FakeServer:
                 with contextlib.suppress(OSError):
                     tls_sock.close()
 
-    def _dialogue(
-        self, sock: socket.socket, session: Session, opened: list[socket.socket]
-    ) -> None:
+    def _dialogue(self, sock: socket.socket, session: Session, opened: list[socket.socket]) -> None:
         conn = Connection(SERVER, self.config, tls=self.implicit_tls)
         if self.implicit_tls:
             sock = self._wrap(sock, opened)
@@ -1428,7 +1426,10 @@ def test_cli_starttls_auth_transcript(
 
 
 def test_cli_tls_verification(
-    message_file: str, certs: TestCerts, capsys: pytest.CaptureFixture[str], monkeypatch: Any,
+    message_file: str,
+    certs: TestCerts,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: Any,
     tmp_path: Any,
 ) -> None:
     # --tls verifies against the system CAs (here: none that know our CA) unless --cafile;

@@ -222,9 +222,7 @@ def test_aiosmtplib(serve: Any, mode: str, auth: str | None) -> None:
         elif auth == "LOGIN":
             await smtp.auth_login(USER, PASSWORD)
         # aiosmtplib rewrites line endings to CRLF and dot-stuffs: CRLF input is unchanged
-        errors, _ = await smtp.sendmail(
-            SENDER, RECIPIENTS, MESSAGE, mail_options=["BODY=8BITMIME"]
-        )
+        errors, _ = await smtp.sendmail(SENDER, RECIPIENTS, MESSAGE, mail_options=["BODY=8BITMIME"])
         assert errors == {}
         await smtp.quit()
 

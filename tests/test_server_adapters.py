@@ -524,9 +524,7 @@ def b64(data: bytes) -> str:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_auth_plain_and_login_after_starttls(
-    kind: str, make_server: Callable[..., Server]
-) -> None:
+def test_auth_plain_and_login_after_starttls(kind: str, make_server: Callable[..., Server]) -> None:
     certs = test_certs()
     handler = MemoryHandler()
     server = make_server(
@@ -663,9 +661,7 @@ def test_timeout_is_reset_by_activity(kind: str, make_server: Callable[..., Serv
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_slow_client_during_data_is_dropped(
-    kind: str, make_server: Callable[..., Server]
-) -> None:
+def test_slow_client_during_data_is_dropped(kind: str, make_server: Callable[..., Server]) -> None:
     handler = MemoryHandler()
     server = make_server(
         kind, handler, idle_timeout=10.0, min_data_rate=1000.0, data_rate_grace=0.3
@@ -787,9 +783,7 @@ def test_lmtp(kind: str, make_server: Callable[..., Server]) -> None:
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_lmtp_on_unix_socket(
-    kind: str, make_server: Callable[..., Server], tmp_path: Path
-) -> None:
+def test_lmtp_on_unix_socket(kind: str, make_server: Callable[..., Server], tmp_path: Path) -> None:
     path = str(tmp_path / "lmtp.sock")
     config = Config(hostname="mx.test", lmtp=True, extensions={"ENHANCEDSTATUSCODES": ()})
     make_server(kind, PerRecipient(), config=config, path=path)
@@ -1143,7 +1137,12 @@ def test_cli_prints_messages_by_default(cli: Callable[..., CLI]) -> None:
         assert features[0] == "mx.cli"
         # the default extension set; no SIZE, STARTTLS or AUTH without their options
         assert features[1:] == [
-            "PIPELINING", "8BITMIME", "SMTPUTF8", "CHUNKING", "BINARYMIME", "DSN",
+            "PIPELINING",
+            "8BITMIME",
+            "SMTPUTF8",
+            "CHUNKING",
+            "BINARYMIME",
+            "DSN",
             "ENHANCEDSTATUSCODES",
         ]
         smtp.sendmail("a@b.example", ["c@d.example"], b"Subject: cli\r\n\r\nprinted body\r\n")
@@ -1158,8 +1157,15 @@ def test_cli_maildir_size_and_auth(cli: Callable[..., CLI], tmp_path: Path) -> N
 
     maildir = tmp_path / "md"
     server = cli(
-        "--maildir", str(maildir), "--max-size", "2000", "--auth", "u:pa:ss",
-        "--allow-plaintext-auth", "--hostname", "mx.cli",
+        "--maildir",
+        str(maildir),
+        "--max-size",
+        "2000",
+        "--auth",
+        "u:pa:ss",
+        "--allow-plaintext-auth",
+        "--hostname",
+        "mx.cli",
     )
     with smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as smtp:
         smtp.ehlo("c.example")
@@ -1183,8 +1189,14 @@ def test_cli_starttls_require_tls_and_auth(cli: Callable[..., CLI]) -> None:
 
     certs = test_certs()
     server = cli(
-        "--sink", "--tls-cert", str(certs.cert_pem), "--tls-key", str(certs.key_pem),
-        "--require-tls", "--auth", "user:pw",
+        "--sink",
+        "--tls-cert",
+        str(certs.cert_pem),
+        "--tls-key",
+        str(certs.key_pem),
+        "--require-tls",
+        "--auth",
+        "user:pw",
     )
     with smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as smtp:
         smtp.ehlo("c.example")
@@ -1205,8 +1217,13 @@ def test_cli_implicit_tls_and_lmtp(cli: Callable[..., CLI]) -> None:
 
     certs = test_certs()
     server = cli(
-        "--sink", "--lmtp", "--implicit-tls", "--tls-cert", str(certs.cert_pem),
-        "--tls-key", str(certs.key_pem),
+        "--sink",
+        "--lmtp",
+        "--implicit-tls",
+        "--tls-cert",
+        str(certs.cert_pem),
+        "--tls-key",
+        str(certs.key_pem),
     )
     raw = socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT)
     with certs.client_context().wrap_socket(raw, server_hostname="localhost") as tls:
@@ -1328,9 +1345,7 @@ def test_relay_handler(kind: str, make_server: Callable[..., Server]) -> None:
     transaction(peer, body.replace(b"\n.", b"\n.."))  # dot-stuffed on the wire
     assert upstream_handler.wait_for(1)
     env = upstream_handler.messages[0]
-    assert str(env.mail_from) == "a@b.example" and [str(r) for r in env.rcpt_tos] == [
-        "c@d.example"
-    ]
+    assert str(env.mail_from) == "a@b.example" and [str(r) for r in env.rcpt_tos] == ["c@d.example"]
     # RFC 5321 §4.4: the relay adds its Received: line on top, the rest is untouched
     assert env.content.startswith(b"Received: from c.example ([127.0.0.1])\r\n\tby mx.test ")
     assert env.content.endswith(b"\r\n" + body)

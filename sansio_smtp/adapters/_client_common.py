@@ -432,9 +432,7 @@ def flatten_message(
         from_addr = email.utils.getaddresses([str(field)])[0][1]
     if to_addrs is None:
         fields = [
-            str(f)
-            for name in ("To", "Bcc", "Cc")
-            for f in (msg.get_all(prefix + name) or ())
+            str(f) for name in ("To", "Bcc", "Cc") for f in (msg.get_all(prefix + name) or ())
         ]
         recipients = [a for _name, a in email.utils.getaddresses(fields) if a]
     elif isinstance(to_addrs, str):
@@ -967,7 +965,6 @@ class ClientEngine:
         if caps is None or caps.extensions is not ext:
             caps = self._caps = _Capabilities(ext, self.conn.size_limit, self.options.chunking)
         return caps
-
 
     def send_mail(
         self,

@@ -14,9 +14,9 @@
 # plaintext (RFC 3207 §4.2). One operation at a time: a lock serialises concurrent callers.
 """An asyncio SMTP, ESMTP and LMTP client.
 
-    async with AsyncSMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
-                               username="me", password="secret") as smtp:
-        result = await smtp.send_message(msg)
+async with AsyncSMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
+                           username="me", password="secret") as smtp:
+    result = await smtp.send_message(msg)
 """
 
 from __future__ import annotations

@@ -99,9 +99,7 @@ PeerAddress: TypeAlias = "tuple[str, int] | str | None"
 #: What a hook may return: a Reply, None (the default reply), or, in the asyncio server, an
 #: awaitable of either.
 HookResult: TypeAlias = "Reply | Awaitable[Reply | None] | None"
-DataResult: TypeAlias = (
-    "Reply | Sequence[Reply] | Awaitable[Reply | Sequence[Reply] | None] | None"
-)
+DataResult: TypeAlias = "Reply | Sequence[Reply] | Awaitable[Reply | Sequence[Reply] | None] | None"
 AuthAnswer: TypeAlias = "sasl.CredentialAnswer | None"
 #: ``(session, request) -> answer``: checks credentials for AUTH (see Handler.auth).
 Authenticator: TypeAlias = (
@@ -121,6 +119,8 @@ _MAIL, _RCPT, _DATA, _BDAT = State.MAIL, State.RCPT, State.DATA, State.BDAT
 def in_transaction(state: State) -> bool:
     """A mail transaction is open (RFC 5321 §3.3). Identity tests: Enum hashing is slow."""
     return state is _RCPT or state is _DATA or state is _MAIL or state is _BDAT
+
+
 _session_ids = itertools.count(1)
 _ID_PREFIX: Final = f"{int(time.time()) & 0xFFFFFF:06X}{os.getpid() & 0xFFFF:04X}"
 
@@ -1055,9 +1055,7 @@ class Dispatcher:
         if fn is None:
             self._finish_data(owed, None, None)
             return
-        self._call(
-            fn, (self.session, envelope), lambda v, e: self._finish_data(owed, v, e)
-        )
+        self._call(fn, (self.session, envelope), lambda v, e: self._finish_data(owed, v, e))
 
     def _finish_data(self, owed: Event, value: object, error: BaseException | None) -> None:
         recipients = len(self.conn.accepted_recipients)

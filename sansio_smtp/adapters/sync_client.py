@@ -13,10 +13,10 @@
 # thread per client.
 """A blocking SMTP, ESMTP and LMTP client.
 
-    with SMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
-                    username="me", password="secret") as smtp:
-        result = smtp.send_message(msg)
-        result.refused     # {recipient: Reply} for recipients that did not get it
+with SMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
+                username="me", password="secret") as smtp:
+    result = smtp.send_message(msg)
+    result.refused     # {recipient: Reply} for recipients that did not get it
 """
 
 from __future__ import annotations
