@@ -84,6 +84,7 @@ __all__ = [
     "PrintHandler",
     "Reject",
     "RelayHandler",
+    "ServerSettings",
     "Session",
     "SinkHandler",
     "TrafficLog",
@@ -600,6 +601,42 @@ def prepare_config(
     if hostname is not None:
         config = attrs.evolve(config, hostname=hostname)
     return config
+
+
+@attrs.frozen
+class ServerSettings:
+    """What both servers derive from their constructor options, checked once."""
+
+    handler: object
+    hooks: Hooks
+    config: Config
+
+    @classmethod
+    def build(
+        cls,
+        handler: object,
+        *,
+        config: Config | None,
+        hostname: str | None,
+        tls_context: object | None,
+        implicit_tls: bool,
+        auth: Mapping[str, str] | Authenticator | None,
+        max_connections: int,
+    ) -> ServerSettings:
+        if implicit_tls and tls_context is None:
+            raise ValueError("implicit_tls needs a tls_context")
+        if max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        authenticator = PasswordTable(auth) if isinstance(auth, Mapping) else auth
+        handler = handler if handler is not None else SinkHandler()
+        hooks = Hooks(handler, authenticator)
+        prepared = prepare_config(
+            config,
+            starttls=tls_context is not None and not implicit_tls,
+            auth=hooks.auth is not None,
+            hostname=hostname,
+        )
+        return cls(handler=handler, hooks=hooks, config=prepared)
 
 
 # ----------------------------------------------------------------------- traffic log

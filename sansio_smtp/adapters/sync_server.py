@@ -34,13 +34,10 @@ from .handlers import (
     Action,
     Authenticator,
     Dispatcher,
-    Hooks,
-    PasswordTable,
     PeerAddress,
+    ServerSettings,
     Session,
-    SinkHandler,
     TrafficLog,
-    prepare_config,
 )
 
 __all__ = ["SyncServer"]
@@ -122,20 +119,18 @@ class SyncServer:
         traffic_log: bool | logging.Logger = False,
         poll_interval: float = 0.25,
     ) -> None:
-        if implicit_tls and tls_context is None:
-            raise ValueError("implicit_tls needs a tls_context")
-        if max_connections < 1:
-            raise ValueError("max_connections must be at least 1")
-        authenticator: Authenticator | None
-        authenticator = PasswordTable(auth) if isinstance(auth, Mapping) else auth
-        self.handler = handler if handler is not None else SinkHandler()
-        self._hooks = Hooks(self.handler, authenticator)
-        self.config = prepare_config(
-            config,
-            starttls=tls_context is not None and not implicit_tls,
-            auth=self._hooks.auth is not None,
+        settings = ServerSettings.build(
+            handler,
+            config=config,
             hostname=hostname,
+            tls_context=tls_context,
+            implicit_tls=implicit_tls,
+            auth=auth,
+            max_connections=max_connections,
         )
+        self.handler = settings.handler
+        self._hooks = settings.hooks
+        self.config = settings.config
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
         self.max_connections = max_connections
