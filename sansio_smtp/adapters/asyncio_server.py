@@ -286,7 +286,8 @@ class AsyncioServer:
                 server.close()
 
     def __repr__(self) -> str:
-        where = self.path if self.path is not None else f"{self.host}:{self._requested_port}"
+        port = self._port if self._port is not None else self._requested_port
+        where = self.path if self.path is not None else f"{self.host}:{port}"
         return f"<AsyncioServer {where} connections={len(self._protocols)}>"
 
     # ------------------------------------------------------------------------ helpers

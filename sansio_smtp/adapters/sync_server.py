@@ -265,7 +265,7 @@ class SyncServer:
                 self._server.server_close()
 
     def __repr__(self) -> str:
-        where = self.path if self.path is not None else f"{self.host}"
+        where = self.path if self.path is not None else f"{self.host}:{self._port}"
         return f"<SyncServer {where} connections={self._active}>"
 
     def record_error(self, exc: BaseException) -> None:
