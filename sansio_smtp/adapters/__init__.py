@@ -87,3 +87,16 @@ __all__ = [
     "received_header",
     "serve",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The AnyIO flavour needs the optional extra sansio_smtp[anyio]: imported on first use.
+    if name in ("AnyioSMTPClient", "AnyioServer", "serve_anyio"):
+        try:
+            from . import anyio_client, anyio_server
+        except ImportError as exc:  # pragma: no cover - depends on the environment
+            raise ImportError(f"{name} needs anyio: pip install 'sansio_smtp[anyio]'") from exc
+        if name == "AnyioSMTPClient":
+            return anyio_client.AnyioSMTPClient
+        return getattr(anyio_server, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

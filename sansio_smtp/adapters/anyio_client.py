@@ -1,0 +1,396 @@
+# AnyIO SMTP/ESMTP/LMTP client (asyncio or trio underneath).
+#
+# Strategy: AnyioSMTPClient is the I/O loop around _client_common.ClientEngine, as the sync
+# and asyncio clients are: the engine's generators say READ / Write / HANDSHAKE and each is
+# served here with an AnyIO byte stream, every wait under anyio.fail_after with the
+# engine's per-phase timeout (RFC 5321 §4.5.3.2). Nothing is read ahead of the engine, so
+# at HANDSHAKE no plaintext can be buffered outside the core (which refuses what it holds,
+# RFC 3207 §4.2). TLS: TLSStream.wrap() for STARTTLS and implicit TLS alike.
+#
+# Rules: a timeout, a lost connection or a failed handshake closes the stream, so no late
+# reply can be taken for the answer to a later command. One operation at a time: a lock
+# serialises concurrent callers.
+"""An AnyIO (asyncio or trio) SMTP, ESMTP and LMTP client.
+
+async with AnyioSMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
+                           username="me", password="secret") as smtp:
+    result = await smtp.send_message(msg)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.message
+import ssl
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Final, TypeVar, cast
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSAttribute, TLSStream
+
+from .._connection import Connection
+from .._events import Greeting, Help, Noop, Reply, Rset, Vrfy
+from .._extensions import Extensions
+from ._client_common import (
+    DEFAULT_BDAT_CHUNK,
+    READ,
+    ClientEngine,
+    ClientOptions,
+    SendResult,
+    SMTPConnectError,
+    SMTPError,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+    SMTPTLSError,
+    Steps,
+    TLSMode,
+    TranscriptEntry,
+    Write,
+    address_literal,
+    as_content,
+    as_recipient_list,
+    flatten_message,
+    resolve_tls_mode,
+)
+
+__all__ = ["AnyioSMTPClient"]
+
+T = TypeVar("T")
+_RECV_SIZE: Final = 65536
+_CLOSED: Final = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
+
+
+class AnyioSMTPClient:
+    """An AnyIO SMTP client for one server; use ``async with`` (or ``await connect()``
+    and ``await quit()``/``aclose()``). The options and results are those of
+    AsyncSMTPClient (``tls``, ``ssl_context``, ``server_hostname``, ``local_hostname``,
+    ``username``/``password``/``token``/``authzid``/``auth_mechanisms``,
+    ``allow_plaintext_auth``, ``lmtp``, ``timeout``/``timeouts``, ``pipelining``,
+    ``chunking``, ``bdat_chunk_size``, ``transcript``, ``on_transcript``), except
+    ``source_address``: only its host is used (AnyIO picks the local port).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        tls: TLSMode | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        local_hostname: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        authzid: str | None = None,
+        auth_mechanisms: Sequence[str] | None = None,
+        allow_plaintext_auth: bool = False,
+        lmtp: bool = False,
+        timeout: float | None = None,
+        timeouts: Mapping[str, float] | None = None,
+        source_address: tuple[str, int] | None = None,
+        pipelining: bool = True,
+        chunking: bool = True,
+        bdat_chunk_size: int = DEFAULT_BDAT_CHUNK,
+        transcript: bool = False,
+        on_transcript: Callable[[TranscriptEntry], None] | None = None,
+    ) -> None:
+        self._options = ClientOptions(
+            host=host,
+            port=port,
+            tls=resolve_tls_mode(tls, port),
+            server_hostname=server_hostname,
+            local_hostname=local_hostname,
+            username=username,
+            password=password,
+            token=token,
+            authzid=authzid,
+            auth_mechanisms=auth_mechanisms,
+            allow_plaintext_auth=allow_plaintext_auth,
+            lmtp=lmtp,
+            timeout=timeout,
+            timeouts=dict(timeouts or {}),
+            pipelining=pipelining,
+            chunking=chunking,
+            bdat_chunk_size=bdat_chunk_size,
+            transcript=transcript,
+            on_transcript=on_transcript,
+        )
+        self._ssl_context = ssl_context
+        self._source_address = source_address
+        self._engine = ClientEngine(self._options)
+        self._stream: anyio.abc.ByteStream | None = None
+        self._lock: anyio.Lock | None = None
+
+    def __repr__(self) -> str:
+        state = "connected" if self._stream is not None else "closed"
+        opts = self._options
+        return f"<AnyioSMTPClient {opts.host}:{opts.port} {opts.tls.name} {state}>"
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def __aenter__(self) -> AnyioSMTPClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self._stream is not None and self._engine.usable:
+                with contextlib.suppress(SMTPError):
+                    await self.quit()
+        finally:
+            await self.aclose()
+
+    async def connect(self) -> None:
+        """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured. On failure
+        the connection is closed (after a QUIT when the session allows one)."""
+        if self._stream is not None:
+            raise RuntimeError("already connected")
+        opts = self._options
+        engine = self._engine = ClientEngine(opts)
+        self._lock = anyio.Lock()
+        seconds = engine.timeout("connect")
+        local_host = self._source_address[0] if self._source_address else None
+        try:
+            with anyio.fail_after(seconds):
+                sock = await anyio.connect_tcp(opts.host, opts.port, local_host=local_host)
+        except TimeoutError:
+            raise SMTPTimeoutError("connect", seconds) from None
+        except OSError as exc:
+            raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
+        self._stream = sock
+        if opts.local_hostname is None:
+            engine.local_hostname = address_literal(sock.extra(SocketAttribute.local_address))
+        engine.note(f"connected to {opts.host}:{opts.port}")
+        try:
+            if opts.tls is TLSMode.IMPLICIT:
+                await self._handshake()
+            async with self._lock:
+                await self._run(engine.open())
+        except BaseException:
+            if self._stream is not None and engine.usable:
+                with anyio.move_on_after(engine.timeout("command"), shield=True):
+                    with contextlib.suppress(SMTPError):
+                        await self._run(engine.quit())
+            await self.aclose()
+            raise
+
+    async def quit(self) -> Reply | None:
+        """QUIT (RFC 5321 §4.1.1.10) and close. Returns the 221 reply, or None when the
+        session was not in a state to QUIT or the server closed first."""
+        if self._stream is None:
+            return None
+        try:
+            return await self._locked(self._engine.quit())
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection (no QUIT). Safe to call more than once."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            self._engine.broken = True
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(stream)
+
+    # ------------------------------------------------------------------- sending
+
+    async def send_message(
+        self,
+        msg: email.message.Message,
+        from_addr: str | None = None,
+        to_addrs: str | Sequence[str] | None = None,
+        *,
+        mail_params: Mapping[str, str | None] | None = None,
+        rcpt_params: Mapping[str, str | None] | None = None,
+    ) -> SendResult:
+        """Send an email.message.Message, envelope from its headers (as
+        ``smtplib.SMTP.send_message``); see SMTPClient.send_message."""
+        sender, recipients, content, international = flatten_message(msg, from_addr, to_addrs)
+        return await self._locked(
+            self._engine.send_mail(
+                sender, recipients, content, mail_params, rcpt_params, international=international
+            )
+        )
+
+    async def sendmail(
+        self,
+        from_addr: str,
+        to_addrs: str | Iterable[str],
+        msg: bytes | bytearray | memoryview | str,
+        *,
+        mail_params: Mapping[str, str | None] | None = None,
+        rcpt_params: Mapping[str, str | None] | None = None,
+    ) -> SendResult:
+        """Send RFC 5322 message content; see SMTPClient.sendmail."""
+        return await self._locked(
+            self._engine.send_mail(
+                from_addr, as_recipient_list(to_addrs), as_content(msg), mail_params, rcpt_params
+            )
+        )
+
+    async def noop(self) -> Reply:
+        """NOOP (RFC 5321 §4.1.1.9); the reply whatever its code."""
+        return await self._locked(self._engine.command(Noop()))
+
+    async def rset(self) -> Reply:
+        """RSET (RFC 5321 §4.1.1.5): abort the current transaction."""
+        return await self._locked(self._engine.command(Rset()))
+
+    async def vrfy(self, text: str) -> Reply:
+        """VRFY (RFC 5321 §4.1.1.6)."""
+        return await self._locked(self._engine.command(Vrfy(text=text)))
+
+    async def help(self, topic: str | None = None) -> Reply:
+        """HELP (RFC 5321 §4.1.1.8)."""
+        return await self._locked(self._engine.command(Help(topic=topic)))
+
+    # ---------------------------------------------------------------- introspection
+
+    @property
+    def connected(self) -> bool:
+        return self._stream is not None
+
+    @property
+    def greeting(self) -> Greeting | None:
+        """The server's greeting (RFC 5321 §4.3.2)."""
+        return self._engine.greeting
+
+    @property
+    def extensions(self) -> Extensions:
+        """What the server advertised in its last EHLO/LHLO reply (empty after HELO)."""
+        return self._engine.conn.extensions
+
+    @property
+    def esmtp(self) -> bool:
+        return self._engine.esmtp
+
+    @property
+    def tls_active(self) -> bool:
+        return self._engine.conn.tls_active
+
+    @property
+    def authenticated(self) -> bool:
+        return self._engine.conn.authenticated
+
+    @property
+    def transcript(self) -> list[TranscriptEntry]:
+        """The dialogue so far when ``transcript=True`` (AUTH data redacted)."""
+        return self._engine.transcript
+
+    @property
+    def connection(self) -> Connection:
+        """The core Connection (read-only use: state, pending, extensions, ...)."""
+        return self._engine.conn
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        """The TLS object once TLS is active (``version()``, ``getpeercert()``...)."""
+        if self._stream is None:
+            return None
+        return self._stream.extra(TLSAttribute.ssl_object, None)
+
+    # ------------------------------------------------------------------------ I/O
+
+    async def _locked(self, steps: Steps[T]) -> T:
+        lock = self._lock
+        if lock is None or self._stream is None:
+            steps.close()
+            raise SMTPServerDisconnected("not connected")
+        async with lock:
+            return await self._run(steps)
+
+    async def _run(self, steps: Steps[T]) -> T:
+        """Serve the engine's I/O requests until the operation returns or raises."""
+        engine = self._engine
+        if self._stream is None:
+            steps.close()
+            raise SMTPServerDisconnected("not connected")
+        conn = engine.conn
+        try:
+            op = next(steps)
+            while True:
+                if op is READ:
+                    conn.receive_data(await self._read())
+                elif type(op) is Write:
+                    await self._write(op)
+                else:
+                    await self._handshake()
+                op = steps.send(None)
+        except StopIteration as stop:
+            if engine.broken:  # e.g. a 421 ended the session (RFC 5321 §3.8)
+                await self.aclose()
+            return cast(T, stop.value)
+        except BaseException:
+            steps.close()
+            if not engine.usable:
+                await self.aclose()
+            raise
+
+    def _current(self) -> anyio.abc.ByteStream:
+        stream = self._stream
+        if stream is None:
+            self._engine.broken = True
+            raise SMTPServerDisconnected("connection lost")
+        return stream
+
+    async def _read(self) -> bytes:
+        stream = self._current()
+        phase, seconds = self._engine.read_timeout()
+        try:
+            with anyio.fail_after(seconds):
+                return await stream.receive(_RECV_SIZE)
+        except _CLOSED:
+            return b""  # the core turns it into ConnectionClosed
+        except TimeoutError:
+            self._engine.broken = True
+            raise SMTPTimeoutError(phase, seconds) from None
+
+    async def _write(self, op: Write) -> None:
+        stream = self._current()
+        seconds = self._engine.timeout(op.phase)
+        try:
+            with anyio.fail_after(seconds):
+                for chunk in op.chunks:
+                    await stream.send(chunk if isinstance(chunk, bytes) else bytes(chunk))
+        except TimeoutError:
+            self._engine.broken = True
+            raise SMTPTimeoutError(op.phase, seconds) from None
+        except (*_CLOSED, OSError) as exc:
+            self._engine.broken = True
+            raise SMTPServerDisconnected("connection lost") from exc
+
+    async def _handshake(self) -> None:
+        """TLS on the stream (implicit TLS, or after STARTTLS's 220). Nothing was read
+        ahead of the core, so there is no plaintext to hand over first."""
+        engine = self._engine
+        stream = self._current()
+        opts = self._options
+        context = self._ssl_context
+        if context is None:
+            context = self._ssl_context = ssl.create_default_context()
+        seconds = engine.timeout("tls")
+        name = opts.server_hostname or opts.host
+        try:
+            with anyio.fail_after(seconds):
+                tls = await TLSStream.wrap(
+                    stream, hostname=name, ssl_context=context, standard_compatible=False
+                )
+        except TimeoutError:
+            engine.broken = True
+            raise SMTPTimeoutError("tls", seconds) from None
+        except (ssl.SSLError, OSError, *_CLOSED) as exc:
+            engine.broken = True
+            raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc
+        self._stream = tls
+        obj = tls.extra(TLSAttribute.ssl_object, None)
+        if obj is not None:
+            engine.note(f"TLS established: {obj.version()} {(obj.cipher() or ('',))[0]}")

@@ -1,0 +1,467 @@
+# The AnyIO SMTP/LMTP server (asyncio or trio underneath): a short loop per connection
+# around the same Dispatcher the asyncio and blocking servers use.
+#
+# Strategy: one task per connection: receive -> Dispatcher.feed/run (core events -> hooks ->
+# replies) -> one send. Every wait runs in a CancelScope whose deadline comes from
+# Connection.timeout (RFC 5321 §4.5.3.2) or the minimum data rate during DATA/BDAT;
+# shutdown() cancels the read scope of idle clients so they get their 421 at once. STARTTLS:
+# after the 220 the core pauses, TLSStream.wrap() does the handshake on the same stream
+# (nothing is read ahead of the core, so any plaintext behind STARTTLS sits in the core,
+# whose tls_established() refuses it: CVE-2011-0411).
+# Rules: nothing here decides protocol questions; every wait is bounded except an awaited
+# hook (as in the asyncio server); a broken connection never takes the server down.
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import ssl
+from collections import deque
+from collections.abc import Mapping
+from typing import Final
+
+import anyio
+import anyio.abc
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSAttribute, TLSStream
+
+from .._connection import Connection
+from .._events import Greeting, Reply
+from .._state import Role, State
+from .._util import RemoteProtocolError
+from ..config import Config
+from .handlers import (
+    Action,
+    Authenticator,
+    Dispatcher,
+    PeerAddress,
+    ServerSettings,
+    Session,
+    TrafficLog,
+)
+
+__all__ = ["AnyioServer", "serve_anyio"]
+
+log = logging.getLogger("sansio_smtp.server")
+
+_RECV_SIZE: Final = 65536
+_STREAM_ERRORS: Final = (
+    anyio.BrokenResourceError,
+    anyio.ClosedResourceError,
+    anyio.EndOfStream,
+    OSError,
+)
+
+
+def _peer(info: object) -> PeerAddress:
+    if isinstance(info, tuple) and len(info) >= 2:
+        return (str(info[0]), int(info[1]))
+    if isinstance(info, (str, bytes)):
+        return info.decode() if isinstance(info, bytes) else info
+    return None
+
+
+class _Client:
+    """One connection's mutable state, seen by shutdown()."""
+
+    def __init__(self, stream: anyio.abc.ByteStream, d: Dispatcher) -> None:
+        self.stream = stream
+        self.d = d
+        self.scope = anyio.CancelScope()  # the whole session (cancelled at the deadline)
+        self.read_scope: anyio.CancelScope | None = None  # set while waiting for the client
+        self.data_start: float | None = None
+        self.data_bytes = 0
+
+
+class AnyioServer:
+    """An SMTP (or LMTP) server for AnyIO: runs under asyncio or trio.
+
+    The options are those of AsyncioServer (``host``/``port``, ``config``, ``hostname``,
+    ``tls_context``, ``implicit_tls``, ``auth``, ``max_connections``, ``idle_timeout``,
+    ``tls_handshake_timeout``, ``min_data_rate``, ``data_rate_grace``, ``greeting``,
+    ``traffic_log``, ``backlog``); hooks may be plain or ``async def`` (run in the
+    connection's task, so they should use AnyIO or the running backend's primitives).
+
+    In a task group, ``server = await tg.start(AnyioServer(handler).serve)`` (returns the
+    server once listening; ``server.port`` is the bound port), later
+    ``await server.shutdown()``; or ``async with AnyioServer(handler) as server:``.
+    """
+
+    def __init__(
+        self,
+        handler: object = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        config: Config | None = None,
+        hostname: str | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+        auth: Mapping[str, str] | Authenticator | None = None,
+        max_connections: int = 1000,
+        idle_timeout: float | None = None,
+        tls_handshake_timeout: float = 30.0,
+        min_data_rate: float | None = 1024.0,
+        data_rate_grace: float = 30.0,
+        greeting: str | None = None,
+        traffic_log: bool | logging.Logger = False,
+        backlog: int = 1024,
+    ) -> None:
+        settings = ServerSettings.build(
+            handler,
+            config=config,
+            hostname=hostname,
+            tls_context=tls_context,
+            implicit_tls=implicit_tls,
+            auth=auth,
+            max_connections=max_connections,
+        )
+        self.handler = settings.handler
+        self._hooks = settings.hooks
+        self.config = settings.config
+        self.host = host
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self.min_data_rate = min_data_rate
+        self.data_rate_grace = data_rate_grace
+        self.greeting = greeting
+        self.backlog = backlog
+        self.traffic = TrafficLog.from_option(traffic_log)
+        #: exceptions from handlers and connections (most recent 100), also logged
+        self.errors: deque[BaseException] = deque(maxlen=100)
+        self._requested_port = port
+        self._port: int | None = None
+        self._clients: set[_Client] = set()
+        self._closing = False
+        self._started = False
+        self._accept_scope: anyio.CancelScope | None = None
+        self._serve_scope: anyio.CancelScope | None = None
+        self._all_gone: anyio.Event | None = None
+        self._stopped: anyio.Event | None = None
+        self._own_tg: anyio.abc.TaskGroup | None = None
+        name = self.config.hostname
+        self._busy = Connection(Role.SERVER, self.config).send(
+            Greeting(code=421, lines=f"{name} Too many connections, try again later")
+        )
+        self._timeout_reply = Reply(
+            code=421, lines=f"{name} Error: timeout exceeded", enhanced="4.4.2"
+        )
+        self._slow_reply = Reply(
+            code=421, lines=f"{name} Error: minimum data rate not met", enhanced="4.4.2"
+        )
+        self._shutdown_reply = Reply(
+            code=421, lines=f"{name} Service shutting down", enhanced="4.3.2"
+        )
+
+    # ---------------------------------------------------------------------- lifecycle
+
+    @property
+    def port(self) -> int:
+        """The bound TCP port (the one the OS chose for port 0)."""
+        if self._port is None:
+            raise RuntimeError("the server is not listening (start serve() first)")
+        return self._port
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    @property
+    def connections(self) -> int:
+        """Connections being served now."""
+        return len(self._clients)
+
+    async def serve(
+        self, *, task_status: anyio.abc.TaskStatus[AnyioServer] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen and serve until shutdown() or stop(); reports ``self`` to
+        ``task_status`` once listening (``await tg.start(server.serve)``)."""
+        if self._started:
+            raise RuntimeError("the server was already started")
+        self._started = True
+        self._stopped = anyio.Event()
+        try:
+            listener = await anyio.create_tcp_listener(
+                local_host=self.host, local_port=self._requested_port, backlog=self.backlog
+            )
+            with anyio.CancelScope() as self._serve_scope:
+                async with listener, anyio.create_task_group() as tg:
+                    self._port = int(listener.extra(SocketAttribute.local_port))
+                    task_status.started(self)
+                    with anyio.CancelScope() as self._accept_scope:
+                        if not self._closing:
+                            await listener.serve(self._handle, task_group=tg)
+                    await listener.aclose()  # refuse new clients while the rest finish
+        finally:
+            self._closing = True
+            self._stopped.set()
+
+    async def __aenter__(self) -> AnyioServer:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        try:
+            await tg.start(self.serve)
+        except BaseException as exc:
+            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._own_tg = tg
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> bool | None:
+        tg, self._own_tg = self._own_tg, None
+        assert tg is not None
+        try:
+            await self.shutdown()
+        finally:
+            result = await tg.__aexit__(*exc_info)  # type: ignore[arg-type]
+        return result
+
+    async def shutdown(self, timeout: float = 30.0) -> None:
+        """Graceful shutdown: stop accepting; idle clients get ``421 4.3.2`` now, clients in
+        a transaction (or waiting on a hook) may finish it within ``timeout`` seconds and
+        then get the 421; the rest get it at the deadline (RFC 5321 §3.8). Returns once
+        serve() has returned."""
+        self._closing = True
+        if self._accept_scope is not None:
+            self._accept_scope.cancel()
+        for client in list(self._clients):
+            if client.read_scope is not None and client.d.idle:
+                client.read_scope.cancel()
+        if self._clients:
+            self._all_gone = anyio.Event()
+            with anyio.move_on_after(timeout):
+                await self._all_gone.wait()
+        for client in list(self._clients):
+            client.scope.cancel()  # the task says 421 (best effort) and closes
+        if self._clients:
+            self._all_gone = anyio.Event()
+            with anyio.move_on_after(2.0):
+                await self._all_gone.wait()
+        self.stop()
+        if self._stopped is not None:
+            with anyio.move_on_after(2.0):
+                await self._stopped.wait()
+
+    def stop(self) -> None:
+        """Stop now: stop listening and drop every connection (no 421)."""
+        self._closing = True
+        if self._serve_scope is not None:
+            self._serve_scope.cancel()
+
+    def __repr__(self) -> str:
+        port = self._port if self._port is not None else self._requested_port
+        return f"<AnyioServer {self.host}:{port} connections={len(self._clients)}>"
+
+    def record_error(self, exc: BaseException) -> None:
+        """Keep ``exc`` in ``errors`` and log it (handler bugs, broken connections)."""
+        self.errors.append(exc)
+        log.error("SMTP server error: %r", exc, exc_info=exc)
+
+    # ------------------------------------------------------------------- connection
+
+    async def _handle(self, stream: anyio.abc.SocketStream) -> None:
+        async with stream:
+            if self._closing or len(self._clients) >= self.max_connections:
+                # RFC 5321 §3.1 / §3.8: 421 means try again later
+                with anyio.move_on_after(1.0), contextlib.suppress(*_STREAM_ERRORS):
+                    await stream.send(self._busy)
+                return
+            try:
+                await self._session(stream)
+            except Exception as exc:  # a bug: keep the server up, drop this client
+                self.record_error(exc)
+
+    async def _session(self, sock: anyio.abc.SocketStream) -> None:
+        stream: anyio.abc.ByteStream = sock
+        session = Session(
+            peer=_peer(sock.extra(SocketAttribute.remote_address, None)),
+            local=_peer(sock.extra(SocketAttribute.local_address, None)),
+            hostname=self.config.hostname,
+            lmtp=self.config.lmtp,
+            tls=self.implicit_tls,
+        )
+        if self.implicit_tls:
+            tls = await self._handshake(sock)
+            if tls is None:
+                return
+            stream = tls
+            session.tls_version, session.tls_cipher = _tls_info(tls)
+        conn = Connection(Role.SERVER, self.config, tls=self.implicit_tls)
+        d = Dispatcher(
+            conn, self._hooks, session, greeting=self.greeting, on_error=self.record_error
+        )
+        client = _Client(stream, d)
+        self._clients.add(client)
+        try:
+            with client.scope:
+                await self._loop(client)
+            if client.scope.cancelled_caught:  # shutdown() ran out of patience
+                d.out.clear()
+                d.goodbye(self._shutdown_reply)
+                with anyio.move_on_after(1.0, shield=True):
+                    await self._flush(client)
+        finally:
+            self._clients.discard(client)
+            if not self._clients and self._all_gone is not None:
+                self._all_gone.set()
+            with anyio.move_on_after(5.0, shield=True):
+                await self._disconnected(session)
+
+    async def _disconnected(self, session: Session) -> None:
+        hook = self._hooks.disconnect
+        if hook is None:
+            return
+        try:
+            result = hook(session)
+            if result is not None and hasattr(result, "__await__"):
+                await result
+        except Exception as exc:
+            self.record_error(exc)
+
+    async def _loop(self, client: _Client) -> None:
+        d = client.d
+        action = d.start()
+        while True:
+            if not await self._flush(client):
+                return
+            if action is Action.CLOSE:
+                return
+            if action is Action.READ:
+                if self._closing and d.idle:
+                    d.goodbye(self._shutdown_reply)
+                    action = d.run()
+                    continue
+                data = await self._receive(client)
+                if data is None:  # a goodbye is queued: flush it, then CLOSE
+                    action = d.run()
+                    continue
+                d.feed(data)
+            elif action is Action.AWAIT:
+                awaiting = d.awaiting
+                assert awaiting is not None
+                try:
+                    value: object = await awaiting
+                    error: BaseException | None = None
+                except Exception as exc:
+                    value, error = None, exc
+                d.resume(value, error)
+            else:  # STARTTLS
+                if not await self._starttls(client):
+                    return
+            action = d.run()
+
+    async def _flush(self, client: _Client) -> bool:
+        """Send what the Dispatcher queued; False if the connection broke."""
+        out = client.d.out
+        if not out:
+            return True
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if self.traffic is not None:
+            self.traffic.server(client.d.session.id, data)
+        try:
+            with anyio.fail_after(self.idle_timeout or 300.0):
+                await client.stream.send(data)
+        except (TimeoutError, *_STREAM_ERRORS) as exc:
+            log.debug("send to %s failed: %r", client.d.session.peer, exc)
+            return False
+        return True
+
+    async def _receive(self, client: _Client) -> bytes | None:
+        """The client's next bytes (b"" at its end); None when the deadline passed or
+        shutdown() interrupted an idle client (a 421 is then queued)."""
+        d = client.d
+        conn = d.conn
+        deadline, slow = self._deadline(client, conn)
+        data: bytes | None = None
+        with anyio.CancelScope(deadline=deadline) as scope:
+            client.read_scope = scope
+            try:
+                data = await client.stream.receive(_RECV_SIZE)
+            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                data = b""
+            finally:
+                client.read_scope = None
+        if data is None:
+            if self._closing and d.idle:
+                d.goodbye(self._shutdown_reply)
+            else:
+                d.goodbye(self._slow_reply if slow else self._timeout_reply)
+            return None
+        if self.traffic is not None:
+            self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
+        if client.data_start is not None:
+            client.data_bytes += len(data)
+        return data
+
+    def _deadline(self, client: _Client, conn: Connection) -> tuple[float, bool]:
+        """When the wait for the client ends, and whether the data rate decides it."""
+        timeout = conn.timeout
+        if timeout is None:
+            return math.inf, False
+        now = anyio.current_time()
+        idle = self.idle_timeout
+        deadline = now + (timeout.seconds if idle is None else idle)
+        rate = self.min_data_rate
+        if rate and (conn.state is State.DATA or conn.state is State.BDAT):
+            if client.data_start is None:
+                client.data_start, client.data_bytes = now, 0
+            slow = client.data_start + self.data_rate_grace + client.data_bytes / rate
+            if slow < deadline:
+                return slow, True
+            return deadline, False
+        client.data_start = None
+        return deadline, False
+
+    async def _handshake(self, stream: anyio.abc.ByteStream) -> TLSStream | None:
+        assert self.tls_context is not None
+        try:
+            with anyio.fail_after(self.tls_handshake_timeout):
+                return await TLSStream.wrap(
+                    stream,
+                    server_side=True,
+                    ssl_context=self.tls_context,
+                    standard_compatible=False,
+                )
+        except (TimeoutError, ssl.SSLError, *_STREAM_ERRORS) as exc:
+            # handshake failed or timed out: nothing to say in clear
+            log.debug("TLS handshake failed: %r", exc)
+            return None
+
+    async def _starttls(self, client: _Client) -> bool:
+        d = client.d
+        tls = await self._handshake(client.stream)
+        if tls is None:
+            return False
+        client.stream = tls
+        version, cipher = _tls_info(tls)
+        try:
+            d.tls_started(version, cipher)
+        except RemoteProtocolError as exc:  # plaintext after STARTTLS (CVE-2011-0411)
+            log.info("closing %s: %s", d.session.peer, exc)
+            d.error = exc
+            return False
+        return True
+
+
+def _tls_info(stream: TLSStream) -> tuple[str | None, str | None]:
+    obj = stream.extra(TLSAttribute.ssl_object, None)
+    if obj is None:
+        return None, None
+    cipher = obj.cipher()
+    return obj.version(), cipher[0] if cipher else None
+
+
+async def serve_anyio(
+    handler: object = None,
+    *,
+    task_status: anyio.abc.TaskStatus[AnyioServer] = anyio.TASK_STATUS_IGNORED,
+    **options: object,
+) -> None:
+    """Run an AnyioServer (options as its constructor) until cancelled or shut down:
+    ``server = await tg.start(functools.partial(serve_anyio, handler, port=0))``."""
+    server = AnyioServer(handler, **options)  # type: ignore[arg-type]
+    await server.serve(task_status=task_status)
