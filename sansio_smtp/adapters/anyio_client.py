@@ -20,9 +20,8 @@ async with AnyioSMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRE
 from __future__ import annotations
 
 import contextlib
-import email.message
 import ssl
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Final, TypeVar, cast
 
@@ -31,15 +30,13 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from .._connection import Connection
-from .._events import Greeting, Help, Noop, Reply, Rset, Vrfy
-from .._extensions import Extensions
+from .._events import Reply
 from ._client_common import (
     DEFAULT_BDAT_CHUNK,
     READ,
+    AsyncClientCommands,
     ClientEngine,
     ClientOptions,
-    SendResult,
     SMTPConnectError,
     SMTPError,
     SMTPServerDisconnected,
@@ -50,9 +47,6 @@ from ._client_common import (
     TranscriptEntry,
     Write,
     address_literal,
-    as_content,
-    as_recipient_list,
-    flatten_message,
     resolve_tls_mode,
 )
 
@@ -63,7 +57,7 @@ _RECV_SIZE: Final = 65536
 _CLOSED: Final = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError)
 
 
-class AnyioSMTPClient:
+class AnyioSMTPClient(AsyncClientCommands):
     """An AnyIO SMTP client for one server; use ``async with`` (or ``await connect()``
     and ``await quit()``/``aclose()``). The options and results are those of
     AsyncSMTPClient (``tls``, ``ssl_context``, ``server_hostname``, ``local_hostname``,
@@ -201,95 +195,11 @@ class AnyioSMTPClient:
             with anyio.CancelScope(shield=True):
                 await anyio.aclose_forcefully(stream)
 
-    # ------------------------------------------------------------------- sending
-
-    async def send_message(
-        self,
-        msg: email.message.Message,
-        from_addr: str | None = None,
-        to_addrs: str | Sequence[str] | None = None,
-        *,
-        mail_params: Mapping[str, str | None] | None = None,
-        rcpt_params: Mapping[str, str | None] | None = None,
-    ) -> SendResult:
-        """Send an email.message.Message, envelope from its headers (as
-        ``smtplib.SMTP.send_message``); see SMTPClient.send_message."""
-        sender, recipients, content, international = flatten_message(msg, from_addr, to_addrs)
-        return await self._locked(
-            self._engine.send_mail(
-                sender, recipients, content, mail_params, rcpt_params, international=international
-            )
-        )
-
-    async def sendmail(
-        self,
-        from_addr: str,
-        to_addrs: str | Iterable[str],
-        msg: bytes | bytearray | memoryview | str,
-        *,
-        mail_params: Mapping[str, str | None] | None = None,
-        rcpt_params: Mapping[str, str | None] | None = None,
-    ) -> SendResult:
-        """Send RFC 5322 message content; see SMTPClient.sendmail."""
-        return await self._locked(
-            self._engine.send_mail(
-                from_addr, as_recipient_list(to_addrs), as_content(msg), mail_params, rcpt_params
-            )
-        )
-
-    async def noop(self) -> Reply:
-        """NOOP (RFC 5321 §4.1.1.9); the reply whatever its code."""
-        return await self._locked(self._engine.command(Noop()))
-
-    async def rset(self) -> Reply:
-        """RSET (RFC 5321 §4.1.1.5): abort the current transaction."""
-        return await self._locked(self._engine.command(Rset()))
-
-    async def vrfy(self, text: str) -> Reply:
-        """VRFY (RFC 5321 §4.1.1.6)."""
-        return await self._locked(self._engine.command(Vrfy(text=text)))
-
-    async def help(self, topic: str | None = None) -> Reply:
-        """HELP (RFC 5321 §4.1.1.8)."""
-        return await self._locked(self._engine.command(Help(topic=topic)))
-
     # ---------------------------------------------------------------- introspection
 
     @property
     def connected(self) -> bool:
         return self._stream is not None
-
-    @property
-    def greeting(self) -> Greeting | None:
-        """The server's greeting (RFC 5321 §4.3.2)."""
-        return self._engine.greeting
-
-    @property
-    def extensions(self) -> Extensions:
-        """What the server advertised in its last EHLO/LHLO reply (empty after HELO)."""
-        return self._engine.conn.extensions
-
-    @property
-    def esmtp(self) -> bool:
-        return self._engine.esmtp
-
-    @property
-    def tls_active(self) -> bool:
-        return self._engine.conn.tls_active
-
-    @property
-    def authenticated(self) -> bool:
-        return self._engine.conn.authenticated
-
-    @property
-    def transcript(self) -> list[TranscriptEntry]:
-        """The dialogue so far when ``transcript=True`` (AUTH data redacted)."""
-        return self._engine.transcript
-
-    @property
-    def connection(self) -> Connection:
-        """The core Connection (read-only use: state, pending, extensions, ...)."""
-        return self._engine.conn
 
     @property
     def ssl_object(self) -> ssl.SSLObject | None:

@@ -32,14 +32,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar, cast
 
-from .._connection import Connection
-from .._events import Greeting, Help, Noop, Reply, Rset, Vrfy
-from .._extensions import Extensions
+from .._events import Help, Noop, Reply, Rset, Vrfy
 from ._client_common import (
     DEFAULT_BDAT_CHUNK,
     READ,
     ClientEngine,
     ClientOptions,
+    EngineViews,
     SendResult,
     SMTPAuthError,
     SMTPConnectError,
@@ -89,7 +88,7 @@ T = TypeVar("T")
 _RECV_SIZE = 65536
 
 
-class SMTPClient:
+class SMTPClient(EngineViews):
     """A blocking SMTP client for one server; use it as a context manager (or call
     ``connect()`` and ``quit()``/``close()``).
 
@@ -314,39 +313,6 @@ class SMTPClient:
     @property
     def connected(self) -> bool:
         return self._sock is not None
-
-    @property
-    def greeting(self) -> Greeting | None:
-        """The server's greeting (RFC 5321 §4.3.2)."""
-        return self._engine.greeting
-
-    @property
-    def extensions(self) -> Extensions:
-        """What the server advertised in its last EHLO/LHLO reply (empty after HELO)."""
-        return self._engine.conn.extensions
-
-    @property
-    def esmtp(self) -> bool:
-        """The server accepted EHLO/LHLO (False after the fallback to HELO)."""
-        return self._engine.esmtp
-
-    @property
-    def tls_active(self) -> bool:
-        return self._engine.conn.tls_active
-
-    @property
-    def authenticated(self) -> bool:
-        return self._engine.conn.authenticated
-
-    @property
-    def transcript(self) -> list[TranscriptEntry]:
-        """The dialogue so far when ``transcript=True`` (AUTH data redacted)."""
-        return self._engine.transcript
-
-    @property
-    def connection(self) -> Connection:
-        """The core Connection (read-only use: state, pending, extensions, ...)."""
-        return self._engine.conn
 
     @property
     def ssl_object(self) -> ssl.SSLSocket | None:
