@@ -446,6 +446,18 @@ class Reply(_ReplyFields):
             raise ValueError(f"334 challenge is not base64: {exc}") from None
 
     @classmethod
+    def _trusted(
+        cls, code: int, lines: tuple[str, ...], enhanced: EnhancedStatusCode | None
+    ) -> Reply:
+        """A Reply from values the reply reader has already checked (code range, enhanced
+        class): skips the validators on the client's hot path."""
+        self = object.__new__(cls)
+        object.__setattr__(self, "code", code)
+        object.__setattr__(self, "lines", lines)
+        object.__setattr__(self, "enhanced", enhanced)
+        return self
+
+    @classmethod
     def auth_challenge(cls, data: bytes) -> Reply:
         """``334 <base64 data>``: a SASL challenge from the server (RFC 4954 §4)."""
         return cls(code=334, lines=base64.b64encode(data).decode("ascii"))

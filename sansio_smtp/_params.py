@@ -28,8 +28,9 @@ class Params(Mapping[str, "str | None"]):
     (esmtp-keyword, esmtp-value) and rejects duplicates with ValueError.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_index", "_items")
     _items: tuple[tuple[str, str | None], ...]
+    _index: dict[str, str | None]  # the same, for lookups (never handed out)
 
     def __init__(self, items: ParamsLike = None) -> None:
         pairs: Iterable[tuple[str, str | None]]
@@ -50,6 +51,7 @@ class Params(Mapping[str, "str | None"]):
                 raise ValueError(f"duplicate ESMTP parameter {upper}")
             seen[upper] = value
         object.__setattr__(self, "_items", tuple(seen.items()))
+        object.__setattr__(self, "_index", seen)
 
     @classmethod
     def coerce(cls, value: Params | ParamsLike) -> Params:
@@ -59,11 +61,16 @@ class Params(Mapping[str, "str | None"]):
         raise AttributeError("Params is immutable")
 
     def __getitem__(self, key: str) -> str | None:
-        upper = key.upper()
-        for k, v in self._items:
-            if k == upper:
-                return v
-        raise KeyError(key)
+        try:
+            return self._index[key.upper()]
+        except KeyError:
+            raise KeyError(key) from None
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and key.upper() in self._index
+
+    def get(self, key: str, default: str | None = None) -> str | None:  # type: ignore[override]
+        return self._index.get(key.upper(), default)
 
     def __iter__(self) -> Iterator[str]:
         return (k for k, _ in self._items)

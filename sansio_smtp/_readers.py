@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from collections.abc import Callable
 
@@ -275,13 +276,21 @@ def split_command_line(
 _ENHANCED_PREFIX_RE = re.compile(r"([245]\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2}))(?: |\Z)")
 
 
+@functools.lru_cache(maxsize=512)
+def _enhanced_token(token: str) -> EnhancedStatusCode | None:
+    # The few codes a server uses come back on every reply: parse each once.
+    m = _ENHANCED_PREFIX_RE.match(token)
+    return None if m is None else EnhancedStatusCode.parse(m[1])
+
+
 def split_enhanced(code: int, text: str) -> tuple[EnhancedStatusCode | None, str]:
     """Take an RFC 2034 enhanced status code off the front of a reply line's text when its
     class matches the reply code's first digit (RFC 3463 §2)."""
-    m = _ENHANCED_PREFIX_RE.match(text)
-    if m is None or m[1][0] != str(code)[0]:
+    token, _, rest = text.partition(" ")
+    enhanced = _enhanced_token(token) if token[:1] in ("2", "4", "5") else None
+    if enhanced is None or enhanced.class_ != code // 100:
         return None, text
-    return EnhancedStatusCode.parse(m[1]), text[m.end() :]
+    return enhanced, rest
 
 
 class ReplyReader:
@@ -326,9 +335,10 @@ class ReplyReader:
 
 def make_reply(code: int, texts: list[str]) -> Reply:
     """A Reply from raw line texts, with the enhanced status code taken off each line."""
+    # ReplyReader checked the code; split_enhanced the class: build without re-validating.
     enhanced, first = split_enhanced(code, texts[0])
     if enhanced is None:
-        return Reply(code=code, lines=tuple(texts))
+        return Reply._trusted(code, tuple(texts), None)
     prefix = str(enhanced)
     lines = [first]
     for text in texts[1:]:
@@ -338,7 +348,7 @@ def make_reply(code: int, texts: list[str]) -> Reply:
             lines.append(text[len(prefix) + 1 :])
         else:
             lines.append(text)
-    return Reply(code=code, lines=tuple(lines), enhanced=enhanced)
+    return Reply._trusted(code, tuple(lines), enhanced)
 
 
 # ------------------------------------------------------------------------ message content
