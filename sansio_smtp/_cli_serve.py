@@ -16,6 +16,7 @@ import signal
 import socket
 import ssl
 import sys
+from pathlib import Path
 
 from .adapters.asyncio_server import AsyncioServer
 from .adapters.handlers import (
@@ -24,13 +25,15 @@ from .adapters.handlers import (
     MboxHandler,
     PrintHandler,
     SinkHandler,
+    server_channel_binding,
 )
 from .config import Config
 
 __all__ = ["DEFAULT_EXTENSIONS", "add_arguments", "build", "run"]
 
 #: advertised by default (SIZE is added with --max-size, STARTTLS with a certificate, AUTH
-#: with --auth)
+#: with --auth: SCRAM-SHA-256-PLUS when the certificate allows channel binding,
+#: SCRAM-SHA-256, PLAIN, LOGIN)
 DEFAULT_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "PIPELINING": (),  # RFC 2920
     "8BITMIME": (),  # RFC 6152
@@ -69,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="USER:PASSWORD",
         action="append",
         default=[],
-        help="accept AUTH PLAIN/LOGIN with this account (repeatable)",
+        help="accept AUTH (SCRAM-SHA-256[-PLUS], PLAIN, LOGIN) with this account (repeatable)",
     )
     parser.add_argument(
         "--allow-plaintext-auth",
@@ -126,8 +129,15 @@ def build(args: argparse.Namespace) -> AsyncioServer:
     if args.max_size is not None:
         extensions["SIZE"] = ()  # the core fills in max_message_size (RFC 1870 §4)
     users = _users(args.auth)
-    if users:
-        extensions["AUTH"] = ("PLAIN", "LOGIN")
+    certificate: bytes | None = None
+    if args.tls_cert:
+        try:
+            certificate = Path(args.tls_cert).read_bytes()
+            server_channel_binding(certificate)
+        except (OSError, ValueError) as exc:
+            # AUTH still works; only SCRAM-SHA-256-PLUS is not offered
+            print(f"warning: no channel binding for SCRAM -PLUS: {exc}", file=sys.stderr)
+            certificate = None
     config = Config(
         hostname=args.hostname or socket.gethostname() or "localhost",
         extensions=extensions,
@@ -144,6 +154,7 @@ def build(args: argparse.Namespace) -> AsyncioServer:
         tls_context=context,
         implicit_tls=args.implicit_tls,
         auth=users or None,
+        tls_certificate=certificate,
     )
 
 

@@ -618,15 +618,22 @@ class Connection:
     def ehlo_reply(self, greeting: str | None = None) -> Reply:
         """The 250 reply to EHLO/LHLO advertising ``config.extensions`` (RFC 5321
         §4.1.1.1): STARTTLS is left out once TLS is active (RFC 3207 §4.2), REQUIRETLS
-        until it is (RFC 8689 §4), and a bare SIZE gets ``config.max_message_size``."""
+        and the -PLUS SASL mechanisms until it is (RFC 8689 §4, RFC 5802 §6), and a bare
+        SIZE gets ``config.max_message_size``."""
         config = self.config
         first = config.hostname if greeting is None else f"{config.hostname} {greeting}"
         lines = [first]
         for keyword, params in config.extensions.items():
             if keyword == "STARTTLS" and self._facts.tls:
                 continue
-            if keyword == "AUTH" and not auth_offered(self._facts):
-                continue  # RFC 4954 §6 / Config.allow_plaintext_auth
+            if keyword == "AUTH":
+                if not auth_offered(self._facts):
+                    continue  # RFC 4954 §6 / Config.allow_plaintext_auth
+                bound = [m for m in params if m.upper().endswith("-PLUS")]
+                if bound and not self._facts.tls:  # RFC 5802 §6: -PLUS needs a TLS channel
+                    params = tuple(m for m in params if m not in bound)
+                    if not params:
+                        continue
             if keyword == "REQUIRETLS" and not self._facts.tls:
                 continue
             if keyword == "SIZE" and not params and config.max_message_size is not None:

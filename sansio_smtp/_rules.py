@@ -117,6 +117,9 @@ def _check_auth(command: Auth, facts: Facts) -> Reply | None:
         return _reply(538, "5.7.11", "Encryption required for authentication")
     if command.mechanism not in {m.upper() for m in config.extensions["AUTH"]}:
         return _reply(504, "5.5.4", "Unrecognized authentication type")  # RFC 4954 §4
+    if command.mechanism.endswith("-PLUS") and not facts.tls:
+        # RFC 5802 §6: -PLUS binds to the TLS channel; there is none to bind to.
+        return _reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
     return None
 
 
@@ -202,6 +205,10 @@ def _check_auth_to_send(command: Auth, facts: Facts) -> None:
     offered = {m.upper() for m in facts.extensions.get("AUTH", ())}
     if command.mechanism not in offered:
         raise LocalProtocolError(f"the server does not offer AUTH {command.mechanism}")
+    if command.mechanism.endswith("-PLUS") and not facts.tls:
+        raise LocalProtocolError(
+            f"AUTH {command.mechanism} binds to a TLS channel: there is none (RFC 5802 §6)"
+        )
     cleartext = command.mechanism in CLEARTEXT_MECHANISMS
     if cleartext and not facts.tls and not facts.config.allow_plaintext_auth:
         raise LocalProtocolError(

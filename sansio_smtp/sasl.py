@@ -21,6 +21,8 @@ Server::
     step = mech.start(initial_response)      # Challenge | NeedCredentials | Success | Failure
     step = mech.receive(response)            # after a Challenge
     step = mech.supply(stored_keys)          # after a NeedCredentials (here LookupScramKeys)
+
+Channel binding for the -PLUS mechanisms: ``tls_server_end_point(cert)`` (RFC 5929 §4.1).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ from ._sasl._base import (
     VerifyPassword,
     VerifyToken,
 )
+from ._sasl._endpoint import tls_server_end_point
 from ._sasl._oauth import (
     OAuthBearerClient,
     OAuthBearerServer,
@@ -144,4 +147,5 @@ __all__ = [
     "saslprep",
     "scram_stored_keys",
     "server_mechanism",
+    "tls_server_end_point",
 ]

@@ -23,7 +23,7 @@ import email.utils
 import enum
 import io
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from typing import Final, TypeVar, final, overload
+from typing import Final, Literal, Protocol, TypeVar, final, overload
 
 import attrs
 
@@ -281,6 +281,17 @@ class TranscriptEntry:
 
 
 # ------------------------------------------------------------------------ I/O requests
+
+
+class TLSInfo(Protocol):
+    """What the engine reads from a finished TLS handshake: ``ssl.SSLSocket`` and
+    ``ssl.SSLObject`` both are one."""
+
+    def version(self) -> str | None: ...
+
+    def cipher(self) -> tuple[str, str, int] | None: ...
+
+    def getpeercert(self, binary_form: Literal[True]) -> bytes | None: ...
 
 
 @final
@@ -627,6 +638,10 @@ class ClientEngine:
             for phase, seconds in defaults.items()
         }
         self._events: dict[tuple[type, str, Params], MailFrom | RcptTo] = {}
+        #: tls-server-end-point data of the server's certificate once TLS is up (RFC
+        #: 5929 §4), for SCRAM -PLUS; None without TLS or for a certificate whose
+        #: signature algorithm leaves the binding undefined (e.g. Ed25519).
+        self.channel_binding: sasl.ChannelBinding | None = None
 
     # ----------------------------------------------------------------- bookkeeping
 
@@ -656,6 +671,18 @@ class ClientEngine:
         awaited = self.conn.timeout
         phase = awaited.phase if awaited is not None else "command"
         return phase, self._timeouts.get(phase) or self._timeouts["command"]
+
+    def tls_ready(self, tls: TLSInfo) -> None:
+        """The adapter finished a TLS handshake (implicit TLS, or after STARTTLS): note it
+        and take channel binding data from the server's certificate (RFC 5929 §4.1)."""
+        self.note(f"TLS established: {tls.version()} {(tls.cipher() or ('',))[0]}")
+        certificate = tls.getpeercert(binary_form=True)
+        self.channel_binding = None
+        if certificate:
+            try:
+                self.channel_binding = sasl.tls_server_end_point(certificate)
+            except ValueError as exc:
+                self.note(f"no channel binding: {exc}")
 
     def note(self, text: str) -> None:
         """Add a "*" line to the transcript (adapters: connection and TLS events)."""
@@ -815,17 +842,23 @@ class ClientEngine:
         if offered is None:
             where = "" if conn.tls_active else " without TLS"
             raise SMTPAuthError(f"the server does not offer AUTH{where} (RFC 4954 §3)")
+        binding = self.channel_binding if conn.tls_active else None
         name = sasl.choose_mechanism(
             offered,
             tls=conn.tls_active,
             allow_plaintext=opts.allow_plaintext_auth,
             have_password=opts.password is not None,
             have_token=opts.token is not None,
+            have_channel_binding=binding is not None,
             preference=tuple(opts.auth_mechanisms or sasl.DEFAULT_PREFERENCE),
         )
         if name is None:
             hint = "" if conn.tls_active else " (PLAIN/LOGIN need TLS unless allowed)"
             raise SMTPAuthError(f"no usable AUTH mechanism among {' '.join(offered)}{hint}")
+        if not name.endswith("-PLUS") and any(m.upper().endswith("-PLUS") for m in offered):
+            # RFC 5802 §6: flag "y" (we could bind, the server seems unable to) makes a
+            # server that offers -PLUS fail us as a downgrade; it is for servers without.
+            binding = None
         mech = sasl.client_mechanism(
             name,
             username=opts.username,
@@ -834,6 +867,7 @@ class ClientEngine:
             authzid=opts.authzid,
             host=opts.server_hostname or opts.host,
             port=opts.port,
+            channel_binding=binding,
         )
         initial = mech.initial_response()
         if initial is not None and (len(initial) + 2) // 3 * 4 + len(name) + 8 > MAX_AUTH_LINE:

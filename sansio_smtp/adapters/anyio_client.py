@@ -303,4 +303,4 @@ class AnyioSMTPClient(AsyncClientCommands):
         self._stream = tls
         obj = tls.extra(TLSAttribute.ssl_object, None)
         if obj is not None:
-            engine.note(f"TLS established: {obj.version()} {(obj.cipher() or ('',))[0]}")
+            engine.tls_ready(obj)

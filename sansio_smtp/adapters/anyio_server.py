@@ -33,6 +33,7 @@ from ..config import Config
 from .handlers import (
     Action,
     Authenticator,
+    CertificateSource,
     Dispatcher,
     PeerAddress,
     ServerSettings,
@@ -77,9 +78,9 @@ class AnyioServer:
     """An SMTP (or LMTP) server for AnyIO: runs under asyncio or trio.
 
     The options are those of AsyncioServer (``host``/``port``, ``config``, ``hostname``,
-    ``tls_context``, ``implicit_tls``, ``auth``, ``max_connections``, ``idle_timeout``,
-    ``tls_handshake_timeout``, ``min_data_rate``, ``data_rate_grace``, ``greeting``,
-    ``traffic_log``, ``backlog``); hooks may be plain or ``async def`` (run in the
+    ``tls_context``, ``implicit_tls``, ``tls_certificate``, ``auth``, ``max_connections``,
+    ``idle_timeout``, ``tls_handshake_timeout``, ``min_data_rate``, ``data_rate_grace``,
+    ``greeting``, ``traffic_log``, ``backlog``); hooks may be plain or ``async def`` (run in the
     connection's task, so they should use AnyIO or the running backend's primitives).
 
     In a task group, ``server = await tg.start(AnyioServer(handler).serve)`` (returns the
@@ -97,6 +98,7 @@ class AnyioServer:
         hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
+        tls_certificate: CertificateSource | None = None,
         auth: Mapping[str, str] | Authenticator | None = None,
         max_connections: int = 1000,
         idle_timeout: float | None = None,
@@ -115,6 +117,7 @@ class AnyioServer:
             implicit_tls=implicit_tls,
             auth=auth,
             max_connections=max_connections,
+            tls_certificate=tls_certificate,
         )
         self.handler = settings.handler
         self._hooks = settings.hooks

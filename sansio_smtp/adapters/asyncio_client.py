@@ -483,4 +483,4 @@ class AsyncSMTPClient(AsyncClientCommands):
         self._transport = protocol.transport = new_transport
         obj = new_transport.get_extra_info("ssl_object")
         if obj is not None:
-            engine.note(f"TLS established: {obj.version()} {(obj.cipher() or ('',))[0]}")
+            engine.tls_ready(obj)

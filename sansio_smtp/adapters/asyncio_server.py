@@ -33,6 +33,7 @@ from ..config import Config
 from .handlers import (
     Action,
     Authenticator,
+    CertificateSource,
     Dispatcher,
     PeerAddress,
     ServerSettings,
@@ -70,9 +71,14 @@ class AsyncioServer:
       ``hostname`` overrides ``config.hostname``.
     - ``tls_context``: a server-side ssl.SSLContext. Offered with STARTTLS (RFC 3207), or
       from the first byte with ``implicit_tls=True`` (RFC 8314 submissions on port 465).
+    - ``tls_certificate``: the certificate the context presents (its file path, or the
+      file's bytes, PEM or DER). With it the server knows its tls-server-end-point
+      channel binding (RFC 5929 §4.1) and, with a ``{user: password}`` ``auth``, also
+      offers SCRAM-SHA-256-PLUS (RFC 5802 §6), which defeats TLS-terminating MITMs.
     - ``auth``: a ``{user: password}`` mapping or an Authenticator; default: the handler's
       ``auth`` hook if it has one. AUTH is advertised only under TLS unless
-      ``config.allow_plaintext_auth`` (RFC 4954 §4).
+      ``config.allow_plaintext_auth`` (RFC 4954 §4); unless ``config`` names the
+      mechanisms, a mapping gets SCRAM-SHA-256, PLAIN and LOGIN, a hook PLAIN and LOGIN.
     - ``max_connections``: beyond it a new client gets ``421 4.7.0`` and is closed.
     - ``idle_timeout``: seconds to wait for the client's next command or data (default
       ``Connection.timeout``, RFC 5321 §4.5.3.2.7: 5 minutes); ``tls_handshake_timeout``.
@@ -97,6 +103,7 @@ class AsyncioServer:
         hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
+        tls_certificate: CertificateSource | None = None,
         auth: Mapping[str, str] | Authenticator | None = None,
         max_connections: int = 1000,
         idle_timeout: float | None = None,
@@ -115,6 +122,7 @@ class AsyncioServer:
             implicit_tls=implicit_tls,
             auth=auth,
             max_connections=max_connections,
+            tls_certificate=tls_certificate,
         )
         self.handler = settings.handler
         self._hooks = settings.hooks

@@ -578,16 +578,28 @@ class PasswordTable:
         return sasl.Verdict.BAD_CREDENTIALS
 
 
+def default_mechanisms(*, scram: bool, channel_binding: bool) -> tuple[str, ...]:
+    """The AUTH mechanisms a server advertises when its Config names none: PLAIN and
+    LOGIN for any authenticator; SCRAM-SHA-256 first when the authenticator can answer
+    SCRAM key lookups (a PasswordTable), and its -PLUS variant when the server knows its
+    certificate's channel binding (RFC 5802 §6; the core shows -PLUS only under TLS)."""
+    plus = ("SCRAM-SHA-256-PLUS",) if scram and channel_binding else ()
+    return (*plus, *(("SCRAM-SHA-256",) if scram else ()), "PLAIN", "LOGIN")
+
+
 def prepare_config(
     config: Config | None,
     *,
     starttls: bool,
     auth: bool,
     hostname: str | None = None,
+    mechanisms: Sequence[str] = ("PLAIN", "LOGIN"),
+    channel_binding: bool = False,
 ) -> Config:
     """The Config a server runs with: STARTTLS advertised when a TLS context is there for
-    it, AUTH PLAIN LOGIN when an authenticator is and ``config`` names no mechanisms.
-    Raises ValueError when ``config`` advertises STARTTLS without a TLS context."""
+    it, AUTH ``mechanisms`` when an authenticator is and ``config`` names none. Raises
+    ValueError when ``config`` advertises STARTTLS without a TLS context, or a -PLUS
+    mechanism without ``channel_binding`` data to check it with."""
     config = config if config is not None else Config()
     extensions = dict(config.extensions.items())
     if starttls and "STARTTLS" not in extensions:
@@ -595,12 +607,31 @@ def prepare_config(
     if not starttls and "STARTTLS" in extensions:
         raise ValueError("STARTTLS is advertised but the server has no TLS context for it")
     if auth and "AUTH" not in extensions:
-        extensions["AUTH"] = ("PLAIN", "LOGIN")
+        extensions["AUTH"] = tuple(mechanisms)
+    plus = [m for m in extensions.get("AUTH", ()) if m.upper().endswith("-PLUS")]
+    if plus and not channel_binding:
+        raise ValueError(
+            f"AUTH {' '.join(plus)} is advertised but the server has no channel binding"
+            " data: pass tls_certificate (RFC 5802 §6, RFC 5929 §4)"
+        )
     if extensions != dict(config.extensions.items()):
         config = attrs.evolve(config, extensions=extensions)
     if hostname is not None:
         config = attrs.evolve(config, hostname=hostname)
     return config
+
+
+#: A server's own certificate: a file path (PEM or DER), or the file's contents as bytes.
+CertificateSource: TypeAlias = "str | os.PathLike[str] | bytes"
+
+
+def server_channel_binding(certificate: CertificateSource) -> sasl.ChannelBinding:
+    """tls-server-end-point data (RFC 5929 §4.1) of the certificate a server presents: the
+    ssl module cannot tell a server its own certificate, so the servers take it from
+    their ``tls_certificate`` option. Raises ValueError (OSError for an unreadable file)
+    when the certificate's signature algorithm leaves the binding undefined."""
+    data = certificate if isinstance(certificate, bytes) else Path(certificate).read_bytes()
+    return sasl.tls_server_end_point(data)
 
 
 @attrs.frozen
@@ -622,19 +653,29 @@ class ServerSettings:
         implicit_tls: bool,
         auth: Mapping[str, str] | Authenticator | None,
         max_connections: int,
+        tls_certificate: CertificateSource | None = None,
     ) -> ServerSettings:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
+        if tls_certificate is not None and tls_context is None:
+            raise ValueError("tls_certificate needs a tls_context")
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         authenticator = PasswordTable(auth) if isinstance(auth, Mapping) else auth
         handler = handler if handler is not None else SinkHandler()
         hooks = Hooks(handler, authenticator)
+        if tls_certificate is not None:
+            hooks.channel_binding = server_channel_binding(tls_certificate)
         prepared = prepare_config(
             config,
             starttls=tls_context is not None and not implicit_tls,
             auth=hooks.auth is not None,
             hostname=hostname,
+            mechanisms=default_mechanisms(
+                scram=isinstance(authenticator, PasswordTable),
+                channel_binding=hooks.channel_binding is not None,
+            ),
+            channel_binding=hooks.channel_binding is not None,
         )
         return cls(handler=handler, hooks=hooks, config=prepared)
 
@@ -743,6 +784,11 @@ class Hooks:
         self.disconnect = found["disconnect"]
         self.auth: Callable[..., object] | None = authenticator or found["auth"]
         self.buffer_content = bool(getattr(handler, "buffer_content", True))
+        #: the server certificate's tls-server-end-point data, for SCRAM -PLUS
+        self.channel_binding: sasl.ChannelBinding | None = None
+        #: one secret per server for unknown users' SCRAM mock salts, so a prober cannot
+        #: tell them apart by a salt that changes between attempts (RFC 5802 §5.1)
+        self.scram_mock_key = secrets.token_bytes(32)
 
 
 def _close_awaitable(result: object) -> None:
@@ -1123,11 +1169,19 @@ class Dispatcher:
     # ------------------------------------------------------------------------- AUTH
 
     def _auth_start(self, event: Auth) -> None:
+        config = self.conn.config
+        binding = self.hooks.channel_binding
+        offered = config.extensions.get("AUTH", ())
+        plus = self.session.tls and any(m.upper().endswith("-PLUS") for m in offered)
         try:
             mech = sasl.server_mechanism(
                 event.mechanism,
-                hostname=self.conn.config.hostname,
+                hostname=config.hostname,
                 timestamp=int(time.time()),
+                # RFC 5802 §6: binding data iff -PLUS was advertised (a "y" client is
+                # then a downgrade), which the core does only under TLS
+                channel_bindings=(binding,) if plus and binding is not None else (),
+                mock_key=self.hooks.scram_mock_key,
             )
         except sasl.UnsupportedMechanism as exc:
             self._answer(event, exc.reply_hint)

@@ -444,4 +444,4 @@ class SMTPClient(EngineViews):
         self._poller.register(tls_sock, select.POLLIN)
         self._sock = tls_sock
         self._tls = True
-        engine.note(f"TLS established: {tls_sock.version()} {(tls_sock.cipher() or ('',))[0]}")
+        engine.tls_ready(tls_sock)

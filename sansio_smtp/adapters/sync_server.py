@@ -33,6 +33,7 @@ from ..config import Config
 from .handlers import (
     Action,
     Authenticator,
+    CertificateSource,
     Dispatcher,
     PeerAddress,
     ServerSettings,
@@ -109,6 +110,7 @@ class SyncServer:
         hostname: str | None = None,
         tls_context: ssl.SSLContext | None = None,
         implicit_tls: bool = False,
+        tls_certificate: CertificateSource | None = None,
         auth: Mapping[str, str] | Authenticator | None = None,
         max_connections: int = 100,
         idle_timeout: float | None = None,
@@ -127,6 +129,7 @@ class SyncServer:
             implicit_tls=implicit_tls,
             auth=auth,
             max_connections=max_connections,
+            tls_certificate=tls_certificate,
         )
         self.handler = settings.handler
         self._hooks = settings.hooks
