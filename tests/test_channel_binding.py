@@ -63,6 +63,21 @@ class Recorder(MemoryHandler):
         super().data(session, envelope)
 
 
+def bound_server(
+    handler: object, certs: TestCerts, certificate: object = None, **options: Any
+) -> SyncServer:
+    """A SyncServer with the test certificate, a password table and (by default) its own
+    certificate as ``tls_certificate``."""
+    return SyncServer(
+        handler,
+        port=0,
+        tls_context=certs.server_context(),
+        tls_certificate=certs.cert_pem if certificate is None else certificate,
+        auth=USERS,
+        **options,
+    )
+
+
 def other_certificate() -> bytes:
     """A second certificate for localhost from another CA: what a TLS-terminating proxy
     would present instead of the server's own."""
@@ -95,14 +110,7 @@ def test_sync_pair_uses_scram_plus(tls: TLSMode) -> None:
     # RFC 5802 §6: both ends have binding data, so -PLUS is offered and chosen
     certs = test_certs()
     handler = Recorder()
-    server = SyncServer(
-        handler,
-        port=0,
-        tls_context=certs.server_context(),
-        implicit_tls=tls is TLSMode.IMPLICIT,
-        tls_certificate=certs.cert_pem,
-        auth=USERS,
-    )
+    server = bound_server(handler, certs, implicit_tls=tls is TLSMode.IMPLICIT)
     with server, SMTPClient("127.0.0.1", server.port, **client_kwargs(certs, tls)) as client:
         assert client.authenticated
         assert client.extensions["AUTH"][0] == "SCRAM-SHA-256-PLUS"
@@ -174,13 +182,7 @@ def test_man_in_the_middle_is_detected() -> None:
     # and the exchange fails even though the password is right
     certs = test_certs()
     handler = Recorder()
-    server = SyncServer(
-        handler,
-        port=0,
-        tls_context=certs.server_context(),
-        tls_certificate=other_certificate(),
-        auth=USERS,
-    )
+    server = bound_server(handler, certs, other_certificate())
     with server:
         client = SMTPClient(
             "127.0.0.1", server.port, **client_kwargs(certs, TLSMode.STARTTLS_REQUIRED)
@@ -214,13 +216,7 @@ def test_client_restricted_to_scram_without_plus_still_logs_in() -> None:
     # so a client told to use SCRAM-SHA-256 there sends "n"
     certs = test_certs()
     handler = Recorder()
-    server = SyncServer(
-        handler,
-        port=0,
-        tls_context=certs.server_context(),
-        tls_certificate=certs.cert_pem,
-        auth=USERS,
-    )
+    server = bound_server(handler, certs)
     kwargs = client_kwargs(certs, TLSMode.STARTTLS_REQUIRED, auth_mechanisms=["SCRAM-SHA-256"])
     with server, SMTPClient("127.0.0.1", server.port, **kwargs) as client:
         assert client.sendmail("a@example.org", ["b@example.net"], MESSAGE).ok
@@ -233,13 +229,7 @@ def test_flag_y_to_a_plus_server_is_a_downgrade() -> None:
     # was stripped from the EHLO reply
     scramp = pytest.importorskip("scramp")
     certs = test_certs()
-    server = SyncServer(
-        None,
-        port=0,
-        tls_context=certs.server_context(),
-        tls_certificate=certs.cert_pem,
-        auth=USERS,
-    )
+    server = bound_server(None, certs)
     with server, smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as smtp:
         smtp.starttls(context=certs.client_context())
         smtp.ehlo("c.example")
@@ -327,11 +317,12 @@ def test_server_binding_matches_what_the_client_sees() -> None:
         SyncServer(None, port=0, tls_context=certs.server_context()) as server,
         socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as raw,
     ):
-        raw.recv(1024)
-        raw.sendall(b"EHLO c.example\r\n")
-        raw.recv(1024)
-        raw.sendall(b"STARTTLS\r\n")
-        assert raw.recv(1024).startswith(b"220")
+        reply = raw.makefile("rb")
+        for command in (b"", b"EHLO c.example\r\n", b"STARTTLS\r\n"):
+            raw.sendall(command)
+            while (line := reply.readline())[3:4] == b"-":
+                pass  # RFC 5321 §4.2.1: the last line of a reply has a space
+        assert line.startswith(b"220")
         with context.wrap_socket(raw, server_hostname="localhost") as tls:
             der = tls.getpeercert(binary_form=True)
             tls.sendall(b"QUIT\r\n")
@@ -367,13 +358,7 @@ def test_smtplib_with_scramp_binds_to_our_server() -> None:
     scramp = pytest.importorskip("scramp")
     certs = test_certs()
     handler = Recorder()
-    server = SyncServer(
-        handler,
-        port=0,
-        tls_context=certs.server_context(),
-        tls_certificate=certs.cert_pem,
-        auth=USERS,
-    )
+    server = bound_server(handler, certs)
     with server, smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as smtp:
         smtp.ehlo("c.example")
         assert "SCRAM-SHA-256-PLUS" not in smtp.esmtp_features.get("auth", "")
