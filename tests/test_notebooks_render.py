@@ -33,6 +33,7 @@ EXPECTED = {
     "03-reply-codes-and-bounces.ipynb",
     "04-fuzzing-with-hypothesis.ipynb",
     "05-asyncio-local-server.ipynb",
+    "06-auth-and-sasl.ipynb",
 }
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 RED = "#cf222e"  # sansio_smtp._repr.CLASS_COLOURS[5]
