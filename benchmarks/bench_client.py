@@ -7,8 +7,12 @@
 
 Each client opens one connection to the same loopback sink, sends N messages of 1 KiB
 (one recipient each, ``sendmail`` with bytes) and QUITs; messages per second is N over the
-wall time of that. The four clients run interleaved in every round, rotating which goes
-first, and the best (and median) round of each is reported, with our/their ratios.
+wall time of that. The clients run interleaved in every round, rotating which goes
+first, and the best (and median) round of each is reported, with our/their ratios. The
+"batch" rows are our clients sending the same N messages with one ``sendmail_many`` call:
+on smtp-sink (PIPELINING, DATA) the content and "." of each message share a write with the
+next message's MAIL/RCPT/DATA (RFC 2920 §3.1), one round trip per message instead of two;
+on the core sink (CHUNKING) each message is one round trip either way.
 
 Sinks (each runs in its own process, so it never competes with the client for the GIL):
 - ``smtp-sink``: Postfix's C test server (PIPELINING, no CHUNKING), when installed
@@ -203,6 +207,12 @@ def run_ours_sync(port: int, n: int, message: bytes) -> None:
             c.sendmail(SENDER, RECIPIENT, message)
 
 
+def run_ours_sync_batch(port: int, n: int, message: bytes) -> None:
+    with SMTPClient("127.0.0.1", port, tls=TLSMode.PLAIN, local_hostname="bench.test") as c:
+        results = c.sendmail_many([(SENDER, RECIPIENT, message)] * n)
+    assert len(results) == n and all(r.ok for r in results)
+
+
 def run_smtplib(port: int, n: int, message: bytes) -> None:
     with smtplib.SMTP("127.0.0.1", port, local_hostname="bench.test") as c:
         for _ in range(n):
@@ -216,6 +226,17 @@ def run_ours_async(port: int, n: int, message: bytes) -> None:
         ) as c:
             for _ in range(n):
                 await c.sendmail(SENDER, RECIPIENT, message)
+
+    asyncio.run(main())
+
+
+def run_ours_async_batch(port: int, n: int, message: bytes) -> None:
+    async def main() -> None:
+        async with AsyncSMTPClient(
+            "127.0.0.1", port, tls=TLSMode.PLAIN, local_hostname="bench.test"
+        ) as c:
+            results = await c.sendmail_many([(SENDER, RECIPIENT, message)] * n)
+        assert len(results) == n and all(r.ok for r in results)
 
     asyncio.run(main())
 
@@ -242,6 +263,8 @@ def run_aiosmtplib(port: int, n: int, message: bytes) -> None:
 CLIENTS: dict[str, Callable[[int, int, bytes], None]] = {
     "sansio_smtp sync": run_ours_sync,
     "sansio_smtp asyncio": run_ours_async,
+    "sansio_smtp sync batch": run_ours_sync_batch,
+    "sansio_smtp asyncio batch": run_ours_async_batch,
     "smtplib": run_smtplib,
     "aiosmtplib": run_aiosmtplib,
 }
@@ -269,10 +292,15 @@ def bench(port: int, n: int, rounds: int, message: bytes) -> dict[str, list[floa
 def report(sink: str, rates: dict[str, list[float]]) -> None:
     best = {name: max(values) for name, values in rates.items()}
     print(f"\nsink: {sink}")
-    print(f"  {'client':<22}{'best msg/s':>12}{'median':>10}")
+    print(f"  {'client':<26}{'best msg/s':>12}{'median':>10}")
     for name, values in rates.items():
-        print(f"  {name:<22}{best[name]:>12,.0f}{statistics.median(values):>10,.0f}")
-    for ours in ("sansio_smtp sync", "sansio_smtp asyncio"):
+        print(f"  {name:<26}{best[name]:>12,.0f}{statistics.median(values):>10,.0f}")
+    for ours in (
+        "sansio_smtp sync",
+        "sansio_smtp asyncio",
+        "sansio_smtp sync batch",
+        "sansio_smtp asyncio batch",
+    ):
         ratios = [
             f"{best[ours] / best[theirs]:.2f}x {theirs}"
             for theirs in ("smtplib", "aiosmtplib")

@@ -16,8 +16,10 @@ clients ``SMTPClient`` (blocking) and ``AsyncSMTPClient``.
 from __future__ import annotations
 
 from ._client_common import (
+    OutgoingMessage,
     SendResult,
     SMTPAuthError,
+    SMTPBatchInterrupted,
     SMTPConnectError,
     SMTPDataError,
     SMTPError,
@@ -61,11 +63,13 @@ __all__ = [
     "MaildirHandler",
     "MboxHandler",
     "MemoryHandler",
+    "OutgoingMessage",
     "PasswordTable",
     "PrintHandler",
     "Reject",
     "RelayHandler",
     "SMTPAuthError",
+    "SMTPBatchInterrupted",
     "SMTPClient",
     "SMTPConnectError",
     "SMTPDataError",

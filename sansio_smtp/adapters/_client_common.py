@@ -7,7 +7,9 @@
 # its result. An adapter is the short loop that serves those requests with sockets or
 # asyncio; it owns the transport, the clock and TLS. Neither adapter is built on the other,
 # and the protocol decisions (pipelining, BDAT, SIZE/BODY/SMTPUTF8, RCPTMAX splitting,
-# STARTTLS, AUTH, HELO fallback, LMTP results) are made once, here.
+# STARTTLS, AUTH, HELO fallback, LMTP results, batches) are made once, here. A batch
+# (send_many) writes one message's content and "." with the next message's group, then
+# reads every reply before writing again (RFC 2920 §3.1).
 #
 # Rules: the engine writes nothing but what Connection.send() returned; it reads replies
 # until no command is pending, so a reply can never be matched with the wrong command. An
@@ -68,7 +70,10 @@ __all__ = [
     "TIMEOUT_PHASES",
     "AsyncClientCommands",
     "EngineViews",
+    "MessageSpec",
+    "OutgoingMessage",
     "SMTPAuthError",
+    "SMTPBatchInterrupted",
     "SMTPConnectError",
     "SMTPDataError",
     "SMTPError",
@@ -227,6 +232,23 @@ class SMTPNotSupportedError(SMTPError):
     (RFC 1870 §6). Nothing was sent; the session is still usable."""
 
 
+class SMTPBatchInterrupted(SMTPError):
+    """A batch (``sendmail_many``) stopped before every message had an outcome: the
+    connection was lost or closed (a 421 too), timed out, or the server broke the
+    protocol. ``results`` holds the SendResults of the messages whose outcome is known, in
+    order (the first ``len(results)`` messages); the others may or may not have been
+    delivered. The original error is the ``__cause__``; ``reply`` is its reply, if any.
+    The connection is closed."""
+
+    def __init__(self, results: Sequence[SendResult], total: int, cause: BaseException) -> None:
+        reply = cause.reply if isinstance(cause, SMTPError) else None
+        super().__init__(
+            f"batch interrupted with {len(results)} of {total} message(s) done: {cause}", reply
+        )
+        self.results: list[SendResult] = list(results)
+        self.total = total
+
+
 def _one_line(reply: Reply) -> str:
     esc = f" {reply.enhanced}" if reply.enhanced is not None else ""
     return f"{reply.code}{esc} {' / '.join(reply.lines)}".rstrip()
@@ -265,6 +287,36 @@ class SendResult:
     def ok(self) -> bool:
         """At least one recipient accepted the message."""
         return bool(self.accepted)
+
+
+def _recipient_tuple(to_addrs: str | Iterable[str]) -> tuple[str, ...]:
+    return (to_addrs,) if isinstance(to_addrs, str) else tuple(to_addrs)
+
+
+def _content_bytes(content: bytes | bytearray | memoryview | str) -> bytes:
+    return as_content(content)  # defined below
+
+
+@final
+@attrs.frozen
+class OutgoingMessage:
+    """One message of a batch (``sendmail_many``), with the arguments of ``sendmail``:
+    ``sender`` ("" for the null reverse-path), ``recipients`` (one str is one recipient),
+    ``content`` (bytes; str is encoded as UTF-8), optional ``mail_params`` and
+    ``rcpt_params`` (RFC 5321 §4.1.2 esmtp-params). A plain tuple ``(sender, recipients,
+    content)`` is accepted wherever an OutgoingMessage is."""
+
+    sender: str
+    recipients: tuple[str, ...] = attrs.field(converter=_recipient_tuple)
+    content: bytes = attrs.field(converter=_content_bytes, repr=lambda c: f"<{len(c)} octets>")
+    mail_params: Mapping[str, str | None] | None = None
+    rcpt_params: Mapping[str, str | None] | None = None
+
+
+#: What sendmail_many takes for each message.
+MessageSpec = (
+    OutgoingMessage | tuple[str, str | Sequence[str], bytes | bytearray | memoryview | str]
+)
 
 
 @final
@@ -600,6 +652,22 @@ class _Transaction:
             for key in self.accepted:
                 self.refused[key] = failed
             self.accepted.clear()
+
+
+class _Prepared:
+    """One message of a batch, prepared (ClientEngine.prepare) before anything is sent."""
+
+    __slots__ = ("bdat", "data", "keys", "mail", "message", "rcpts")
+
+    def __init__(
+        self, message: OutgoingMessage, mail: MailFrom, rcpts: list[RcptTo], data: bytes, bdat: bool
+    ) -> None:
+        self.message = message
+        self.keys = list(message.recipients)
+        self.mail = mail
+        self.rcpts = rcpts
+        self.data = data
+        self.bdat = bdat
 
 
 # -------------------------------------------------------------------------- the engine
@@ -1021,7 +1089,31 @@ class ClientEngine:
         mail, rcpts, data, bdat = self.prepare(
             sender, recipients, content, mail_params, rcpt_params, international=international
         )
-        keys = list(recipients)
+        result, failures = yield from self._send_prepared(
+            sender, list(recipients), mail, rcpts, data, bdat
+        )
+        if result.ok:
+            return result
+        if not failures or not result.refused:
+            raise SMTPServerDisconnected("the connection closed before the message was sent")
+        kind, reply = failures[0]
+        if kind is SMTPSenderRefused:
+            raise SMTPSenderRefused(reply, sender, result)
+        if kind is SMTPDataError:
+            raise SMTPDataError(reply, result)
+        raise SMTPRecipientsRefused(result)
+
+    def _send_prepared(
+        self,
+        sender: str,
+        keys: list[str],
+        mail: MailFrom,
+        rcpts: list[RcptTo],
+        data: bytes,
+        bdat: bool,
+    ) -> Steps[tuple[SendResult, list[tuple[type[SMTPReplyError], Reply]]]]:
+        """send_mail's transactions for a prepared message: the SendResult, and what
+        failed in each failed transaction (first first)."""
         step = self._capabilities().rcptmax or len(rcpts)
         accepted: dict[str, Reply] = {}
         refused: dict[str, Reply] = {}
@@ -1047,16 +1139,7 @@ class ClientEngine:
             refused={k: refused[k] for k in keys if k in refused and k not in accepted},
             data_replies=tuple(data_replies),
         )
-        if result.ok:
-            return result
-        if not failures or not result.refused:
-            raise SMTPServerDisconnected("the connection closed before the message was sent")
-        kind, reply = failures[0]
-        if kind is SMTPSenderRefused:
-            raise SMTPSenderRefused(reply, sender, result)
-        if kind is SMTPDataError:
-            raise SMTPDataError(reply, result)
-        raise SMTPRecipientsRefused(result)
+        return result, failures
 
     def _transaction(
         self, tx: _Transaction, mail: MailFrom, rcpts: list[RcptTo], data: bytes, bdat: bool
@@ -1211,6 +1294,165 @@ class ClientEngine:
                     tx.closed = reply
                 return
 
+    # ---------------------------------------------------------------------- batches
+
+    def send_many(self, messages: Iterable[MessageSpec]) -> Steps[list[SendResult]]:
+        """Send several messages on this session, one SendResult each, in order.
+
+        A refused message is not an exception: its SendResult has ``ok`` False and the
+        refusals (as send_mail's exceptions carry them). Every message is prepared first,
+        so a local error (SMTPNotSupportedError, ValueError for a bad address, no
+        recipients) raises before anything of the batch is written. A connection-level
+        failure raises SMTPBatchInterrupted with the results known so far.
+
+        With PIPELINING and DATA, the content and "." of one message go in the same write
+        as the next message's [RSET] MAIL RCPT... DATA group (RFC 2920 §3.1: the content
+        may be the first "command" of a group): about one round trip per message instead
+        of two. Each message goes as send_mail sends it (its own round trips) otherwise:
+        without PIPELINING, in LMTP (RFC 2033 §4.2: a variable number of per-recipient
+        replies after the ".", which would make routing the next group's replies depend
+        on them; not done), with CHUNKING (MAIL RCPT... BDAT LAST is already one round
+        trip, and the core ends a pipelined group at BDAT LAST, so the next message's MAIL
+        cannot share the write), and for a message split by LIMITS RCPTMAX.
+        """
+        batch = [m if isinstance(m, OutgoingMessage) else OutgoingMessage(*m) for m in messages]
+        prepared = [
+            _Prepared(
+                m, *self.prepare(m.sender, m.recipients, m.content, m.mail_params, m.rcpt_params)
+            )
+            for m in batch
+        ]
+        results: list[SendResult] = []
+        conn = self.conn
+        try:
+            if (
+                prepared
+                and self.options.pipelining
+                and "PIPELINING" in conn.extensions
+                and not self.options.lmtp
+                and not prepared[0].bdat  # CHUNKING offered (and not disabled)
+            ):
+                yield from self._send_pipelined(prepared, results)
+            else:
+                for item in prepared:
+                    self._check_going()
+                    yield from self._send_one(item, results)
+        except (SMTPError, LocalProtocolError) as exc:
+            raise SMTPBatchInterrupted(results, len(prepared), exc) from exc
+        return results
+
+    def _check_going(self) -> None:
+        if self.broken or self.conn.state in (State.CLOSED, State.ERROR):
+            self.broken = True
+            raise SMTPServerDisconnected("the session ended before the rest of the batch")
+
+    def _send_one(self, item: _Prepared, results: list[SendResult]) -> Steps[None]:
+        """One message as send_mail sends it; its result, whatever it is."""
+        result, failures = yield from self._send_prepared(
+            item.message.sender, item.keys, item.mail, item.rcpts, item.data, item.bdat
+        )
+        if not result.ok and (not failures or not result.refused):
+            raise SMTPServerDisconnected("the connection closed before the message was sent")
+        results.append(result)
+
+    def _send_pipelined(self, prepared: list[_Prepared], results: list[SendResult]) -> Steps[None]:
+        """The batch over PIPELINING and DATA: write ``content + "." of message i`` and
+        ``[RSET] MAIL RCPT... DATA of message i+1`` together (RFC 2920 §3.1), then read
+        the replies: the first answers the "." (replies come in command order), the rest
+        the group (``_collect``). Each write holds at most one message's content and one
+        group, and every reply is read before the next write, so the server is never
+        left with unread replies piling up (the RFC 2920 §3.2 deadlock)."""
+        conn = self.conn
+        rcptmax = self._capabilities().rcptmax
+        tail: list[BytesLike] = []  # content and "." of `held`, not yet written
+        held: tuple[_Prepared, _Transaction] | None = None
+        for item in prepared:
+            self._check_going()
+            if rcptmax is not None and len(item.rcpts) > rcptmax:
+                if held is not None:  # finish the pipeline, then send_mail's splitting
+                    yield Write(coalesce(tail), "data block")
+                    tail = []
+                    yield from self._end_held(held, results)
+                    held = None
+                    self._check_going()
+                yield from self._send_one(item, results)
+                continue
+            tx = _Transaction(item.keys)
+            # A failed transaction is ended before the next MAIL (RFC 5321 §4.1.1.5), by an
+            # RSET at the head of the group. After the "." none is needed: the end of the
+            # content ends the transaction whatever its reply (RFC 5321 §4.1.1.4).
+            reset = self._reset_due or (held is None and conn.state is not State.READY)
+            self._reset_due = False
+            wire, tail = tail, []
+            try:
+                if reset:
+                    wire.append(self.send(Rset()))
+                wire.append(self.send(item.mail))
+                wire.extend(self.send(r) for r in item.rcpts)
+                wire.append(self.send(Data()))
+            except LocalProtocolError:
+                if wire:  # Connection.send() is atomic: only a partial group is lost
+                    conn.send_failed()
+                    self.broken = True
+                raise
+            yield Write(coalesce(wire), "command" if held is None else "data block")
+            if held is not None:
+                yield from self._end_held(held, results)
+                held = None
+                self._check_going()  # a 421 to the ".": the group got no reply
+            yield from self._collect(tx)
+            if not self.broken and conn.state is State.DATA:
+                if not tx.accepted:  # as _transaction: the core cannot send a lone "."
+                    self.broken = True
+                    raise SMTPProtocolViolation("354 after every recipient was refused")
+                try:
+                    tail = conn.send_with_data_passthrough(MessageData(data=item.data))
+                    tail.append(conn.send(EndOfMessage()))
+                except LocalProtocolError:
+                    conn.send_failed()
+                    self.broken = True
+                    raise
+                if self._log:
+                    self._record("C", f"<message content, {len(item.data)} octets>")
+                    self._record("C", ".")
+                held = (item, tx)
+                continue
+            tx.finish()  # refused before the content, or a 421 closed the session
+            if tx.failure is not None:
+                self._reset_due = True
+            results.append(self._tx_result(item, tx))
+        if held is not None:
+            yield Write(coalesce(tail), "data block")
+            yield from self._end_held(held, results)
+
+    def _end_held(
+        self, held: tuple[_Prepared, _Transaction], results: list[SendResult]
+    ) -> Steps[None]:
+        """Read the reply to the "." of the held message (the oldest command pending)."""
+        item, tx = held
+        tx.data_reply = yield from self._reply()
+        if not isinstance(self.conn.last_answered, EndOfMessage):  # pragma: no cover - a bug
+            self.broken = True
+            raise SMTPProtocolViolation("a reply out of order in the batch")
+        if self.conn.state is State.CLOSED:  # 421 (RFC 5321 §3.8)
+            self.broken = True
+        tx.finish()
+        results.append(self._tx_result(item, tx))
+
+    @staticmethod
+    def _tx_result(item: _Prepared, tx: _Transaction) -> SendResult:
+        """The SendResult of a message sent as one transaction (as send_mail builds it)."""
+        keys = item.keys
+        data_replies: tuple[Reply, ...] = ()
+        if tx.data_reply is not None and tx.failure is not SMTPSenderRefused:
+            data_replies = (tx.data_reply,)
+        return SendResult(
+            sender=item.message.sender,
+            accepted={k: tx.accepted[k] for k in keys if k in tx.accepted},
+            refused={k: tx.refused[k] for k in keys if k in tx.refused and k not in tx.accepted},
+            data_replies=data_replies,
+        )
+
     # --------------------------------------------------------------- other commands
 
     def command(self, command: Command) -> Steps[Reply]:
@@ -1314,6 +1556,12 @@ class AsyncClientCommands(EngineViews):
                 from_addr, as_recipient_list(to_addrs), as_content(msg), mail_params, rcpt_params
             )
         )
+
+    async def sendmail_many(self, messages: Iterable[MessageSpec]) -> list[SendResult]:
+        """Send a batch of messages, about one round trip each on a PIPELINING server;
+        one SendResult per message, refusals included; see SMTPClient.sendmail_many.
+        Raises SMTPBatchInterrupted (with ``.results``) when the connection fails."""
+        return await self._locked(self._engine.send_many(messages))
 
     async def noop(self) -> Reply:
         """NOOP (RFC 5321 §4.1.1.9); the reply whatever its code."""

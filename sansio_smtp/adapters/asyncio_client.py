@@ -36,8 +36,10 @@ from ._client_common import (
     AsyncClientCommands,
     ClientEngine,
     ClientOptions,
+    OutgoingMessage,
     SendResult,
     SMTPAuthError,
+    SMTPBatchInterrupted,
     SMTPConnectError,
     SMTPDataError,
     SMTPError,
@@ -60,7 +62,9 @@ from ._client_common import (
 
 __all__ = [
     "AsyncSMTPClient",
+    "OutgoingMessage",
     "SMTPAuthError",
+    "SMTPBatchInterrupted",
     "SMTPConnectError",
     "SMTPDataError",
     "SMTPError",
