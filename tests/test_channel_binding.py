@@ -520,3 +520,52 @@ def test_cli_serve_and_send_use_scram_plus(tmp_path: Path) -> None:
     output = sent.stdout + sent.stderr
     assert "AUTH SCRAM-SHA-256-PLUS" in output
     assert "wonder land" not in output
+
+
+def test_cli_serve_with_an_ed25519_certificate_leaves_plus_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # RFC 5929 §4.1: Ed25519 signs without a separate hash, so tls-server-end-point is
+    # undefined: serve warns and offers AUTH without -PLUS instead of refusing to start
+    import argparse
+    import datetime
+
+    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    from sansio_smtp._cli_serve import add_arguments, build
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .sign(key, None)
+    )
+    cert_pem, key_pem = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(
+        ["--tls-cert", str(cert_pem), "--tls-key", str(key_pem), "--auth", "alice:pw"]
+    )
+    server = build(args)
+    assert server.config.extensions["AUTH"] == ("SCRAM-SHA-256", "PLAIN", "LOGIN")
+    assert "no channel binding" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"1\.3\.101\.112"):  # the API itself refuses it
+        server_channel_binding(cert_pem)
