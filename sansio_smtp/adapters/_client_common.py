@@ -25,7 +25,7 @@ import email.utils
 import enum
 import io
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from typing import Final, Literal, Protocol, TypeVar, final, overload
+from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar, final, overload
 
 import attrs
 
@@ -63,13 +63,16 @@ from .._state import CLIENT_TIMEOUTS, Role, State
 from .._util import LocalProtocolError, RemoteProtocolError
 from ..config import DEFAULT_MAX_DATA_LINE, MAX_AUTH_LINE, Config
 
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = [
     "DEFAULT_BDAT_CHUNK",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_TLS_TIMEOUT",
     "TIMEOUT_PHASES",
     "AsyncClientCommands",
-    "EngineViews",
+    "ClientBase",
     "MessageSpec",
     "OutgoingMessage",
     "SMTPAuthError",
@@ -1477,10 +1480,64 @@ class ClientEngine:
 # ------------------------------------------------------------------ client front ends
 
 
-class EngineViews:
-    """What every client flavour shows of its engine (read-only)."""
+class ClientBase:
+    """What every client flavour shares: the constructor (the options, checked into a
+    ClientOptions, and the engine) and the read-only views of the engine. A flavour sets
+    up its own transport state in ``_init_transport()``."""
 
-    _engine: ClientEngine
+    def __init__(
+        self,
+        host: str,
+        port: int = 25,
+        *,
+        tls: TLSMode | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        local_hostname: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        token: str | None = None,
+        authzid: str | None = None,
+        auth_mechanisms: Sequence[str] | None = None,
+        allow_plaintext_auth: bool = False,
+        lmtp: bool = False,
+        timeout: float | None = None,
+        timeouts: Mapping[str, float] | None = None,
+        source_address: tuple[str, int] | None = None,
+        pipelining: bool = True,
+        chunking: bool = True,
+        bdat_chunk_size: int = DEFAULT_BDAT_CHUNK,
+        transcript: bool = False,
+        on_transcript: Callable[[TranscriptEntry], None] | None = None,
+    ) -> None:
+        self._options = ClientOptions(
+            host=host,
+            port=port,
+            tls=resolve_tls_mode(tls, port),
+            server_hostname=server_hostname,
+            local_hostname=local_hostname,
+            username=username,
+            password=password,
+            token=token,
+            authzid=authzid,
+            auth_mechanisms=auth_mechanisms,
+            allow_plaintext_auth=allow_plaintext_auth,
+            lmtp=lmtp,
+            timeout=timeout,
+            timeouts=dict(timeouts or {}),
+            pipelining=pipelining,
+            chunking=chunking,
+            bdat_chunk_size=bdat_chunk_size,
+            transcript=transcript,
+            on_transcript=on_transcript,
+        )
+        self._ssl_context = ssl_context
+        self._source_address = source_address
+        self._engine = ClientEngine(self._options)
+        self._init_transport()
+
+    def _init_transport(self) -> None:
+        """The flavour's own state before connecting (socket, transport, lock...)."""
 
     @property
     def greeting(self) -> Greeting | None:
@@ -1516,7 +1573,7 @@ class EngineViews:
         return self._engine.conn
 
 
-class AsyncClientCommands(EngineViews):
+class AsyncClientCommands(ClientBase):
     """The commands of the async flavours (asyncio, AnyIO): each runs engine steps through
     the flavour's own ``_locked`` I/O loop."""
 

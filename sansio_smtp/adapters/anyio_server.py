@@ -16,7 +16,6 @@ import contextlib
 import logging
 import math
 import ssl
-from collections import deque
 from collections.abc import Mapping
 from typing import Final
 
@@ -26,7 +25,6 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from .._connection import Connection
-from .._events import Greeting, Reply
 from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
@@ -36,9 +34,8 @@ from .handlers import (
     CertificateSource,
     Dispatcher,
     PeerAddress,
-    ServerSettings,
+    ServerBase,
     Session,
-    TrafficLog,
 )
 
 __all__ = ["AnyioServer", "serve_anyio"]
@@ -74,7 +71,7 @@ class _Client:
         self.data_bytes = 0
 
 
-class AnyioServer:
+class AnyioServer(ServerBase):
     """An SMTP (or LMTP) server for AnyIO: runs under asyncio or trio.
 
     The options are those of AsyncioServer (``host``/``port``, ``config``, ``hostname``,
@@ -109,32 +106,24 @@ class AnyioServer:
         traffic_log: bool | logging.Logger = False,
         backlog: int = 1024,
     ) -> None:
-        settings = ServerSettings.build(
+        self._configure(
             handler,
             config=config,
             hostname=hostname,
             tls_context=tls_context,
             implicit_tls=implicit_tls,
+            tls_certificate=tls_certificate,
             auth=auth,
             max_connections=max_connections,
-            tls_certificate=tls_certificate,
+            idle_timeout=idle_timeout,
+            tls_handshake_timeout=tls_handshake_timeout,
+            min_data_rate=min_data_rate,
+            data_rate_grace=data_rate_grace,
+            greeting=greeting,
+            traffic_log=traffic_log,
         )
-        self.handler = settings.handler
-        self._hooks = settings.hooks
-        self.config = settings.config
         self.host = host
-        self.tls_context = tls_context
-        self.implicit_tls = implicit_tls
-        self.max_connections = max_connections
-        self.idle_timeout = idle_timeout
-        self.tls_handshake_timeout = tls_handshake_timeout
-        self.min_data_rate = min_data_rate
-        self.data_rate_grace = data_rate_grace
-        self.greeting = greeting
         self.backlog = backlog
-        self.traffic = TrafficLog.from_option(traffic_log)
-        #: exceptions from handlers and connections (most recent 100), also logged
-        self.errors: deque[BaseException] = deque(maxlen=100)
         self._requested_port = port
         self._port: int | None = None
         self._clients: set[_Client] = set()
@@ -145,19 +134,6 @@ class AnyioServer:
         self._all_gone: anyio.Event | None = None
         self._stopped: anyio.Event | None = None
         self._own_tg: anyio.abc.TaskGroup | None = None
-        name = self.config.hostname
-        self._busy = Connection(Role.SERVER, self.config).send(
-            Greeting(code=421, lines=f"{name} Too many connections, try again later")
-        )
-        self._timeout_reply = Reply(
-            code=421, lines=f"{name} Error: timeout exceeded", enhanced="4.4.2"
-        )
-        self._slow_reply = Reply(
-            code=421, lines=f"{name} Error: minimum data rate not met", enhanced="4.4.2"
-        )
-        self._shutdown_reply = Reply(
-            code=421, lines=f"{name} Service shutting down", enhanced="4.3.2"
-        )
 
     # ---------------------------------------------------------------------- lifecycle
 

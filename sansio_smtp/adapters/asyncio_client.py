@@ -25,17 +25,14 @@ import asyncio
 import contextlib
 import ssl
 import warnings
-from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar, cast
 
 from .._events import Reply
 from ._client_common import (
-    DEFAULT_BDAT_CHUNK,
     READ,
     AsyncClientCommands,
     ClientEngine,
-    ClientOptions,
     OutgoingMessage,
     SendResult,
     SMTPAuthError,
@@ -57,7 +54,6 @@ from ._client_common import (
     TranscriptEntry,
     Write,
     address_literal,
-    resolve_tls_mode,
 )
 
 __all__ = [
@@ -206,55 +202,7 @@ class AsyncSMTPClient(AsyncClientCommands):
       as for SMTPClient.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int = 25,
-        *,
-        tls: TLSMode | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        local_hostname: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        token: str | None = None,
-        authzid: str | None = None,
-        auth_mechanisms: Sequence[str] | None = None,
-        allow_plaintext_auth: bool = False,
-        lmtp: bool = False,
-        timeout: float | None = None,
-        timeouts: Mapping[str, float] | None = None,
-        source_address: tuple[str, int] | None = None,
-        pipelining: bool = True,
-        chunking: bool = True,
-        bdat_chunk_size: int = DEFAULT_BDAT_CHUNK,
-        transcript: bool = False,
-        on_transcript: Callable[[TranscriptEntry], None] | None = None,
-    ) -> None:
-        self._options = ClientOptions(
-            host=host,
-            port=port,
-            tls=resolve_tls_mode(tls, port),
-            server_hostname=server_hostname,
-            local_hostname=local_hostname,
-            username=username,
-            password=password,
-            token=token,
-            authzid=authzid,
-            auth_mechanisms=auth_mechanisms,
-            allow_plaintext_auth=allow_plaintext_auth,
-            lmtp=lmtp,
-            timeout=timeout,
-            timeouts=dict(timeouts or {}),
-            pipelining=pipelining,
-            chunking=chunking,
-            bdat_chunk_size=bdat_chunk_size,
-            transcript=transcript,
-            on_transcript=on_transcript,
-        )
-        self._ssl_context = ssl_context
-        self._source_address = source_address
-        self._engine = ClientEngine(self._options)
+    def _init_transport(self) -> None:
         self._protocol: _ClientProtocol | None = None
         self._transport: asyncio.Transport | None = None
         self._lock: asyncio.Lock | None = None

@@ -21,12 +21,11 @@ import os
 import ssl
 import warnings
 import weakref
-from collections import deque
 from collections.abc import Awaitable, Mapping
 from typing import Final
 
 from .._connection import Connection
-from .._events import Greeting, Reply
+from .._events import Reply
 from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
@@ -36,9 +35,8 @@ from .handlers import (
     CertificateSource,
     Dispatcher,
     PeerAddress,
-    ServerSettings,
+    ServerBase,
     Session,
-    TrafficLog,
 )
 
 __all__ = ["AsyncioServer", "serve"]
@@ -59,7 +57,7 @@ def _peer(info: object) -> PeerAddress:
     return None
 
 
-class AsyncioServer:
+class AsyncioServer(ServerBase):
     """An SMTP (or LMTP) server for asyncio.
 
     ``handler``: a Handler (or any object with some of its hooks, sync or async); None
@@ -114,33 +112,25 @@ class AsyncioServer:
         traffic_log: bool | logging.Logger = False,
         backlog: int = 1024,
     ) -> None:
-        settings = ServerSettings.build(
+        self._configure(
             handler,
             config=config,
             hostname=hostname,
             tls_context=tls_context,
             implicit_tls=implicit_tls,
+            tls_certificate=tls_certificate,
             auth=auth,
             max_connections=max_connections,
-            tls_certificate=tls_certificate,
+            idle_timeout=idle_timeout,
+            tls_handshake_timeout=tls_handshake_timeout,
+            min_data_rate=min_data_rate,
+            data_rate_grace=data_rate_grace,
+            greeting=greeting,
+            traffic_log=traffic_log,
         )
-        self.handler = settings.handler
-        self._hooks = settings.hooks
-        self.config = settings.config
         self.host = host
         self.path = os.fspath(path) if path is not None else None
-        self.tls_context = tls_context
-        self.implicit_tls = implicit_tls
-        self.max_connections = max_connections
-        self.idle_timeout = idle_timeout
-        self.tls_handshake_timeout = tls_handshake_timeout
-        self.min_data_rate = min_data_rate
-        self.data_rate_grace = data_rate_grace
-        self.greeting = greeting
         self.backlog = backlog
-        self.traffic = TrafficLog.from_option(traffic_log)
-        #: exceptions from handlers and connections (most recent 100), also logged
-        self.errors: deque[BaseException] = deque(maxlen=100)
         self._requested_port = port
         self._port: int | None = None
         self._server: asyncio.Server | None = None
@@ -152,19 +142,6 @@ class AsyncioServer:
         self._all_closed: asyncio.Future[None] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future[None] | None = None
-        hostname_ = self.config.hostname
-        self._busy = Connection(Role.SERVER, self.config).send(
-            Greeting(code=421, lines=f"{hostname_} Too many connections, try again later")
-        )
-        self._timeout_reply = Reply(
-            code=421, lines=f"{hostname_} Error: timeout exceeded", enhanced="4.4.2"
-        )
-        self._slow_reply = Reply(
-            code=421, lines=f"{hostname_} Error: minimum data rate not met", enhanced="4.4.2"
-        )
-        self._shutdown_reply = Reply(
-            code=421, lines=f"{hostname_} Service shutting down", enhanced="4.3.2"
-        )
         timeouts = [t for t in (idle_timeout, data_rate_grace) if t]
         self._tick = max(0.02, min([1.0, *(t / 4 for t in timeouts)]))
 

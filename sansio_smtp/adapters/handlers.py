@@ -61,7 +61,7 @@ from .._events import (
     StartTLS,
 )
 from .._params import Params
-from .._state import LmtpDelivery, State
+from .._state import LmtpDelivery, Role, State
 from .._util import LocalProtocolError, RemoteProtocolError
 from ..config import Config
 
@@ -84,7 +84,7 @@ __all__ = [
     "PrintHandler",
     "Reject",
     "RelayHandler",
-    "ServerSettings",
+    "ServerBase",
     "Session",
     "SinkHandler",
     "TrafficLog",
@@ -634,27 +634,42 @@ def server_channel_binding(certificate: CertificateSource) -> sasl.ChannelBindin
     return sasl.tls_server_end_point(data)
 
 
-@attrs.frozen
-class ServerSettings:
-    """What both servers derive from their constructor options, checked once."""
+class ServerBase:
+    """What the three servers share: the options every flavour takes, checked once, and
+    the 421 replies they send on their own (RFC 5321 §3.8)."""
 
     handler: object
-    hooks: Hooks
     config: Config
+    tls_context: ssl.SSLContext | None
+    implicit_tls: bool
+    max_connections: int
+    idle_timeout: float | None
+    tls_handshake_timeout: float
+    min_data_rate: float | None
+    data_rate_grace: float
+    greeting: str | None
+    traffic: TrafficLog | None
+    #: exceptions from handlers and connections (most recent 100), also logged
+    errors: deque[BaseException]
 
-    @classmethod
-    def build(
-        cls,
+    def _configure(
+        self,
         handler: object,
         *,
         config: Config | None,
         hostname: str | None,
-        tls_context: object | None,
+        tls_context: ssl.SSLContext | None,
         implicit_tls: bool,
+        tls_certificate: CertificateSource | None,
         auth: Mapping[str, str] | Authenticator | None,
         max_connections: int,
-        tls_certificate: CertificateSource | None = None,
-    ) -> ServerSettings:
+        idle_timeout: float | None,
+        tls_handshake_timeout: float,
+        min_data_rate: float | None,
+        data_rate_grace: float,
+        greeting: str | None,
+        traffic_log: bool | logging.Logger,
+    ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
         if tls_certificate is not None and tls_context is None:
@@ -662,11 +677,11 @@ class ServerSettings:
         if max_connections < 1:
             raise ValueError("max_connections must be at least 1")
         authenticator = PasswordTable(auth) if isinstance(auth, Mapping) else auth
-        handler = handler if handler is not None else SinkHandler()
-        hooks = Hooks(handler, authenticator)
+        self.handler = handler if handler is not None else SinkHandler()
+        hooks = self._hooks = Hooks(self.handler, authenticator)
         if tls_certificate is not None:
             hooks.channel_binding = server_channel_binding(tls_certificate)
-        prepared = prepare_config(
+        self.config = prepare_config(
             config,
             starttls=tls_context is not None and not implicit_tls,
             auth=hooks.auth is not None,
@@ -677,7 +692,29 @@ class ServerSettings:
             ),
             channel_binding=hooks.channel_binding is not None,
         )
-        return cls(handler=handler, hooks=hooks, config=prepared)
+        self.tls_context = tls_context
+        self.implicit_tls = implicit_tls
+        self.max_connections = max_connections
+        self.idle_timeout = idle_timeout
+        self.tls_handshake_timeout = tls_handshake_timeout
+        self.min_data_rate = min_data_rate
+        self.data_rate_grace = data_rate_grace
+        self.greeting = greeting
+        self.traffic = TrafficLog.from_option(traffic_log)
+        self.errors = deque(maxlen=100)
+        name = self.config.hostname
+        self._busy = Connection(Role.SERVER, self.config).send(
+            Greeting(code=421, lines=f"{name} Too many connections, try again later")
+        )
+        self._timeout_reply = Reply(
+            code=421, lines=f"{name} Error: timeout exceeded", enhanced="4.4.2"
+        )
+        self._slow_reply = Reply(
+            code=421, lines=f"{name} Error: minimum data rate not met", enhanced="4.4.2"
+        )
+        self._shutdown_reply = Reply(
+            code=421, lines=f"{name} Service shutting down", enhanced="4.3.2"
+        )
 
 
 # ----------------------------------------------------------------------- traffic log

@@ -28,17 +28,15 @@ import socket
 import ssl
 import time
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar, cast
 
 from .._events import Help, Noop, Reply, Rset, Vrfy
 from ._client_common import (
-    DEFAULT_BDAT_CHUNK,
     READ,
+    ClientBase,
     ClientEngine,
-    ClientOptions,
-    EngineViews,
     MessageSpec,
     OutgoingMessage,
     SendResult,
@@ -64,7 +62,6 @@ from ._client_common import (
     as_content,
     as_recipient_list,
     flatten_message,
-    resolve_tls_mode,
 )
 
 __all__ = [
@@ -93,7 +90,7 @@ T = TypeVar("T")
 _RECV_SIZE = 65536
 
 
-class SMTPClient(EngineViews):
+class SMTPClient(ClientBase):
     """A blocking SMTP client for one server; use it as a context manager (or call
     ``connect()`` and ``quit()``/``close()``).
 
@@ -116,56 +113,8 @@ class SMTPClient(EngineViews):
       ``on_transcript``: also call this with each TranscriptEntry.
     """
 
-    def __init__(
-        self,
-        host: str,
-        port: int = 25,
-        *,
-        tls: TLSMode | None = None,
-        ssl_context: ssl.SSLContext | None = None,
-        server_hostname: str | None = None,
-        local_hostname: str | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        token: str | None = None,
-        authzid: str | None = None,
-        auth_mechanisms: Sequence[str] | None = None,
-        allow_plaintext_auth: bool = False,
-        lmtp: bool = False,
-        timeout: float | None = None,
-        timeouts: Mapping[str, float] | None = None,
-        source_address: tuple[str, int] | None = None,
-        pipelining: bool = True,
-        chunking: bool = True,
-        bdat_chunk_size: int = DEFAULT_BDAT_CHUNK,
-        transcript: bool = False,
-        on_transcript: Callable[[TranscriptEntry], None] | None = None,
-    ) -> None:
-        self._options = ClientOptions(
-            host=host,
-            port=port,
-            tls=resolve_tls_mode(tls, port),
-            server_hostname=server_hostname,
-            local_hostname=local_hostname,
-            username=username,
-            password=password,
-            token=token,
-            authzid=authzid,
-            auth_mechanisms=auth_mechanisms,
-            allow_plaintext_auth=allow_plaintext_auth,
-            lmtp=lmtp,
-            timeout=timeout,
-            timeouts=dict(timeouts or {}),
-            pipelining=pipelining,
-            chunking=chunking,
-            bdat_chunk_size=bdat_chunk_size,
-            transcript=transcript,
-            on_transcript=on_transcript,
-        )
-        self._ssl_context = ssl_context
-        self._source_address = source_address
+    def _init_transport(self) -> None:
         self._sock: socket.socket | None = None
-        self._engine = ClientEngine(self._options)
         self._poller = select.poll()
         self._tls = False
 

@@ -21,12 +21,10 @@ import ssl
 import threading
 import time
 import warnings
-from collections import deque
 from collections.abc import Mapping
 from typing import Final
 
 from .._connection import Connection
-from .._events import Greeting, Reply
 from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
@@ -36,9 +34,8 @@ from .handlers import (
     CertificateSource,
     Dispatcher,
     PeerAddress,
-    ServerSettings,
+    ServerBase,
     Session,
-    TrafficLog,
 )
 
 __all__ = ["SyncServer"]
@@ -56,40 +53,36 @@ def _peer(info: object) -> PeerAddress:
     return None
 
 
-class _TCPServer(socketserver.ThreadingTCPServer):
+class _Delegating(socketserver.BaseServer):
+    """socketserver hooks handed to the SyncServer: admission and the session itself."""
+
+    outer: SyncServer
     daemon_threads = True
     block_on_close = False  # SyncServer joins its own threads, with a bound
-    allow_reuse_address = True
     request_queue_size = 128
+
+    def verify_request(self, request: socket.socket, client_address: object) -> bool:  # type: ignore[override]
+        return self.outer._admit(request)
+
+    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
+        self.outer._serve(request, client_address)
+
+
+class _TCPServer(_Delegating, socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
 
     def __init__(self, outer: SyncServer, address: tuple[str, int]) -> None:
         self.outer = outer
         super().__init__(address, socketserver.BaseRequestHandler)
 
-    def verify_request(self, request: socket.socket, client_address: object) -> bool:  # type: ignore[override]
-        return self.outer._admit(request)
 
-    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
-        self.outer._serve(request, client_address)
-
-
-class _UnixServer(socketserver.ThreadingUnixStreamServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 128
-
+class _UnixServer(_Delegating, socketserver.ThreadingUnixStreamServer):
     def __init__(self, outer: SyncServer, path: str) -> None:
         self.outer = outer
         super().__init__(path, socketserver.BaseRequestHandler)
 
-    def verify_request(self, request: socket.socket, client_address: object) -> bool:  # type: ignore[override]
-        return self.outer._admit(request)
 
-    def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
-        self.outer._serve(request, client_address)
-
-
-class SyncServer:
+class SyncServer(ServerBase):
     """A blocking, thread-per-connection SMTP (or LMTP) server with the same handler API
     and options as AsyncioServer (hooks must be plain methods here).
 
@@ -121,31 +114,23 @@ class SyncServer:
         traffic_log: bool | logging.Logger = False,
         poll_interval: float = 0.25,
     ) -> None:
-        settings = ServerSettings.build(
+        self._configure(
             handler,
             config=config,
             hostname=hostname,
             tls_context=tls_context,
             implicit_tls=implicit_tls,
+            tls_certificate=tls_certificate,
             auth=auth,
             max_connections=max_connections,
-            tls_certificate=tls_certificate,
+            idle_timeout=idle_timeout,
+            tls_handshake_timeout=tls_handshake_timeout,
+            min_data_rate=min_data_rate,
+            data_rate_grace=data_rate_grace,
+            greeting=greeting,
+            traffic_log=traffic_log,
         )
-        self.handler = settings.handler
-        self._hooks = settings.hooks
-        self.config = settings.config
-        self.tls_context = tls_context
-        self.implicit_tls = implicit_tls
-        self.max_connections = max_connections
-        self.idle_timeout = idle_timeout
-        self.tls_handshake_timeout = tls_handshake_timeout
-        self.min_data_rate = min_data_rate
-        self.data_rate_grace = data_rate_grace
-        self.greeting = greeting
         self.poll_interval = poll_interval
-        self.traffic = TrafficLog.from_option(traffic_log)
-        #: exceptions from handlers and connections (most recent 100), also logged
-        self.errors: deque[BaseException] = deque(maxlen=100)
         self.path = os.fspath(path) if path is not None else None
         self._server: _TCPServer | _UnixServer
         if self.path is not None:
@@ -163,19 +148,6 @@ class SyncServer:
         self._shutting_down = False
         self._abort = False
         self._closed = False
-        hostname_ = self.config.hostname
-        self._busy = Connection(Role.SERVER, self.config).send(
-            Greeting(code=421, lines=f"{hostname_} Too many connections, try again later")
-        )
-        self._timeout_reply = Reply(
-            code=421, lines=f"{hostname_} Error: timeout exceeded", enhanced="4.4.2"
-        )
-        self._slow_reply = Reply(
-            code=421, lines=f"{hostname_} Error: minimum data rate not met", enhanced="4.4.2"
-        )
-        self._shutdown_reply = Reply(
-            code=421, lines=f"{hostname_} Service shutting down", enhanced="4.3.2"
-        )
 
     # ---------------------------------------------------------------------- lifecycle
 
