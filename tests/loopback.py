@@ -19,6 +19,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Self
 
 from sansio_smtp import (
     NEED_DATA,
@@ -76,7 +77,102 @@ class _Transaction:
     chunks: list[bytes] = field(default_factory=list)
 
 
-class LoopbackServer:
+class ThreadedListener:
+    """A listener on 127.0.0.1 (port chosen by the OS) with one thread per connection,
+    shared by the test servers: a subclass calls ``_listen()`` at the end of its
+    ``__init__`` and implements ``_new_connection()`` (per-connection state, recorded as
+    the subclass likes) and ``_handle(sock, state)``. Errors raised in connection threads
+    go to ``errors`` (tests should assert it is empty); ``stop()`` is bounded."""
+
+    errors: list[BaseException]
+    socket_timeout = SOCKET_TIMEOUT  # seconds any single recv/send of a connection may block
+
+    def _listen(self) -> None:
+        self.errors = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._socks: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)  # so the accept loop notices stop() quickly
+        self.port: int = self._listener.getsockname()[1]
+        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
+        self._acceptor.start()
+
+    def _new_connection(self) -> Any:
+        raise NotImplementedError
+
+    def _handle(self, sock: socket.socket, state: Any) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop accepting, shut down open connections, join all threads (bounded)."""
+        self._stopping.set()
+        self._acceptor.join(JOIN_TIMEOUT)
+        self._listener.close()
+        with self._lock:
+            socks, threads = list(self._socks), list(self._threads)
+        for sock in socks:
+            with contextlib.suppress(OSError):  # already closed by its thread
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(JOIN_TIMEOUT)
+        alive = [t for t in (self._acceptor, *threads) if t.is_alive()]
+        if alive:  # pragma: no cover - only when something is badly wrong
+            raise RuntimeError(f"test server threads did not stop: {alive}")
+
+    def wait_closed(self, timeout: float = JOIN_TIMEOUT) -> None:
+        """Wait until every connection accepted so far has finished."""
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout)
+
+    def _track(self, sock: socket.socket) -> None:
+        """Let stop() shut ``sock`` down too (e.g. a TLS socket made mid-session)."""
+        with self._lock:
+            self._socks.append(sock)
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                sock, _addr = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError as exc:  # pragma: no cover
+                if not self._stopping.is_set():
+                    self._record_error(exc)
+                return
+            sock.settimeout(self.socket_timeout)
+            with self._lock:
+                state = self._new_connection()
+                thread = threading.Thread(target=self._serve, args=(sock, state), daemon=True)
+                self._socks.append(sock)
+                self._threads.append(thread)
+            thread.start()
+
+    def _record_error(self, exc: BaseException) -> None:
+        with self._lock:
+            self.errors.append(exc)
+
+    def _serve(self, sock: socket.socket, state: Any) -> None:
+        try:
+            self._handle(sock, state)
+        except Exception as exc:
+            if not self._stopping.is_set():
+                self._record_error(exc)
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+class LoopbackServer(ThreadedListener):
     """Listen on 127.0.0.1 (port chosen by the OS) until stop().
 
     - ``port``: the bound port.
@@ -97,88 +193,15 @@ class LoopbackServer:
         self.handler: Handler = handler if handler is not None else default_handler
         self.greeting = greeting or Greeting(lines=f"{self.config.hostname} ESMTP loopback")
         self.messages: list[ReceivedMessage] = []
-        self.errors: list[BaseException] = []
         self.transcripts: list[list[tuple[str, bytes]]] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._conn_socks: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
-        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._listener.bind(("127.0.0.1", 0))
-        self._listener.listen(8)
-        self._listener.settimeout(0.1)  # so the accept loop notices stop() quickly
-        self.port: int = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
-        self._acceptor.start()
+        self._listen()
 
-    # ------------------------------------------------------------------ lifecycle
+    def _new_connection(self) -> list[tuple[str, bytes]]:
+        transcript: list[tuple[str, bytes]] = []
+        self.transcripts.append(transcript)
+        return transcript
 
-    def __enter__(self) -> LoopbackServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        """Stop accepting, shut down open connections, join all threads (bounded)."""
-        self._stopping.set()
-        self._acceptor.join(JOIN_TIMEOUT)
-        self._listener.close()
-        with self._lock:
-            socks = list(self._conn_socks)
-            threads = list(self._threads)
-        for sock in socks:
-            with contextlib.suppress(OSError):  # already closed by its thread
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join(JOIN_TIMEOUT)
-        alive = [t for t in (self._acceptor, *threads) if t.is_alive()]
-        if alive:  # pragma: no cover - only when something is badly wrong
-            raise RuntimeError(f"loopback server threads did not stop: {alive}")
-
-    def wait_closed(self, timeout: float = JOIN_TIMEOUT) -> None:
-        """Wait until every connection accepted so far has finished."""
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(timeout)
-
-    # ------------------------------------------------------------------- threads
-
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, _addr = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError as exc:  # pragma: no cover
-                if not self._stopping.is_set():
-                    self._record_error(exc)
-                return
-            sock.settimeout(SOCKET_TIMEOUT)
-            transcript: list[tuple[str, bytes]] = []
-            thread = threading.Thread(target=self._serve, args=(sock, transcript), daemon=True)
-            with self._lock:
-                self._conn_socks.append(sock)
-                self._threads.append(thread)
-                self.transcripts.append(transcript)
-            thread.start()
-
-    def _record_error(self, exc: BaseException) -> None:
-        with self._lock:
-            self.errors.append(exc)
-
-    def _serve(self, sock: socket.socket, transcript: list[tuple[str, bytes]]) -> None:
-        try:
-            self._session(sock, transcript)
-        except Exception as exc:
-            if not self._stopping.is_set():
-                self._record_error(exc)
-        finally:
-            with contextlib.suppress(OSError):
-                sock.close()
-
-    def _session(self, sock: socket.socket, transcript: list[tuple[str, bytes]]) -> None:
+    def _handle(self, sock: socket.socket, transcript: list[tuple[str, bytes]]) -> None:
         conn = Connection(SERVER, self.config)
 
         def write(data: bytes) -> None:

@@ -77,10 +77,9 @@ from sansio_smtp.adapters.asyncio_client import AsyncSMTPClient
 from sansio_smtp.adapters.sync_client import SMTPClient
 
 from .certs import TestCerts, test_certs
+from .loopback import ThreadedListener
 
 ROOT = Path(__file__).resolve().parent.parent
-SOCKET_TIMEOUT = 10.0  # any single server-side socket call
-JOIN_TIMEOUT = 10.0
 
 MESSAGE = (
     b"From: Alice <alice@example.org>\r\n"
@@ -169,11 +168,13 @@ class _Auth:
         return self.step(self.mech.receive(event.data))
 
 
-class FakeServer:
+class FakeServer(ThreadedListener):
     """An SMTP/LMTP server on 127.0.0.1 around the core's SERVER Connection, for these
     tests: one thread per connection; STARTTLS (when ``tls`` is given and STARTTLS is in
     the extensions) and implicit TLS; ``answer`` to refuse things; ``users`` for AUTH;
     ``raw`` to replace the whole session with a script (misbehaving servers)."""
+
+    socket_timeout = 10.0
 
     def __init__(
         self,
@@ -196,83 +197,25 @@ class FakeServer:
         self.raw = raw
         self.messages: list[Received] = []
         self.sessions: list[Session] = []
-        self.errors: list[BaseException] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._socks: list[socket.socket] = []
-        self._threads: list[threading.Thread] = []
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.05)
-        self.port: int = self._listener.getsockname()[1]
-        self._acceptor = threading.Thread(target=self._accept_loop, daemon=True)
-        self._acceptor.start()
+        self._listen()
 
-    def __enter__(self) -> FakeServer:
-        return self
+    def _new_connection(self) -> Session:
+        session = Session()
+        self.sessions.append(session)
+        return session
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._acceptor.join(JOIN_TIMEOUT)
-        self._listener.close()
-        with self._lock:
-            socks, threads = list(self._socks), list(self._threads)
-        for sock in socks:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
-        for thread in threads:
-            thread.join(JOIN_TIMEOUT)
-        assert not any(t.is_alive() for t in (self._acceptor, *threads)), "server hung"
-
-    def wait_idle(self) -> None:
-        """Wait until every connection so far has ended (bounded)."""
-        with self._lock:
-            threads = list(self._threads)
-        for thread in threads:
-            thread.join(JOIN_TIMEOUT)
-
-    # ------------------------------------------------------------------ threads
-
-    def _accept_loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                sock, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:  # pragma: no cover
-                return
-            sock.settimeout(SOCKET_TIMEOUT)
-            session = Session()
-            thread = threading.Thread(target=self._serve, args=(sock, session), daemon=True)
-            with self._lock:
-                self._socks.append(sock)
-                self._threads.append(thread)
-                self.sessions.append(session)
-            thread.start()
-
-    def _serve(self, sock: socket.socket, session: Session) -> None:
-        try:
-            if self.raw is not None:
-                self.raw(sock, self._stopping)
-            else:
-                self._session(sock, session)
-        except Exception as exc:
-            if not self._stopping.is_set():
-                with self._lock:
-                    self.errors.append(exc)
-        finally:
-            with contextlib.suppress(OSError):
-                sock.close()
+    def _handle(self, sock: socket.socket, session: Session) -> None:
+        if self.raw is not None:
+            self.raw(sock, self._stopping)
+        else:
+            self._session(sock, session)
 
     def _wrap(self, sock: socket.socket, opened: list[socket.socket]) -> socket.socket:
         """TLS on ``sock`` (server side), tracked so stop() can shut it down."""
         assert self.tls is not None
         tls_sock = self.tls.wrap_socket(sock, server_side=True)
         opened.append(tls_sock)
-        with self._lock:
-            self._socks.append(tls_sock)
+        self._track(tls_sock)
         return tls_sock
 
     def _session(self, sock: socket.socket, session: Session) -> None:
@@ -469,7 +412,7 @@ def test_message_arrives_byte_identical(make: Callable[..., Client], extensions:
             assert isinstance(result, SendResult) and result.ok
             assert list(result.accepted) == ["bob@example.net"] and not result.refused
             assert result.data_reply is not None and result.data_reply.code == 250
-        server.wait_idle()
+        server.wait_closed()
     assert server.errors == []
     (msg,) = server.messages
     assert msg.content == MESSAGE
@@ -486,7 +429,7 @@ def test_several_messages_per_connection(make: Callable[..., Client]) -> None:
                 client.sendmail(
                     "a@example.org", f"r{i}@example.net", b"Subject: %d\r\n\r\nx\r\n" % i
                 )
-        server.wait_idle()
+        server.wait_closed()
     assert [m.content for m in server.messages] == [
         b"Subject: %d\r\n\r\nx\r\n" % i for i in range(5)
     ]
@@ -499,7 +442,7 @@ def test_bare_line_endings_and_missing_final_crlf(make: Callable[..., Client]) -
         with FakeServer(extensions) as server:
             with make(server.port) as client:
                 client.sendmail("a@example.org", ["b@example.net"], b"Subject: x\n\nline\rend")
-            server.wait_idle()
+            server.wait_closed()
         assert server.messages[0].content == b"Subject: x\r\n\r\nline\r\nend\r\n"
 
 
@@ -510,7 +453,7 @@ def test_no_pipelining_unless_advertised(make: Callable[..., Client]) -> None:
         with make(server.port) as client:
             result = client.sendmail("a@example.org", ["b@example.net", "c@example.net"], MESSAGE)
             assert len(result.accepted) == 2
-        server.wait_idle()
+        server.wait_closed()
     assert not server.sessions[0].improper_pipelining
     assert server.messages[0].content == MESSAGE
 
@@ -521,7 +464,7 @@ def test_pipelined_group_is_one_write(make: Callable[..., Client]) -> None:
     with FakeServer(PIPELINING, reject_improper_pipelining=True) as server:
         with make(server.port) as client:
             client.sendmail("a@example.org", ["b@example.net", "c@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     session = server.sessions[0]
     group = [r for r in session.reads if r.startswith(b"MAIL")]
     assert group == [
@@ -536,7 +479,7 @@ def test_bdat_transaction_is_one_write(make: Callable[..., Client]) -> None:
     with FakeServer(CHUNKING, reject_improper_pipelining=True) as server:
         with make(server.port) as client:
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     reads = server.sessions[0].reads
     expected = (
         b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
@@ -554,7 +497,7 @@ def test_bdat_several_chunks(make: Callable[..., Client], pipelining: bool) -> N
     with FakeServer(extensions, reject_improper_pipelining=True) as server:
         with make(server.port, bdat_chunk_size=1000) as client:
             client.sendmail("a@example.org", ["b@example.net"], body)
-        server.wait_idle()
+        server.wait_closed()
     (msg,) = server.messages
     assert msg.content == body
     assert msg.bdat_chunks == [1000] * (len(body) // 1000) + [len(body) % 1000]
@@ -568,7 +511,7 @@ def test_binarymime_via_bdat_only(make: Callable[..., Client]) -> None:
     with FakeServer({**CHUNKING, "BINARYMIME": ()}) as server:
         with make(server.port) as client:
             client.sendmail("a@example.org", ["b@example.net"], body)
-        server.wait_idle()
+        server.wait_closed()
     (msg,) = server.messages
     assert msg.content == body and msg.mail.params["BODY"] == "BINARYMIME"
     with FakeServer(ESMTP) as server:
@@ -576,7 +519,7 @@ def test_binarymime_via_bdat_only(make: Callable[..., Client]) -> None:
             with pytest.raises(SMTPNotSupportedError, match="BINARYMIME"):
                 client.sendmail("a@example.org", ["b@example.net"], body)
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)  # still usable
-        server.wait_idle()
+        server.wait_closed()
     assert server.sessions[0].commands().count(MailFrom) == 1  # the refused one never went
     assert [m.content for m in server.messages] == [MESSAGE]
 
@@ -588,14 +531,14 @@ def test_8bitmime_chosen_automatically(make: Callable[..., Client]) -> None:
         with make(server.port) as client:
             client.sendmail("a@example.org", ["b@example.net"], body)
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert server.messages[0].mail.params["BODY"] == "8BITMIME"
     assert server.messages[0].content == body
     assert "BODY" not in server.messages[1].mail.params
     with FakeServer(PIPELINING) as server:
         with make(server.port) as client, pytest.raises(SMTPNotSupportedError, match="8BITMIME"):
             client.sendmail("a@example.org", ["b@example.net"], body)
-        server.wait_idle()
+        server.wait_closed()
     assert server.messages == [] and MailFrom not in server.sessions[0].commands()
 
 
@@ -606,7 +549,7 @@ def test_size_declared_and_limit_honoured(make: Callable[..., Client]) -> None:
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
             with pytest.raises(SMTPNotSupportedError, match="SIZE"):
                 client.sendmail("a@example.org", ["b@example.net"], MESSAGE * 10)
-        server.wait_idle()
+        server.wait_closed()
     (msg,) = server.messages
     assert msg.mail.params["SIZE"] == str(len(MESSAGE))
     assert server.sessions[0].commands().count(MailFrom) == 1
@@ -618,7 +561,7 @@ def test_rcptmax_splits_transactions(make: Callable[..., Client]) -> None:
     with FakeServer({**PIPELINING, "LIMITS": ("RCPTMAX=2",)}) as server:
         with make(server.port) as client:
             result = client.sendmail("a@example.org", recipients, MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert list(result.accepted) == recipients and len(result.data_replies) == 3
     assert [[str(r.forward_path) for r in m.rcpts] for m in server.messages] == [
         recipients[0:2],
@@ -642,7 +585,7 @@ def test_per_recipient_refusal(make: Callable[..., Client], extensions: dict) ->
     with FakeServer(extensions, answer=answer) as server:
         with make(server.port) as client:
             result = client.sendmail("a@example.org", rcpts, MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert list(result.accepted) == ["one@example.net", "two@example.net"]
     assert result.refused == {"bad@example.net": USER_UNKNOWN}
     refusal = result.refused["bad@example.net"]
@@ -670,7 +613,7 @@ def test_all_recipients_refused_then_next_message(
             assert info.value.reply == USER_UNKNOWN
             assert isinstance(info.value, SMTPReplyError)
             client.sendmail("a@example.org", ["ok@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert [m.content for m in server.messages] == [MESSAGE]
     assert server.errors == []
 
@@ -690,7 +633,7 @@ def test_sender_refused(make: Callable[..., Client], extensions: dict) -> None:
             assert info.value.reply == reply and info.value.sender == "spam@example.org"
             assert info.value.result.refused == {"b@example.net": reply, "c@example.net": reply}
             client.sendmail("good@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert [str(m.mail.reverse_path) for m in server.messages] == ["good@example.org"]
 
 
@@ -708,7 +651,7 @@ def test_data_refused(make: Callable[..., Client], extensions: dict) -> None:
             assert info.value.reply == reply
             assert info.value.result.refused == {"b@example.net": reply}
             assert client.noop().code == 250  # the session goes on
-        server.wait_idle()
+        server.wait_closed()
     assert server.messages == []
 
 
@@ -721,7 +664,7 @@ def test_data_command_refused(make: Callable[..., Client]) -> None:
                 client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
             assert info.value.reply == reply and info.value.reply.is_transient
             assert client.noop().code == 250
-        server.wait_idle()
+        server.wait_closed()
 
 
 def test_421_closes_the_session(make: Callable[..., Client]) -> None:
@@ -736,7 +679,7 @@ def test_421_closes_the_session(make: Callable[..., Client]) -> None:
             assert not client.connected
             with pytest.raises(SMTPServerDisconnected):
                 client.sendmail("a@example.org", ["c@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
 
 
 def test_greeting_554(make: Callable[..., Client]) -> None:
@@ -748,7 +691,7 @@ def test_greeting_554(make: Callable[..., Client]) -> None:
             client.connect()
         assert info.value.reply is not None and info.value.reply.code == 554
         assert not client.connected
-        server.wait_idle()
+        server.wait_closed()
     assert server.sessions[0].reads[0] == b"QUIT\r\n"
 
 
@@ -766,7 +709,7 @@ def test_server_closes_mid_transaction(make: Callable[..., Client]) -> None:
             with pytest.raises(SMTPServerDisconnected):
                 client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
             assert not client.connected
-        server.wait_idle()
+        server.wait_closed()
 
 
 def test_malformed_reply_is_a_protocol_violation(make: Callable[..., Client]) -> None:
@@ -787,7 +730,7 @@ def test_malformed_reply_is_a_protocol_violation(make: Callable[..., Client]) ->
                 client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
             assert info.value.__cause__ is not None
             assert not client.connected
-        server.wait_idle()
+        server.wait_closed()
 
 
 # ==================================================================== EHLO, HELO
@@ -800,7 +743,7 @@ def test_helo_fallback(make: Callable[..., Client]) -> None:
         with make(server.port) as client:
             assert not client.esmtp and len(client.extensions) == 0
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert server.sessions[0].commands()[:2] == [Ehlo, Helo]
     assert server.messages[0].content == MESSAGE
 
@@ -812,7 +755,7 @@ def test_ehlo_refused_otherwise(make: Callable[..., Client]) -> None:
         with pytest.raises(SMTPHeloError) as info:
             client.connect()
         assert info.value.reply == reply and not client.connected
-        server.wait_idle()
+        server.wait_closed()
     assert server.sessions[0].commands() == [Ehlo, type(server.sessions[0].events[-1])]
 
 
@@ -823,7 +766,7 @@ def test_ehlo_name(make: Callable[..., Client]) -> None:
             pass
         with make(server.port, local_hostname="client.example"):
             pass
-        server.wait_idle()
+        server.wait_closed()
     names = [s.events[0] for s in server.sessions]
     assert names == [Ehlo(domain="[127.0.0.1]"), Ehlo(domain="client.example")]
 
@@ -843,7 +786,7 @@ def test_starttls(make: Callable[..., Client], certs: TestCerts, mode: TLSMode) 
         with make(server.port, tls=mode, ssl_context=certs.client_context()) as client:
             assert client.tls_active and "STARTTLS" not in client.extensions
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     session = server.sessions[0]
     assert session.tls and session.commands()[:3] == [Ehlo, StartTLS, Ehlo]
     assert server.messages[0].content == MESSAGE and server.errors == []
@@ -858,7 +801,7 @@ def test_starttls_required_but_not_offered(make: Callable[..., Client], certs: T
         with pytest.raises(SMTPTLSError, match="does not offer STARTTLS"):
             client.connect()
         assert not client.connected
-        server.wait_idle()
+        server.wait_closed()
     assert server.sessions[0].commands()[:2] == [Ehlo, type(server.sessions[0].events[1])]
     assert MailFrom not in server.sessions[0].commands()
 
@@ -868,7 +811,7 @@ def test_opportunistic_without_starttls(make: Callable[..., Client]) -> None:
         with make(server.port, tls=TLSMode.STARTTLS_OPPORTUNISTIC) as client:
             assert not client.tls_active
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert len(server.messages) == 1
 
 
@@ -886,7 +829,7 @@ def test_starttls_refused(make: Callable[..., Client], certs: TestCerts) -> None
         with make(server.port, tls=TLSMode.STARTTLS_OPPORTUNISTIC) as client:
             assert not client.tls_active
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert len(server.messages) == 1
 
 
@@ -896,7 +839,7 @@ def test_implicit_tls(make: Callable[..., Client], certs: TestCerts) -> None:
         with make(server.port, tls=TLSMode.IMPLICIT, ssl_context=certs.client_context()) as client:
             assert client.tls_active
             client.sendmail("a@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert server.sessions[0].tls and server.messages[0].content == MESSAGE
 
 
@@ -913,7 +856,7 @@ def test_hostname_verification_failure(make: Callable[..., Client], certs: TestC
             client.connect()
         assert isinstance(info.value.__cause__, ssl.SSLCertVerificationError)
         assert not client.connected
-        server.wait_idle()
+        server.wait_closed()
     assert server.messages == []
 
 
@@ -934,7 +877,7 @@ def test_untrusted_certificate_by_default(
         monkeypatch.setenv("SSL_CERT_FILE", str(certs.ca_pem))
         with make(server.port, tls=TLSMode.IMPLICIT) as client:
             assert client.tls_active
-        server.wait_idle()
+        server.wait_closed()
 
 
 @pytest.mark.parametrize("injected", [b"250 injected\r\n", b"250-fa", b"x"])
@@ -962,7 +905,7 @@ def test_plaintext_after_220_is_rejected(
         with pytest.raises(SMTPTLSError, match="plaintext"):
             client.connect()
         assert not client.connected
-        server.wait_idle()
+        server.wait_closed()
     assert seen == []  # no handshake, no QUIT: the connection was just closed
 
 
@@ -1004,7 +947,7 @@ def test_auth_strongest_common_mechanism(
             assert client.authenticated
             client.sendmail("alice@example.org", ["b@example.net"], MESSAGE)
             transcript = "\n".join(map(str, client.transcript))
-        server.wait_idle()
+        server.wait_closed()
     auths = [e for e in server.sessions[0].events if isinstance(e, Auth)]
     assert [a.mechanism for a in auths] == [expected]
     assert "wonderland" not in transcript and "d29uZGVybGFuZA" not in transcript
@@ -1026,7 +969,7 @@ def test_auth_wrong_password(make: Callable[..., Client], certs: TestCerts) -> N
             client.connect()
         assert info.value.reply is not None and info.value.reply.code == 535
         assert str(info.value.reply.enhanced) == "5.7.8"
-        server.wait_idle()
+        server.wait_closed()
     assert server.messages == []
 
 
@@ -1042,7 +985,7 @@ def test_no_plaintext_credentials_without_tls(make: Callable[..., Client]) -> No
             server.port, username="alice", password="wonderland", allow_plaintext_auth=True
         ) as client:
             assert client.authenticated
-        server.wait_idle()
+        server.wait_closed()
     first, second = server.sessions
     assert Auth not in first.commands() and Auth in second.commands()
 
@@ -1052,7 +995,7 @@ def test_auth_not_offered(make: Callable[..., Client]) -> None:
         client = make(server.port, username="alice", password="wonderland")
         with pytest.raises(SMTPAuthError, match="does not offer AUTH"):
             client.connect()
-        server.wait_idle()
+        server.wait_closed()
 
 
 # ========================================================================= timeouts
@@ -1097,7 +1040,7 @@ def test_timeout_waiting_for_greeting(make: Callable[..., Client]) -> None:
         assert 0.25 < time.monotonic() - start < 5
         assert info.value.phase == "greeting" and info.value.seconds == 0.3
         assert isinstance(info.value, TimeoutError) and not client.connected
-        server.wait_idle()  # returns only once the client closed its end
+        server.wait_closed()  # returns only once the client closed its end
 
 
 def test_timeout_closes_the_connection(make: Callable[..., Client]) -> None:
@@ -1113,7 +1056,7 @@ def test_timeout_closes_the_connection(make: Callable[..., Client]) -> None:
             assert not client.connected
             with pytest.raises(SMTPServerDisconnected):
                 client.noop()
-        server.wait_idle()
+        server.wait_closed()
 
 
 def test_per_phase_timeouts() -> None:
@@ -1155,7 +1098,7 @@ def test_lmtp_per_recipient_results(make: Callable[..., Client], extensions: dic
     with FakeServer(extensions, answer=answer, lmtp=True) as server:
         with make(server.port, lmtp=True) as client:
             result = client.sendmail("a@example.org", rcpts, MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert server.sessions[0].commands()[0] is Lhlo
     assert list(result.accepted) == ["one@example.net", "two@example.net"]
     assert result.refused == {"nobody@example.net": USER_UNKNOWN, "full@example.net": full}
@@ -1177,7 +1120,7 @@ def test_lmtp_every_delivery_refused(make: Callable[..., Client]) -> None:
                 client.sendmail("a@example.org", ["x@example.net", "y@example.net"], MESSAGE)
             assert info.value.refused == {"x@example.net": full, "y@example.net": full}
             client.sendmail("a@example.org", ["z@example.net"], MESSAGE)  # still in step
-        server.wait_idle()
+        server.wait_closed()
 
 
 # ==================================================================== send_message
@@ -1195,7 +1138,7 @@ def test_send_message_envelope_like_smtplib(make: Callable[..., Client]) -> None
     with FakeServer(ESMTP) as server:
         with make(server.port) as client:
             result = client.send_message(msg)
-        server.wait_idle()
+        server.wait_closed()
     expected = ["bob@example.net", "carol@example.net", "eve@example.net", "dave@example.net"]
     assert list(result.accepted) == expected
     (got,) = server.messages
@@ -1233,7 +1176,7 @@ def test_send_message_smtputf8(make: Callable[..., Client]) -> None:
     with FakeServer({**ESMTP, "SMTPUTF8": ()}) as server:
         with make(server.port) as client:
             client.send_message(msg)
-        server.wait_idle()
+        server.wait_closed()
     (got,) = server.messages
     assert "SMTPUTF8" in got.mail.params and got.mail.params["BODY"] == "8BITMIME"
     assert str(got.rcpts[0].forward_path) == "pépé@example.net"
@@ -1241,7 +1184,7 @@ def test_send_message_smtputf8(make: Callable[..., Client]) -> None:
     with FakeServer(ESMTP) as server:
         with make(server.port) as client, pytest.raises(SMTPNotSupportedError, match="SMTPUTF8"):
             client.send_message(msg)
-        server.wait_idle()
+        server.wait_closed()
     assert server.messages == []
 
 
@@ -1253,7 +1196,7 @@ def test_transcript_and_callback(make: Callable[..., Client]) -> None:
     with FakeServer(PIPELINING) as server:
         with make(server.port, transcript=True, on_transcript=lambda e: lines.append(str(e))) as c:
             c.sendmail("a@example.org", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert [str(e) for e in c.transcript] == lines
     assert "C: MAIL FROM:<a@example.org>" in lines and "C: QUIT" in lines
     assert f"C: <message content, {len(MESSAGE)} octets>" in lines
@@ -1276,7 +1219,7 @@ def test_unclosed_client_warns(flavour: str) -> None:
             if flavour != "sync":
                 loop.run_until_complete(asyncio.sleep(0))  # let the abort close the socket
                 loop.close()
-        server.wait_idle()
+        server.wait_closed()
     assert any(
         issubclass(w.category, ResourceWarning) and "unclosed <" in str(w.message) for w in caught
     )
@@ -1322,7 +1265,7 @@ def test_async_concurrent_sends_are_serialised() -> None:
 
     with FakeServer(PIPELINING) as server:
         results = asyncio.run(main(server.port))
-        server.wait_idle()
+        server.wait_closed()
     assert all(r.ok for r in results) and len(server.messages) == 4
     assert server.errors == []
 
@@ -1342,7 +1285,7 @@ def test_async_cancellation_closes() -> None:
 
     with FakeServer(raw=silent_after([b"220 mx.test\r\n", b"250 mx.test\r\n"])) as server:
         asyncio.run(main(server.port))
-        server.wait_idle()
+        server.wait_closed()
 
 
 # ============================================================================== CLI
@@ -1374,7 +1317,7 @@ def test_cli_partial_refusal(message_file: str, capsys: pytest.CaptureFixture[st
             "--server", f"127.0.0.1:{server.port}", "--from", "a@example.org",
             "--to", "good@example.net", "--to", "bad@example.net", "--file", message_file,
         )  # fmt: skip
-        server.wait_idle()
+        server.wait_closed()
     out, err = capsys.readouterr()
     assert status == 0
     assert "refused bad@example.net: 550 5.1.1 User unknown" in err
@@ -1388,7 +1331,7 @@ def test_cli_all_refused(message_file: str, capsys: pytest.CaptureFixture[str]) 
             "--server", f"127.0.0.1:{server.port}", "--from", "a@example.org",
             "--to", "bad@example.net", "--file", message_file,
         )  # fmt: skip
-        server.wait_idle()
+        server.wait_closed()
     _, err = capsys.readouterr()
     assert status == 1
     assert "refused bad@example.net: 550 5.1.1 User unknown" in err
@@ -1400,7 +1343,7 @@ def test_cli_data_refused(message_file: str, capsys: pytest.CaptureFixture[str])
     with FakeServer(PIPELINING, answer=refuse(lambda e: isinstance(e, EndOfMessage), reply)) as s:
         status = cli("--server", f"127.0.0.1:{s.port}", "--from", "a@example.org",
                      "--to", "b@example.net", "--file", message_file)  # fmt: skip
-        s.wait_idle()
+        s.wait_closed()
     _, err = capsys.readouterr()
     assert status == 1 and "554 5.7.1 Spam detected" in err
 
@@ -1416,7 +1359,7 @@ def test_cli_starttls_auth_transcript(
             "--cafile", str(certs.ca_pem), "--user", "alice", "--password", "wonderland",
             "--ehlo", "cli.example", "--transcript",
         )  # fmt: skip
-        server.wait_idle()
+        server.wait_closed()
     out, err = capsys.readouterr()
     assert status == 0, err
     assert "C: EHLO cli.example" in out and "C: STARTTLS" in out
@@ -1443,7 +1386,7 @@ def test_cli_tls_verification(
         assert "certificate verify failed" in capsys.readouterr().err
         assert cli(*base, "--cafile", str(certs.ca_pem)) == 0
         assert cli(*base, "--insecure") == 0
-        server.wait_idle()
+        server.wait_closed()
     assert len(server.messages) == 2
 
 
@@ -1459,7 +1402,7 @@ def test_cli_lmtp(message_file: str, capsys: pytest.CaptureFixture[str]) -> None
         status = cli("--server", f"127.0.0.1:{server.port}", "--from", "a@example.org",
                      "--to", "one@example.net", "--to", "two@example.net",
                      "--file", message_file, "--lmtp")  # fmt: skip
-        server.wait_idle()
+        server.wait_closed()
     _, err = capsys.readouterr()
     assert status == 0 and "refused two@example.net: 452 4.2.2 Mailbox full" in err
     assert server.sessions[0].commands()[0] is Lhlo
@@ -1472,7 +1415,7 @@ def test_cli_timeout(message_file: str, capsys: pytest.CaptureFixture[str]) -> N
                      "--to", "b@example.net", "--file", message_file,
                      "--timeout", "0.3")  # fmt: skip
         assert time.monotonic() - start < 5
-        server.wait_idle()
+        server.wait_closed()
     assert status == 1 and "timed out" in capsys.readouterr().err
 
 
@@ -1504,7 +1447,7 @@ def test_cli_reads_stdin_in_a_subprocess() -> None:
              "--from", "a@example.org", "--to", "b@example.net", "--transcript"],
             input=MESSAGE, capture_output=True, timeout=60, cwd=str(ROOT),
         )  # fmt: skip
-        server.wait_idle()
+        server.wait_closed()
     assert proc.returncode == 0, proc.stderr
     assert b"C: MAIL FROM:<a@example.org>" in proc.stdout
     assert server.messages[0].content == MESSAGE
@@ -1526,7 +1469,7 @@ def test_421_during_lmtp_deliveries(make: Callable[..., Client]) -> None:
         with client:
             result = client.sendmail("a@example.org", rcpts, MESSAGE)
             assert not client.connected
-        server.wait_idle()
+        server.wait_closed()
     assert list(result.accepted) == ["one@example.net"]
     assert result.refused == {"two@example.net": closing, "three@example.net": closing}
 
@@ -1539,7 +1482,7 @@ def test_421_to_a_pipelined_rcpt(make: Callable[..., Client]) -> None:
         with client, pytest.raises(SMTPRecipientsRefused) as info:
             client.sendmail("a@example.org", ["one@example.net", "two@example.net",
                                               "three@example.net"], MESSAGE)  # fmt: skip
-        server.wait_idle()
+        server.wait_closed()
     # one@ was accepted at RCPT but the message never went: it is refused with the 421
     assert info.value.refused == {
         "one@example.net": closing, "two@example.net": closing, "three@example.net": closing
@@ -1554,7 +1497,7 @@ def test_large_message(make: Callable[..., Client], extensions: dict) -> None:
     with FakeServer(extensions) as server:
         with make(server.port, bdat_chunk_size=1024 * 1024) as client:
             client.sendmail("a@example.org", ["b@example.net"], body)
-        server.wait_idle()
+        server.wait_closed()
     (msg,) = server.messages
     assert msg.content == body
     chunks = -(-len(body) // (1024 * 1024))  # RFC 3030 §2: the last one marked LAST
@@ -1600,7 +1543,7 @@ def test_auth_with_a_token(
         ) as client:
             assert client.authenticated
             assert "wonderland" not in "\n".join(map(str, client.transcript))
-        server.wait_idle()
+        server.wait_closed()
     (auth,) = [e for e in server.sessions[0].events if isinstance(e, Auth)]
     assert auth.mechanism == offered[0]
 
@@ -1610,7 +1553,7 @@ def test_null_reverse_path(make: Callable[..., Client]) -> None:
     with FakeServer(ESMTP) as server:
         with make(server.port) as client:
             client.sendmail("", ["b@example.net"], MESSAGE)
-        server.wait_idle()
+        server.wait_closed()
     assert server.messages[0].mail.reverse_path is None
     assert b"MAIL FROM:<> SIZE=" in server.sessions[0].client_bytes
 
@@ -1637,5 +1580,5 @@ def test_auth_bad_challenge_is_cancelled(make: Callable[..., Client]) -> None:
         with pytest.raises(SMTPAuthError, match="cancelled") as info:
             client.connect()
         assert info.value.reply is not None and info.value.reply.code == 501
-        server.wait_idle()
+        server.wait_closed()
     assert lines[1:] == [b"AUTH CRAM-MD5\r\n", b"*\r\n", b"QUIT\r\n"]
