@@ -58,6 +58,7 @@ from ._readers import (
 from ._receivebuffer import ReceiveBuffer
 from ._replies import default_reply_for
 from ._rules import Facts, auth_offered, check_content, check_received, check_to_send
+from ._sasl._base import binds_channel
 from ._state import (
     ConnectionState,
     Role,
@@ -629,7 +630,7 @@ class Connection:
             if keyword == "AUTH":
                 if not auth_offered(self._facts):
                     continue  # RFC 4954 §6 / Config.allow_plaintext_auth
-                bound = [m for m in params if m.upper().endswith("-PLUS")]
+                bound = [m for m in params if binds_channel(m)]
                 if bound and not self._facts.tls:  # RFC 5802 §6: -PLUS needs a TLS channel
                     params = tuple(m for m in params if m not in bound)
                     if not params:

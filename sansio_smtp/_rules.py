@@ -23,6 +23,7 @@ from ._events import (
     StartTLS,
 )
 from ._extensions import Extensions
+from ._sasl._base import PLAINTEXT_MECHANISMS, binds_channel
 from ._state import TRANSITIONS, State, out_of_sequence_reply
 from ._util import LocalProtocolError
 from .config import Config
@@ -95,10 +96,6 @@ def _limit(extensions: Extensions, name: str) -> int | None:
     return None
 
 
-# SASL mechanisms that put the secret itself (or a bearer token) on the wire.
-CLEARTEXT_MECHANISMS = frozenset({"PLAIN", "LOGIN", "XOAUTH2", "OAUTHBEARER"})
-
-
 def auth_offered(facts: Facts) -> bool:
     """A server offers AUTH under TLS, or before it only when allowed (RFC 4954 §6)."""
     return "AUTH" in facts.config.extensions and (facts.tls or facts.config.allow_plaintext_auth)
@@ -117,7 +114,7 @@ def _check_auth(command: Auth, facts: Facts) -> Reply | None:
         return _reply(538, "5.7.11", "Encryption required for authentication")
     if command.mechanism not in {m.upper() for m in config.extensions["AUTH"]}:
         return _reply(504, "5.5.4", "Unrecognized authentication type")  # RFC 4954 §4
-    if command.mechanism.endswith("-PLUS") and not facts.tls:
+    if binds_channel(command.mechanism) and not facts.tls:
         # RFC 5802 §6: -PLUS binds to the TLS channel; there is none to bind to.
         return _reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
     return None
@@ -205,11 +202,11 @@ def _check_auth_to_send(command: Auth, facts: Facts) -> None:
     offered = {m.upper() for m in facts.extensions.get("AUTH", ())}
     if command.mechanism not in offered:
         raise LocalProtocolError(f"the server does not offer AUTH {command.mechanism}")
-    if command.mechanism.endswith("-PLUS") and not facts.tls:
+    if binds_channel(command.mechanism) and not facts.tls:
         raise LocalProtocolError(
             f"AUTH {command.mechanism} binds to a TLS channel: there is none (RFC 5802 §6)"
         )
-    cleartext = command.mechanism in CLEARTEXT_MECHANISMS
+    cleartext = command.mechanism in PLAINTEXT_MECHANISMS
     if cleartext and not facts.tls and not facts.config.allow_plaintext_auth:
         raise LocalProtocolError(
             f"AUTH {command.mechanism} would send credentials in the clear: use TLS, or"

@@ -28,6 +28,7 @@ Channel binding for the -PLUS mechanisms: ``tls_server_end_point(cert)`` (RFC 59
 from __future__ import annotations
 
 from ._sasl._base import (
+    PLAINTEXT_MECHANISMS,
     TLS_EXPORTER,
     TLS_SERVER_END_POINT,
     AuthenticationRejected,
@@ -57,6 +58,7 @@ from ._sasl._base import (
     Verdict,
     VerifyPassword,
     VerifyToken,
+    binds_channel,
 )
 from ._sasl._endpoint import tls_server_end_point
 from ._sasl._oauth import (
@@ -68,7 +70,6 @@ from ._sasl._oauth import (
 )
 from ._sasl._registry import (
     DEFAULT_PREFERENCE,
-    PLAINTEXT_MECHANISMS,
     SUPPORTED_MECHANISMS,
     TOKEN_MECHANISMS,
     advertised_mechanisms,
@@ -139,6 +140,7 @@ __all__ = [
     "XOAuth2Client",
     "XOAuth2Server",
     "advertised_mechanisms",
+    "binds_channel",
     "choose_mechanism",
     "client_mechanism",
     "cram_md5_challenge",

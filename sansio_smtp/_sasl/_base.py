@@ -24,6 +24,7 @@ import attrs
 from .._events import Reply
 
 __all__ = [
+    "PLAINTEXT_MECHANISMS",
     "TLS_EXPORTER",
     "TLS_SERVER_END_POINT",
     "AuthenticationRejected",
@@ -53,6 +54,7 @@ __all__ = [
     "Verdict",
     "VerifyPassword",
     "VerifyToken",
+    "binds_channel",
 ]
 
 REDACTED: Final = "<redacted>"
@@ -114,6 +116,21 @@ class UnsupportedMechanism(SASLError, ValueError):
         self.reply_hint = Reply(
             code=504, lines="Unrecognized authentication type", enhanced="5.5.4"
         )
+
+
+# ------------------------------------------------------------ what the transport needs
+
+#: Mechanisms that send a reusable secret in the clear: TLS only, unless allowed
+#: (RFC 4954 §4, RFC 4616 §6, RFC 7628 §5).
+PLAINTEXT_MECHANISMS: Final[frozenset[str]] = frozenset(
+    {"PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"}
+)
+
+
+def binds_channel(name: str) -> bool:
+    """``name`` is a -PLUS mechanism: it binds the exchange to the TLS channel, so it
+    needs TLS and channel binding data (RFC 5802 §6)."""
+    return name.upper().endswith("-PLUS")
 
 
 # ------------------------------------------------------------------- channel binding

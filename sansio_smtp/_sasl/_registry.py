@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from typing import Final
 
 from ._base import (
+    PLAINTEXT_MECHANISMS,
     ChannelBinding,
     ClientMechanism,
     Failure,
@@ -22,6 +23,7 @@ from ._base import (
     PasswordVerifier,
     ServerMechanism,
     UnsupportedMechanism,
+    binds_channel,
 )
 from ._oauth import OAuthBearerClient, OAuthBearerServer, XOAuth2Client, XOAuth2Server
 from ._scram import SCRAM_MECHANISMS, ScramClient, ScramServer
@@ -60,10 +62,6 @@ DEFAULT_PREFERENCE: Final[tuple[str, ...]] = (
     "LOGIN",
 )
 SUPPORTED_MECHANISMS: Final[frozenset[str]] = frozenset(DEFAULT_PREFERENCE)
-#: Mechanisms that send a reusable secret in the clear: TLS only, unless allowed.
-PLAINTEXT_MECHANISMS: Final[frozenset[str]] = frozenset(
-    {"PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"}
-)
 #: Mechanisms that take an OAuth 2.0 bearer token instead of a password.
 TOKEN_MECHANISMS: Final[frozenset[str]] = frozenset({"OAUTHBEARER", "XOAUTH2"})
 
@@ -78,7 +76,7 @@ def _canonical(name: str) -> str:
 def _allowed(name: str, *, tls: bool, allow_plaintext: bool, have_channel_binding: bool) -> bool:
     if name in PLAINTEXT_MECHANISMS and not (tls or allow_plaintext):
         return False
-    return not (name.endswith("-PLUS") and not (tls and have_channel_binding))
+    return not (binds_channel(name) and not (tls and have_channel_binding))
 
 
 def choose_mechanism(
@@ -141,7 +139,7 @@ def policy_failure(name: str, *, tls: bool, allow_plaintext: bool) -> Failure | 
     TLS on a plaintext connection (RFC 4954 §4, §6), else None. Raises UnsupportedMechanism
     (``reply_hint`` 504 5.5.4) for unknown names."""
     key = _canonical(name)
-    needs_tls = key.endswith("-PLUS") or (key in PLAINTEXT_MECHANISMS and not allow_plaintext)
+    needs_tls = binds_channel(key) or (key in PLAINTEXT_MECHANISMS and not allow_plaintext)
     if needs_tls and not tls:
         return Failure(
             mechanism=key, reason=FailureReason.ENCRYPTION_REQUIRED, message=f"{key} needs TLS"

@@ -926,7 +926,7 @@ class ClientEngine:
         if name is None:
             hint = "" if conn.tls_active else " (PLAIN/LOGIN need TLS unless allowed)"
             raise SMTPAuthError(f"no usable AUTH mechanism among {' '.join(offered)}{hint}")
-        if not name.endswith("-PLUS") and any(m.upper().endswith("-PLUS") for m in offered):
+        if not sasl.binds_channel(name) and any(sasl.binds_channel(m) for m in offered):
             # RFC 5802 §6: flag "y" (we could bind, the server seems unable to) makes a
             # server that offers -PLUS fail us as a downgrade; it is for servers without.
             binding = None

@@ -608,7 +608,7 @@ def prepare_config(
         raise ValueError("STARTTLS is advertised but the server has no TLS context for it")
     if auth and "AUTH" not in extensions:
         extensions["AUTH"] = tuple(mechanisms)
-    plus = [m for m in extensions.get("AUTH", ()) if m.upper().endswith("-PLUS")]
+    plus = [m for m in extensions.get("AUTH", ()) if sasl.binds_channel(m)]
     if plus and not channel_binding:
         raise ValueError(
             f"AUTH {' '.join(plus)} is advertised but the server has no channel binding"
@@ -1209,7 +1209,7 @@ class Dispatcher:
         config = self.conn.config
         binding = self.hooks.channel_binding
         offered = config.extensions.get("AUTH", ())
-        plus = self.session.tls and any(m.upper().endswith("-PLUS") for m in offered)
+        plus = self.session.tls and any(sasl.binds_channel(m) for m in offered)
         try:
             mech = sasl.server_mechanism(
                 event.mechanism,
