@@ -292,12 +292,20 @@ class SendResult:
         return bool(self.accepted)
 
 
-def _recipient_tuple(to_addrs: str | Iterable[str]) -> tuple[str, ...]:
+def as_recipients(to_addrs: str | Iterable[str]) -> tuple[str, ...]:
+    """A recipient argument as a tuple: one str is one recipient (as smtplib)."""
     return (to_addrs,) if isinstance(to_addrs, str) else tuple(to_addrs)
 
 
-def _content_bytes(content: bytes | bytearray | memoryview | str) -> bytes:
-    return as_content(content)  # defined below
+def as_content(msg: bytes | bytearray | memoryview | str) -> bytes:
+    """Message content as bytes: str is encoded as UTF-8 (8-bit unless it is ASCII)."""
+    if isinstance(msg, str):
+        return msg.encode("utf-8")
+    if isinstance(msg, (bytearray, memoryview)):
+        return bytes(msg)
+    if isinstance(msg, bytes):
+        return msg
+    raise TypeError(f"message content must be bytes or str, not {type(msg).__name__}")
 
 
 @final
@@ -310,8 +318,8 @@ class OutgoingMessage:
     content)`` is accepted wherever an OutgoingMessage is."""
 
     sender: str
-    recipients: tuple[str, ...] = attrs.field(converter=_recipient_tuple)
-    content: bytes = attrs.field(converter=_content_bytes, repr=lambda c: f"<{len(c)} octets>")
+    recipients: tuple[str, ...] = attrs.field(converter=as_recipients)
+    content: bytes = attrs.field(converter=as_content, repr=lambda c: f"<{len(c)} octets>")
     mail_params: Mapping[str, str | None] | None = None
     rcpt_params: Mapping[str, str | None] | None = None
 
@@ -530,24 +538,6 @@ def address_literal(sockname: tuple[object, ...] | str) -> str:
     host = str(sockname[0]) if isinstance(sockname, tuple) else "127.0.0.1"
     host = host.split("%", 1)[0]
     return f"[IPv6:{host}]" if ":" in host else f"[{host}]"
-
-
-def as_recipient_list(to_addrs: str | Iterable[str]) -> list[str]:
-    """A recipient argument as a list: one str is one recipient (as smtplib)."""
-    if isinstance(to_addrs, str):
-        return [to_addrs]
-    return list(to_addrs)
-
-
-def as_content(msg: bytes | bytearray | memoryview | str) -> bytes:
-    """Message content as bytes: str is encoded as UTF-8 (8-bit unless it is ASCII)."""
-    if isinstance(msg, str):
-        return msg.encode("utf-8")
-    if isinstance(msg, (bytearray, memoryview)):
-        return bytes(msg)
-    if isinstance(msg, bytes):
-        return msg
-    raise TypeError(f"message content must be bytes or str, not {type(msg).__name__}")
 
 
 def rcpt_limit(extensions: Extensions) -> int | None:
@@ -1610,7 +1600,7 @@ class AsyncClientCommands(ClientBase):
         """Send RFC 5322 message content; see SMTPClient.sendmail."""
         return await self._locked(
             self._engine.send_mail(
-                from_addr, as_recipient_list(to_addrs), as_content(msg), mail_params, rcpt_params
+                from_addr, as_recipients(to_addrs), as_content(msg), mail_params, rcpt_params
             )
         )
 

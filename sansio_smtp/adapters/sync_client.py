@@ -60,7 +60,7 @@ from ._client_common import (
     Write,
     address_literal,
     as_content,
-    as_recipient_list,
+    as_recipients,
     flatten_message,
 )
 
@@ -116,7 +116,6 @@ class SMTPClient(ClientBase):
     def _init_transport(self) -> None:
         self._sock: socket.socket | None = None
         self._poller = select.poll()
-        self._tls = False
 
     def __repr__(self) -> str:
         state = "connected" if self._sock is not None else "closed"
@@ -170,7 +169,6 @@ class SMTPClient(ClientBase):
         self._poller = select.poll()
         self._poller.register(sock, select.POLLIN)
         self._sock = sock
-        self._tls = False
         if opts.local_hostname is None:
             engine.local_hostname = address_literal(sock.getsockname())
         engine.note(f"connected to {opts.host}:{opts.port}")
@@ -242,7 +240,7 @@ class SMTPClient(ClientBase):
         SendResult or raises like send_message."""
         return self._run(
             self._engine.send_mail(
-                from_addr, as_recipient_list(to_addrs), as_content(msg), mail_params, rcpt_params
+                from_addr, as_recipients(to_addrs), as_content(msg), mail_params, rcpt_params
             )
         )
 
@@ -344,7 +342,7 @@ class SMTPClient(ClientBase):
         sock = self._sock
         assert sock is not None
         phase, seconds = self._engine.read_timeout()
-        if not (self._tls and cast(ssl.SSLSocket, sock).pending()):
+        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
             seconds = self._wait(sock, select.POLLIN, seconds, phase)
         try:
             while True:
@@ -417,5 +415,4 @@ class SMTPClient(ClientBase):
         tls_sock.settimeout(0.0)
         self._poller.register(tls_sock, select.POLLIN)
         self._sock = tls_sock
-        self._tls = True
         engine.tls_ready(tls_sock)
