@@ -647,6 +647,26 @@ class _Transaction:
             self.accepted.clear()
 
 
+def _send_result(sender: str, keys: Sequence[str], txs: Sequence[_Transaction]) -> SendResult:
+    """The SendResult of a message from its finished transactions (more than one when
+    LIMITS RCPTMAX split the recipients), in recipient order."""
+    accepted: dict[str, Reply] = {}
+    refused: dict[str, Reply] = {}
+    for tx in txs:
+        accepted.update(tx.accepted)
+        refused.update(tx.refused)
+    return SendResult(
+        sender=sender,
+        accepted={k: accepted[k] for k in keys if k in accepted},
+        refused={k: refused[k] for k in keys if k in refused and k not in accepted},
+        data_replies=tuple(
+            tx.data_reply
+            for tx in txs
+            if tx.data_reply is not None and tx.failure is not SMTPSenderRefused
+        ),
+    )
+
+
 class _Prepared:
     """One message of a batch, prepared (ClientEngine.prepare) before anything is sent."""
 
@@ -1108,31 +1128,22 @@ class ClientEngine:
         """send_mail's transactions for a prepared message: the SendResult, and what
         failed in each failed transaction (first first)."""
         step = self._capabilities().rcptmax or len(rcpts)
-        accepted: dict[str, Reply] = {}
-        refused: dict[str, Reply] = {}
-        data_replies: list[Reply] = []
-        failures: list[tuple[type[SMTPReplyError], Reply]] = []
+        txs: list[_Transaction] = []
         for start in range(0, len(rcpts), step):
             tx = _Transaction(keys[start : start + step])
             yield from self._transaction(tx, mail, rcpts[start : start + step], data, bdat)
             tx.finish()
             if tx.failure is not None:
                 self._reset_due = True
-            accepted.update(tx.accepted)
-            refused.update(tx.refused)
-            if tx.data_reply is not None and tx.failure is not SMTPSenderRefused:
-                data_replies.append(tx.data_reply)
-            if tx.failure is not None and tx.failure_reply is not None:
-                failures.append((tx.failure, tx.failure_reply))
+            txs.append(tx)
             if not self.usable:
                 break
-        result = SendResult(
-            sender=sender,
-            accepted={k: accepted[k] for k in keys if k in accepted},
-            refused={k: refused[k] for k in keys if k in refused and k not in accepted},
-            data_replies=tuple(data_replies),
-        )
-        return result, failures
+        failures = [
+            (tx.failure, tx.failure_reply)
+            for tx in txs
+            if tx.failure is not None and tx.failure_reply is not None
+        ]
+        return _send_result(sender, keys, txs), failures
 
     def _transaction(
         self, tx: _Transaction, mail: MailFrom, rcpts: list[RcptTo], data: bytes, bdat: bool
@@ -1413,7 +1424,7 @@ class ClientEngine:
             tx.finish()  # refused before the content, or a 421 closed the session
             if tx.failure is not None:
                 self._reset_due = True
-            results.append(self._tx_result(item, tx))
+            results.append(_send_result(item.message.sender, item.keys, [tx]))
         if held is not None:
             yield Write(coalesce(tail), "data block")
             yield from self._end_held(held, results)
@@ -1430,21 +1441,7 @@ class ClientEngine:
         if self.conn.state is State.CLOSED:  # 421 (RFC 5321 §3.8)
             self.broken = True
         tx.finish()
-        results.append(self._tx_result(item, tx))
-
-    @staticmethod
-    def _tx_result(item: _Prepared, tx: _Transaction) -> SendResult:
-        """The SendResult of a message sent as one transaction (as send_mail builds it)."""
-        keys = item.keys
-        data_replies: tuple[Reply, ...] = ()
-        if tx.data_reply is not None and tx.failure is not SMTPSenderRefused:
-            data_replies = (tx.data_reply,)
-        return SendResult(
-            sender=item.message.sender,
-            accepted={k: tx.accepted[k] for k in keys if k in tx.accepted},
-            refused={k: tx.refused[k] for k in keys if k in tx.refused and k not in tx.accepted},
-            data_replies=data_replies,
-        )
+        results.append(_send_result(item.message.sender, item.keys, [tx]))
 
     # --------------------------------------------------------------- other commands
 
