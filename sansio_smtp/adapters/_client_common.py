@@ -590,7 +590,6 @@ class _Transaction:
         "failure_reply",
         "keys",
         "mail_reply",
-        "rcpt_ok",
         "rcpt_seen",
         "refused",
         "start_reply",
@@ -599,7 +598,6 @@ class _Transaction:
     def __init__(self, keys: list[str]) -> None:
         self.keys = keys
         self.rcpt_seen = 0  # RCPT replies read
-        self.rcpt_ok = 0  # RCPTs accepted
         self.deliveries = 0  # LMTP per-recipient replies read
         self.accepted: dict[str, Reply] = {}
         self.refused: dict[str, Reply] = {}
@@ -1255,7 +1253,6 @@ class ClientEngine:
                     tx.rcpt_seen += 1
                     if reply.is_positive:
                         tx.accepted[key] = reply
-                        tx.rcpt_ok += 1
                         if self.options.lmtp:
                             tx.delivery_queue.append(key)
                     else:
