@@ -19,7 +19,7 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Self
+from typing import Any, TypeVar
 
 from sansio_smtp import (
     NEED_DATA,
@@ -77,6 +77,9 @@ class _Transaction:
     chunks: list[bytes] = field(default_factory=list)
 
 
+_Listener = TypeVar("_Listener", bound="ThreadedListener")
+
+
 class ThreadedListener:
     """A listener on 127.0.0.1 (port chosen by the OS) with one thread per connection,
     shared by the test servers: a subclass calls ``_listen()`` at the end of its
@@ -105,7 +108,7 @@ class ThreadedListener:
     def _handle(self, sock: socket.socket, state: Any) -> None:
         raise NotImplementedError
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _Listener) -> _Listener:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

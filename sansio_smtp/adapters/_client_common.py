@@ -18,6 +18,8 @@
 # adapters close the transport otherwise. Secrets never reach the transcript.
 from __future__ import annotations
 
+import abc
+import contextlib
 import copy
 import email.generator
 import email.message
@@ -65,6 +67,7 @@ from ..config import DEFAULT_MAX_DATA_LINE, MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
     import ssl
+    from types import TracebackType
 
 __all__ = [
     "DEFAULT_BDAT_CHUNK",
@@ -1464,10 +1467,11 @@ class ClientEngine:
 # ------------------------------------------------------------------ client front ends
 
 
-class ClientBase:
+class ClientBase(abc.ABC):
     """What every client flavour shares: the constructor (the options, checked into a
     ClientOptions, and the engine) and the read-only views of the engine. A flavour sets
-    up its own transport state in ``_init_transport()``."""
+    up its own transport state in ``_init_transport()`` and says whether it is
+    ``connected``."""
 
     def __init__(
         self,
@@ -1520,8 +1524,19 @@ class ClientBase:
         self._engine = ClientEngine(self._options)
         self._init_transport()
 
+    @abc.abstractmethod
     def _init_transport(self) -> None:
         """The flavour's own state before connecting (socket, transport, lock...)."""
+
+    @property
+    @abc.abstractmethod
+    def connected(self) -> bool:
+        """A connection to the server is open."""
+
+    def __repr__(self) -> str:
+        opts = self._options
+        state = "connected" if self.connected else "closed"
+        return f"<{type(self).__name__} {opts.host}:{opts.port} {opts.tls.name} {state}>"
 
     @property
     def greeting(self) -> Greeting | None:
@@ -1557,12 +1572,52 @@ class ClientBase:
         return self._engine.conn
 
 
+_AsyncClient = TypeVar("_AsyncClient", bound="AsyncClientCommands")
+
+
 class AsyncClientCommands(ClientBase):
     """The commands of the async flavours (asyncio, AnyIO): each runs engine steps through
-    the flavour's own ``_locked`` I/O loop."""
+    the flavour's own ``_locked`` I/O loop; ``async with`` connects, and QUITs and closes
+    at the end."""
 
+    @abc.abstractmethod
     async def _locked(self, steps: Steps[T]) -> T:
-        raise NotImplementedError
+        """Run ``steps`` on the connection, one operation at a time."""
+
+    @abc.abstractmethod
+    async def connect(self) -> None:
+        """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Close the connection (no QUIT). Safe to call more than once."""
+
+    async def __aenter__(self: _AsyncClient) -> _AsyncClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if self.connected and self._engine.usable:
+                with contextlib.suppress(SMTPError):
+                    await self.quit()
+        finally:
+            await self.aclose()
+
+    async def quit(self) -> Reply | None:
+        """QUIT (RFC 5321 §4.1.1.10) and close. Returns the 221 reply, or None when the
+        session was not in a state to QUIT or the server closed first."""
+        if not self.connected:
+            return None
+        try:
+            return await self._locked(self._engine.quit())
+        finally:
+            await self.aclose()
 
     async def send_message(
         self,

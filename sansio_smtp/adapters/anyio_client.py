@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import ssl
-from types import TracebackType
 from typing import Final, TypeVar, cast
 
 import anyio
@@ -29,7 +28,6 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from .._events import Reply
 from ._client_common import (
     READ,
     AsyncClientCommands,
@@ -66,29 +64,7 @@ class AnyioSMTPClient(AsyncClientCommands):
         self._stream: anyio.abc.ByteStream | None = None
         self._lock: anyio.Lock | None = None
 
-    def __repr__(self) -> str:
-        state = "connected" if self._stream is not None else "closed"
-        opts = self._options
-        return f"<AnyioSMTPClient {opts.host}:{opts.port} {opts.tls.name} {state}>"
-
     # ----------------------------------------------------------------- lifecycle
-
-    async def __aenter__(self) -> AnyioSMTPClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self._stream is not None and self._engine.usable:
-                with contextlib.suppress(SMTPError):
-                    await self.quit()
-        finally:
-            await self.aclose()
 
     async def connect(self) -> None:
         """Connect, read the greeting, EHLO, STARTTLS and AUTH as configured. On failure
@@ -123,16 +99,6 @@ class AnyioSMTPClient(AsyncClientCommands):
                         await self._run(engine.quit())
             await self.aclose()
             raise
-
-    async def quit(self) -> Reply | None:
-        """QUIT (RFC 5321 §4.1.1.10) and close. Returns the 221 reply, or None when the
-        session was not in a state to QUIT or the server closed first."""
-        if self._stream is None:
-            return None
-        try:
-            return await self._locked(self._engine.quit())
-        finally:
-            await self.aclose()
 
     async def aclose(self) -> None:
         """Close the connection (no QUIT). Safe to call more than once."""

@@ -25,10 +25,8 @@ import asyncio
 import contextlib
 import ssl
 import warnings
-from types import TracebackType
 from typing import TypeVar, cast
 
-from .._events import Reply
 from ._client_common import (
     READ,
     AsyncClientCommands,
@@ -207,29 +205,7 @@ class AsyncSMTPClient(AsyncClientCommands):
         self._transport: asyncio.Transport | None = None
         self._lock: asyncio.Lock | None = None
 
-    def __repr__(self) -> str:
-        state = "connected" if self._transport is not None else "closed"
-        opts = self._options
-        return f"<AsyncSMTPClient {opts.host}:{opts.port} {opts.tls.name} {state}>"
-
     # ----------------------------------------------------------------- lifecycle
-
-    async def __aenter__(self) -> AsyncSMTPClient:
-        await self.connect()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        try:
-            if self._transport is not None and self._engine.usable:
-                with contextlib.suppress(SMTPError):
-                    await self.quit()
-        finally:
-            await self.aclose()
 
     def __del__(self) -> None:
         transport = getattr(self, "_transport", None)
@@ -276,16 +252,6 @@ class AsyncSMTPClient(AsyncClientCommands):
                     await self._run(engine.quit())
             await self.aclose()
             raise
-
-    async def quit(self) -> Reply | None:
-        """QUIT (RFC 5321 §4.1.1.10) and close. Returns the 221 reply, or None when the
-        session was not in a state to QUIT or the server closed first."""
-        if self._transport is None:
-            return None
-        try:
-            return await self._locked(self._engine.quit())
-        finally:
-            await self.aclose()
 
     def close(self) -> None:
         """Abort the connection at once (no QUIT). Safe to call more than once."""

@@ -117,11 +117,6 @@ class SMTPClient(ClientBase):
         self._sock: socket.socket | None = None
         self._poller = select.poll()
 
-    def __repr__(self) -> str:
-        state = "connected" if self._sock is not None else "closed"
-        opts = self._options
-        return f"<SMTPClient {opts.host}:{opts.port} {opts.tls.name} {state}>"
-
     # ----------------------------------------------------------------- lifecycle
 
     def __enter__(self) -> SMTPClient:
