@@ -538,8 +538,7 @@ class Connection:
                 raise LocalProtocolError(
                     f"{len(data)} octets sent where the BDAT chunk has {chunk.remaining} left"
                 )
-            view = data.tobytes() if isinstance(data, memoryview) else data
-            check_content(view, self._facts, self._content_size + len(data))
+            check_content(data, self._facts, self._content_size + len(data))
             chunk.remaining -= len(data)
             self._content_size += len(data)
             if not chunk.remaining:

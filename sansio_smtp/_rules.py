@@ -214,11 +214,15 @@ def _check_auth_to_send(command: Auth, facts: Facts) -> None:
         )
 
 
-def check_content(data: bytes | bytearray, facts: Facts, sent: int) -> None:
+def check_content(data: bytes | bytearray | memoryview, facts: Facts, sent: int) -> None:
     """Client rules for message content: 8-bit only when declared (RFC 6152 §3), and no
-    more than the server's SIZE limit (RFC 1870 §6); ``sent`` counts the content so far."""
+    more than the server's SIZE limit (RFC 1870 §6); ``sent`` counts the content so far.
+    A memoryview is copied only when the 8-bit rule applies."""
     eight_bit_ok = facts.eight_bit_ok or facts.config.allow_8bit_without_8bitmime
-    if not eight_bit_ok and not data.isascii():
+    if (
+        not eight_bit_ok
+        and not (data.tobytes() if isinstance(data, memoryview) else data).isascii()
+    ):
         raise LocalProtocolError(
             "8-bit content needs BODY=8BITMIME (RFC 6152 §3) or SMTPUTF8; set"
             " Config(allow_8bit_without_8bitmime=True) to send it anyway"
