@@ -5,6 +5,8 @@
 set -euo pipefail
 need=()
 command -v swaks >/dev/null || need+=(swaks)
+# swaks speaks TLS (STARTTLS and --tls-on-connect) only with these Perl modules
+perl -MNet::SSLeay -MIO::Socket::SSL -e1 2>/dev/null || need+=(libnet-ssleay-perl libio-socket-ssl-perl)
 command -v curl >/dev/null || need+=(curl)
 command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || need+=(postfix)
 # headless Chromium loads a rendered notebook (tests/test_notebooks_render.py)
