@@ -1,4 +1,4 @@
-"""Command line: ``python -m sansio_smtp {demo,explain,serve,send}``."""
+"""Command line: ``python -m sansio_smtp {demo,explain,serve,send,probe}``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     explain.add_argument("reply", nargs="+", help='e.g. 550, 5.1.1 or "550 5.1.1 User unknown"')
     serve = sub.add_parser("serve", help="run an SMTP/LMTP server (asyncio)")
     send = sub.add_parser("send", help="send one message")
+    probe = sub.add_parser("probe", help="test a running SMTP server (conformance, attacks)")
     # The serve/send options live beside their code; imported only when used.
     if argv is None:
         argv = sys.argv[1:]
@@ -28,6 +29,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._cli_send import add_arguments as add_send
 
         add_send(send)
+    elif argv and argv[0] == "probe":
+        from ._cli_probe import add_arguments as add_probe
+
+        add_probe(probe)
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -43,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._cli_send import run as run_send
 
         return run_send(args)
+    if args.command == "probe":
+        from ._cli_probe import run as run_probe
+
+        return run_probe(args)
     from .codes import explain as explain_reply
 
     try:
