@@ -46,10 +46,13 @@ from ._events import (
 )
 from ._extensions import Extensions
 from ._readers import (
+    OVERLONG_LINE_KEPT,
     CommandRejected,
     Context,
     DataReader,
     ReplyReader,
+    is_auth_line,
+    line_too_long,
     make_reply,
     parse_auth_response,
     parse_command,
@@ -285,16 +288,18 @@ class Connection:
                 return NEED_DATA
             if isinstance(event, (EndOfMessage, InvalidMessage)):
                 self._data_reader = None
+                if isinstance(event, InvalidMessage):
+                    st.content_refusal = event.reply_hint  # RFC 2033 §4.2: for all
                 # Either way the end of the content awaits the transaction's reply.
                 st.process_command(EndOfMessage())
             return event
         raw = self._buf.maybe_extract_line()
         if raw is None:
-            auth = st.state is State.AUTH or self._buf.raw[:5].upper() == b"AUTH "
+            auth = is_auth_line(self._discarding or self._buf.raw, in_auth=st.state is State.AUTH)
             if len(self._buf) > (MAX_AUTH_LINE if auth else self.config.max_command_line):
                 # Drop an over-long line as it arrives (memory stays bounded); refuse it
                 # once its end arrives, so the reply lines up with it.
-                self._discarding = self._discarding or bytes(self._buf.raw[:64])
+                self._discarding = self._discarding or bytes(self._buf.raw[:OVERLONG_LINE_KEPT])
                 self._buf.clear()
             return NEED_DATA
         return self._server_command(raw)
@@ -303,8 +308,9 @@ class Connection:
         in_auth = self._state.state is State.AUTH
         line, rejected = split_command_line(raw, self.config, auth=in_auth)
         if self._discarding is not None:
+            # the same refusal as for the line arriving whole (split_command_line)
             line, self._discarding = self._discarding, None
-            rejected = CommandRejected(Reply(code=500, lines="Line too long", enhanced="5.5.2"))
+            rejected = line_too_long(auth=is_auth_line(line, in_auth=in_auth))
         event: Event
         command: Command | None = None
         if rejected is None:
@@ -389,6 +395,7 @@ class Connection:
             self._process_command(chunk.held)
             return chunk.held
         if chunk.error is not None:
+            self._state.content_refusal = chunk.error.reply_hint  # RFC 2033 §4.2: for all
             return chunk.error
         if chunk.last:
             return EndOfMessage()

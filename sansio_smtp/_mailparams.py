@@ -38,7 +38,7 @@ from . import (
 from ._address import Address
 from ._extensions import MAIL_PARAMETERS, RCPT_PARAMETERS, Extensions
 from ._params import Params
-from ._util import LocalProtocolError
+from ._util import MAX_QUOTED, LocalProtocolError, quote
 
 if TYPE_CHECKING:
     from ._events import Reply
@@ -534,7 +534,7 @@ def _typed(params: ParamsArg, keyword: str, parse: Callable[[str], _T]) -> _T | 
     try:
         return parse(value)
     except ValueError as exc:
-        raise ValueError(f"invalid {keyword}={value!r}: {exc}") from None
+        raise ValueError(f"invalid {keyword}={quote(value)}: {exc}") from None
 
 
 def _flag(params: ParamsArg, keyword: str) -> bool:
@@ -695,8 +695,16 @@ class _Problem:
     detail: str
 
 
+def _shown_keyword(keyword: str) -> str:
+    # A keyword passed the esmtp-keyword grammar (letters, digits, "-"), but a peer can
+    # make it ~500 characters long: quote() cuts it so that the reply line fits.
+    return keyword if len(keyword) <= MAX_QUOTED else quote(keyword)
+
+
 def _problem(code: int, enhanced: str, text: str, keyword: str, value: str | None) -> _Problem:
-    shown = keyword if value is None else f"{keyword}={value!r}"
+    shown = (
+        _shown_keyword(keyword) if value is None else f"{_shown_keyword(keyword)}={quote(value)}"
+    )
     # Reply text is ASCII (RFC 5321 §4.2): spell out the section sign of RFC citations.
     ascii_text = text.replace("§", "section ").encode("ascii", "replace").decode("ascii")
     return _Problem(
@@ -706,11 +714,13 @@ def _problem(code: int, enhanced: str, text: str, keyword: str, value: str | Non
 
 def _unsupported(keyword: str, value: str | None, why: str) -> _Problem:
     # RFC 5321 §4.1.1.11: a parameter the server does not recognise or cannot implement.
-    return _problem(555, "5.5.4", f"{keyword} parameter not supported{why}", keyword, value)
+    text = f"{_shown_keyword(keyword)} parameter not supported{why}"
+    return _problem(555, "5.5.4", text, keyword, value)
 
 
 def _malformed(keyword: str, value: str | None, reason: str) -> _Problem:
-    return _problem(501, "5.5.4", f"Invalid {keyword} parameter: {reason}", keyword, value)
+    text = f"Invalid {_shown_keyword(keyword)} parameter: {reason}"
+    return _problem(501, "5.5.4", text, keyword, value)
 
 
 def _advertised_size_limit(extensions: Extensions) -> int | None:

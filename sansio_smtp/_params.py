@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import final
 
 from . import _abnf
+from ._util import quote
 
 __all__ = ["Params"]
 
@@ -43,12 +44,14 @@ class Params(Mapping[str, "str | None"]):
         seen: dict[str, str | None] = {}
         for key, value in pairs:
             if not isinstance(key, str) or not _KEYWORD_RE.match(key):
-                raise ValueError(f"invalid ESMTP keyword {key!r}")
+                shown = quote(key) if isinstance(key, str) else repr(key)
+                raise ValueError(f"invalid ESMTP keyword {shown}")
             if value is not None and (not isinstance(value, str) or not _VALUE_RE.match(value)):
-                raise ValueError(f"invalid value {value!r} for ESMTP parameter {key}")
+                shown = quote(value) if isinstance(value, str) else repr(value)
+                raise ValueError(f"invalid value {shown} for ESMTP parameter {quote(key)}")
             upper = key.upper()
             if upper in seen:
-                raise ValueError(f"duplicate ESMTP parameter {upper}")
+                raise ValueError(f"duplicate ESMTP parameter {quote(upper)}")
             seen[upper] = value
         object.__setattr__(self, "_items", tuple(seen.items()))
         object.__setattr__(self, "_index", seen)

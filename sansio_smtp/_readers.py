@@ -254,18 +254,35 @@ def parse_command(line: bytes, ctx: Context) -> Command:
     return parser(arg, ctx)
 
 
+#: How much of an over-long command line its InvalidCommand keeps (``line``): the start,
+#: which is all a server keeps of a line it drops as it arrives.
+OVERLONG_LINE_KEPT = 64
+
+
+def is_auth_line(start: bytes | bytearray, *, in_auth: bool) -> bool:
+    """A line allowed MAX_AUTH_LINE octets: an AUTH command or a response within an AUTH
+    exchange (RFC 4954 §4); ``start`` is the line's first octets."""
+    return in_auth or start[:5].upper() == b"AUTH "
+
+
+def line_too_long(*, auth: bool) -> CommandRejected:
+    """The refusal of an over-long command line, the same however the line arrived."""
+    if auth:  # RFC 4954 §4, RFC 3463 X.5.6
+        return _reject(500, "5.5.6", "Authentication exchange line is too long")
+    return _reject(500, "5.5.2", "Line too long")  # RFC 5321 §4.5.3.1.10
+
+
 def split_command_line(
     raw: bytes, config: Config, *, auth: bool = False
 ) -> tuple[bytes, CommandRejected | None]:
     """Strip the line ending of a complete line; apply the line length limit and the
     line-ending policy. Returns the line and the rejection, if any. ``auth``: the line is
-    an AUTH response, allowed MAX_AUTH_LINE octets like an AUTH command (RFC 4954 §4)."""
+    an AUTH response, allowed MAX_AUTH_LINE octets like an AUTH command (RFC 4954 §4).
+    An over-long line is cut to its first OVERLONG_LINE_KEPT octets."""
     line = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1]
-    if auth or raw[:5].upper() == b"AUTH ":
-        if len(raw) > MAX_AUTH_LINE:
-            return line, _reject(500, "5.5.6", "Authentication exchange line is too long")
-    elif len(raw) > config.max_command_line:  # RFC 5321 §4.5.3.1.4
-        return line, _reject(500, "5.5.2", "Line too long")
+    auth = is_auth_line(raw, in_auth=auth)
+    if len(raw) > (MAX_AUTH_LINE if auth else config.max_command_line):  # §4.5.3.1.4
+        return line[:OVERLONG_LINE_KEPT], line_too_long(auth=auth)
     if config.line_endings is LineEndingPolicy.REJECT and not raw.endswith(b"\r\n"):
         return line, _reject(500, "5.5.2", "Bare LF not allowed")
     return line, None

@@ -28,8 +28,13 @@ from ._events import (
     Vrfy,
 )
 from ._state import LmtpDelivery
+from ._util import quote
 
 __all__ = ["DEFAULT_REPLIES", "default_reply_for"]
+
+# A forward path shown in a reply as it is up to this length (RFC 5321 §4.5.3.1.3: a path
+# is at most 256 octets), quoted and cut beyond, so the reply line stays within 512.
+_MAX_SHOWN_PATH = 256
 
 #: command type -> its default reply (RFC 5321 §4.3.2).
 DEFAULT_REPLIES: Mapping[type[Event], Reply] = {
@@ -61,10 +66,14 @@ def default_reply_for(event: Event, hostname: str, ehlo: Callable[[], Reply]) ->
             return DEFAULT_REPLIES[EndOfMessage]
         return Reply(code=250, lines=f"{event.size} octets received", enhanced="2.0.0")
     if isinstance(event, LmtpDelivery):
-        # RFC 2033 §4.2: one reply per recipient after the message
-        return Reply(
-            code=250, lines=f"<{event.recipient.forward_path}> delivered", enhanced="2.1.5"
-        )
+        # RFC 2033 §4.2: one reply per recipient after the message; a message refused as
+        # a whole is refused for each of them
+        if event.refusal is not None:
+            return event.refusal
+        path = str(event.recipient.forward_path)
+        if len(path.encode("utf-8", "replace")) > _MAX_SHOWN_PATH:  # keep the line in bounds
+            path = quote(path, _MAX_SHOWN_PATH)
+        return Reply(code=250, lines=f"<{path}> delivered", enhanced="2.1.5")
     if isinstance(event, Helo):
         return Reply(code=250, lines=hostname)
     if isinstance(event, Quit):

@@ -130,7 +130,7 @@ def check_received(command: Command, state: State, facts: Facts) -> Reply | None
     if isinstance(command, StartTLS) and facts.tls:
         return _reply(503, "5.5.1", "TLS already active")  # RFC 3207 §4.2
     if type(command) not in TRANSITIONS[state]:
-        return out_of_sequence_reply(state, command)
+        return out_of_sequence_reply(state, command, lmtp=config.lmtp)
     needed = _extension_needed(command)
     if needed is not None and needed not in facts.extensions:
         return _reply(502, "5.5.1", f"{command.verb} not available")  # RFC 5321 §4.2.4

@@ -186,13 +186,16 @@ def after_reply(state: State, command: Event, reply: Reply) -> State:
     return state
 
 
-def out_of_sequence_reply(state: State, command: Command) -> Reply:
+def out_of_sequence_reply(state: State, command: Command, *, lmtp: bool = False) -> Reply:
     """The reply a server gives a command that is not in TRANSITIONS[state]."""
     if state is State.CONNECTED and isinstance(command, (MailFrom, RcptTo, Data, Bdat)):
         return Reply(code=503, lines="Send HELO/EHLO first", enhanced="5.5.1")
     if state is State.MAIL and isinstance(command, (Data, Bdat)):
-        # RFC 5321 §3.3: no valid recipients -> 503 or 554
-        return Reply(code=554, lines="No valid recipients", enhanced="5.5.1")
+        # RFC 5321 §3.3: no valid recipients -> 503 or 554. RFC 2033 §4.2: in LMTP "the
+        # DATA command MUST fail with a 503 reply code"; BDAT, which stands for DATA
+        # (RFC 3030 §2), gets the same.
+        code = 503 if lmtp else 554
+        return Reply(code=code, lines="No valid recipients", enhanced="5.5.1")
     if state is State.READY and isinstance(command, (RcptTo, Data, Bdat)):
         return Reply(code=503, lines="Need MAIL command", enhanced="5.5.1")
     if isinstance(command, MailFrom) and state in (State.MAIL, State.RCPT, State.BDAT):
@@ -215,9 +218,15 @@ def out_of_sequence_reply(state: State, command: Command) -> Reply:
 class LmtpDelivery(Event):
     """A pending LMTP reply: after the end of a message, one reply per accepted recipient,
     in RCPT order (RFC 2033 §4.2). The first answers the end of the message itself; these
-    stand for the rest."""
+    stand for the rest.
+
+    ``refusal``: the reply every recipient gets because the message itself was refused
+    (InvalidMessage: too large, a line too long, ...): a refused message is delivered to
+    none of them (RFC 2033 §4.2). None when each recipient's delivery is decided on its
+    own."""
 
     recipient: RcptTo
+    refusal: Reply | None = None
 
 
 def ends_message(event: Event) -> bool:
@@ -238,6 +247,9 @@ class ConnectionState:
         self.projected = State.GREETING
         self.accepted: list[RcptTo] = []
         self.lmtp = lmtp
+        #: The reply_hint of the InvalidMessage that ended the message content now
+        #: awaiting its reply (server), so that LMTP refuses it for every recipient.
+        self.content_refusal: Reply | None = None
 
     @property
     def recipients(self) -> int:
@@ -282,13 +294,20 @@ class ConnectionState:
         check_reply_fits(command, reply)
         self.pending.popleft()
         answered: Event = command
+        refused: Reply | None = None
+        if isinstance(command, (EndOfMessage, Bdat)):
+            refused, self.content_refusal = self.content_refusal, None
         if isinstance(command, LmtpDelivery):
             answered = command.recipient
         elif self.lmtp and ends_message(command) and self.accepted and reply.code != 421:
             # RFC 2033 §4.2: one reply per accepted recipient. The RCPT replies all came
-            # before this one, so the list is complete now even when pipelined.
+            # before this one, so the list is complete now even when pipelined. A message
+            # the server refused as a whole is refused for every recipient: the refusal
+            # sent about the first one (or the reader's hint, if that was not negative).
             answered = self.accepted[0]
-            more = [LmtpDelivery(recipient=r) for r in self.accepted[1:]]
+            if refused is not None and reply.code >= 400:
+                refused = reply
+            more = [LmtpDelivery(recipient=r, refusal=refused) for r in self.accepted[1:]]
             self.pending.extendleft(reversed(more))
         new = after_reply(self.state, command, reply)
         if isinstance(command, RcptTo) and new is State.RCPT and reply.is_positive:

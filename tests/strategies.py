@@ -69,6 +69,7 @@ __all__ = [
     "greetings",
     "helos",
     "helps",
+    "hostile_lines",
     "mail_froms",
     "mail_params",
     "negative_replies",
@@ -688,3 +689,73 @@ def chunkings(max_size: int = 40) -> st.SearchStrategy[list[int]]:
         st.just([1 << 30]),
         st.lists(st.integers(1, max_size), min_size=1, max_size=8),
     )
+
+
+# ------------------------------------------------------------------- hostile peer text
+
+# Where a server may quote what the peer sent: parameter keywords and values, addresses,
+# verbs and arguments (issue 10 item 13: hints quoting them went over 512 octets).
+_QUOTING_PREFIXES = [
+    b"MAIL FROM:<a@b.example> ",
+    b"MAIL FROM:<a@b.example> X=",
+    b"MAIL FROM:<a@b.example> SIZE=",
+    b"MAIL FROM:<a@b.example> ENVID=",
+    b"MAIL FROM:<a@b.example> BODY=",
+    b"MAIL FROM:<a@b.example> RET=",
+    b"MAIL FROM:<a@b.example> AUTH=",
+    b"MAIL FROM:<a@b.example> MT-PRIORITY=",
+    b"MAIL FROM:<a@b.example> BY=",
+    b"MAIL FROM:<a@b.example> SMTPUTF8=",
+    b"MAIL FROM:<a@b.example> SIZE=1 SIZE=",
+    b"MAIL FROM:<",
+    b"RCPT TO:<c@d.example> NOTIFY=",
+    b"RCPT TO:<c@d.example> ORCPT=rfc822;",
+    b"RCPT TO:<c@d.example> ",
+    b"RCPT TO:<",
+    b"STARTTLS ",
+    b"HELP ",
+    b"NOOP ",
+    b"VRFY ",
+    b"EHLO ",
+    b"LHLO ",
+    b"AUTH ",
+    b"AUTH PLAIN ",
+    b"BDAT ",
+    b"",
+]
+# What the quoted text is made of: controls (escaped to 4 characters each), non-ASCII
+# UTF-8 (escaped to 4-6), invalid UTF-8, and plain characters that pass the grammar.
+_QUOTED_UNITS = [
+    b"\x01",
+    b"\x7f",
+    b"\xc2\x85",
+    b"\xe2\x80\xa8",
+    b"\xf0\x9f\x98\x80",
+    b"\xff",
+    b"K",
+    b"1",
+    b"=",
+    b" ",
+    b"@",
+    b">",
+    b"+2B",
+    b"\\",
+    b"'",
+]
+
+
+@cache
+def hostile_lines() -> st.SearchStrategy[bytes]:
+    """One command line (with CRLF) that puts long runs of hostile text where a server
+    may quote it, up to about the 512-octet command line limit and past it."""
+
+    @st.composite
+    def build(draw: st.DrawFn) -> bytes:
+        prefix = draw(st.sampled_from(_QUOTING_PREFIXES))
+        units = draw(st.lists(st.sampled_from(_QUOTED_UNITS), min_size=1, max_size=3))
+        count = draw(st.integers(1, 520))
+        body = (b"".join(units) * count)[: draw(st.integers(1, 530))]
+        tail = draw(st.sampled_from([b"", b">", b"=1", b" SIZE=1"]))
+        return prefix + body + tail + b"\r\n"
+
+    return build()

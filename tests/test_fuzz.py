@@ -25,6 +25,7 @@ from sansio_smtp import (
     PAUSED,
     SERVER,
     Address,
+    Auth,
     Bdat,
     Command,
     Config,
@@ -179,12 +180,17 @@ class Server:
     connection pauses for a reply, so BDAT chunks are read before their reply (RFC 3030
     §2) and LMTP's per-recipient replies are all given (RFC 2033 §4.2)."""
 
-    def __init__(self, config: Config, greeting: Greeting, tls: bool = False) -> None:
+    def __init__(
+        self, config: Config, greeting: Greeting, tls: bool = False, challenge: bool = False
+    ) -> None:
         self.conn = Connection(SERVER, config, tls=tls)
         self.conn.send(greeting)
         self.events: list[Event] = []
         self.started_tls = False
         self._owed: Event | None = None
+        # challenge: answer AUTH with a 334 challenge (RFC 4954 §4), so the lines after it
+        # are read inside the exchange; the response then gets its default (535).
+        self._challenge = challenge
 
     def feed(self, data: bytes, sizes: list[int], close: bool = False) -> None:
         for piece in chunked(data, sizes):
@@ -211,7 +217,12 @@ class Server:
                 assert conn.pending, "PAUSED though no reply is owed"
                 owed = self._owed if self._owed is not None else conn.pending[0]
                 self._owed = None
-                conn.send(conn.default_reply(owed))
+                reply = conn.default_reply(owed)
+                if isinstance(owed, (InvalidCommand, InvalidMessage)):
+                    assert reply == owed.reply_hint
+                elif self._challenge and isinstance(owed, Auth):
+                    reply = Reply.auth_challenge(b"Username:")
+                conn.send(reply)  # every suggested reply can be sent (STYLE.md "Errors")
                 continue
             assert isinstance(event, Event)
             self.events.append(event)
@@ -480,3 +491,131 @@ def test_client_send_raises_only_local_protocol_error(local: str) -> None:
         return  # refused on construction: fine
     with contextlib.suppress(LocalProtocolError):
         client.send(MailFrom(reverse_path=address, params={"SMTPUTF8": None}))
+
+
+# --------------------------------------------------- suggested replies, re-chunking
+
+
+def rich_server_configs() -> st.SearchStrategy[Config]:
+    """Servers that advertise every extension whose parameters a peer can quote back
+    (SIZE, DSN, BODY, AUTH=, MT-PRIORITY, BY, SMTPUTF8, CHUNKING...) plus a random set,
+    SMTP and LMTP, with small limits."""
+    every = {
+        "PIPELINING": (),
+        "SIZE": (),
+        "8BITMIME": (),
+        "BINARYMIME": (),
+        "SMTPUTF8": (),
+        "DSN": (),
+        "CHUNKING": (),
+        "ENHANCEDSTATUSCODES": (),
+        "AUTH": ("PLAIN", "LOGIN"),
+        "MT-PRIORITY": (),
+        "DELIVERBY": (),
+        "REQUIRETLS": (),
+    }
+    return st.builds(
+        lambda extra, **kw: Config(extensions={**dict(extra.items()), **every}, **kw),
+        s.extensions(known=tuple(k for k in s.KNOWN_EXTENSIONS if k != "STARTTLS")),
+        lmtp=st.booleans(),
+        line_endings=st.sampled_from(LineEndingPolicy),
+        max_message_size=st.none() | st.integers(1, 200),
+        max_data_line=st.sampled_from([None, 1000, 20]),
+        allow_plaintext_auth=st.just(True),
+    )
+
+
+def _hostile_input() -> st.SearchStrategy[bytes]:
+    piece = s.hostile_lines() | st.sampled_from(_SERVER_TOKENS) | st.binary(max_size=12)
+    return st.lists(piece, min_size=1, max_size=12).map(b"".join)
+
+
+@given(
+    config=rich_server_configs(),
+    depth=st.integers(0, 4),
+    data=_hostile_input(),
+    sizes=s.chunkings(max_size=64),
+    tls=st.booleans(),
+    challenge=st.booleans(),
+)
+def test_every_suggested_reply_can_be_sent(
+    config: Config, depth: int, data: bytes, sizes: list[int], tls: bool, challenge: bool
+) -> None:
+    """Law (issue 10 item 13; STYLE.md "Errors"): for any input, in any chunking, in any
+    state reached (before HELLO, in a transaction, in DATA or a BDAT chunk, inside an AUTH
+    exchange, SMTP and LMTP), every InvalidCommand / InvalidMessage reply_hint and every
+    default_reply(event) is accepted by server.send(): peer text quoted in a reply is
+    escaped and cut so that the line stays within 512 octets (RFC 5321 §4.5.3.1.5)."""
+    server = Server(config, Greeting(lines="mx.example ESMTP"), tls=tls, challenge=challenge)
+    wire = _prefix(config, depth) + data
+    note(f"wire={wire!r}")
+    server.feed(wire, sizes)  # Server.serve sends each default_reply; send() must accept it
+    assert server.conn.state is not State.ERROR
+    event(f"refused {sum(isinstance(e, InvalidCommand) for e in server.events)}"[:60])
+
+
+def _normalized(events: list[Event]) -> list[Event]:
+    """Events with adjacent MessageData merged, and the content of a message that is
+    refused (InvalidMessage) or not finished (the input ends or the peer closes) left
+    out: how much of it was streamed before the reader found the problem depends on
+    where the reads were split; everything else must not."""
+    out: list[Event] = []
+    if ConnectionClosed() in events:  # the session is over (a read after it repeats it)
+        events = events[: events.index(ConnectionClosed())]
+    for ev in [*events, ConnectionClosed()]:
+        if isinstance(ev, MessageData) and out and isinstance(out[-1], MessageData):
+            out[-1] = MessageData(data=bytes(out[-1].data) + bytes(ev.data))
+        elif isinstance(ev, MessageData):
+            out.append(MessageData(data=bytes(ev.data)))
+        else:
+            if isinstance(ev, (InvalidMessage, ConnectionClosed)):
+                while out and isinstance(out[-1], MessageData):
+                    out.pop()
+            out.append(ev)
+    return out
+
+
+_AUTH_TOKENS = [
+    b"AUTH LOGIN\r\n",
+    b"AUTH PLAIN\r\n",
+    b"dXNlcg==\r\n",
+    b"*\r\n",
+    b"!!\r\n",
+    b"A" * 600,
+    b"A" * 12300,
+    b"AUTH PLAIN " + b"A" * 12300 + b"\r\n",
+    b"NOOP " + b"x" * 520 + b"\r\n",
+]
+
+
+@given(
+    config=rich_server_configs(),
+    depth=st.integers(0, 4),
+    data=st.lists(
+        s.hostile_lines() | st.sampled_from([*_SERVER_TOKENS, *_AUTH_TOKENS]), max_size=12
+    ).map(b"".join),
+    sizes=s.chunkings(max_size=700),
+    challenge=st.booleans(),
+    close=st.booleans(),
+)
+def test_server_events_do_not_depend_on_chunking(
+    config: Config,
+    depth: int,
+    data: bytes,
+    sizes: list[int],
+    challenge: bool,
+    close: bool,
+) -> None:
+    """Law (issue 10 item 14): the same server input gives the same events however it is
+    split into reads - over-long lines (RFC 5321 §4.5.3.1.4; 12288 octets in AUTH, RFC
+    4954 §4), AUTH exchanges, DATA and BDAT content (up to how much of a refused message
+    was streamed before its refusal). Detecting improper pipelining (RFC 2920 §3.1)
+    depends on what arrived together, so that policy is off here."""
+    wire = _prefix(config, depth) + data
+    note(f"wire={wire!r}")
+    results = []
+    for split in ([1 << 30], sizes):
+        server = Server(config, Greeting(lines="mx.example ESMTP"), challenge=challenge)
+        server.feed(wire, split, close)
+        results.append(_normalized(server.events))
+    assert results[0] == results[1]

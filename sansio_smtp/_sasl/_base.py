@@ -236,6 +236,11 @@ def failure_reply(reason: FailureReason) -> Reply:
 
 SUCCESS_REPLY: Final = Reply(code=235, lines="Authentication Succeeded", enhanced="2.7.0")
 
+#: The most octets a challenge can have in SMTP: a 334 reply line is limited like any
+#: reply line (RFC 4954 §4), to 512 octets with "334 ", the base64 text and CRLF
+#: (RFC 5321 §4.5.3.1.5). A mechanism that echoes client input in a challenge bounds it.
+MAX_CHALLENGE: Final = (512 - len("334 ") - len("\r\n")) // 4 * 3
+
 
 # ------------------------------------------------------------------------------- steps
 

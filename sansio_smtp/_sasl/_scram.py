@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from typing import Final, Literal
 
 from ._base import (
+    MAX_CHALLENGE,
     AuthenticationRejected,
     Challenge,
     ChannelBinding,
@@ -77,6 +78,13 @@ DEFAULT_MAX_ITERATIONS: Final = 10_000_000  # a bound on a hostile server's dema
 # RFC 5802 §7: printable = %x21-2B / %x2D-7E (no ","); nonce = "r=" c-nonce [s-nonce]
 _NONCE_RE: Final = re.compile(r"[\x21-\x2b\x2d-\x7e]+\Z")
 _POSIT_RE: Final = re.compile(r"[1-9][0-9]*\Z")  # RFC 5802 §7: posit-number
+# The server-first-message "r=<c-nonce><s-nonce>,s=<salt>,i=<count>" echoes the client
+# nonce; what it needs besides both nonces, with a salt of up to 64 octets (88 base64
+# characters) and a 10-digit count. The client nonce is bounded so that the message fits
+# one 334 reply (MAX_CHALLENGE).
+_MAX_SALT = 64
+_SERVER_FIRST_OVERHEAD: Final = len("r=,s=,i=") + (_MAX_SALT + 2) // 3 * 4 + 10
+_MIN_CLIENT_NONCE_ROOM: Final = 64
 _B64_RE: Final = re.compile(  # RFC 5802 §7: base64-char / base64-4 ... with proper padding
     r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?\Z"
 )
@@ -350,6 +358,12 @@ class ScramServer(ServerMechanism):
             raise ValueError("the SCRAM nonce must be printable ASCII without ',' (RFC 5802 §7)")
         if not isinstance(mock_key, bytes) or not mock_key:
             raise ValueError("mock_key must be non-empty bytes")
+        self._max_c_nonce = MAX_CHALLENGE - _SERVER_FIRST_OVERHEAD - len(nonce)
+        if self._max_c_nonce < _MIN_CLIENT_NONCE_ROOM:
+            raise ValueError(
+                f"a server nonce of {len(nonce)} characters leaves too little room for the"
+                " client's in a 334 challenge (RFC 4954 §4)"
+            )
         self._bindings = {cb.type: cb.data for cb in channel_bindings}
         if self._plus and not self._bindings:
             raise ValueError(f"{name} needs channel binding data")
@@ -428,6 +442,13 @@ class ScramServer(ServerMechanism):
             return self.fail(FailureReason.MALFORMED, "e=invalid-username-encoding")
         if not _NONCE_RE.match(attrs[1][1]):
             return self.fail(FailureReason.MALFORMED, "bad client nonce")
+        if len(attrs[1][1]) > self._max_c_nonce:
+            # The server-first-message repeats it: it must fit a 334 reply line (RFC 4954
+            # §4, RFC 5321 §4.5.3.1.5). 501 like any malformed client message.
+            return self.fail(
+                FailureReason.MALFORMED,
+                f"client nonce over {self._max_c_nonce} characters: no room in a 334 reply",
+            )
         self._gs2_header = text[: second + 1]  # as sent: it is part of the c= check
         self._first_bare, self._c_nonce, self._authcid = bare, attrs[1][1], username
         self._stage = "keys"
