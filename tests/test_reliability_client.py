@@ -34,6 +34,7 @@ from sansio_smtp.adapters._client_common import (
     SMTPAuthNeedsTLSError,
     SMTPError,
     SMTPTimeoutError,
+    SMTPTLSError,
     TLSMode,
 )
 from sansio_smtp.adapters.anyio_client import AnyioSMTPClient
@@ -171,6 +172,18 @@ def dripping_mail_reply(sock: socket.socket, stop: threading.Event, lines: list[
     drip(sock, stop, b"250 ")
 
 
+def dripping_tls(sock: socket.socket, stop: threading.Event, lines: list[bytes]) -> None:
+    """Implicit TLS: answers the ClientHello with a record header announcing 16 KiB, then
+    one octet of it every DRIP seconds."""
+    while not stop.is_set():
+        try:
+            if sock.recv(65536):  # the ClientHello
+                break
+        except TimeoutError:
+            continue
+    drip(sock, stop, b"\x16\x03\x03\x40\x00")
+
+
 def slow_replies(delay: float) -> Script:
     """Answers every command after ``delay`` seconds (each reply well within a timeout)."""
 
@@ -304,6 +317,69 @@ def test_dripping_mail_reply_times_out(flavour: str) -> None:
     assert isinstance(exc, SMTPTimeoutError), exc
     assert exc.phase == "MAIL"
     assert seconds < 2.5, f"held {seconds:.1f} s"
+
+
+@pytest.mark.parametrize("flavour", FLAVOURS)
+def test_dripping_tls_handshake_times_out(flavour: str) -> None:
+    # issue 10 item 15: the "tls" timeout bounds the whole handshake, not each recv in it
+    with ScriptServer(dripping_tls) as server:
+        exc, seconds = attempt(
+            flavour, server.port, tls=TLSMode.IMPLICIT, timeouts={"tls": 1.0}, timeout=10.0
+        )
+    assert isinstance(exc, SMTPTimeoutError), exc
+    assert exc.phase == "tls"
+    assert seconds < 2.5, f"held {seconds:.1f} s"
+
+
+def plaintext_greeting_at_once(
+    sock: socket.socket, stop: threading.Event, lines: list[bytes]
+) -> None:
+    """A server that greets in plaintext at once and offers AUTH PLAIN, accepting any."""
+    sock.sendall(b"220 mx.test ESMTP\r\n")
+    while not stop.is_set():
+        line = read_line(sock, stop, lines)
+        if not line:
+            return
+        verb = line.split()[0].upper() if line.split() else b""
+        if verb == b"EHLO":
+            sock.sendall(b"250-mx.test\r\n250 AUTH PLAIN\r\n")
+        elif verb == b"AUTH":
+            sock.sendall(b"235 2.7.0 ok\r\n")
+        else:
+            sock.sendall(b"250 ok\r\n")
+
+
+class _LateHandshake(AsyncSMTPClient):
+    """Starts the implicit TLS handshake 0.3 s late, so that what the server sent at once
+    is surely buffered by then (the race the asyncio client lost about 1 time in 30)."""
+
+    async def _handshake(self, *, implicit: bool = False) -> None:
+        await asyncio.sleep(0.3)
+        await super()._handshake(implicit=implicit)
+
+
+def test_implicit_tls_refuses_plaintext_read_ahead() -> None:
+    # found with issue 10 item 16 (downgrade): with tls=IMPLICIT, plaintext that arrived
+    # before the handshake was handed to the core as the greeting, the handshake skipped,
+    # and AUTH PLAIN sent in the clear (the core had been told TLS was on). RFC 8314 §3.3
+    async def run() -> BaseException | None:
+        client = _LateHandshake(
+            "127.0.0.1", server.port, tls=TLSMode.IMPLICIT, username="alice",
+            password="hunter2", timeout=5.0,
+        )  # fmt: skip
+        try:
+            await client.connect()
+        except SMTPError as exc:
+            return exc
+        finally:
+            await client.aclose()
+        return None
+
+    with ScriptServer(plaintext_greeting_at_once) as server:
+        exc = asyncio.run(run())
+    assert isinstance(exc, SMTPTLSError), exc
+    assert "before the TLS handshake" in str(exc)
+    assert server.lines == []  # not even EHLO
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)

@@ -253,13 +253,15 @@ class AsyncSMTPClient(AsyncClientCommands):
         engine.note(f"connected to {opts.host}:{opts.port}")
         try:
             if opts.tls is TLSMode.IMPLICIT:
-                await self._handshake()
+                await self._handshake(implicit=True)
             async with self._lock:
                 await self._run(engine.open())
         except BaseException:
             if self._transport is not None and engine.usable:
                 with contextlib.suppress(SMTPError, asyncio.TimeoutError):
                     await self._run(engine.quit())
+            if engine.broken:  # timed out, lost or broken: abort, no orderly close to wait for
+                self.close()
             await self.aclose()
             raise
 
@@ -378,13 +380,19 @@ class AsyncSMTPClient(AsyncClientCommands):
             with contextlib.suppress(TimeoutError):
                 await protocol.drain(seconds)
 
-    async def _handshake(self) -> None:
+    async def _handshake(self, *, implicit: bool = False) -> None:
         """TLS on the connection (implicit TLS, or after STARTTLS's 220)."""
         engine = self._engine
         protocol = self._protocol
         transport = self._transport
         assert protocol is not None and transport is not None
         leftover = protocol.take()
+        if leftover and implicit:
+            # Implicit TLS: the server speaks only after our ClientHello (RFC 8314 §3.3).
+            # Bytes already here are not TLS; taken as a plaintext greeting they would
+            # make the session go on in the clear while the core believes TLS is active.
+            engine.broken = True
+            raise SMTPTLSError("the server sent data before the TLS handshake (implicit TLS)")
         if leftover:
             # Plaintext after the 220: hand it to the core, whose tls_established()
             # refuses it (RFC 3207 §4.2, CVE-2011-0411). No handshake.
