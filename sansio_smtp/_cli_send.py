@@ -6,6 +6,7 @@
 # least one recipient accepted it, 1 when none did or the session failed, 2 for usage
 # errors; each refused recipient and the failure reply (code, enhanced code, text) go to
 # stderr; --transcript prints the dialogue to stdout as it happens, AUTH data redacted.
+# Credentials never go in the clear: --user without --tls means STARTTLS is required.
 """The ``send`` command: one message from a file or stdin to an SMTP/LMTP server."""
 
 from __future__ import annotations
@@ -64,12 +65,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     tls = parser.add_mutually_exclusive_group()
     tls.add_argument(
-        "--starttls", action="store_true", help="require STARTTLS (RFC 3207) before anything else"
+        "--starttls",
+        action="store_true",
+        help="require STARTTLS (RFC 3207) before anything else (implied by --user)",
     )
     tls.add_argument(
         "--tls", action="store_true", help="implicit TLS from the first byte (port 465, RFC 8314)"
     )
-    parser.add_argument("--user", metavar="U", help="AUTH user name (needs --password)")
+    parser.add_argument(
+        "--user",
+        metavar="U",
+        help="AUTH user name (needs --password); implies --starttls unless --tls is given:"
+        " credentials are never sent without TLS, so a server that does not offer"
+        " STARTTLS gets no AUTH and no mail",
+    )
     parser.add_argument("--password", metavar="P", help="AUTH password")
     parser.add_argument(
         "--ehlo", metavar="NAME", help="our EHLO/LHLO name (default: our address literal)"
@@ -89,7 +98,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--timeout",
         type=float,
         metavar="SECONDS",
-        help="timeout for every phase (default: RFC 5321 §4.5.3.2 values)",
+        help="timeout for every phase, each a limit on a whole reply or write"
+        " (default: RFC 5321 §4.5.3.2 values)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=float,
+        metavar="SECONDS",
+        help="limit on the whole session from connect to QUIT (default: none)",
     )
     parser.add_argument(
         "--transcript",
@@ -145,7 +161,9 @@ def _report(result: SendResult, out: TextIO, err: TextIO) -> None:
 def run(args: argparse.Namespace) -> int:
     """Send the message as ``args`` say; returns the exit status."""
     out, err = sys.stdout, sys.stderr
-    tls = TLSMode.IMPLICIT if args.tls else TLSMode.STARTTLS_REQUIRED if args.starttls else None
+    # --user without --tls: STARTTLS required (RFC 4954 §4; no credentials in the clear)
+    starttls = args.starttls or args.user is not None
+    tls = TLSMode.IMPLICIT if args.tls else TLSMode.STARTTLS_REQUIRED if starttls else None
     try:
         host, port = _split_server(args.server, 465 if args.tls else 25)
     except ValueError as exc:
@@ -156,6 +174,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.timeout is not None and not args.timeout > 0:
         print("error: --timeout must be positive", file=err)
+        return EXIT_USAGE
+    if args.deadline is not None and not args.deadline > 0:
+        print("error: --deadline must be positive", file=err)
         return EXIT_USAGE
     try:
         if args.file == "-":
@@ -181,6 +202,7 @@ def run(args: argparse.Namespace) -> int:
             password=args.password,
             lmtp=args.lmtp,
             timeout=args.timeout,
+            deadline=args.deadline,
             on_transcript=show if args.transcript else None,
         )
     except (ValueError, OSError) as exc:

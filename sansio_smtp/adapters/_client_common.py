@@ -79,6 +79,7 @@ __all__ = [
     "MessageSpec",
     "OutgoingMessage",
     "SMTPAuthError",
+    "SMTPAuthNeedsTLSError",
     "SMTPBatchInterrupted",
     "SMTPConnectError",
     "SMTPDataError",
@@ -104,6 +105,10 @@ T = TypeVar("T")
 DEFAULT_CONNECT_TIMEOUT: Final = 60.0  # TCP connect; RFC 5321 sets none
 DEFAULT_TLS_TIMEOUT: Final = 60.0  # TLS handshake; RFC 5321 sets none
 DEFAULT_BDAT_CHUNK: Final = 8 * 1024 * 1024  # larger messages go as several BDAT chunks
+#: A write may take its phase's timeout for each block of this many octets it has started
+#: (RFC 5321 §4.5.3.2.5: the timeout is per data block): a peer that reads slowly cannot
+#: hold a write for longer than ``timeout * (1 + size // WRITE_BLOCK)``.
+WRITE_BLOCK: Final = 1024 * 1024
 #: The phases a ``timeouts=`` mapping may name: the RFC 5321 §4.5.3.2 ones of the core
 #: (``Connection.timeout``), plus "connect" and "tls" (handshake), which the RFC leaves open.
 TIMEOUT_PHASES: Final[frozenset[str]] = frozenset({"connect", "tls", *CLIENT_TIMEOUTS})
@@ -209,13 +214,22 @@ class SMTPProtocolViolation(SMTPError):
 
 
 class SMTPTimeoutError(SMTPError, TimeoutError):
-    """Nothing came within the timeout of ``phase`` (RFC 5321 §4.5.3.2). The connection
-    is closed, so no late reply can be mistaken for the answer to a later command."""
+    """The timeout of ``phase`` passed (RFC 5321 §4.5.3.2): a whole reply did not come in
+    time, however it trickled in, or a write did not finish in time. ``phase`` is
+    "session" when the session's ``deadline`` passed first (``waiting_for`` then names the
+    phase it cut short). The connection is closed, so no late reply can be mistaken for
+    the answer to a later command."""
 
-    def __init__(self, phase: str, seconds: float) -> None:
-        super().__init__(f"timed out after {seconds:g} s waiting for {phase}")
+    def __init__(self, phase: str, seconds: float, *, waiting_for: str | None = None) -> None:
+        if phase == "session":
+            during = f" (waiting for {waiting_for})" if waiting_for else ""
+            text = f"timed out: the session deadline of {seconds:g} s passed{during}"
+        else:
+            text = f"timed out after {seconds:g} s waiting for {phase}"
+        super().__init__(text)
         self.phase = phase
         self.seconds = seconds
+        self.waiting_for = waiting_for or phase
 
 
 class SMTPTLSError(SMTPError):
@@ -229,6 +243,15 @@ class SMTPAuthError(SMTPError):
     """AUTH failed (RFC 4954): no usable mechanism (``reply`` None), the server refused
     the credentials (``reply`` the 535/454/534...), or the server could not prove itself
     (SCRAM; the connection is then closed)."""
+
+
+class SMTPAuthNeedsTLSError(SMTPAuthError):
+    """Credentials were given but the connection is not encrypted (no STARTTLS offered,
+    STARTTLS refused, or TLSMode.PLAIN), and ``allow_plaintext_auth`` is not set: no AUTH
+    of any mechanism was sent. Challenge-response mechanisms (CRAM-MD5, SCRAM) do not send
+    the password, but what they send lets an eavesdropper, or a man in the middle that
+    stripped STARTTLS, guess it offline (RFC 4954 §4, §14; RFC 3207 §6). ``reply`` is
+    None."""
 
 
 class SMTPNotSupportedError(SMTPError):
@@ -450,6 +473,7 @@ class ClientOptions:
     lmtp: bool = False
     timeout: float | None = None
     timeouts: Mapping[str, float] = attrs.field(factory=dict)
+    deadline: float | None = None
     pipelining: bool = True
     chunking: bool = True
     bdat_chunk_size: int = DEFAULT_BDAT_CHUNK
@@ -465,6 +489,8 @@ class ClientOptions:
         for value in (self.timeout, *self.timeouts.values()):
             if value is not None and not value > 0:
                 raise ValueError(f"timeouts must be positive seconds, not {value!r}")
+        if self.deadline is not None and not self.deadline > 0:
+            raise ValueError(f"deadline must be positive seconds, not {self.deadline!r}")
         if self.bdat_chunk_size <= 0:
             raise ValueError("bdat_chunk_size must be positive")
         if self.password is not None and self.token is not None:
@@ -719,6 +745,12 @@ class ClientEngine:
             phase: options.timeouts.get(phase, options.timeout or seconds)
             for phase, seconds in defaults.items()
         }
+        # The clock belongs to the adapter, which passes its monotonic "now" in: the clock
+        # value the session must end by (``deadline``), and the one by which the reply
+        # awaited now must be complete (set at the first read for it, cleared when a new
+        # reply is awaited), so a reply that trickles in cannot restart its timeout.
+        self._session_end: float | None = None
+        self._reply_due: float | None = None
         self._events: dict[tuple[type, str, Params], MailFrom | RcptTo] = {}
         #: tls-server-end-point data of the server's certificate once TLS is up (RFC
         #: 5929 §4), for SCRAM -PLUS; None without TLS or for a certificate whose
@@ -749,10 +781,51 @@ class ClientEngine:
         return seconds if seconds is not None else self._timeouts["command"]
 
     def read_timeout(self) -> tuple[str, float]:
-        """What the connection waits for now, and for how long."""
+        """What the connection waits for now, and the whole timeout for it."""
         awaited = self.conn.timeout
         phase = awaited.phase if awaited is not None else "command"
         return phase, self._timeouts.get(phase) or self._timeouts["command"]
+
+    # --------------------------------------------------------------- deadlines
+    # Adapters pass their monotonic clock's "now" and get back clock values ("due") by
+    # which a step must be done; when one passes, timed_out() builds the error.
+
+    def start_clock(self, now: float) -> None:
+        """The adapter starts connecting at ``now``: the session deadline runs from here."""
+        deadline = self.options.deadline
+        self._session_end = None if deadline is None else now + deadline
+        self._reply_due = None
+
+    def _cap(self, due: float) -> float:
+        end = self._session_end
+        return due if end is None or due < end else end
+
+    def step_due(self, phase: str, now: float) -> float:
+        """When a step starting at ``now`` ("connect", "tls") must be done."""
+        return self._cap(now + self.timeout(phase))
+
+    def read_due(self, now: float) -> tuple[str, float]:
+        """The phase of the READ asked for now and when it must be done: the whole reply
+        awaited is due ``timeout(phase)`` after the first read for it (RFC 5321
+        §4.5.3.2), not after the last octet received."""
+        phase, seconds = self.read_timeout()
+        if self._reply_due is None:
+            self._reply_due = now + seconds
+        return phase, self._cap(self._reply_due)
+
+    def write_due(self, phase: str, started: float, sent: int) -> float:
+        """When a Write of ``phase`` begun at ``started``, with ``sent`` octets written so
+        far, must be done: the phase's timeout for each block of WRITE_BLOCK octets it
+        has started (RFC 5321 §4.5.3.2.5)."""
+        return self._cap(started + self.timeout(phase) * (1 + sent // WRITE_BLOCK))
+
+    def timed_out(self, phase: str, due: float) -> SMTPTimeoutError:
+        """The error for a step of ``phase`` whose ``due`` time passed; the session
+        cannot go on (``broken``)."""
+        self.broken = True
+        if due == self._session_end and self.options.deadline is not None:
+            return SMTPTimeoutError("session", self.options.deadline, waiting_for=phase)
+        return SMTPTimeoutError(phase, self.timeout(phase))
 
     def tls_ready(self, tls: TLSInfo) -> None:
         """The adapter finished a TLS handshake (implicit TLS, or after STARTTLS): note it
@@ -816,6 +889,7 @@ class ClientEngine:
     def _reply(self) -> Steps[Reply]:
         """Read the next reply."""
         conn = self.conn
+        self._reply_due = None  # a new reply: its timeout starts at the first read
         while True:
             try:
                 event = conn.next_event()
@@ -846,6 +920,7 @@ class ClientEngine:
         """Greeting, EHLO/LHLO (or HELO), STARTTLS per the TLS mode, AUTH if credentials
         were given. Raises SMTPConnectError, SMTPHeloError, SMTPTLSError, SMTPAuthError."""
         conn = self.conn
+        self._reply_due = None
         while True:
             try:
                 event = conn.next_event()
@@ -924,6 +999,15 @@ class ClientEngine:
         if offered is None:
             where = "" if conn.tls_active else " without TLS"
             raise SMTPAuthError(f"the server does not offer AUTH{where} (RFC 4954 §3)")
+        if not conn.tls_active and not opts.allow_plaintext_auth:
+            # Any mechanism, not only PLAIN/LOGIN: a CRAM-MD5 or SCRAM response lets
+            # whoever sees it (a man in the middle that stripped STARTTLS) guess the
+            # password offline (RFC 4954 §4, §14; RFC 3207 §6).
+            raise SMTPAuthNeedsTLSError(
+                f"no usable AUTH mechanism without TLS (offered: {' '.join(offered)}):"
+                " credentials are sent only over TLS (use STARTTLS or implicit TLS) unless"
+                " allow_plaintext_auth=True"
+            )
         binding = self.channel_binding if conn.tls_active else None
         name = sasl.choose_mechanism(
             offered,
@@ -935,8 +1019,7 @@ class ClientEngine:
             preference=tuple(opts.auth_mechanisms or sasl.DEFAULT_PREFERENCE),
         )
         if name is None:
-            hint = "" if conn.tls_active else " (PLAIN/LOGIN need TLS unless allowed)"
-            raise SMTPAuthError(f"no usable AUTH mechanism among {' '.join(offered)}{hint}")
+            raise SMTPAuthError(f"no usable AUTH mechanism among {' '.join(offered)}")
         if not sasl.binds_channel(name) and any(sasl.binds_channel(m) for m in offered):
             # RFC 5802 §6: flag "y" (we could bind, the server seems unable to) makes a
             # server that offers -PLUS fail us as a downgrade; it is for servers without.
@@ -1491,6 +1574,7 @@ class ClientBase(abc.ABC):
         lmtp: bool = False,
         timeout: float | None = None,
         timeouts: Mapping[str, float] | None = None,
+        deadline: float | None = None,
         source_address: tuple[str, int] | None = None,
         pipelining: bool = True,
         chunking: bool = True,
@@ -1513,6 +1597,7 @@ class ClientBase(abc.ABC):
             lmtp=lmtp,
             timeout=timeout,
             timeouts=dict(timeouts or {}),
+            deadline=deadline,
             pipelining=pipelining,
             chunking=chunking,
             bdat_chunk_size=bdat_chunk_size,

@@ -2,10 +2,14 @@
 #
 # Strategy: AnyioSMTPClient is the I/O loop around _client_common.ClientEngine, as the sync
 # and asyncio clients are: the engine's generators say READ / Write / HANDSHAKE and each is
-# served here with an AnyIO byte stream, every wait under anyio.fail_after with the
-# engine's per-phase timeout (RFC 5321 §4.5.3.2). Nothing is read ahead of the engine, so
-# at HANDSHAKE no plaintext can be buffered outside the core (which refuses what it holds,
-# RFC 3207 §4.2). TLS: TLSStream.wrap() for STARTTLS and implicit TLS alike.
+# served here with an AnyIO byte stream, every wait under anyio.fail_after with the time
+# left until the step's due time from the engine: a whole reply (RFC 5321 §4.5.3.2
+# phases), a whole write block, the TLS handshake, and the session ``deadline``, so octets
+# trickling in cannot restart a timeout. The clock is time.monotonic(), passed to the
+# engine (only differences reach anyio, so trio's own clock need not match). Nothing is
+# read ahead of the engine, so at HANDSHAKE no plaintext can be buffered outside the core
+# (which refuses what it holds, RFC 3207 §4.2). TLS: TLSStream.wrap() for STARTTLS and
+# implicit TLS alike.
 #
 # Rules: a timeout, a lost connection or a failed handshake closes the stream, so no late
 # reply can be taken for the answer to a later command. One operation at a time: a lock
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import time
 from typing import Final, TypeVar, cast
 
 import anyio
@@ -30,12 +35,12 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ._client_common import (
     READ,
+    WRITE_BLOCK,
     AsyncClientCommands,
     ClientEngine,
     SMTPConnectError,
     SMTPError,
     SMTPServerDisconnected,
-    SMTPTimeoutError,
     SMTPTLSError,
     Steps,
     TLSMode,
@@ -55,7 +60,7 @@ class AnyioSMTPClient(AsyncClientCommands):
     and ``await quit()``/``aclose()``). The options and results are those of
     AsyncSMTPClient (``tls``, ``ssl_context``, ``server_hostname``, ``local_hostname``,
     ``username``/``password``/``token``/``authzid``/``auth_mechanisms``,
-    ``allow_plaintext_auth``, ``lmtp``, ``timeout``/``timeouts``, ``pipelining``,
+    ``allow_plaintext_auth``, ``lmtp``, ``timeout``/``timeouts``, ``deadline``, ``pipelining``,
     ``chunking``, ``bdat_chunk_size``, ``transcript``, ``on_transcript``), except
     ``source_address``: only its host is used (AnyIO picks the local port).
     """
@@ -74,13 +79,15 @@ class AnyioSMTPClient(AsyncClientCommands):
         opts = self._options
         engine = self._engine = ClientEngine(opts)
         self._lock = anyio.Lock()
-        seconds = engine.timeout("connect")
+        now = time.monotonic()
+        engine.start_clock(now)
+        due = engine.step_due("connect", now)
         local_host = self._source_address[0] if self._source_address else None
         try:
-            with anyio.fail_after(seconds):
+            with anyio.fail_after(due - now):
                 sock = await anyio.connect_tcp(opts.host, opts.port, local_host=local_host)
         except TimeoutError:
-            raise SMTPTimeoutError("connect", seconds) from None
+            raise engine.timed_out("connect", due) from None
         except OSError as exc:
             raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         self._stream = sock
@@ -167,26 +174,36 @@ class AnyioSMTPClient(AsyncClientCommands):
 
     async def _read(self) -> bytes:
         stream = self._current()
-        phase, seconds = self._engine.read_timeout()
+        phase, due = self._engine.read_due(time.monotonic())
         try:
-            with anyio.fail_after(seconds):
+            with anyio.fail_after(max(0.0, due - time.monotonic())):
                 return await stream.receive(_RECV_SIZE)
         except _CLOSED:
             return b""  # the core turns it into ConnectionClosed
         except TimeoutError:
-            self._engine.broken = True
-            raise SMTPTimeoutError(phase, seconds) from None
+            raise self._engine.timed_out(phase, due) from None
 
     async def _write(self, op: Write) -> None:
+        """Write op's chunks in pieces of at most WRITE_BLOCK octets, each under the
+        write's due time so far (engine.write_due: a timeout per started block)."""
         stream = self._current()
-        seconds = self._engine.timeout(op.phase)
+        engine = self._engine
+        phase = op.phase
+        started = time.monotonic()
+        done = 0
+        due = engine.write_due(phase, started, done)
         try:
-            with anyio.fail_after(seconds):
-                for chunk in op.chunks:
-                    await stream.send(chunk if isinstance(chunk, bytes) else bytes(chunk))
+            for chunk in op.chunks:
+                size = len(chunk)
+                view = chunk if size <= WRITE_BLOCK else memoryview(chunk)
+                for start in range(0, size, WRITE_BLOCK):
+                    piece = view if size <= WRITE_BLOCK else view[start : start + WRITE_BLOCK]
+                    due = engine.write_due(phase, started, done)
+                    with anyio.fail_after(max(0.0, due - time.monotonic())):
+                        await stream.send(piece if isinstance(piece, bytes) else bytes(piece))
+                    done += len(piece)
         except TimeoutError:
-            self._engine.broken = True
-            raise SMTPTimeoutError(op.phase, seconds) from None
+            raise engine.timed_out(phase, due) from None
         except (*_CLOSED, OSError) as exc:
             self._engine.broken = True
             raise SMTPServerDisconnected("connection lost") from exc
@@ -200,16 +217,16 @@ class AnyioSMTPClient(AsyncClientCommands):
         context = self._ssl_context
         if context is None:
             context = self._ssl_context = ssl.create_default_context()
-        seconds = engine.timeout("tls")
+        now = time.monotonic()
+        due = engine.step_due("tls", now)
         name = opts.server_hostname or opts.host
         try:
-            with anyio.fail_after(seconds):
+            with anyio.fail_after(max(0.0, due - now)):
                 tls = await TLSStream.wrap(
                     stream, hostname=name, ssl_context=context, standard_compatible=False
                 )
         except TimeoutError:
-            engine.broken = True
-            raise SMTPTimeoutError("tls", seconds) from None
+            raise engine.timed_out("tls", due) from None
         except (ssl.SSLError, OSError, *_CLOSED) as exc:
             engine.broken = True
             raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc

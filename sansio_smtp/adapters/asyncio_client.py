@@ -4,9 +4,13 @@
 # sync client but not built on it: the engine's generators say READ / Write / HANDSHAKE,
 # and each is served here with the transport. A small Protocol buffers what arrives (and
 # pauses reading past a high-water mark), wakes one waiting reader, and reports write
-# back-pressure; timeouts are loop.call_later timers per read (RFC 5321 §4.5.3.2 phases
-# from Connection.timeout). TLS: loop.start_tls() on the same protocol, for STARTTLS and
-# implicit TLS alike, which also works on Python 3.10 (StreamWriter.start_tls is 3.11+).
+# back-pressure; timeouts are loop.call_later timers armed with the time left until the
+# step's due time from the engine: a whole reply (RFC 5321 §4.5.3.2 phases from
+# Connection.timeout), a whole write block, the TLS handshake, and the session
+# ``deadline``, so octets trickling in cannot restart a timeout. The clock is
+# time.monotonic() (as the loop's), passed to the engine. TLS: loop.start_tls() on the
+# same protocol, for STARTTLS and implicit TLS alike, which also works on Python 3.10
+# (StreamWriter.start_tls is 3.11+).
 #
 # Rules: a timeout, a lost connection or a failed handshake aborts the transport, so no
 # late reply can be taken for the answer to a later command. Bytes buffered here when the
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 import warnings
 from typing import TypeVar, cast
 
@@ -34,6 +39,7 @@ from ._client_common import (
     OutgoingMessage,
     SendResult,
     SMTPAuthError,
+    SMTPAuthNeedsTLSError,
     SMTPBatchInterrupted,
     SMTPConnectError,
     SMTPDataError,
@@ -58,6 +64,7 @@ __all__ = [
     "AsyncSMTPClient",
     "OutgoingMessage",
     "SMTPAuthError",
+    "SMTPAuthNeedsTLSError",
     "SMTPBatchInterrupted",
     "SMTPConnectError",
     "SMTPDataError",
@@ -195,7 +202,8 @@ class AsyncSMTPClient(AsyncClientCommands):
     - ``username`` with ``password`` (or ``token``), ``authzid``, ``auth_mechanisms``,
       ``allow_plaintext_auth``: AUTH when the session opens (see SMTPClient).
     - ``lmtp``: speak LMTP (RFC 2033).
-    - ``timeout``/``timeouts``: seconds for every phase / per phase (see SMTPClient).
+    - ``timeout``/``timeouts``: seconds for every phase / per phase, each bounding a whole
+      reply; ``deadline``: seconds for the whole session (see SMTPClient).
     - ``pipelining``, ``chunking``, ``bdat_chunk_size``, ``transcript``, ``on_transcript``:
       as for SMTPClient.
     """
@@ -224,16 +232,18 @@ class AsyncSMTPClient(AsyncClientCommands):
         engine = self._engine = ClientEngine(opts)
         self._lock = asyncio.Lock()
         protocol = _ClientProtocol(loop)
-        seconds = engine.timeout("connect")
+        now = time.monotonic()
+        engine.start_clock(now)
+        due = engine.step_due("connect", now)
         try:
             transport, _ = await asyncio.wait_for(
                 loop.create_connection(
                     lambda: protocol, opts.host, opts.port, local_addr=self._source_address
                 ),
-                seconds,
+                due - now,
             )
         except asyncio.TimeoutError:
-            raise SMTPTimeoutError("connect", seconds) from None
+            raise engine.timed_out("connect", due) from None
         except OSError as exc:
             raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         self._protocol = protocol
@@ -243,13 +253,15 @@ class AsyncSMTPClient(AsyncClientCommands):
         engine.note(f"connected to {opts.host}:{opts.port}")
         try:
             if opts.tls is TLSMode.IMPLICIT:
-                await self._handshake()
+                await self._handshake(implicit=True)
             async with self._lock:
                 await self._run(engine.open())
         except BaseException:
             if self._transport is not None and engine.usable:
                 with contextlib.suppress(SMTPError, asyncio.TimeoutError):
                     await self._run(engine.quit())
+            if engine.broken:  # timed out, lost or broken: abort, no orderly close to wait for
+                self.close()
             await self.aclose()
             raise
 
@@ -317,9 +329,10 @@ class AsyncSMTPClient(AsyncClientCommands):
                         data = await self._read(protocol)
                     conn.receive_data(data)
                 elif type(op) is Write:
+                    started = time.monotonic()
                     self._write(protocol, op)
                     if protocol.writing_paused:  # back-pressure: wait for the kernel
-                        await self._drain(protocol, op)
+                        await self._drain(protocol, op, started)
                 else:
                     await self._handshake()
                 op = steps.send(None)
@@ -336,12 +349,11 @@ class AsyncSMTPClient(AsyncClientCommands):
     async def _read(self, protocol: _ClientProtocol) -> bytes:
         if protocol.eof:
             return b""
-        phase, seconds = self._engine.read_timeout()
+        phase, due = self._engine.read_due(time.monotonic())
         try:
-            return await protocol.read(seconds)
+            return await protocol.read(max(0.0, due - time.monotonic()))
         except TimeoutError:
-            self._engine.broken = True
-            raise SMTPTimeoutError(phase, seconds) from None
+            raise self._engine.timed_out(phase, due) from None
 
     def _write(self, protocol: _ClientProtocol, op: Write) -> None:
         transport = self._transport
@@ -351,21 +363,36 @@ class AsyncSMTPClient(AsyncClientCommands):
         for chunk in op.chunks:
             transport.write(chunk)
 
-    async def _drain(self, protocol: _ClientProtocol, op: Write) -> None:
-        seconds = self._engine.timeout(op.phase)
-        try:
-            await protocol.drain(seconds)
-        except TimeoutError:
-            self._engine.broken = True
-            raise SMTPTimeoutError(op.phase, seconds) from None
+    async def _drain(self, protocol: _ClientProtocol, op: Write, started: float) -> None:
+        """Wait for the write buffer to drain, until the write's due time; the octets the
+        kernel took meanwhile (each started block) extend it (engine.write_due)."""
+        engine = self._engine
+        total = 0
+        for chunk in op.chunks:
+            total += len(chunk)
+        while protocol.writing_paused and not protocol.eof:
+            transport = self._transport
+            unsent = transport.get_write_buffer_size() if transport is not None else 0
+            due = engine.write_due(op.phase, started, max(0, total - unsent))
+            seconds = due - time.monotonic()
+            if seconds <= 0:
+                raise engine.timed_out(op.phase, due)
+            with contextlib.suppress(TimeoutError):
+                await protocol.drain(seconds)
 
-    async def _handshake(self) -> None:
+    async def _handshake(self, *, implicit: bool = False) -> None:
         """TLS on the connection (implicit TLS, or after STARTTLS's 220)."""
         engine = self._engine
         protocol = self._protocol
         transport = self._transport
         assert protocol is not None and transport is not None
         leftover = protocol.take()
+        if leftover and implicit:
+            # Implicit TLS: the server speaks only after our ClientHello (RFC 8314 §3.3).
+            # Bytes already here are not TLS; taken as a plaintext greeting they would
+            # make the session go on in the clear while the core believes TLS is active.
+            engine.broken = True
+            raise SMTPTLSError("the server sent data before the TLS handshake (implicit TLS)")
         if leftover:
             # Plaintext after the 220: hand it to the core, whose tls_established()
             # refuses it (RFC 3207 §4.2, CVE-2011-0411). No handshake.
@@ -375,7 +402,9 @@ class AsyncSMTPClient(AsyncClientCommands):
         context = self._ssl_context
         if context is None:
             context = self._ssl_context = ssl.create_default_context()
-        seconds = engine.timeout("tls")
+        now = time.monotonic()
+        due = engine.step_due("tls", now)
+        seconds = max(0.001, due - now)
         name = opts.server_hostname or opts.host
         loop = asyncio.get_running_loop()
         try:
@@ -390,8 +419,7 @@ class AsyncSMTPClient(AsyncClientCommands):
                 seconds,
             )
         except asyncio.TimeoutError:
-            engine.broken = True
-            raise SMTPTimeoutError("tls", seconds) from None
+            raise engine.timed_out("tls", due) from None
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
             engine.broken = True
             raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc

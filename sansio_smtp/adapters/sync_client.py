@@ -5,8 +5,11 @@
 # under that phase's timeout (RFC 5321 §4.5.3.2, from Connection.timeout). Protocol
 # decisions live in the engine (shared with asyncio_client, which is not built on this).
 #
-# Rules: the socket is non-blocking and every wait is a poll() bounded by the phase's
-# timeout (so no settimeout() system call between phases); a timeout, a lost connection
+# Rules: the socket is non-blocking and every wait is a poll() bounded by the time left
+# until the step's due time from the engine (a whole reply, a whole write block, the TLS
+# handshake, and the session ``deadline``), so a peer that trickles octets in or reads
+# slowly cannot restart a timeout; no settimeout() system call between phases. The clock
+# is time.monotonic(), passed to the engine. A timeout, a lost connection
 # or a failed TLS handshake closes the socket, so a late reply can never be read as the
 # answer to a later command. TLS is ssl.create_default_context() unless an ssl_context is
 # given (certificate and host name checked; SSL_CERT_FILE honoured). Not thread-safe: one
@@ -41,6 +44,7 @@ from ._client_common import (
     OutgoingMessage,
     SendResult,
     SMTPAuthError,
+    SMTPAuthNeedsTLSError,
     SMTPBatchInterrupted,
     SMTPConnectError,
     SMTPDataError,
@@ -67,6 +71,7 @@ from ._client_common import (
 __all__ = [
     "OutgoingMessage",
     "SMTPAuthError",
+    "SMTPAuthNeedsTLSError",
     "SMTPBatchInterrupted",
     "SMTPClient",
     "SMTPConnectError",
@@ -101,12 +106,18 @@ class SMTPClient(ClientBase):
     - ``local_hostname``: our EHLO name, default the address literal of our socket.
     - ``username`` with ``password`` (or ``token`` for OAUTHBEARER/XOAUTH2), ``authzid``:
       AUTH right after the session opens, with the strongest mechanism both sides have
-      (``auth_mechanisms``: our preference order). PLAIN, LOGIN and tokens are never sent
-      without TLS unless ``allow_plaintext_auth``.
+      (``auth_mechanisms``: our preference order). Without TLS no credentials of any
+      mechanism are sent (SMTPAuthNeedsTLSError, before any AUTH) unless
+      ``allow_plaintext_auth``.
     - ``lmtp``: speak LMTP (RFC 2033): LHLO, and one result per recipient after the data.
     - ``timeout``: seconds for every phase; ``timeouts``: per phase ("connect", "tls",
       "greeting", "MAIL", "RCPT", "DATA", "data block", "end of data", "command"),
       overriding it. Default: the RFC 5321 §4.5.3.2 values, 60 s for connect and TLS.
+      Each bounds a whole reply (from the first read for it, however slowly it comes),
+      the TLS handshake, and each write (per started MiB for message content).
+    - ``deadline``: seconds the whole session may last from ``connect()`` (connect, TLS,
+      every command and reply, QUIT); None (default) for no limit. When it passes,
+      SMTPTimeoutError with ``phase`` "session" and the connection is closed.
     - ``pipelining``/``chunking``: use PIPELINING (RFC 2920) and CHUNKING/BDAT (RFC 3030)
       when offered; ``bdat_chunk_size``: the largest BDAT chunk.
     - ``transcript``: keep the dialogue in ``self.transcript`` (AUTH data redacted);
@@ -149,13 +160,15 @@ class SMTPClient(ClientBase):
             raise RuntimeError("already connected")
         opts = self._options
         engine = self._engine = ClientEngine(opts)
-        seconds = engine.timeout("connect")
+        now = time.monotonic()
+        engine.start_clock(now)
+        due = engine.step_due("connect", now)
         try:
             sock = socket.create_connection(
-                (opts.host, opts.port), timeout=seconds, source_address=self._source_address
+                (opts.host, opts.port), timeout=due - now, source_address=self._source_address
             )
         except TimeoutError:
-            raise SMTPTimeoutError("connect", seconds) from None
+            raise engine.timed_out("connect", due) from None
         except OSError as exc:
             raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         with contextlib.suppress(OSError):
@@ -316,37 +329,36 @@ class SMTPClient(ClientBase):
                 self.close()
             raise
 
-    def _wait(self, sock: socket.socket, events: int, seconds: float, phase: str) -> float:
-        """Wait until ``sock`` is ready for ``events`` (select.POLLIN / POLLOUT); returns the
-        seconds left. The socket is non-blocking, so no call below can block for longer."""
-        deadline = time.monotonic() + seconds
+    def _wait(self, sock: socket.socket, events: int, due: float, phase: str) -> None:
+        """Wait until ``sock`` is ready for ``events`` (select.POLLIN / POLLOUT), at the
+        latest until the clock reaches ``due``. The socket is non-blocking, so no call
+        below can block for longer."""
         poller = self._poller
         poller.modify(sock, events)
         while True:
+            seconds = due - time.monotonic()
             try:
                 if poller.poll(max(0.0, seconds) * 1000.0):
-                    return seconds
+                    return
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 pass
-            seconds = deadline - time.monotonic()
             if seconds <= 0:
-                self._engine.broken = True
-                raise SMTPTimeoutError(phase, self._engine.timeout(phase))
+                raise self._engine.timed_out(phase, due)
 
     def _recv(self) -> bytes:
         sock = self._sock
         assert sock is not None
-        phase, seconds = self._engine.read_timeout()
-        if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
-            seconds = self._wait(sock, select.POLLIN, seconds, phase)
+        phase, due = self._engine.read_due(time.monotonic())
         try:
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
+                self._wait(sock, select.POLLIN, due, phase)
             while True:
                 try:
                     return sock.recv(_RECV_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError):
-                    seconds = self._wait(sock, select.POLLIN, seconds, phase)
+                    self._wait(sock, select.POLLIN, due, phase)
                 except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
-                    seconds = self._wait(sock, select.POLLOUT, seconds, phase)
+                    self._wait(sock, select.POLLOUT, due, phase)
         except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
             raise
         except ssl.SSLError as exc:
@@ -359,13 +371,17 @@ class SMTPClient(ClientBase):
     def _send(self, op: Write) -> None:
         sock = self._sock
         assert sock is not None
-        seconds = self._engine.timeout(op.phase)
+        engine = self._engine
+        phase = op.phase
+        started = time.monotonic()
+        done = 0  # octets of op written so far: each started block extends the time allowed
         try:
             for chunk in op.chunks:
                 try:
                     sent = sock.send(chunk)  # usually all of it at once
                 except (BlockingIOError, ssl.SSLWantWriteError, ssl.SSLWantReadError):
                     sent = 0
+                done += sent
                 if sent == len(chunk):
                     continue
                 view = memoryview(chunk)[sent:]
@@ -373,21 +389,26 @@ class SMTPClient(ClientBase):
                     try:
                         sent = sock.send(view)
                     except (BlockingIOError, ssl.SSLWantWriteError):
-                        seconds = self._wait(sock, select.POLLOUT, seconds, op.phase)
+                        due = engine.write_due(phase, started, done)
+                        self._wait(sock, select.POLLOUT, due, phase)
                         continue
                     except ssl.SSLWantReadError:  # pragma: no cover - TLS renegotiation
-                        seconds = self._wait(sock, select.POLLIN, seconds, op.phase)
+                        due = engine.write_due(phase, started, done)
+                        self._wait(sock, select.POLLIN, due, phase)
                         continue
+                    done += sent
                     view = view[sent:]
         except SMTPTimeoutError:
             raise
         except OSError as exc:
-            self._engine.broken = True
+            engine.broken = True
             raise SMTPServerDisconnected(f"connection lost: {exc}") from exc
 
     def _handshake(self) -> None:
         """Wrap the socket in TLS (implicit TLS, or after STARTTLS's 220). Everything
-        received so far is already in the core, which refuses plaintext left over."""
+        received so far is already in the core, which refuses plaintext left over. The
+        handshake is non-blocking, so the whole of it is bounded by the "tls" timeout
+        (a peer sending its records an octet at a time cannot stretch it)."""
         sock = self._sock
         assert sock is not None
         engine = self._engine
@@ -395,19 +416,30 @@ class SMTPClient(ClientBase):
         context = self._ssl_context
         if context is None:
             context = self._ssl_context = ssl.create_default_context()
-        seconds = engine.timeout("tls")
-        sock.settimeout(seconds)
+        due = engine.step_due("tls", time.monotonic())
         self._poller.unregister(sock)
         name = opts.server_hostname or opts.host
         try:
-            tls_sock = context.wrap_socket(sock, server_hostname=name)
-        except TimeoutError:
-            engine.broken = True
-            raise SMTPTimeoutError("tls", seconds) from None
+            tls_sock = context.wrap_socket(
+                sock, server_hostname=name, do_handshake_on_connect=False
+            )
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
             engine.broken = True
             raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc
-        tls_sock.settimeout(0.0)
+        self._sock = tls_sock  # closed by close() whatever happens next
         self._poller.register(tls_sock, select.POLLIN)
-        self._sock = tls_sock
+        try:
+            while True:
+                try:
+                    tls_sock.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    self._wait(tls_sock, select.POLLIN, due, "tls")
+                except ssl.SSLWantWriteError:
+                    self._wait(tls_sock, select.POLLOUT, due, "tls")
+        except SMTPTimeoutError:
+            raise
+        except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
+            engine.broken = True
+            raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc
         engine.tls_ready(tls_sock)
