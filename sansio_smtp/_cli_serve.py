@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .adapters.asyncio_server import AsyncioServer
 from .adapters.handlers import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     Handler,
     MaildirHandler,
     MboxHandler,
@@ -31,7 +32,7 @@ from .config import Config
 
 __all__ = ["DEFAULT_EXTENSIONS", "add_arguments", "build", "run"]
 
-#: advertised by default (SIZE is added with --max-size, STARTTLS with a certificate, AUTH
+#: advertised by default (SIZE with the --max-size limit, STARTTLS with a certificate, AUTH
 #: with --auth: SCRAM-SHA-256-PLUS when the certificate allows channel binding,
 #: SCRAM-SHA-256, PLAIN, LOGIN)
 DEFAULT_EXTENSIONS: dict[str, tuple[str, ...]] = {
@@ -44,6 +45,7 @@ DEFAULT_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "ENHANCEDSTATUSCODES": (),  # RFC 2034
 }
 SHUTDOWN_TIMEOUT = 30.0  # seconds transactions in flight get after SIGINT/SIGTERM
+PRINT_FLUSH_TIMEOUT = 5.0  # seconds queued --print output gets to go out at exit
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +81,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="offer AUTH without TLS too (passwords then cross the network in clear)",
     )
-    parser.add_argument("--max-size", metavar="BYTES", type=int, help="advertise SIZE BYTES")
+    parser.add_argument(
+        "--max-size",
+        metavar="BYTES",
+        type=int,
+        default=DEFAULT_MAX_MESSAGE_SIZE,
+        help="refuse messages over BYTES octets, advertised as SIZE (default: %(default)s)",
+    )
     parser.add_argument("--lmtp", action="store_true", help="speak LMTP (RFC 2033)")
     parser.add_argument("--hostname", metavar="NAME", help="our name in the greeting")
 
@@ -114,7 +122,7 @@ def build(args: argparse.Namespace) -> AsyncioServer:
         raise UsageError("--tls-cert and --tls-key go together")
     if (args.implicit_tls or args.require_tls) and not args.tls_cert:
         raise UsageError("--implicit-tls and --require-tls need --tls-cert/--tls-key")
-    if args.max_size is not None and args.max_size <= 0:
+    if args.max_size <= 0:
         raise UsageError("--max-size must be positive")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be 0-65535")
@@ -126,8 +134,9 @@ def build(args: argparse.Namespace) -> AsyncioServer:
         except (OSError, ssl.SSLError) as exc:
             raise UsageError(f"cannot load the certificate: {exc}") from None
     extensions = dict(DEFAULT_EXTENSIONS)
-    if args.max_size is not None:
-        extensions["SIZE"] = ()  # the core fills in max_message_size (RFC 1870 §4)
+    extensions["SIZE"] = ()  # the core fills in max_message_size (RFC 1870 §4)
+    if args.mbox:
+        del extensions["BINARYMIME"]  # an mbox cannot keep binary content exactly
     users = _users(args.auth)
     certificate: bytes | None = None
     if args.tls_cert:
@@ -198,4 +207,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         server.close()
         return 1
+    finally:
+        if isinstance(server.handler, PrintHandler):  # what is still queued, if stdout moves
+            server.handler.flush(PRINT_FLUSH_TIMEOUT)
     return 0

@@ -969,6 +969,7 @@ def test_print_handler() -> None:
 
     env = _envelope(mail_from=Address.parse("a@b.example"), rcpt_tos=[Address.parse("x@d.example")])
     handler.data(Session(peer=("127.0.0.1", 1), helo_name="c.example"), env)
+    assert handler.flush(5.0)  # issue 10 item 11: a writer thread prints, off the loop
     text = out.getvalue()
     assert "MAIL FROM: <a@b.example>" in text and "RCPT TO: <x@d.example>" in text
     assert "Subject: s\n\nbody" in text
@@ -1136,7 +1137,8 @@ def test_cli_prints_messages_by_default(cli: Callable[..., CLI]) -> None:
         code, text = smtp.ehlo("c.example")
         features = text.decode().split("\n")
         assert features[0] == "mx.cli"
-        # the default extension set; no SIZE, STARTTLS or AUTH without their options
+        # the default extension set; no STARTTLS or AUTH without their options; SIZE
+        # with the default limit (issue 10 item 3)
         assert features[1:] == [
             "PIPELINING",
             "8BITMIME",
@@ -1145,6 +1147,7 @@ def test_cli_prints_messages_by_default(cli: Callable[..., CLI]) -> None:
             "BINARYMIME",
             "DSN",
             "ENHANCEDSTATUSCODES",
+            "SIZE 33554432",
         ]
         smtp.sendmail("a@b.example", ["c@d.example"], b"Subject: cli\r\n\r\nprinted body\r\n")
     code, out, err = server.stop()

@@ -21,6 +21,7 @@ from typing import Final
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
@@ -29,6 +30,7 @@ from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
 from .handlers import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     Action,
     Authenticator,
     CertificateSource,
@@ -77,8 +79,9 @@ class AnyioServer(ServerBase):
     The options are those of AsyncioServer (``host``/``port``, ``config``, ``hostname``,
     ``tls_context``, ``implicit_tls``, ``tls_certificate``, ``auth``, ``max_connections``,
     ``idle_timeout``, ``tls_handshake_timeout``, ``min_data_rate``, ``data_rate_grace``,
-    ``greeting``, ``traffic_log``, ``backlog``); hooks may be plain or ``async def`` (run in the
-    connection's task, so they should use AnyIO or the running backend's primitives).
+    ``greeting``, ``traffic_log``, ``backlog``, ``max_message_size``); hooks may be plain or
+    ``async def`` (run in the connection's task, so they should use AnyIO or the running
+    backend's primitives).
 
     In a task group, ``server = await tg.start(AnyioServer(handler).serve)`` (returns the
     server once listening; ``server.port`` is the bound port), later
@@ -104,6 +107,7 @@ class AnyioServer(ServerBase):
         data_rate_grace: float = 30.0,
         greeting: str | None = None,
         traffic_log: bool | logging.Logger = False,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         backlog: int = 1024,
     ) -> None:
         self._configure(
@@ -122,6 +126,7 @@ class AnyioServer(ServerBase):
             greeting=greeting,
             traffic_log=traffic_log,
         )
+        self._limit_size(max_message_size)
         self.host = host
         self.backlog = backlog
         self._requested_port = port
@@ -270,7 +275,12 @@ class AnyioServer(ServerBase):
             session.tls_version, session.tls_cipher = _tls_info(tls)
         conn = Connection(Role.SERVER, self.config, tls=self.implicit_tls)
         d = Dispatcher(
-            conn, self._hooks, session, greeting=self.greeting, on_error=self.record_error
+            conn,
+            self._hooks,
+            session,
+            greeting=self.greeting,
+            on_error=self.record_error,
+            offload=lambda fn: anyio.to_thread.run_sync(fn),  # blocking store steps
         )
         client = _Client(stream, d)
         self._clients.add(client)

@@ -21,7 +21,7 @@ import os
 import ssl
 import warnings
 import weakref
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from .._connection import Connection
@@ -30,6 +30,7 @@ from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
 from .handlers import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     Action,
     Authenticator,
     CertificateSource,
@@ -83,6 +84,8 @@ class AsyncioServer(ServerBase):
     - ``min_data_rate``: bytes/second a client must sustain during DATA/BDAT after
       ``data_rate_grace`` seconds (slow-client protection, as Postfix's
       smtpd_min_data_rate); None to disable.
+    - ``max_message_size``: the size limit (octets, advertised as SIZE, RFC 1870) when
+      ``config`` sets none: DEFAULT_MAX_MESSAGE_SIZE (32 MiB) unless given; None: none.
     - ``greeting``: the 220 text after our hostname; ``traffic_log``: True (logger
       ``sansio_smtp.traffic``) or a Logger to log every byte at DEBUG, AUTH redacted.
 
@@ -110,6 +113,7 @@ class AsyncioServer(ServerBase):
         data_rate_grace: float = 30.0,
         greeting: str | None = None,
         traffic_log: bool | logging.Logger = False,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         backlog: int = 1024,
     ) -> None:
         self._configure(
@@ -128,6 +132,7 @@ class AsyncioServer(ServerBase):
             greeting=greeting,
             traffic_log=traffic_log,
         )
+        self._limit_size(max_message_size)
         self.host = host
         self.path = os.fspath(path) if path is not None else None
         self.backlog = backlog
@@ -297,6 +302,10 @@ class AsyncioServer(ServerBase):
         if not self._closed:
             self._sweeper = self._loop.call_later(self._tick, _sweep, weakref.ref(self))
 
+    def _offload(self, fn: Callable[[], object]) -> Awaitable[object]:
+        """Run a blocking store step in the loop's default executor (a worker thread)."""
+        return asyncio.get_running_loop().run_in_executor(None, fn)
+
     def _spawn(self, aw: Awaitable[object]) -> None:
         async def run() -> None:
             try:
@@ -374,6 +383,7 @@ class _SMTPProtocol(asyncio.Protocol):
             session,
             greeting=server.greeting,
             on_error=server.record_error,
+            offload=server._offload,
         )
         try:
             self._pump(self.d.start())

@@ -19,13 +19,17 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import enum
+import functools
 import inspect
 import itertools
 import logging
 import mailbox
 import os
+import re
 import secrets
+import socket
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
@@ -65,12 +69,18 @@ from .._state import LmtpDelivery, Role, State
 from .._util import LocalProtocolError, RemoteProtocolError
 from ..config import Config
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no mbox locking
+    fcntl = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     import ssl
 
     from ._client_common import SendResult, TLSMode
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
     "Action",
     "Authenticator",
     "Dispatcher",
@@ -89,10 +99,20 @@ __all__ = [
     "SinkHandler",
     "TrafficLog",
     "prepare_config",
+    "printable",
     "received_header",
 ]
 
 log = logging.getLogger("sansio_smtp.server")
+
+#: The message size limit (octets) a server applies when its Config sets none, advertised
+#: as ``SIZE`` (RFC 1870 §4). Without one a client may send any amount. 32 MiB, as
+#: aiosmtpd's default (Postfix's message_size_limit is 10 MB): room for the attachments
+#: mail commonly carries once base64 has grown them by a third.
+DEFAULT_MAX_MESSAGE_SIZE: Final = 33554432
+
+#: ``offload(fn)``: an awaitable of ``fn()`` run off the event loop (a worker thread)
+Offload: TypeAlias = "Callable[[Callable[[], object]], Awaitable[object]]"
 
 #: A client's address: (host, port) for TCP, the socket path (often "") for Unix sockets.
 PeerAddress: TypeAlias = "tuple[str, int] | str | None"
@@ -267,10 +287,16 @@ class Handler:
       ``LookupScramKeys`` (``ScramStoredKeys``) or ``VerifyToken`` (True/False); None
       fails. A server built with a ``{user: password}`` mapping uses that instead.
     - ``disconnect(session)``: the connection is gone (no reply).
+
+    Set ``blocking_io = True`` when ``data_chunk`` and ``data`` block on I/O (files,
+    fsync): the async servers then run them in a worker thread, so other clients are
+    served meanwhile; they must then be plain methods, safe to call from another thread.
     """
 
     #: keep the message content for ``data`` (False: only ``data_chunk`` sees it)
     buffer_content: bool = True
+    #: ``data_chunk`` and ``data`` block: the async servers run them in a worker thread
+    blocking_io: bool = False
 
     def connect(self, session: Session) -> HookResult:
         return None
@@ -339,85 +365,381 @@ class MemoryHandler(Handler):
             return self._cond.wait_for(lambda: len(self.messages) >= count, timeout)
 
 
-class _FileHandler(Handler):
-    """Shared by the mailbox handlers: add Received:, convert to the local line ending,
-    store under a lock (both servers may call from several threads)."""
+class _Spool:
+    """One message on its way to disk: a temporary file written chunk by chunk, so memory
+    per message stays one chunk whatever its size. ``to_lf`` converts CRLF to LF as it
+    goes (a CR at a chunk's end waits for the next chunk). ``lock`` serializes the worker
+    thread that writes with a ``discard`` from the event loop (a client that went away):
+    a spool in use is only marked ``abandoned`` and cleaned up by its user."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
+    __slots__ = ("_cr", "_to_lf", "abandoned", "envelope", "file", "lock", "path")
 
-    def _store(self, message: bytes) -> None:  # pragma: no cover - abstract
+    def __init__(
+        self, envelope: Envelope, file: IO[bytes], path: str | None, *, to_lf: bool
+    ) -> None:
+        self.envelope = envelope
+        self.file = file
+        self.path = path  # None: an unnamed temporary file
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self._cr = False
+        self._to_lf = to_lf
+        self.write(envelope.received_header())  # RFC 5321 §4.4: trace header first
+
+    def write(self, data: bytes) -> None:
+        if self._to_lf:
+            if self._cr:
+                data = b"\r" + data
+            self._cr = data.endswith(b"\r")
+            if self._cr:
+                data = data[:-1]
+            data = data.replace(b"\r\n", b"\n")
+        self.file.write(data)
+
+    def finish(self) -> None:
+        """Write what is held back, and make the file durable (RFC 5321 §6.1)."""
+        if self._cr:
+            self.file.write(b"\r")
+            self._cr = False
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def discard(self) -> None:
+        """Close and remove the file, or leave that to the thread using it."""
+        if not self.lock.acquire(blocking=False):
+            self.abandoned = True
+            return
+        try:
+            self.close(remove=True)
+        finally:
+            self.lock.release()
+
+    def close(self, *, remove: bool) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        if remove and self.path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def _binary(envelope: Envelope) -> bool:
+    """BODY=BINARYMIME (RFC 3030 §3): the content is octets, not lines."""
+    return (envelope.mail_params.get("BODY") or "").upper() == "BINARYMIME"
+
+
+class _SpoolingHandler(Handler):
+    """Shared by the file stores: each message streams into a temporary file (one spool
+    per session, kept in ``session.extra``), and ``_deliver`` stores it when it ends.
+    The hooks block on file I/O (``blocking_io``): the async servers run ``data_chunk``
+    and ``data`` in a worker thread, the blocking server in the connection's thread.
+    A transaction that ends without ``data`` (RSET, a refused message, a lost client)
+    leaves its spool to the next transaction, RSET or the disconnect to remove."""
+
+    buffer_content = False
+    blocking_io = True
+    _KEY: Final = "sansio_smtp.spool"
+
+    def _open(self, envelope: Envelope) -> _Spool:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _deliver(self, spool: _Spool) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _spool(self, session: Session, envelope: Envelope) -> _Spool:
+        spool = session.extra.get(self._KEY)
+        if isinstance(spool, _Spool):
+            if spool.envelope is envelope:
+                return spool
+            spool.discard()  # left over from a transaction that was not delivered
+        spool = self._open(envelope)
+        session.extra[self._KEY] = spool
+        return spool
+
+    def data_chunk(self, session: Session, envelope: Envelope, chunk: bytes) -> None:
+        spool = self._spool(session, envelope)
+        with spool.lock:
+            if not spool.abandoned:
+                spool.write(chunk)
+                return
+        spool.close(remove=True)
+
     def data(self, session: Session, envelope: Envelope) -> Reply | None:
-        message = envelope.with_trace().replace(b"\r\n", b"\n")
-        with self._lock:
-            self._store(message)
+        spool = self._spool(session, envelope)
+        session.extra.pop(self._KEY, None)
+        with spool.lock:
+            try:
+                if spool.abandoned:
+                    raise ConnectionError("the client went away before the message was stored")
+                spool.finish()
+                self._deliver(spool)
+            finally:
+                spool.close(remove=True)
         return None
 
+    def _forget(self, session: Session) -> None:
+        spool = session.extra.pop(self._KEY, None)
+        if isinstance(spool, _Spool):
+            spool.discard()
 
-class MaildirHandler(_FileHandler):
+    def rset(self, session: Session, event: Rset) -> None:
+        self._forget(session)
+
+    def disconnect(self, session: Session) -> None:
+        self._forget(session)
+
+
+def _fsync_directory(path: str | os.PathLike[str]) -> None:
+    """fsync a directory, so a name just linked into it survives a crash (RFC 5321 §6.1:
+    a 250 is a promise). Skipped where directories cannot be opened (Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class MaildirHandler(_SpoolingHandler):
     """Deliver each message into the Maildir at ``path`` (created if missing), with a
-    ``Received:`` trace header (RFC 5321 §4.4), LF line endings as on disk."""
+    ``Received:`` trace header (RFC 5321 §4.4).
+
+    The content streams into a file in ``tmp/`` as it arrives; at the end it is fsynced,
+    linked into ``new/`` and ``new/`` is fsynced before the 250 (RFC 5321 §6.1). Line
+    endings become LF as on disk, except for BODY=BINARYMIME (RFC 3030 §3), whose octets
+    are stored exactly as received."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
         self.path = Path(path)
-        self.mailbox = mailbox.Maildir(self.path, create=True)
+        for sub in ("tmp", "new", "cur"):  # also in a directory that exists but is empty
+            (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.mailbox = mailbox.Maildir(self.path, create=False)
+        host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+        self._host = host or "localhost"
+        self._count = itertools.count()
 
-    def _store(self, message: bytes) -> None:
-        self.mailbox.add(message)
+    def _open(self, envelope: Envelope) -> _Spool:
+        now = time.time()
+        # the Maildir unique name: time, microseconds, pid, a counter and randomness
+        name = (
+            f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(self._count)}"
+            f"R{secrets.token_hex(4)}.{self._host}"
+        )
+        path = os.path.join(self.path, "tmp", name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        return _Spool(envelope, os.fdopen(fd, "wb"), path, to_lf=not _binary(envelope))
+
+    def _deliver(self, spool: _Spool) -> None:
+        assert spool.path is not None
+        spool.file.close()
+        new = os.path.join(self.path, "new", os.path.basename(spool.path))
+        try:
+            os.link(spool.path, new)
+        except (AttributeError, PermissionError):  # no hard links here
+            os.rename(spool.path, new)
+        _fsync_directory(os.path.join(self.path, "new"))
 
 
-class MboxHandler(_FileHandler):
-    """Append each message to the mbox file at ``path``, with a ``Received:`` trace header
-    and a ``From `` separator line naming the envelope sender (locked while writing)."""
+#: a line an mboxrd reader unquotes: any number of ">" then "From " (one ">" is added)
+_MBOXRD_FROM: Final = re.compile(rb">*From ")
+_MBOX_LINE: Final = 64 * 1024  # the longest piece of a line copied at once
+
+
+def _copy_mboxrd(src: IO[bytes], dst: IO[bytes]) -> bool:
+    """Copy a CRLF message as mbox text: LF line endings, and mboxrd quoting (a line
+    matching ``>*From `` gets one more ``>``, which a reader removes: reversible, unlike
+    mboxo). Reads a line at a time, in pieces of at most _MBOX_LINE. True if the copy
+    ended with a line end."""
+    at_start, held, last = True, b"", b"\n"
+    while True:
+        piece = src.readline(_MBOX_LINE)
+        if not piece:
+            break
+        if held:
+            piece, held = held + piece, b""
+        if piece.endswith(b"\r"):  # maybe half of a CRLF split by the piece limit
+            piece, held = piece[:-1], b"\r"
+        elif piece.endswith(b"\r\n"):
+            piece = piece[:-2] + b"\n"
+        if at_start and _MBOXRD_FROM.match(piece):
+            piece = b">" + piece
+        at_start = piece.endswith(b"\n")
+        if piece:
+            dst.write(piece)
+            last = piece
+    if held:
+        dst.write(held)
+        last = held
+    return last.endswith(b"\n")
+
+
+class MboxHandler(_SpoolingHandler):
+    """Append each message to the mbox file at ``path`` (mboxrd: LF line endings, body
+    lines matching ``>*From `` get one more ``>``), with a ``Received:`` trace header and
+    a ``From `` separator line naming the envelope sender.
+
+    The content streams into an unnamed temporary file beside the mbox; at the end the
+    mbox is locked (fcntl ``lockf``, as Python's mailbox and the MDAs that use it do),
+    the message appended without reading the mailbox, and the file fsynced before the 250
+    (RFC 5321 §6.1); a failed append is truncated away. An mbox cannot keep binary
+    content exactly, so ``BODY=BINARYMIME`` is refused (555 5.6.1)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        super().__init__()
         self.path = Path(path)
-        mailbox.mbox(self.path, create=True).close()  # fail early on a bad path
+        self._lock = threading.Lock()
+        with open(self.path, "ab"):  # fail early on a bad path
+            pass
 
-    def data(self, session: Session, envelope: Envelope) -> Reply | None:
+    def mail(self, session: Session, event: MailFrom) -> Reply | None:
+        if (event.params.get("BODY") or "").upper() == "BINARYMIME":
+            # RFC 3463 5.6.1: media not supported (RFC 3030 §3)
+            return Reply(
+                code=555, lines="BODY=BINARYMIME cannot be stored in an mbox", enhanced="5.6.1"
+            )
+        return None
+
+    def _open(self, envelope: Envelope) -> _Spool:
+        # unnamed where the OS allows: nothing is left behind by a crash
+        spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".mbox-spool-")  # noqa: SIM115
+        return _Spool(envelope, spool, None, to_lf=False)
+
+    def _deliver(self, spool: _Spool) -> None:
+        envelope = spool.envelope
         sender = str(envelope.mail_from) if envelope.mail_from is not None else "MAILER-DAEMON"
         from_line = f"From {sender} {time.asctime(time.gmtime())}\n".encode()
-        message = envelope.with_trace().replace(b"\r\n", b"\n")
-        with self._lock:
-            self._store(from_line + message)
-        return None
+        spool.file.seek(0)
+        with self._lock, open(self.path, "a+b") as box:
+            if fcntl is not None:
+                fcntl.lockf(box, fcntl.LOCK_EX)
+            try:
+                size = os.fstat(box.fileno()).st_size
+                tail = b""
+                if size:
+                    box.seek(max(0, size - 2))
+                    tail = box.read(2)
+                # a blank line ends the previous message
+                if not size or tail in (b"\n", b"\n\n"):
+                    lead = b""
+                elif tail.endswith(b"\n"):
+                    lead = b"\n"
+                else:
+                    lead = b"\n\n"
+                try:
+                    box.write(lead + from_line)
+                    ended = _copy_mboxrd(spool.file, box)
+                    box.write(b"\n" if ended else b"\n\n")
+                    box.flush()
+                    os.fsync(box.fileno())
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        box.truncate(size)
+                    raise
+            finally:
+                if fcntl is not None:
+                    fcntl.lockf(box, fcntl.LOCK_UN)
 
-    def _store(self, message: bytes) -> None:
-        box = mailbox.mbox(self.path, create=True)  # opened per delivery: no fd kept
-        box.lock()
-        try:
-            box.add(message)  # the leading "From " line becomes the separator
-            box.flush()
-        finally:
-            box.unlock()
-            box.close()
+
+#: C0 controls but TAB and LF, DEL, and the C1 controls (U+0080-U+009F): what a terminal
+#: may act on (ESC/CSI/OSC sequences, title changes, OSC 52 clipboard writes, CR overwrites)
+_TERMINAL_CONTROLS: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: each control character other than TAB and LF (so
+    the message keeps its lines) becomes a visible ``\\xNN`` escape."""
+    return _TERMINAL_CONTROLS.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 class PrintHandler(Handler):
-    """Debugging: print each message's envelope and content to ``stream`` (stdout)."""
+    """Debugging: print each message's envelope and content to ``stream`` (stdout).
 
-    def __init__(self, stream: IO[str] | None = None) -> None:
+    What is printed is made terminal-safe: octets that are not UTF-8 show as ``\\xNN``,
+    control characters as ``\\xNN`` escapes (TAB and LF are kept, CRLF shows as LF).
+    Content beyond ``max_shown`` octets is left out (with a note). A writer thread does
+    the printing, so a stream nobody reads never blocks the server: at most
+    ``max_queued`` characters wait, and messages that do not fit are dropped and counted
+    in a notice printed once the stream moves again. ``flush()`` waits for the queue."""
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        max_queued: int = 4 * 1024 * 1024,
+        max_shown: int = 1024 * 1024,
+    ) -> None:
         self.stream = stream
-        self._lock = threading.Lock()
+        self.max_queued = max_queued
+        self.max_shown = max_shown
+        self.dropped = 0  # messages not printed because the queue was full
+        self._queue: deque[str] = deque()
+        self._queued = 0
+        self._writing = False
+        self._reported = 0
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def data(self, session: Session, envelope: Envelope) -> Reply | None:
-        stream = self.stream if self.stream is not None else sys.stdout
         sender = "<>" if envelope.mail_from is None else f"<{envelope.mail_from}>"
+        content = envelope.content
+        more = len(content) - self.max_shown
+        body = content[: self.max_shown] if more > 0 else content
+        text = body.decode("utf-8", "backslashreplace").replace("\r\n", "\n").rstrip("\n")
         lines = [
             f"---------- message from {session.peer!r} ({session.helo_name})",
             f"MAIL FROM: {sender} {' '.join(_param_text(envelope.mail_params))}".rstrip(),
             *(f"RCPT TO: <{rcpt}>" for rcpt in envelope.rcpt_tos),
             "",
-            envelope.content.decode("utf-8", "replace").replace("\r\n", "\n").rstrip("\n"),
+            text,
+            *([f"[... {more} more octets not shown]"] if more > 0 else []),
             "---------- end of message",
         ]
-        with self._lock:
-            print("\n".join(lines), file=stream, flush=True)
+        self._put(printable("\n".join(lines)) + "\n")
         return None
+
+    def _put(self, text: str) -> None:
+        with self._cond:
+            if self._queued + len(text) > self.max_queued:
+                self.dropped += 1
+                return
+            self._queue.append(text)
+            self._queued += len(text)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._write_forever, name="sansio_smtp PrintHandler", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _write_forever(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._queue))
+                text = self._queue.popleft()
+                size = len(text)
+                dropped, self._reported = self.dropped - self._reported, self.dropped
+                self._writing = True
+            if dropped:
+                text = (
+                    f"---------- {dropped} message(s) not printed: the output did not keep up\n"
+                    + text
+                )
+            stream = self.stream if self.stream is not None else sys.stdout
+            try:
+                stream.write(text)
+                stream.flush()
+            except Exception as exc:  # a closed stream: nothing else to tell it
+                log.warning("PrintHandler cannot write: %r", exc)
+            finally:
+                with self._cond:
+                    self._queued -= size
+                    self._writing = False
+                    self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued was written; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._writing, timeout)
 
 
 def _param_text(params: Params) -> list[str]:
@@ -716,6 +1038,19 @@ class ServerBase:
             code=421, lines=f"{name} Service shutting down", enhanced="4.3.2"
         )
 
+    def _limit_size(self, max_message_size: int | None) -> None:
+        """Apply ``max_message_size`` (the server option, DEFAULT_MAX_MESSAGE_SIZE unless
+        given) when the Config sets no limit, and advertise the limit in force as SIZE
+        (RFC 1870 §4) unless the Config names SIZE itself."""
+        if max_message_size is not None and max_message_size < 1:
+            raise ValueError("max_message_size must be positive (or None: no limit)")
+        config = self.config
+        if config.max_message_size is None and max_message_size is not None:
+            config = attrs.evolve(config, max_message_size=max_message_size)
+        if config.max_message_size is not None and "SIZE" not in config.extensions:
+            config = attrs.evolve(config, extensions={**config.extensions, "SIZE": ()})
+        self.config = config
+
 
 # ----------------------------------------------------------------------- traffic log
 
@@ -821,6 +1156,7 @@ class Hooks:
         self.disconnect = found["disconnect"]
         self.auth: Callable[..., object] | None = authenticator or found["auth"]
         self.buffer_content = bool(getattr(handler, "buffer_content", True))
+        self.blocking_io = bool(getattr(handler, "blocking_io", False))
         #: the server certificate's tls-server-end-point data, for SCRAM -PLUS
         self.channel_binding: sasl.ChannelBinding | None = None
         #: one secret per server for unknown users' SCRAM mock salts, so a prober cannot
@@ -842,7 +1178,9 @@ class Dispatcher:
     the returned Action says: READ (``feed(data)`` then ``run()``), AWAIT (await
     ``awaiting``, ``resume(value, error)``, ``run()``), STARTTLS (handshake,
     ``tls_started()``, ``run()``) or CLOSE. ``allow_await=False`` (the blocking server)
-    turns an awaitable hook result into an error reply.
+    turns an awaitable hook result into an error reply. ``offload``, given by the async
+    servers, runs the ``data_chunk`` and ``data`` hooks of a ``blocking_io`` handler off
+    the event loop (AWAIT then waits for the worker thread); without it they run inline.
     """
 
     def __init__(
@@ -854,6 +1192,7 @@ class Dispatcher:
         greeting: str | None = None,
         allow_await: bool = True,
         on_error: Callable[[BaseException], None] | None = None,
+        offload: Offload | None = None,
     ) -> None:
         self.conn = conn
         self.hooks = hooks
@@ -865,6 +1204,7 @@ class Dispatcher:
         self._greeting = greeting
         self._allow_await = allow_await
         self._on_error = on_error
+        self._offload = offload if hooks.blocking_io else None
         self._closing = False
         self._chunks: list[bytes] = []
         self._data_error: BaseException | None = None
@@ -972,7 +1312,19 @@ class Dispatcher:
         else:
             log.error("handler error", exc_info=exc)
 
-    def _call(self, fn: Callable[..., object], args: tuple[object, ...], then: _Then) -> None:
+    def _call(
+        self,
+        fn: Callable[..., object],
+        args: tuple[object, ...],
+        then: _Then,
+        *,
+        blocking: bool = False,
+    ) -> None:
+        offload = self._offload
+        if blocking and offload is not None:  # a store step: run it in a worker thread
+            self.awaiting = offload(functools.partial(fn, *args))
+            self._then = then
+            return
         try:
             result = fn(*args)
         except Exception as exc:
@@ -1144,7 +1496,7 @@ class Dispatcher:
             if error is not None:
                 self._data_error = error
 
-        self._call(fn, (self.session, self.session.envelope, chunk), then)
+        self._call(fn, (self.session, self.session.envelope, chunk), then, blocking=True)
 
     def _owed(self, item: Event) -> None:
         """A reply owed without a new event: a BDAT chunk was read (RFC 3030 §2), or the
@@ -1175,7 +1527,9 @@ class Dispatcher:
         if fn is None:
             self._finish_data(owed, None, None)
             return
-        self._call(fn, (self.session, envelope), lambda v, e: self._finish_data(owed, v, e))
+        self._call(
+            fn, (self.session, envelope), lambda v, e: self._finish_data(owed, v, e), blocking=True
+        )
 
     def _finish_data(self, owed: Event, value: object, error: BaseException | None) -> None:
         recipients = len(self.conn.accepted_recipients)

@@ -29,6 +29,7 @@ from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
 from .handlers import (
+    DEFAULT_MAX_MESSAGE_SIZE,
     Action,
     Authenticator,
     CertificateSource,
@@ -112,6 +113,7 @@ class SyncServer(ServerBase):
         data_rate_grace: float = 30.0,
         greeting: str | None = None,
         traffic_log: bool | logging.Logger = False,
+        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
         poll_interval: float = 0.25,
     ) -> None:
         self._configure(
@@ -130,6 +132,7 @@ class SyncServer(ServerBase):
             greeting=greeting,
             traffic_log=traffic_log,
         )
+        self._limit_size(max_message_size)
         self.poll_interval = poll_interval
         self.path = os.fspath(path) if path is not None else None
         self._server: _TCPServer | _UnixServer
