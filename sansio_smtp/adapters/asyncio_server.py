@@ -29,7 +29,11 @@ from .._events import Reply
 from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
+from ._limits import ReadDeadline
 from .handlers import (
+    DEFAULT_AUTH_FAILURE_WINDOW,
+    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     Action,
     Authenticator,
     CertificateSource,
@@ -47,6 +51,8 @@ _READ: Final = Action.READ
 _AWAIT: Final = Action.AWAIT
 _STARTTLS: Final = Action.STARTTLS
 _CLOSE: Final = Action.CLOSE
+#: seconds a closing connection may take to accept what we still have to send
+_LINGER: Final = 30.0
 
 
 def _peer(info: object) -> PeerAddress:
@@ -77,12 +83,20 @@ class AsyncioServer(ServerBase):
       ``auth`` hook if it has one. AUTH is advertised only under TLS unless
       ``config.allow_plaintext_auth`` (RFC 4954 §4); unless ``config`` names the
       mechanisms, a mapping gets SCRAM-SHA-256, PLAIN and LOGIN, a hook PLAIN and LOGIN.
-    - ``max_connections``: beyond it a new client gets ``421 4.7.0`` and is closed.
-    - ``idle_timeout``: seconds to wait for the client's next command or data (default
-      ``Connection.timeout``, RFC 5321 §4.5.3.2.7: 5 minutes); ``tls_handshake_timeout``.
-    - ``min_data_rate``: bytes/second a client must sustain during DATA/BDAT after
-      ``data_rate_grace`` seconds (slow-client protection, as Postfix's
-      smtpd_min_data_rate); None to disable.
+    - ``max_connections``: beyond it a new client gets ``421`` and is closed; connections
+      still in their implicit-TLS handshake count. Lowered to leave descriptors free
+      under RLIMIT_NOFILE.
+    - ``max_connections_per_client`` (50), ``max_connection_rate_per_client`` (per
+      minute, None: off), ``max_auth_failures_per_client`` (10) per
+      ``auth_failure_window`` (300 s): per-client-address limits, see ServerBase.
+    - ``idle_timeout``: seconds to wait for the client's next command (counted from our
+      last reply, so a command dripped octet by octet is bounded as a whole) or between
+      reads of content (default ``Connection.timeout``, RFC 5321 §4.5.3.2.7: 5
+      minutes). It also bounds how long a client that does not read may keep our
+      writes blocked: at the deadline the connection is aborted. ``tls_handshake_timeout``.
+    - ``min_data_rate``: bytes/second a client must sustain while sending content (DATA,
+      every BDAT chunk) after ``data_rate_grace`` seconds (slow-client protection, as
+      Postfix's smtpd_min_data_rate); None to disable.
     - ``greeting``: the 220 text after our hostname; ``traffic_log``: True (logger
       ``sansio_smtp.traffic``) or a Logger to log every byte at DEBUG, AUTH redacted.
 
@@ -104,6 +118,10 @@ class AsyncioServer(ServerBase):
         tls_certificate: CertificateSource | None = None,
         auth: Mapping[str, str] | Authenticator | None = None,
         max_connections: int = 1000,
+        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        max_connection_rate_per_client: int | None = None,
+        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
         idle_timeout: float | None = None,
         tls_handshake_timeout: float = 30.0,
         min_data_rate: float | None = 1024.0,
@@ -127,6 +145,10 @@ class AsyncioServer(ServerBase):
             data_rate_grace=data_rate_grace,
             greeting=greeting,
             traffic_log=traffic_log,
+            max_connections_per_client=max_connections_per_client,
+            max_connection_rate_per_client=max_connection_rate_per_client,
+            max_auth_failures_per_client=max_auth_failures_per_client,
+            auth_failure_window=auth_failure_window,
         )
         self.host = host
         self.path = os.fspath(path) if path is not None else None
@@ -153,8 +175,8 @@ class AsyncioServer(ServerBase):
             raise RuntimeError("the server was already started")
         loop = asyncio.get_running_loop()
         self._loop = loop
-        ssl_ctx = self.tls_context if self.implicit_tls else None
-        handshake = self.tls_handshake_timeout if ssl_ctx is not None else None
+        # Implicit TLS: each connection does its handshake (loop.start_tls) after it was
+        # admitted and counted, so silent handshakes cannot take descriptors unbounded.
         # The listening socket and the sweeper hold the server weakly, so an unclosed
         # server can be collected (and warn) like an unclosed socket.
         ref = weakref.ref(self)
@@ -167,8 +189,6 @@ class AsyncioServer(ServerBase):
             self._server = await loop.create_unix_server(
                 factory,
                 self.path,
-                ssl=ssl_ctx,
-                ssl_handshake_timeout=handshake,
                 backlog=self.backlog,
             )
         else:
@@ -176,8 +196,6 @@ class AsyncioServer(ServerBase):
                 factory,
                 self.host,
                 self._requested_port,
-                ssl=ssl_ctx,
-                ssl_handshake_timeout=handshake,
                 backlog=self.backlog,
                 reuse_address=True,
             )
@@ -337,8 +355,14 @@ class _SMTPProtocol(asyncio.Protocol):
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._stash: list[bytes] | None = None  # data that arrived during start_tls
-        self._data_start: float | None = None
-        self._data_bytes = 0
+        self._rd = ReadDeadline(
+            idle_timeout=server.idle_timeout,
+            min_data_rate=server.min_data_rate,
+            data_rate_grace=server.data_rate_grace,
+        )
+        self._counted = False  # holds a slot (and a per-client count) of the server
+        self._key: str | None = None
+        self._lost = False
 
     # ----------------------------------------------------------- asyncio callbacks
 
@@ -346,17 +370,77 @@ class _SMTPProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         server = self.server
+        peer = _peer(transport.get_extra_info("peername"))
         if server._closing or len(server._protocols) >= server.max_connections:
-            # RFC 5321 §3.1 / §3.8: 421 means try again later
-            transport.write(server._busy)
-            transport.close()
-            self._closed = True
+            self._refuse(server._busy)  # RFC 5321 §3.1 / §3.8: 421 means try again later
             return
+        self._key, admitted = server._admit_client(peer)
+        if not admitted:
+            self._refuse(server._busy_client)
+            return
+        self._counted = True
         server._protocols.add(self)
+        if server.implicit_tls:
+            # nothing may reach data_received before start_tls() takes the transport
+            self._busy = True
+            self._update_reading()
+            self._task = self._loop.create_task(self._implicit_tls(peer))
+            return
+        self._begin(peer, tls=False)
+
+    def _refuse(self, reply: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        self._closed = True
+        if self.server.implicit_tls:  # no TLS yet: nothing can be said
+            transport.abort()
+            return
+        transport.write(reply)
+        if transport.get_write_buffer_size():  # not even 421 fits: do not wait for it
+            transport.abort()
+        else:
+            transport.close()
+
+    async def _implicit_tls(self, peer: PeerAddress) -> None:
+        transport, server = self.transport, self.server
+        assert transport is not None and server.tls_context is not None
+        try:
+            new = await self._loop.start_tls(
+                transport,
+                self,
+                server.tls_context,
+                server_side=True,
+                ssl_handshake_timeout=server.tls_handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # handshake failed or timed out
+            log.debug("TLS handshake failed: %r", exc)
+            self._task = None
+            self._handshake_failed(transport)
+            return
+        self._task = None
+        if new is None or self._closed:
+            self.abort()
+            return
+        self.transport = new
+        self._busy = False
+        self._reading = True  # the new transport reads until told otherwise
+        self._begin(peer, tls=True)
+
+    def _handshake_failed(self, transport: asyncio.Transport) -> None:
+        """start_tls() failed: the transport is closed, and its protocol was then the SSL
+        one, so connection_lost() will not come: let go of the slot here."""
+        self._closed = True
+        transport.abort()
+        self.connection_lost(None)
+
+    def _begin(self, peer: PeerAddress, *, tls: bool) -> None:
+        transport, server = self.transport, self.server
+        assert transport is not None
         config = server.config
-        tls = server.implicit_tls
         session = Session(
-            peer=_peer(transport.get_extra_info("peername")),
+            peer=peer,
             local=_peer(transport.get_extra_info("sockname")),
             hostname=config.hostname,
             lmtp=config.lmtp,
@@ -390,8 +474,7 @@ class _SMTPProtocol(asyncio.Protocol):
         traffic = self.server.traffic
         if traffic is not None:
             traffic.client(d.session.id, data, in_auth=d.conn.state is State.AUTH)
-        if self._data_start is not None:
-            self._data_bytes += len(data)
+        self._rd.received(len(data))
         try:
             d.feed(data)
             if not self._busy:
@@ -420,15 +503,20 @@ class _SMTPProtocol(asyncio.Protocol):
         return self.transport is not None and self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        if self._lost:
+            return
+        self._lost = self._closed = True
         self.deadline = math.inf
         if self._task is not None:
             self._task.cancel()
             self._task = None
         server = self.server
+        if self._counted:
+            self._counted = False
+            server._forget(self)
+            server._release_client(self._key)
         d = self.d
         if d is not None:
-            server._forget(self)
             hook = server._hooks.disconnect
             if hook is not None:
                 try:
@@ -473,6 +561,7 @@ class _SMTPProtocol(asyncio.Protocol):
                 if self.server.traffic is not None:
                     self.server.traffic.server(d.session.id, data)
                 transport.write(data)
+                self._rd.sent()
             if action is _READ:
                 if self.server._closing and d.idle:
                     d.goodbye(self.server._shutdown_reply)
@@ -496,23 +585,9 @@ class _SMTPProtocol(asyncio.Protocol):
             return
 
     def _set_deadline(self, conn: Connection) -> None:
-        timeout = conn.timeout
-        if timeout is None:
-            self.deadline = math.inf
-            return
-        server = self.server
-        now = self._loop.time()
-        idle = server.idle_timeout
-        deadline = now + (timeout.seconds if idle is None else idle)
-        rate = server.min_data_rate
-        if rate and (conn.state is State.DATA or conn.state is State.BDAT):
-            if self._data_start is None:
-                self._data_start, self._data_bytes = now, 0
-            slow = self._data_start + server.data_rate_grace + self._data_bytes / rate
-            deadline = min(deadline, slow)
-        else:
-            self._data_start = None
-        self.deadline = deadline
+        # also bounds a client that does not read: reading pauses while our writes are
+        # blocked, and this deadline stands until the next read
+        self.deadline = self._rd.next(conn, self._loop.time())
 
     async def _await(self) -> None:
         d = self.d
@@ -551,7 +626,7 @@ class _SMTPProtocol(asyncio.Protocol):
             log.debug("STARTTLS handshake failed: %r", exc)
             self._task = None
             self._stash = None
-            self.abort()
+            self._handshake_failed(transport)
             return
         self._task = None
         stash, self._stash = self._stash, None
@@ -582,13 +657,19 @@ class _SMTPProtocol(asyncio.Protocol):
     # --------------------------------------------------------------- server calls
 
     def timed_out(self) -> None:
-        d = self.d
-        if d is None or self._closed:
+        """The deadline passed: say 421 and close; a client that does not read (our
+        writes are blocked) is aborted, as is one that still has not taken what we sent
+        before closing."""
+        d, transport = self.d, self.transport
+        if self._lost or transport is None:
             return
-        state = d.conn.state
-        slow = self._data_start is not None and (state is State.DATA or state is State.BDAT)
-        d.goodbye(self.server._slow_reply if slow else self.server._timeout_reply)
+        if d is None or self._closed:
+            self.abort()
+            return
+        d.goodbye(self.server._slow_reply if self._rd.slow else self.server._timeout_reply)
         self._pump(_CLOSE)
+        if transport.get_write_buffer_size():
+            self.abort()
 
     def begin_shutdown(self) -> None:
         d = self.d
@@ -606,9 +687,16 @@ class _SMTPProtocol(asyncio.Protocol):
         self._pump(_CLOSE)
 
     def _close(self) -> None:
-        if self.transport is not None and not self._closed:
+        transport = self.transport
+        if transport is not None and not self._closed:
             self._closed = True
-            self.transport.close()
+            transport.close()  # waits until what we wrote has been taken...
+            if transport.get_write_buffer_size():  # ...for a bounded time
+                idle = self.server.idle_timeout
+                linger = _LINGER if idle is None else min(idle, _LINGER)
+                self.deadline = self._loop.time() + linger
+            else:
+                self.deadline = math.inf
 
     def abort(self) -> None:
         self._closed = True
