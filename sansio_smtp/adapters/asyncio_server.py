@@ -18,10 +18,12 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import ssl
 import warnings
 import weakref
-from collections.abc import Awaitable, Mapping
+from asyncio.trsock import TransportSocket
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from .._connection import Connection
@@ -29,7 +31,7 @@ from .._events import Reply
 from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
-from ._limits import ReadDeadline
+from ._limits import LogThrottle, ReadDeadline
 from .handlers import (
     DEFAULT_AUTH_FAILURE_WINDOW,
     DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
@@ -164,6 +166,8 @@ class AsyncioServer(ServerBase):
         self._all_closed: asyncio.Future[None] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future[None] | None = None
+        self._previous_handler: Callable[..., object] | None = None
+        self._our_handler: Callable[..., object] | None = None
         timeouts = [t for t in (idle_timeout, data_rate_grace) if t]
         self._tick = max(0.02, min([1.0, *(t / 4 for t in timeouts)]))
 
@@ -177,6 +181,7 @@ class AsyncioServer(ServerBase):
         self._loop = loop
         # Implicit TLS: each connection does its handshake (loop.start_tls) after it was
         # admitted and counted, so silent handshakes cannot take descriptors unbounded.
+        backlog = self.backlog
         # The listening socket and the sweeper hold the server weakly, so an unclosed
         # server can be collected (and warn) like an unclosed socket.
         ref = weakref.ref(self)
@@ -189,21 +194,57 @@ class AsyncioServer(ServerBase):
             self._server = await loop.create_unix_server(
                 factory,
                 self.path,
-                backlog=self.backlog,
+                backlog=backlog,
             )
         else:
             self._server = await loop.create_server(
                 factory,
                 self.host,
                 self._requested_port,
-                backlog=self.backlog,
+                backlog=backlog,
                 reuse_address=True,
             )
         if self.path is None:
             self._port = self._server.sockets[0].getsockname()[1]
         self._stopped = loop.create_future()
         self._sweeper = loop.call_later(self._tick, _sweep, ref)
+        self._throttle_accept_errors(loop)
         return self
+
+    def _throttle_accept_errors(self, loop: asyncio.AbstractEventLoop) -> None:
+        """asyncio logs a traceback each time accept() runs out of descriptors (EMFILE)
+        on our listening socket: let one through per interval, count the rest. Other
+        errors go to the loop's previous handler unchanged."""
+        previous = loop.get_exception_handler()
+        throttle = LogThrottle()
+        ref = weakref.ref(self)
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+            server = ref()
+            sock = context.get("socket")
+            fileno = sock.fileno() if isinstance(sock, (socket.socket, TransportSocket)) else -1
+            ours = (
+                server is not None
+                and server._server is not None
+                and any(fileno == listening.fileno() for listening in server._server.sockets)
+            )
+            if ours and context.get("message") == "socket.accept() out of system resource":
+                if not throttle.ready(loop.time()):
+                    return
+                log.error(
+                    "cannot accept connections: %s (%d more not logged)",
+                    context.get("exception"),
+                    throttle.take(),
+                )
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
+        self._previous_handler = previous
+        self._our_handler = handler
 
     @property
     def port(self) -> int:
@@ -275,6 +316,9 @@ class AsyncioServer(ServerBase):
             self._sweeper = None
         for proto in list(self._protocols):
             proto.abort()
+        loop = self._loop
+        if loop is not None and loop.get_exception_handler() is self._our_handler:
+            loop.set_exception_handler(self._previous_handler)
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
         if self.path is not None:
