@@ -218,9 +218,9 @@ def test_client_that_never_reads_is_dropped_at_the_deadline(
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))
     sock.setblocking(False)
-    payload = b"NOOP\r\n" * 100_000  # ~1.5 MB of replies, never read
+    payload = b"NOOP\r\n" * 600_000  # ~9 MB of replies, never read
     sent, start = 0, time.monotonic()
-    while sent < len(payload) and time.monotonic() - start < 3.0:
+    while sent < len(payload) and time.monotonic() - start < 4.0:
         try:
             sent += sock.send(payload[sent : sent + 65536])
         except BlockingIOError:
