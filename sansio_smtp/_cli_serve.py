@@ -20,6 +20,9 @@ from pathlib import Path
 
 from .adapters.asyncio_server import AsyncioServer
 from .adapters.handlers import (
+    DEFAULT_AUTH_FAILURE_WINDOW,
+    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_MAX_MESSAGE_SIZE,
     Handler,
     MaildirHandler,
@@ -88,6 +91,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_MESSAGE_SIZE,
         help="refuse messages over BYTES octets, advertised as SIZE (default: %(default)s)",
     )
+    parser.add_argument(
+        "--max-connections-per-client",
+        metavar="N",
+        type=int,
+        default=DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        help="connections one client address may hold at once; 0: no limit (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-connection-rate",
+        metavar="N",
+        type=int,
+        default=0,
+        help="new connections one client address may open per minute; 0: no limit"
+        " (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--max-auth-failures",
+        metavar="N",
+        type=int,
+        default=DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+        help=f"failed AUTH attempts one client address may make per"
+        f" {int(DEFAULT_AUTH_FAILURE_WINDOW)} s before AUTH is refused (454) for a while;"
+        " 0: no limit (default: %(default)s)",
+    )
     parser.add_argument("--lmtp", action="store_true", help="speak LMTP (RFC 2033)")
     parser.add_argument("--hostname", metavar="NAME", help="our name in the greeting")
 
@@ -124,6 +151,9 @@ def build(args: argparse.Namespace) -> AsyncioServer:
         raise UsageError("--implicit-tls and --require-tls need --tls-cert/--tls-key")
     if args.max_size <= 0:
         raise UsageError("--max-size must be positive")
+    for flag in ("max_connections_per_client", "max_connection_rate", "max_auth_failures"):
+        if getattr(args, flag) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be 0 (no limit) or more")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be 0-65535")
     context: ssl.SSLContext | None = None
@@ -164,6 +194,9 @@ def build(args: argparse.Namespace) -> AsyncioServer:
         implicit_tls=args.implicit_tls,
         auth=users or None,
         tls_certificate=certificate,
+        max_connections_per_client=args.max_connections_per_client or None,
+        max_connection_rate_per_client=args.max_connection_rate or None,
+        max_auth_failures_per_client=args.max_auth_failures or None,
     )
 
 

@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
-import math
 import ssl
 from collections.abc import Mapping
 from typing import Final
@@ -29,7 +29,11 @@ from .._connection import Connection
 from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
+from ._limits import LogThrottle, ReadDeadline
 from .handlers import (
+    DEFAULT_AUTH_FAILURE_WINDOW,
+    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_MAX_MESSAGE_SIZE,
     Action,
     Authenticator,
@@ -51,6 +55,9 @@ _STREAM_ERRORS: Final = (
     anyio.EndOfStream,
     OSError,
 )
+#: accept() errors that mean "out of descriptors or memory": wait a moment, log once
+_RESOURCE_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_GOODBYE_WRITE: Final = 2.0  # seconds a 421 before closing may take to go out
 
 
 def _peer(info: object) -> PeerAddress:
@@ -64,13 +71,12 @@ def _peer(info: object) -> PeerAddress:
 class _Client:
     """One connection's mutable state, seen by shutdown()."""
 
-    def __init__(self, stream: anyio.abc.ByteStream, d: Dispatcher) -> None:
+    def __init__(self, stream: anyio.abc.ByteStream, d: Dispatcher, rd: ReadDeadline) -> None:
         self.stream = stream
         self.d = d
+        self.rd = rd
         self.scope = anyio.CancelScope()  # the whole session (cancelled at the deadline)
         self.read_scope: anyio.CancelScope | None = None  # set while waiting for the client
-        self.data_start: float | None = None
-        self.data_bytes = 0
 
 
 class AnyioServer(ServerBase):
@@ -78,8 +84,10 @@ class AnyioServer(ServerBase):
 
     The options are those of AsyncioServer (``host``/``port``, ``config``, ``hostname``,
     ``tls_context``, ``implicit_tls``, ``tls_certificate``, ``auth``, ``max_connections``,
-    ``idle_timeout``, ``tls_handshake_timeout``, ``min_data_rate``, ``data_rate_grace``,
-    ``greeting``, ``traffic_log``, ``backlog``, ``max_message_size``); hooks may be plain or
+    ``max_connections_per_client``, ``max_connection_rate_per_client``,
+    ``max_auth_failures_per_client``, ``auth_failure_window``, ``idle_timeout``,
+    ``tls_handshake_timeout``, ``min_data_rate``, ``data_rate_grace``, ``greeting``,
+    ``traffic_log``, ``backlog``, ``max_message_size``); hooks may be plain or
     ``async def`` (run in the connection's task, so they should use AnyIO or the running
     backend's primitives).
 
@@ -101,6 +109,10 @@ class AnyioServer(ServerBase):
         tls_certificate: CertificateSource | None = None,
         auth: Mapping[str, str] | Authenticator | None = None,
         max_connections: int = 1000,
+        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        max_connection_rate_per_client: int | None = None,
+        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
         idle_timeout: float | None = None,
         tls_handshake_timeout: float = 30.0,
         min_data_rate: float | None = 1024.0,
@@ -125,8 +137,14 @@ class AnyioServer(ServerBase):
             data_rate_grace=data_rate_grace,
             greeting=greeting,
             traffic_log=traffic_log,
+            max_connections_per_client=max_connections_per_client,
+            max_connection_rate_per_client=max_connection_rate_per_client,
+            max_auth_failures_per_client=max_auth_failures_per_client,
+            auth_failure_window=auth_failure_window,
         )
         self._limit_size(max_message_size)
+        self._slots = 0  # admitted connections, those still in a TLS handshake included
+        self._accept_log = LogThrottle()
         self.host = host
         self.backlog = backlog
         self._requested_port = port
@@ -155,8 +173,8 @@ class AnyioServer(ServerBase):
 
     @property
     def connections(self) -> int:
-        """Connections being served now."""
-        return len(self._clients)
+        """Connections being served now (implicit-TLS handshakes in progress included)."""
+        return self._slots
 
     async def serve(
         self, *, task_status: anyio.abc.TaskStatus[AnyioServer] = anyio.TASK_STATUS_IGNORED
@@ -177,7 +195,9 @@ class AnyioServer(ServerBase):
                     task_status.started(self)
                     with anyio.CancelScope() as self._accept_scope:
                         if not self._closing:
-                            await listener.serve(self._handle, task_group=tg)
+                            async with anyio.create_task_group() as accepting:
+                                for one in listener.listeners:
+                                    accepting.start_soon(self._accept, one, tg)
                     await listener.aclose()  # refuse new clients while the rest finish
         finally:
             self._closing = True
@@ -246,17 +266,50 @@ class AnyioServer(ServerBase):
 
     # ------------------------------------------------------------------- connection
 
+    async def _accept(
+        self, listener: anyio.abc.Listener[anyio.abc.SocketStream], tg: anyio.abc.TaskGroup
+    ) -> None:
+        assert isinstance(listener, anyio.abc.SocketListener)  # create_tcp_listener's parts
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                if exc.errno not in _RESOURCE_ERRORS:
+                    raise
+                # out of descriptors: log once per interval, let connections end, retry
+                if self._accept_log.ready(anyio.current_time()):
+                    log.error(
+                        "cannot accept connections: %s (%d more not logged)",
+                        exc,
+                        self._accept_log.take(),
+                    )
+                await anyio.sleep(0.1)
+                continue
+            tg.start_soon(self._handle, stream)
+
     async def _handle(self, stream: anyio.abc.SocketStream) -> None:
-        async with stream:
-            if self._closing or len(self._clients) >= self.max_connections:
-                # RFC 5321 §3.1 / §3.8: 421 means try again later
-                with anyio.move_on_after(1.0), contextlib.suppress(*_STREAM_ERRORS):
-                    await stream.send(self._busy)
+        async with stream:  # closing aborts: a client that does not read cannot hold it
+            reply = self._busy
+            admitted = not self._closing and self._slots < self.max_connections
+            key: str | None = None
+            if admitted:
+                peer = _peer(stream.extra(SocketAttribute.remote_address, None))
+                key, admitted = self._admit_client(peer)
+                reply = self._busy_client
+            if not admitted:
+                # RFC 5321 §3.1 / §3.8: 421 means try again later (in clear only without TLS)
+                if not self.implicit_tls:
+                    with anyio.move_on_after(1.0), contextlib.suppress(*_STREAM_ERRORS):
+                        await stream.send(reply)
                 return
+            self._slots += 1
             try:
                 await self._session(stream)
             except Exception as exc:  # a bug: keep the server up, drop this client
                 self.record_error(exc)
+            finally:
+                self._slots -= 1
+                self._release_client(key)
 
     async def _session(self, sock: anyio.abc.SocketStream) -> None:
         stream: anyio.abc.ByteStream = sock
@@ -282,7 +335,12 @@ class AnyioServer(ServerBase):
             on_error=self.record_error,
             offload=lambda fn: anyio.to_thread.run_sync(fn),  # blocking store steps
         )
-        client = _Client(stream, d)
+        rd = ReadDeadline(
+            idle_timeout=self.idle_timeout,
+            min_data_rate=self.min_data_rate,
+            data_rate_grace=self.data_rate_grace,
+        )
+        client = _Client(stream, d, rd)
         self._clients.add(client)
         try:
             with client.scope:
@@ -351,12 +409,16 @@ class AnyioServer(ServerBase):
         out.clear()
         if self.traffic is not None:
             self.traffic.server(client.d.session.id, data)
+        # a client that does not read holds this send at most the idle timeout (a 421
+        # before closing: less); then the connection is dropped
+        limit = self.idle_timeout or 300.0
         try:
-            with anyio.fail_after(self.idle_timeout or 300.0):
+            with anyio.fail_after(min(limit, _GOODBYE_WRITE) if client.d.closing else limit):
                 await client.stream.send(data)
         except (TimeoutError, *_STREAM_ERRORS) as exc:
             log.debug("send to %s failed: %r", client.d.session.peer, exc)
             return False
+        client.rd.sent()
         return True
 
     async def _receive(self, client: _Client) -> bytes | None:
@@ -364,7 +426,10 @@ class AnyioServer(ServerBase):
         shutdown() interrupted an idle client (a 421 is then queued)."""
         d = client.d
         conn = d.conn
-        deadline, slow = self._deadline(client, conn)
+        # the core's timeout (RFC 5321 §4.5.3.2), from our last reply for a command, with
+        # the minimum data rate for content (DATA and every BDAT chunk)
+        deadline = client.rd.next(conn, anyio.current_time())
+        slow = client.rd.slow
         data: bytes | None = None
         with anyio.CancelScope(deadline=deadline) as scope:
             client.read_scope = scope
@@ -382,28 +447,8 @@ class AnyioServer(ServerBase):
             return None
         if self.traffic is not None:
             self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
-        if client.data_start is not None:
-            client.data_bytes += len(data)
+        client.rd.received(len(data))
         return data
-
-    def _deadline(self, client: _Client, conn: Connection) -> tuple[float, bool]:
-        """When the wait for the client ends, and whether the data rate decides it."""
-        timeout = conn.timeout
-        if timeout is None:
-            return math.inf, False
-        now = anyio.current_time()
-        idle = self.idle_timeout
-        deadline = now + (timeout.seconds if idle is None else idle)
-        rate = self.min_data_rate
-        if rate and (conn.state is State.DATA or conn.state is State.BDAT):
-            if client.data_start is None:
-                client.data_start, client.data_bytes = now, 0
-            slow = client.data_start + self.data_rate_grace + client.data_bytes / rate
-            if slow < deadline:
-                return slow, True
-            return deadline, False
-        client.data_start = None
-        return deadline, False
 
     async def _handshake(self, stream: anyio.abc.ByteStream) -> TLSStream | None:
         assert self.tls_context is not None

@@ -18,9 +18,11 @@ import contextlib
 import logging
 import math
 import os
+import socket
 import ssl
 import warnings
 import weakref
+from asyncio.trsock import TransportSocket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
@@ -29,7 +31,11 @@ from .._events import Reply
 from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
+from ._limits import LogThrottle, ReadDeadline
 from .handlers import (
+    DEFAULT_AUTH_FAILURE_WINDOW,
+    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_MAX_MESSAGE_SIZE,
     Action,
     Authenticator,
@@ -48,6 +54,8 @@ _READ: Final = Action.READ
 _AWAIT: Final = Action.AWAIT
 _STARTTLS: Final = Action.STARTTLS
 _CLOSE: Final = Action.CLOSE
+#: seconds a closing connection may take to accept what we still have to send
+_LINGER: Final = 30.0
 
 
 def _peer(info: object) -> PeerAddress:
@@ -78,12 +86,20 @@ class AsyncioServer(ServerBase):
       ``auth`` hook if it has one. AUTH is advertised only under TLS unless
       ``config.allow_plaintext_auth`` (RFC 4954 §4); unless ``config`` names the
       mechanisms, a mapping gets SCRAM-SHA-256, PLAIN and LOGIN, a hook PLAIN and LOGIN.
-    - ``max_connections``: beyond it a new client gets ``421 4.7.0`` and is closed.
-    - ``idle_timeout``: seconds to wait for the client's next command or data (default
-      ``Connection.timeout``, RFC 5321 §4.5.3.2.7: 5 minutes); ``tls_handshake_timeout``.
-    - ``min_data_rate``: bytes/second a client must sustain during DATA/BDAT after
-      ``data_rate_grace`` seconds (slow-client protection, as Postfix's
-      smtpd_min_data_rate); None to disable.
+    - ``max_connections``: beyond it a new client gets ``421`` and is closed; connections
+      still in their implicit-TLS handshake count. Lowered to leave descriptors free
+      under RLIMIT_NOFILE.
+    - ``max_connections_per_client`` (50), ``max_connection_rate_per_client`` (per
+      minute, None: off), ``max_auth_failures_per_client`` (10) per
+      ``auth_failure_window`` (300 s): per-client-address limits, see ServerBase.
+    - ``idle_timeout``: seconds to wait for the client's next command (counted from our
+      last reply, so a command dripped octet by octet is bounded as a whole) or between
+      reads of content (default ``Connection.timeout``, RFC 5321 §4.5.3.2.7: 5
+      minutes). It also bounds how long a client that does not read may keep our
+      writes blocked: at the deadline the connection is aborted. ``tls_handshake_timeout``.
+    - ``min_data_rate``: bytes/second a client must sustain while sending content (DATA,
+      every BDAT chunk) after ``data_rate_grace`` seconds (slow-client protection, as
+      Postfix's smtpd_min_data_rate); None to disable.
     - ``max_message_size``: the size limit (octets, advertised as SIZE, RFC 1870) when
       ``config`` sets none: DEFAULT_MAX_MESSAGE_SIZE (32 MiB) unless given; None: none.
     - ``greeting``: the 220 text after our hostname; ``traffic_log``: True (logger
@@ -107,6 +123,10 @@ class AsyncioServer(ServerBase):
         tls_certificate: CertificateSource | None = None,
         auth: Mapping[str, str] | Authenticator | None = None,
         max_connections: int = 1000,
+        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        max_connection_rate_per_client: int | None = None,
+        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
         idle_timeout: float | None = None,
         tls_handshake_timeout: float = 30.0,
         min_data_rate: float | None = 1024.0,
@@ -131,6 +151,10 @@ class AsyncioServer(ServerBase):
             data_rate_grace=data_rate_grace,
             greeting=greeting,
             traffic_log=traffic_log,
+            max_connections_per_client=max_connections_per_client,
+            max_connection_rate_per_client=max_connection_rate_per_client,
+            max_auth_failures_per_client=max_auth_failures_per_client,
+            auth_failure_window=auth_failure_window,
         )
         self._limit_size(max_message_size)
         self.host = host
@@ -147,6 +171,8 @@ class AsyncioServer(ServerBase):
         self._all_closed: asyncio.Future[None] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future[None] | None = None
+        self._previous_handler: Callable[..., object] | None = None
+        self._our_handler: Callable[..., object] | None = None
         timeouts = [t for t in (idle_timeout, data_rate_grace) if t]
         self._tick = max(0.02, min([1.0, *(t / 4 for t in timeouts)]))
 
@@ -158,8 +184,9 @@ class AsyncioServer(ServerBase):
             raise RuntimeError("the server was already started")
         loop = asyncio.get_running_loop()
         self._loop = loop
-        ssl_ctx = self.tls_context if self.implicit_tls else None
-        handshake = self.tls_handshake_timeout if ssl_ctx is not None else None
+        # Implicit TLS: each connection does its handshake (loop.start_tls) after it was
+        # admitted and counted, so silent handshakes cannot take descriptors unbounded.
+        backlog = self.backlog
         # The listening socket and the sweeper hold the server weakly, so an unclosed
         # server can be collected (and warn) like an unclosed socket.
         ref = weakref.ref(self)
@@ -172,25 +199,57 @@ class AsyncioServer(ServerBase):
             self._server = await loop.create_unix_server(
                 factory,
                 self.path,
-                ssl=ssl_ctx,
-                ssl_handshake_timeout=handshake,
-                backlog=self.backlog,
+                backlog=backlog,
             )
         else:
             self._server = await loop.create_server(
                 factory,
                 self.host,
                 self._requested_port,
-                ssl=ssl_ctx,
-                ssl_handshake_timeout=handshake,
-                backlog=self.backlog,
+                backlog=backlog,
                 reuse_address=True,
             )
         if self.path is None:
             self._port = self._server.sockets[0].getsockname()[1]
         self._stopped = loop.create_future()
         self._sweeper = loop.call_later(self._tick, _sweep, ref)
+        self._throttle_accept_errors(loop)
         return self
+
+    def _throttle_accept_errors(self, loop: asyncio.AbstractEventLoop) -> None:
+        """asyncio logs a traceback each time accept() runs out of descriptors (EMFILE)
+        on our listening socket: let one through per interval, count the rest. Other
+        errors go to the loop's previous handler unchanged."""
+        previous = loop.get_exception_handler()
+        throttle = LogThrottle()
+        ref = weakref.ref(self)
+
+        def handler(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+            server = ref()
+            sock = context.get("socket")
+            fileno = sock.fileno() if isinstance(sock, (socket.socket, TransportSocket)) else -1
+            ours = (
+                server is not None
+                and server._server is not None
+                and any(fileno == listening.fileno() for listening in server._server.sockets)
+            )
+            if ours and context.get("message") == "socket.accept() out of system resource":
+                if not throttle.ready(loop.time()):
+                    return
+                log.error(
+                    "cannot accept connections: %s (%d more not logged)",
+                    context.get("exception"),
+                    throttle.take(),
+                )
+                return
+            if previous is not None:
+                previous(loop, context)
+            else:
+                loop.default_exception_handler(context)
+
+        loop.set_exception_handler(handler)
+        self._previous_handler = previous
+        self._our_handler = handler
 
     @property
     def port(self) -> int:
@@ -262,6 +321,9 @@ class AsyncioServer(ServerBase):
             self._sweeper = None
         for proto in list(self._protocols):
             proto.abort()
+        loop = self._loop
+        if loop is not None and loop.get_exception_handler() is self._our_handler:
+            loop.set_exception_handler(self._previous_handler)
         if self._stopped is not None and not self._stopped.done():
             self._stopped.set_result(None)
         if self.path is not None:
@@ -346,8 +408,14 @@ class _SMTPProtocol(asyncio.Protocol):
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._stash: list[bytes] | None = None  # data that arrived during start_tls
-        self._data_start: float | None = None
-        self._data_bytes = 0
+        self._rd = ReadDeadline(
+            idle_timeout=server.idle_timeout,
+            min_data_rate=server.min_data_rate,
+            data_rate_grace=server.data_rate_grace,
+        )
+        self._counted = False  # holds a slot (and a per-client count) of the server
+        self._key: str | None = None
+        self._lost = False
 
     # ----------------------------------------------------------- asyncio callbacks
 
@@ -355,17 +423,77 @@ class _SMTPProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         server = self.server
+        peer = _peer(transport.get_extra_info("peername"))
         if server._closing or len(server._protocols) >= server.max_connections:
-            # RFC 5321 §3.1 / §3.8: 421 means try again later
-            transport.write(server._busy)
-            transport.close()
-            self._closed = True
+            self._refuse(server._busy)  # RFC 5321 §3.1 / §3.8: 421 means try again later
             return
+        self._key, admitted = server._admit_client(peer)
+        if not admitted:
+            self._refuse(server._busy_client)
+            return
+        self._counted = True
         server._protocols.add(self)
+        if server.implicit_tls:
+            # nothing may reach data_received before start_tls() takes the transport
+            self._busy = True
+            self._update_reading()
+            self._task = self._loop.create_task(self._implicit_tls(peer))
+            return
+        self._begin(peer, tls=False)
+
+    def _refuse(self, reply: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        self._closed = True
+        if self.server.implicit_tls:  # no TLS yet: nothing can be said
+            transport.abort()
+            return
+        transport.write(reply)
+        if transport.get_write_buffer_size():  # not even 421 fits: do not wait for it
+            transport.abort()
+        else:
+            transport.close()
+
+    async def _implicit_tls(self, peer: PeerAddress) -> None:
+        transport, server = self.transport, self.server
+        assert transport is not None and server.tls_context is not None
+        try:
+            new = await self._loop.start_tls(
+                transport,
+                self,
+                server.tls_context,
+                server_side=True,
+                ssl_handshake_timeout=server.tls_handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # handshake failed or timed out
+            log.debug("TLS handshake failed: %r", exc)
+            self._task = None
+            self._handshake_failed(transport)
+            return
+        self._task = None
+        if new is None or self._closed:
+            self.abort()
+            return
+        self.transport = new
+        self._busy = False
+        self._reading = True  # the new transport reads until told otherwise
+        self._begin(peer, tls=True)
+
+    def _handshake_failed(self, transport: asyncio.Transport) -> None:
+        """start_tls() failed: the transport is closed, and its protocol was then the SSL
+        one, so connection_lost() will not come: let go of the slot here."""
+        self._closed = True
+        transport.abort()
+        self.connection_lost(None)
+
+    def _begin(self, peer: PeerAddress, *, tls: bool) -> None:
+        transport, server = self.transport, self.server
+        assert transport is not None
         config = server.config
-        tls = server.implicit_tls
         session = Session(
-            peer=_peer(transport.get_extra_info("peername")),
+            peer=peer,
             local=_peer(transport.get_extra_info("sockname")),
             hostname=config.hostname,
             lmtp=config.lmtp,
@@ -400,8 +528,7 @@ class _SMTPProtocol(asyncio.Protocol):
         traffic = self.server.traffic
         if traffic is not None:
             traffic.client(d.session.id, data, in_auth=d.conn.state is State.AUTH)
-        if self._data_start is not None:
-            self._data_bytes += len(data)
+        self._rd.received(len(data))
         try:
             d.feed(data)
             if not self._busy:
@@ -430,15 +557,20 @@ class _SMTPProtocol(asyncio.Protocol):
         return self.transport is not None and self.transport.get_extra_info("sslcontext") is None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
+        if self._lost:
+            return
+        self._lost = self._closed = True
         self.deadline = math.inf
         if self._task is not None:
             self._task.cancel()
             self._task = None
         server = self.server
+        if self._counted:
+            self._counted = False
+            server._forget(self)
+            server._release_client(self._key)
         d = self.d
         if d is not None:
-            server._forget(self)
             hook = server._hooks.disconnect
             if hook is not None:
                 try:
@@ -483,6 +615,7 @@ class _SMTPProtocol(asyncio.Protocol):
                 if self.server.traffic is not None:
                     self.server.traffic.server(d.session.id, data)
                 transport.write(data)
+                self._rd.sent()
             if action is _READ:
                 if self.server._closing and d.idle:
                     d.goodbye(self.server._shutdown_reply)
@@ -506,23 +639,9 @@ class _SMTPProtocol(asyncio.Protocol):
             return
 
     def _set_deadline(self, conn: Connection) -> None:
-        timeout = conn.timeout
-        if timeout is None:
-            self.deadline = math.inf
-            return
-        server = self.server
-        now = self._loop.time()
-        idle = server.idle_timeout
-        deadline = now + (timeout.seconds if idle is None else idle)
-        rate = server.min_data_rate
-        if rate and (conn.state is State.DATA or conn.state is State.BDAT):
-            if self._data_start is None:
-                self._data_start, self._data_bytes = now, 0
-            slow = self._data_start + server.data_rate_grace + self._data_bytes / rate
-            deadline = min(deadline, slow)
-        else:
-            self._data_start = None
-        self.deadline = deadline
+        # also bounds a client that does not read: reading pauses while our writes are
+        # blocked, and this deadline stands until the next read
+        self.deadline = self._rd.next(conn, self._loop.time())
 
     async def _await(self) -> None:
         d = self.d
@@ -561,7 +680,7 @@ class _SMTPProtocol(asyncio.Protocol):
             log.debug("STARTTLS handshake failed: %r", exc)
             self._task = None
             self._stash = None
-            self.abort()
+            self._handshake_failed(transport)
             return
         self._task = None
         stash, self._stash = self._stash, None
@@ -592,13 +711,19 @@ class _SMTPProtocol(asyncio.Protocol):
     # --------------------------------------------------------------- server calls
 
     def timed_out(self) -> None:
-        d = self.d
-        if d is None or self._closed:
+        """The deadline passed: say 421 and close; a client that does not read (our
+        writes are blocked) is aborted, as is one that still has not taken what we sent
+        before closing."""
+        d, transport = self.d, self.transport
+        if self._lost or transport is None:
             return
-        state = d.conn.state
-        slow = self._data_start is not None and (state is State.DATA or state is State.BDAT)
-        d.goodbye(self.server._slow_reply if slow else self.server._timeout_reply)
+        if d is None or self._closed:
+            self.abort()
+            return
+        d.goodbye(self.server._slow_reply if self._rd.slow else self.server._timeout_reply)
         self._pump(_CLOSE)
+        if transport.get_write_buffer_size():
+            self.abort()
 
     def begin_shutdown(self) -> None:
         d = self.d
@@ -616,9 +741,16 @@ class _SMTPProtocol(asyncio.Protocol):
         self._pump(_CLOSE)
 
     def _close(self) -> None:
-        if self.transport is not None and not self._closed:
+        transport = self.transport
+        if transport is not None and not self._closed:
             self._closed = True
-            self.transport.close()
+            transport.close()  # waits until what we wrote has been taken...
+            if transport.get_write_buffer_size():  # ...for a bounded time
+                idle = self.server.idle_timeout
+                linger = _LINGER if idle is None else min(idle, _LINGER)
+                self.deadline = self._loop.time() + linger
+            else:
+                self.deadline = math.inf
 
     def abort(self) -> None:
         self._closed = True

@@ -68,6 +68,13 @@ from .._params import Params
 from .._state import LmtpDelivery, Role, State
 from .._util import LocalProtocolError, RemoteProtocolError
 from ..config import Config
+from ._limits import (
+    AuthFailureBudget,
+    ClientLimits,
+    LogThrottle,
+    client_key,
+    connection_cap,
+)
 
 try:
     import fcntl
@@ -956,15 +963,50 @@ def server_channel_binding(certificate: CertificateSource) -> sasl.ChannelBindin
     return sasl.tls_server_end_point(data)
 
 
+#: connections one client address may hold at once (Postfix smtpd_client_connection_count_limit)
+DEFAULT_MAX_CONNECTIONS_PER_CLIENT: Final = 50
+#: AUTH failures one client address may cause per window before AUTH is refused for a while
+DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT: Final = 10
+DEFAULT_AUTH_FAILURE_WINDOW: Final = 300.0  # seconds
+
+
+def _nofile_limit() -> int | None:
+    """The soft RLIMIT_NOFILE of this process, None if unlimited or unknown."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 class ServerBase:
-    """What the three servers share: the options every flavour takes, checked once, and
-    the 421 replies they send on their own (RFC 5321 §3.8)."""
+    """What the three servers share: the options every flavour takes, checked once, the
+    421 replies they send on their own (RFC 5321 §3.8), and the per-client-address limits.
+
+    - ``max_connections`` is lowered (with a warning) to leave descriptors free under the
+      process's RLIMIT_NOFILE: max(32, limit/8) of them.
+    - ``max_connections_per_client`` (default 50, as Postfix's
+      smtpd_client_connection_count_limit) and ``max_connection_rate_per_client`` (new
+      connections per minute, default None: off, as Postfix's
+      smtpd_client_connection_rate_limit): a connection over either gets 421 and is
+      closed (before any TLS handshake). A client is its IP address (IPv6: its /64);
+      Unix-socket clients are not limited.
+    - ``max_auth_failures_per_client`` (default 10; None: off) failed AUTH attempts
+      within ``auth_failure_window`` seconds (default 300), after which that address's
+      AUTH gets ``454 4.7.0`` until the oldest failure is that old, so guessing across
+      connections is held to 10 per 5 minutes.
+    """
 
     handler: object
     config: Config
     tls_context: ssl.SSLContext | None
     implicit_tls: bool
     max_connections: int
+    max_connections_per_client: int | None
+    max_connection_rate_per_client: int | None
+    max_auth_failures_per_client: int | None
+    auth_failure_window: float
     idle_timeout: float | None
     tls_handshake_timeout: float
     min_data_rate: float | None
@@ -991,6 +1033,10 @@ class ServerBase:
         data_rate_grace: float,
         greeting: str | None,
         traffic_log: bool | logging.Logger,
+        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        max_connection_rate_per_client: int | None = None,
+        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
     ) -> None:
         if implicit_tls and tls_context is None:
             raise ValueError("implicit_tls needs a tls_context")
@@ -1001,6 +1047,16 @@ class ServerBase:
         authenticator = PasswordTable(auth) if isinstance(auth, Mapping) else auth
         self.handler = handler if handler is not None else SinkHandler()
         hooks = self._hooks = Hooks(self.handler, authenticator)
+        self._limits_lock = threading.Lock()  # the blocking server's threads share these
+        self._client_limits = ClientLimits(
+            max_connections=max_connections_per_client,
+            max_rate=max_connection_rate_per_client,
+        )
+        self._auth_budget = AuthFailureBudget(
+            limit=max_auth_failures_per_client, window=auth_failure_window
+        )
+        self._refusals_log = LogThrottle()
+        self._auth_unsettled: dict[str, str | None] = {}  # session id -> client key
         if tls_certificate is not None:
             hooks.channel_binding = server_channel_binding(tls_certificate)
         self.config = prepare_config(
@@ -1016,7 +1072,17 @@ class ServerBase:
         )
         self.tls_context = tls_context
         self.implicit_tls = implicit_tls
-        self.max_connections = max_connections
+        self.max_connections = connection_cap(max_connections, _nofile_limit())
+        if self.max_connections < max_connections:
+            log.warning(
+                "max_connections lowered from %d to %d to stay under RLIMIT_NOFILE",
+                max_connections,
+                self.max_connections,
+            )
+        self.max_connections_per_client = max_connections_per_client
+        self.max_connection_rate_per_client = max_connection_rate_per_client
+        self.max_auth_failures_per_client = max_auth_failures_per_client
+        self.auth_failure_window = auth_failure_window
         self.idle_timeout = idle_timeout
         self.tls_handshake_timeout = tls_handshake_timeout
         self.min_data_rate = min_data_rate
@@ -1037,6 +1103,124 @@ class ServerBase:
         self._shutdown_reply = Reply(
             code=421, lines=f"{name} Service shutting down", enhanced="4.3.2"
         )
+        # RFC 2034 §3: no enhanced status code in a greeting, so none here either
+        self._busy_client = Connection(Role.SERVER, self.config).send(
+            Greeting(code=421, lines=f"{name} Too many connections from your address")
+        )
+        self._auth_refusal = Reply(
+            code=454,
+            lines="Too many authentication failures, try again later",
+            enhanced="4.7.0",
+        )
+        if hooks.auth is not None and max_auth_failures_per_client is not None:
+            hooks.auth = self._budgeted_auth(hooks.auth)
+            hooks.disconnect = self._settling_disconnect(hooks.disconnect)
+
+    # --------------------------------------------------------- per-client-address limits
+
+    def _admit_client(self, peer: PeerAddress) -> tuple[str | None, bool]:
+        """Count a new connection from ``peer`` against the per-client limits: its key
+        (for ``_release_client``) and whether it is admitted (if not, it was not counted:
+        send ``_busy_client`` and close)."""
+        key = client_key(peer)
+        if key is None:
+            return None, True
+        now = time.monotonic()
+        with self._limits_lock:
+            why = self._client_limits.admit(key, now)
+            if why is None:
+                return key, True
+            say = self._refusals_log.ready(now)
+            held = self._refusals_log.take() if say else 0
+        if say:
+            log.warning(
+                "refusing a connection from %s: too many %s from that address"
+                " (%d more refusals not logged)",
+                key,
+                "connections" if why == "connections" else "new connections per minute",
+                held,
+            )
+        return key, False
+
+    def _release_client(self, key: str | None) -> None:
+        if key is not None:
+            with self._limits_lock:
+                self._client_limits.release(key)
+
+    _hooks_may_await: bool = True  # False where hooks must be plain (the blocking server)
+
+    def _budgeted_auth(self, fn: Callable[..., object]) -> Callable[..., object]:
+        """``fn`` (the credential check) behind the per-client AUTH failure budget: a
+        client over it gets 454 4.7.0 without its credentials being checked. Every check
+        counts as a failure up front (so parallel guesses are held too) and is taken back
+        when it succeeds; a looked-up secret (CRAM-MD5, SCRAM) is settled at disconnect,
+        once the session shows whether AUTH succeeded."""
+        budget, lock, unsettled = self._auth_budget, self._limits_lock, self._auth_unsettled
+        refusal = self._auth_refusal
+        may_await = self._hooks_may_await
+
+        def settle(key: str | None, session: Session, value: object) -> None:
+            if value is True or value is sasl.Verdict.OK:
+                ok = True
+            elif value is None or isinstance(value, (bool, sasl.Verdict)):
+                ok = value is sasl.Verdict.TEMPORARY_FAILURE
+            else:  # a stored secret: the mechanism decides later
+                with lock:
+                    unsettled[session.id] = key
+                return
+            if ok:
+                with lock:
+                    budget.forgive(key)
+
+        def budgeted(session: Session, request: object) -> object:
+            key = client_key(session.peer)
+            with lock:
+                now = time.monotonic()
+                if budget.blocked(key, now):
+                    raise Reject(refusal)
+                budget.failed(key, now)
+            try:
+                result = fn(session, request)
+            except Exception:  # the application's failure, not a guess
+                with lock:
+                    budget.forgive(key)
+                raise
+            if type(result) is not Reply and inspect.isawaitable(result):
+                if not may_await:  # answered 451 by the Dispatcher: not a guess
+                    with lock:
+                        budget.forgive(key)
+                    return result
+                return settle_later(key, session, result)
+            settle(key, session, result)
+            return result
+
+        async def settle_later(
+            key: str | None, session: Session, result: Awaitable[object]
+        ) -> object:
+            try:
+                value = await result
+            except Exception:
+                with lock:
+                    budget.forgive(key)
+                raise
+            settle(key, session, value)
+            return value
+
+        return budgeted
+
+    def _settling_disconnect(self, fn: Callable[..., object] | None) -> Callable[..., object]:
+        """The disconnect hook, first settling a looked-up-secret AUTH of the session."""
+        budget, lock, unsettled = self._auth_budget, self._limits_lock, self._auth_unsettled
+
+        def disconnect(session: Session) -> object:
+            with lock:
+                if session.id in unsettled:
+                    key = unsettled.pop(session.id)
+                    if session.authenticated_user is not None:
+                        budget.forgive(key)
+            return fn(session) if fn is not None else None
+
+        return disconnect
 
     def _limit_size(self, max_message_size: int | None) -> None:
         """Apply ``max_message_size`` (the server option, DEFAULT_MAX_MESSAGE_SIZE unless

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import socket
@@ -28,7 +29,11 @@ from .._connection import Connection
 from .._state import Role, State
 from .._util import RemoteProtocolError
 from ..config import Config
+from ._limits import LogThrottle, ReadDeadline, client_key
 from .handlers import (
+    DEFAULT_AUTH_FAILURE_WINDOW,
+    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_MAX_MESSAGE_SIZE,
     Action,
     Authenticator,
@@ -44,6 +49,9 @@ __all__ = ["SyncServer"]
 log = logging.getLogger("sansio_smtp.server")
 
 _RECV_SIZE: Final = 65536
+#: accept() errors that mean "out of descriptors or memory": wait a moment, log once
+_RESOURCE_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_GOODBYE_WRITE: Final = 2.0  # seconds a 421 before closing may take to go out
 
 
 def _peer(info: object) -> PeerAddress:
@@ -63,7 +71,15 @@ class _Delegating(socketserver.BaseServer):
     request_queue_size = 128
 
     def verify_request(self, request: socket.socket, client_address: object) -> bool:  # type: ignore[override]
-        return self.outer._admit(request)
+        return self.outer._admit(request, client_address)
+
+    def get_request(self) -> tuple[socket.socket, object]:
+        try:
+            return super().get_request()
+        except OSError as exc:
+            if exc.errno in _RESOURCE_ERRORS:
+                self.outer._accept_failed(exc)
+            raise  # socketserver drops the attempt
 
     def finish_request(self, request: socket.socket, client_address: object) -> None:  # type: ignore[override]
         self.outer._serve(request, client_address)
@@ -90,8 +106,12 @@ class SyncServer(ServerBase):
     It binds when constructed (``port`` is known at once); ``start()`` serves from a
     background thread, ``serve_forever()`` from the calling one; ``shutdown()`` is graceful
     (idle clients get ``421 4.3.2`` at once, transactions may finish within the timeout).
-    ``with SyncServer(handler) as server:`` starts it and shuts it down.
+    ``with SyncServer(handler) as server:`` starts it and shuts it down. A write to a
+    client that does not read is bounded by the idle timeout (``sendall`` with a total
+    timeout), then the connection is dropped.
     """
+
+    _hooks_may_await = False
 
     def __init__(
         self,
@@ -107,6 +127,10 @@ class SyncServer(ServerBase):
         tls_certificate: CertificateSource | None = None,
         auth: Mapping[str, str] | Authenticator | None = None,
         max_connections: int = 100,
+        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+        max_connection_rate_per_client: int | None = None,
+        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
+        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
         idle_timeout: float | None = None,
         tls_handshake_timeout: float = 30.0,
         min_data_rate: float | None = 1024.0,
@@ -131,8 +155,13 @@ class SyncServer(ServerBase):
             data_rate_grace=data_rate_grace,
             greeting=greeting,
             traffic_log=traffic_log,
+            max_connections_per_client=max_connections_per_client,
+            max_connection_rate_per_client=max_connection_rate_per_client,
+            max_auth_failures_per_client=max_auth_failures_per_client,
+            auth_failure_window=auth_failure_window,
         )
         self._limit_size(max_message_size)
+        self._accept_log = LogThrottle()
         self.poll_interval = poll_interval
         self.path = os.fspath(path) if path is not None else None
         self._server: _TCPServer | _UnixServer
@@ -253,16 +282,35 @@ class SyncServer(ServerBase):
 
     # ---------------------------------------------------------------- connections
 
-    def _admit(self, sock: socket.socket) -> bool:
+    def _admit(self, sock: socket.socket, client_address: object) -> bool:
+        reply = self._busy
         with self._lock:
-            if not self._shutting_down and self._active < self.max_connections:
+            admitted = not self._shutting_down and self._active < self.max_connections
+            if admitted:
                 self._active += 1
+        if admitted:
+            admitted = self._admit_client(_peer(client_address))[1]
+            if admitted:
                 return True
-        # RFC 5321 §3.1 / §3.8: 421 means try again later
-        with contextlib.suppress(OSError):
-            sock.settimeout(1.0)
-            sock.sendall(self._busy)
+            reply = self._busy_client
+            with self._idle:
+                self._active -= 1
+                self._idle.notify_all()
+        # RFC 5321 §3.1 / §3.8: 421 means try again later (in clear only without TLS)
+        if not self.implicit_tls:
+            with contextlib.suppress(OSError):
+                sock.settimeout(0.5)
+                sock.sendall(reply)
         return False
+
+    def _accept_failed(self, exc: OSError) -> None:
+        """accept() ran out of descriptors (or memory): log it once per interval and let
+        connections end before trying again."""
+        if self._accept_log.ready(time.monotonic()):
+            log.error(
+                "cannot accept connections: %s (%d more not logged)", exc, self._accept_log.take()
+            )
+        time.sleep(0.1)
 
     def _serve(self, sock: socket.socket, client_address: object) -> None:
         thread = threading.current_thread()
@@ -273,6 +321,7 @@ class SyncServer(ServerBase):
         except Exception as exc:
             self.record_error(exc)
         finally:
+            self._release_client(client_key(_peer(client_address)))
             with self._idle:
                 self._active -= 1
                 self._threads.discard(thread)
@@ -329,11 +378,16 @@ class SyncServer(ServerBase):
         """Serve one connection; ``current`` holds the socket in use (TLS replaces it)."""
         sock = current[0]
         action = d.start()
-        data_start: float | None = None
-        data_bytes = 0
+        rd = ReadDeadline(
+            idle_timeout=self.idle_timeout,
+            min_data_rate=self.min_data_rate,
+            data_rate_grace=self.data_rate_grace,
+        )
         while True:
-            if d.out and not self._write(sock, d):
-                return
+            if d.out:
+                if not self._write(sock, d):
+                    return
+                rd.sent()
             if action is Action.CLOSE:
                 return
             if action is Action.STARTTLS:
@@ -346,54 +400,35 @@ class SyncServer(ServerBase):
             if action is not Action.READ:  # pragma: no cover - allow_await=False
                 raise RuntimeError(f"unexpected {action}")
             conn = d.conn
-            # deadline: the core's timeout for what it waits for (RFC 5321 §4.5.3.2)
-            timeout = conn.timeout
-            seconds = 300.0 if timeout is None else timeout.seconds
-            if self.idle_timeout is not None:
-                seconds = self.idle_timeout
-            deadline = time.monotonic() + seconds
-            rate = self.min_data_rate
-            in_data = bool(rate) and (conn.state is State.DATA or conn.state is State.BDAT)
-            if in_data and data_start is None:
-                data_start, data_bytes = time.monotonic(), 0
-            elif not in_data:
-                data_start = None
-            data = self._recv(sock, d, deadline, data_start, data_bytes)
+            # the core's timeout for what it waits for (RFC 5321 §4.5.3.2), from our last
+            # reply for a command, with the minimum data rate for content
+            deadline = rd.next(conn, time.monotonic())
+            if deadline == float("inf"):  # pragma: no cover - READ always has a timeout
+                deadline = time.monotonic() + (self.idle_timeout or 300.0)
+            data = self._recv(sock, d, deadline, rd.slow)
             if data is None:
                 action = d.run()  # a goodbye was queued: flush it and close
                 continue
-            if data_start is not None:
-                data_bytes += len(data)
+            rd.received(len(data))
             if self.traffic is not None:
                 self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
             d.feed(data)
             action = d.run()
 
     def _recv(
-        self,
-        sock: socket.socket,
-        d: Dispatcher,
-        deadline: float,
-        data_start: float | None,
-        data_bytes: int,
+        self, sock: socket.socket, d: Dispatcher, deadline: float, slow: bool
     ) -> bytes | None:
         """The next bytes (b"" when the client closed), or None after queueing a 421
         (timeout, slow client, shutdown)."""
-        slow_deadline = float("inf")
-        if data_start is not None and self.min_data_rate:
-            slow_deadline = data_start + self.data_rate_grace + data_bytes / self.min_data_rate
         while True:
             if self._abort or (self._shutting_down and d.idle):
                 d.goodbye(self._shutdown_reply)
                 return None
             now = time.monotonic()
-            if now >= slow_deadline:
-                d.goodbye(self._slow_reply)
-                return None
             if now >= deadline:
-                d.goodbye(self._timeout_reply)
+                d.goodbye(self._slow_reply if slow else self._timeout_reply)
                 return None
-            sock.settimeout(min(self.poll_interval, min(deadline, slow_deadline) - now))
+            sock.settimeout(min(self.poll_interval, deadline - now))
             try:
                 return sock.recv(_RECV_SIZE)
             except TimeoutError:
@@ -407,7 +442,10 @@ class SyncServer(ServerBase):
         if self.traffic is not None:
             self.traffic.server(d.session.id, data)
         try:
-            sock.settimeout(self.idle_timeout or 300.0)
+            # since Python 3.5 the timeout bounds the whole sendall: a client that does not
+            # read holds this thread at most the idle timeout (a 421 before closing: less)
+            limit = self.idle_timeout or 300.0
+            sock.settimeout(min(limit, _GOODBYE_WRITE) if d.closing else limit)
             sock.sendall(data)
         except (OSError, ssl.SSLError):
             return False
