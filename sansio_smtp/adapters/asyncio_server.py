@@ -50,6 +50,9 @@ __all__ = ["AsyncioServer", "serve"]
 
 log = logging.getLogger("sansio_smtp.server")
 
+# how long our writes may stay blocked by a client that does not read, when no
+# idle_timeout is set (RFC 5321 §4.5.3.2.7's 5 minutes)
+_BLOCKED_WAIT: Final = 300.0
 _READ: Final = Action.READ
 _AWAIT: Final = Action.AWAIT
 _STARTTLS: Final = Action.STARTTLS
@@ -404,6 +407,7 @@ class _SMTPProtocol(asyncio.Protocol):
         self._loop = asyncio.get_running_loop()
         self._busy = False  # a hook or the TLS handshake runs: not reading
         self._write_paused = False
+        self._blocked_since: float | None = None  # our writes blocked since (loop time)
         self._reading = True
         self._closed = False
         self._task: asyncio.Task[None] | None = None
@@ -583,6 +587,10 @@ class _SMTPProtocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self._write_paused = True
+        if self._blocked_since is None:
+            self._blocked_since = self._loop.time()
+        if self.d is not None:
+            self._set_deadline(self.d.conn)
         self._update_reading()
 
     def resume_writing(self) -> None:
@@ -639,9 +647,21 @@ class _SMTPProtocol(asyncio.Protocol):
             return
 
     def _set_deadline(self, conn: Connection) -> None:
-        # also bounds a client that does not read: reading pauses while our writes are
-        # blocked, and this deadline stands until the next read
-        self.deadline = self._rd.next(conn, self._loop.time())
+        now = self._loop.time()
+        deadline = self._rd.next(conn, now)
+        # A client that does not read: while our writes stay blocked, replies queued
+        # behind them are no progress. The wait runs from the moment they blocked and is
+        # reset only once the client has taken all we wrote.
+        since = self._blocked_since
+        if since is not None:
+            transport = self.transport
+            if transport is not None and not transport.get_write_buffer_size():
+                self._blocked_since = None
+            else:
+                idle = self.server.idle_timeout
+                wait = _BLOCKED_WAIT if idle is None else idle
+                deadline = min(deadline, since + wait)
+        self.deadline = deadline
 
     async def _await(self) -> None:
         d = self.d
