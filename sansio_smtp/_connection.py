@@ -60,7 +60,14 @@ from ._readers import (
 )
 from ._receivebuffer import ReceiveBuffer
 from ._replies import default_reply_for
-from ._rules import Facts, auth_offered, check_content, check_received, check_to_send
+from ._rules import (
+    JUNK_COMMANDS,
+    Facts,
+    auth_offered,
+    check_content,
+    check_received,
+    check_to_send,
+)
 from ._sasl._base import binds_channel
 from ._state import (
     ConnectionState,
@@ -69,6 +76,7 @@ from ._state import (
     Timeout,
     client_timeout,
     ends_group,
+    ends_message,
     server_timeout,
 )
 from ._util import LocalProtocolError, RemoteProtocolError
@@ -581,6 +589,8 @@ class Connection:
                 facts.recipients += 1
             elif isinstance(event, EndOfMessage):
                 facts.mail = None
+        elif isinstance(event, JUNK_COMMANDS):
+            facts.junk_commands += 1  # Config.max_junk_commands
         self._state.process_command(event)
 
     def _process_reply(self, reply: Reply) -> None:
@@ -605,6 +615,8 @@ class Connection:
             facts.extensions = Extensions()
         if self.our_role is SERVER:
             facts.recipients = st.recipients
+            if reply.is_positive and command is not None and ends_message(command):
+                facts.junk_commands = 0  # a message was accepted: the session is useful
             if st.state not in (State.MAIL, State.RCPT, State.DATA, State.BDAT):
                 facts.mail = None
         elif (

@@ -15,12 +15,17 @@ from ._events import (
     Data,
     Ehlo,
     Event,
+    Expn,
     Helo,
+    Help,
     Lhlo,
     MailFrom,
+    Noop,
     RcptTo,
     Reply,
+    Rset,
     StartTLS,
+    Vrfy,
 )
 from ._extensions import Extensions
 from ._sasl._base import PLAINTEXT_MECHANISMS, binds_channel
@@ -43,6 +48,7 @@ class Facts:
     transactions: int = 0  # MAIL commands accepted (server) / sent (client) this session
     authenticated: bool = False  # AUTH succeeded (235)
     auth_failures: int = 0  # AUTH exchanges that ended in failure
+    junk_commands: int = 0  # NOOP/VRFY/EXPN/HELP/RSET read since a message was accepted
 
     @property
     def size_limit(self) -> int | None:
@@ -120,9 +126,22 @@ def _check_auth(command: Auth, facts: Facts) -> Reply | None:
     return None
 
 
+#: Commands that move no mail (Postfix's "junk": NOOP, VRFY, ETRN, RSET; ours adds EXPN and
+#: HELP): a session that sends nothing else is only using the server's time.
+JUNK_COMMANDS = (Noop, Vrfy, Expn, Help, Rset)
+
+
 def check_received(command: Command, state: State, facts: Facts) -> Reply | None:
     """The reply refusing ``command`` received in ``state``, or None to accept it."""
     config = facts.config
+    junk_limit = config.max_junk_commands
+    if (
+        junk_limit is not None
+        and facts.junk_commands >= junk_limit
+        and isinstance(command, JUNK_COMMANDS)
+    ):
+        # RFC 5321 §3.8: 421, and the server closes
+        return _reply(421, "4.7.0", "Too many commands that move no mail; closing")
     if isinstance(command, Auth) and state is State.READY:
         refused = _check_auth(command, facts)
         if refused is not None:
@@ -206,11 +225,15 @@ def _check_auth_to_send(command: Auth, facts: Facts) -> None:
         raise LocalProtocolError(
             f"AUTH {command.mechanism} binds to a TLS channel: there is none (RFC 5802 §6)"
         )
-    cleartext = command.mechanism in PLAINTEXT_MECHANISMS
-    if cleartext and not facts.tls and not facts.config.allow_plaintext_auth:
+    if not facts.tls and not facts.config.allow_plaintext_auth:
+        # Not only PLAIN/LOGIN/tokens: what CRAM-MD5 or SCRAM send without TLS can be
+        # cracked offline, and a man in the middle who stripped STARTTLS chooses the
+        # mechanism (RFC 4954 §4, §6; RFC 3207 §6). The same rule as auth_offered().
+        plain = command.mechanism in PLAINTEXT_MECHANISMS
+        what = "credentials in the clear" if plain else "a crackable proof without TLS"
         raise LocalProtocolError(
-            f"AUTH {command.mechanism} would send credentials in the clear: use TLS, or"
-            " set Config(allow_plaintext_auth=True)"
+            f"AUTH {command.mechanism} would send {what}: use TLS, or set"
+            " Config(allow_plaintext_auth=True)"
         )
 
 

@@ -13,6 +13,7 @@ from ._extensions import Extensions
 __all__ = [
     "DEFAULT_MAX_COMMAND_LINE",
     "DEFAULT_MAX_DATA_LINE",
+    "DEFAULT_MAX_JUNK_COMMANDS",
     "DEFAULT_MAX_RECIPIENTS",
     "DEFAULT_MAX_REPLY_LINE",
     "DEFAULT_MAX_REPLY_LINES",
@@ -26,6 +27,7 @@ DEFAULT_MAX_DATA_LINE = 1000  # RFC 5321 §4.5.3.1.6, octets including CRLF
 DEFAULT_MAX_RECIPIENTS = 1000  # RFC 5321 §4.5.3.1.8 asks for at least 100
 DEFAULT_MAX_REPLY_LINES = 100  # no RFC limit; bounds a multi-line reply
 DEFAULT_MAX_DATA_CHUNK = 256 * 1024  # largest MessageData a server emits
+DEFAULT_MAX_JUNK_COMMANDS = 100  # as Postfix's smtpd_junk_command_limit
 MAX_AUTH_LINE = 12288  # RFC 4954 §4: AUTH lines and responses may be this long
 
 
@@ -104,9 +106,14 @@ class Config:
       transaction did not declare BODY=8BITMIME or SMTPUTF8 (RFC 6152 §3 says it must).
     - ``allow_plaintext_auth``: AUTH without TLS. Off by default: a server neither
       advertises nor accepts AUTH before TLS (``538 5.7.11``, RFC 4954 §6), and a client
-      refuses to send PLAIN, LOGIN, XOAUTH2 or OAUTHBEARER credentials in the clear.
+      sends no AUTH of any mechanism in the clear (what CRAM-MD5 and SCRAM send can be
+      cracked offline, and a man in the middle who strips STARTTLS picks the mechanism).
     - ``max_auth_failures``: failed AUTH exchanges before a server answers further AUTH
       with ``421 4.7.0`` and closes.
+    - ``max_junk_commands``: NOOP, VRFY, EXPN, HELP and RSET commands a server reads
+      before it answers the next one ``421 4.7.0`` and closes; the count starts again
+      once a message is accepted (Postfix's ``smtpd_junk_command_limit``, default 100).
+      None: no limit. A client flooding them only burns the server's time.
     """
 
     hostname: str = "localhost"
@@ -135,3 +142,6 @@ class Config:
     allow_8bit_without_8bitmime: bool = False
     allow_plaintext_auth: bool = False
     max_auth_failures: int = attrs.field(default=3, validator=_positive)
+    max_junk_commands: int | None = attrs.field(
+        default=DEFAULT_MAX_JUNK_COMMANDS, validator=_optional_positive
+    )
