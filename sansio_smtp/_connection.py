@@ -213,6 +213,12 @@ class Connection:
         return server_timeout(st.state, owes_reply=owes_reply)
 
     @property
+    def in_chunk(self) -> bool:
+        """The octets of a BDAT chunk are being read (server; a refused chunk's too, as
+        they are skipped) or sent (client): RFC 3030 §2."""
+        return self._chunk is not None
+
+    @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received but not consumed, and whether the peer has closed."""
         return bytes(self._buf), self._peer_closed

@@ -114,7 +114,8 @@ def _answered(sock: socket.socket, seconds: float) -> bytes:
 
 
 class FakeConn:
-    """The three Connection properties ReadDeadline reads."""
+    """The Connection properties ReadDeadline reads; inside a BDAT chunk when it owes a
+    reply (``pending``) and still waits for the client (``timeout``), as a real one."""
 
     def __init__(self, state: str = "READY", pending: tuple[object, ...] = ()) -> None:
         from sansio_smtp._state import State, Timeout
@@ -122,6 +123,10 @@ class FakeConn:
         self.state = State[state]
         self.pending = pending
         self.timeout: Timeout | None = Timeout("client", 300.0)
+
+    @property
+    def in_chunk(self) -> bool:
+        return bool(self.pending) and self.timeout is not None
 
 
 def test_read_deadline_command_is_bounded_as_a_whole() -> None:

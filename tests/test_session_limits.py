@@ -154,3 +154,16 @@ def test_message_events_still_flow_under_the_junk_limit() -> None:
         assert isinstance(events[-1], EndOfMessage)
         pair.server_sends(pair.server.default_reply(events[-1]))
     assert pair.client.state is State.READY
+
+
+def test_in_chunk_while_a_bdat_chunk_is_read_even_a_refused_one() -> None:
+    # RFC 3030 §2: the chunk's octets follow the BDAT line whatever the reply will be
+    for extensions in ({"CHUNKING": ()}, {}):  # without CHUNKING the BDAT is refused
+        server = _greeted(Config(extensions=extensions))
+        _serve(server, b"EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\n")
+        server.receive_data(b"BDAT 10 LAST\r\nhello")
+        drain(server)
+        assert server.in_chunk
+        server.receive_data(b"world")
+        drain(server)
+        assert not server.in_chunk

@@ -38,13 +38,9 @@ FD_MARGIN: Final = 32
 
 def in_content(conn: Connection) -> bool:
     """The server is reading message content: DATA, between BDAT chunks, or inside a BDAT
-    chunk, including the first one (its state is still RCPT). While a chunk is read the
-    core owes the BDAT a reply but still waits for the client (``timeout`` is not None):
-    that combination happens only inside a chunk."""
+    chunk, including the first one (its state is still RCPT) and a refused one."""
     state = conn.state
-    if state is State.DATA or state is State.BDAT:
-        return True
-    return bool(conn.pending) and conn.timeout is not None
+    return state is State.DATA or state is State.BDAT or conn.in_chunk
 
 
 class ReadDeadline:

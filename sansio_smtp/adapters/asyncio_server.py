@@ -459,6 +459,20 @@ class _SMTPProtocol(asyncio.Protocol):
             transport.close()
 
     async def _implicit_tls(self, peer: PeerAddress) -> None:
+        new = await self._handshake()
+        if new is None or self._closed:
+            self.abort()
+            return
+        self.transport = new
+        self._busy = False
+        self._reading = True  # the new transport reads until told otherwise
+        self._begin(peer, tls=True)
+
+    async def _handshake(self) -> asyncio.Transport | None:
+        """The server side of a TLS handshake (implicit TLS or after STARTTLS's 220), or
+        None when it failed or timed out: then the transport is closed, and as its
+        protocol was then the SSL one, connection_lost() will not come: the slot is let
+        go here. Nothing is said in the clear."""
         transport, server = self.transport, self.server
         assert transport is not None and server.tls_context is not None
         try:
@@ -471,26 +485,15 @@ class _SMTPProtocol(asyncio.Protocol):
             )
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # handshake failed or timed out
+        except Exception as exc:
             log.debug("TLS handshake failed: %r", exc)
             self._task = None
-            self._handshake_failed(transport)
-            return
+            self._closed = True
+            transport.abort()
+            self.connection_lost(None)
+            return None
         self._task = None
-        if new is None or self._closed:
-            self.abort()
-            return
-        self.transport = new
-        self._busy = False
-        self._reading = True  # the new transport reads until told otherwise
-        self._begin(peer, tls=True)
-
-    def _handshake_failed(self, transport: asyncio.Transport) -> None:
-        """start_tls() failed: the transport is closed, and its protocol was then the SSL
-        one, so connection_lost() will not come: let go of the slot here."""
-        self._closed = True
-        transport.abort()
-        self.connection_lost(None)
+        return new
 
     def _begin(self, peer: PeerAddress, *, tls: bool) -> None:
         transport, server = self.transport, self.server
@@ -683,26 +686,10 @@ class _SMTPProtocol(asyncio.Protocol):
             self._crashed(exc)
 
     async def _starttls(self) -> None:
-        d, transport, server = self.d, self.transport, self.server
-        assert d is not None and transport is not None and server.tls_context is not None
+        d = self.d
+        assert d is not None
         self._stash = []
-        try:
-            new = await self._loop.start_tls(
-                transport,
-                self,
-                server.tls_context,
-                server_side=True,
-                ssl_handshake_timeout=server.tls_handshake_timeout,
-            )
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # handshake failed or timed out: nothing to say in clear
-            log.debug("STARTTLS handshake failed: %r", exc)
-            self._task = None
-            self._stash = None
-            self._handshake_failed(transport)
-            return
-        self._task = None
+        new = await self._handshake()
         stash, self._stash = self._stash, None
         if new is None or self._closed:
             self.abort()
