@@ -67,6 +67,7 @@ from ._rules import (
     check_content,
     check_received,
     check_to_send,
+    too_many_errors,
 )
 from ._sasl._base import binds_channel
 from ._state import (
@@ -344,18 +345,22 @@ class Connection:
             refusal = self._check_synchronization(command) or refusal
             if isinstance(command, Bdat):
                 return self._start_chunk(command, line, refusal)
-            event = (
-                InvalidCommand(line=line, reply_hint=refusal, command=command)
-                if refusal
-                else command
-            )
+            event = self._refused(line, refusal, command) if refusal else command
         else:
             assert rejected is not None
             if in_auth:
                 line = b"<redacted AUTH response>"
-            event = InvalidCommand(line=line, reply_hint=rejected.reply)
+            event = self._refused(line, rejected.reply)
         self._process_command(event)
         return event
+
+    def _refused(self, line: bytes, reply: Reply, command: Command | None = None) -> InvalidCommand:
+        """The event for a refused command line; past Config.max_invalid_commands its
+        reply closes the session instead."""
+        facts = self._facts
+        reply = too_many_errors(facts) or reply
+        facts.invalid_commands += 1
+        return InvalidCommand(line=line, reply_hint=reply, command=command)
 
     @property
     def _utf8(self) -> bool:
@@ -378,7 +383,7 @@ class Connection:
         """RFC 3030 §2: the chunk's octets follow the BDAT line whatever the reply will be;
         a refused BDAT still has them skipped before the refusal is emitted."""
         if refusal is not None:
-            held = InvalidCommand(line=line, reply_hint=refusal, command=command)
+            held = self._refused(line, refusal, command)
             self._chunk = _Chunk(remaining=command.size, last=command.last, held=held)
             return self._read_chunk(self._chunk)
         if self._state.state is State.RCPT:
@@ -622,7 +627,8 @@ class Connection:
         if self.our_role is SERVER:
             facts.recipients = st.recipients
             if reply.is_positive and command is not None and ends_message(command):
-                facts.junk_commands = 0  # a message was accepted: the session is useful
+                # a message was accepted: the session is useful
+                facts.junk_commands = facts.invalid_commands = 0
             if st.state not in (State.MAIL, State.RCPT, State.DATA, State.BDAT):
                 facts.mail = None
         elif (

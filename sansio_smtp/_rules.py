@@ -33,7 +33,7 @@ from ._state import TRANSITIONS, State, out_of_sequence_reply
 from ._util import LocalProtocolError
 from .config import Config
 
-__all__ = ["Facts", "check_received", "check_to_send"]
+__all__ = ["JUNK_COMMANDS", "Facts", "check_received", "check_to_send", "too_many_errors"]
 
 
 @attrs.define
@@ -48,7 +48,8 @@ class Facts:
     transactions: int = 0  # MAIL commands accepted (server) / sent (client) this session
     authenticated: bool = False  # AUTH succeeded (235)
     auth_failures: int = 0  # AUTH exchanges that ended in failure
-    junk_commands: int = 0  # NOOP/VRFY/EXPN/HELP/RSET read since a message was accepted
+    junk_commands: int = 0  # JUNK_COMMANDS read since a message was accepted
+    invalid_commands: int = 0  # command lines refused since a message was accepted
 
     @property
     def size_limit(self) -> int | None:
@@ -126,9 +127,20 @@ def _check_auth(command: Auth, facts: Facts) -> Reply | None:
     return None
 
 
-#: Commands that move no mail (Postfix's "junk": NOOP, VRFY, ETRN, RSET; ours adds EXPN and
-#: HELP): a session that sends nothing else is only using the server's time.
-JUNK_COMMANDS = (Noop, Vrfy, Expn, Help, Rset)
+#: Commands that move no mail (Postfix's "junk": NOOP, VRFY, ETRN, RSET; ours adds EXPN,
+#: HELP and the greetings, which a client needs once, twice around STARTTLS): a session
+#: that sends nothing else is only using the server's time.
+JUNK_COMMANDS = (Noop, Vrfy, Expn, Help, Rset, Ehlo, Helo, Lhlo)
+
+
+def too_many_errors(facts: Facts) -> Reply | None:
+    """421 once the session has had Config.max_invalid_commands command lines refused
+    (as Postfix's smtpd_hard_error_limit), None before."""
+    limit = facts.config.max_invalid_commands
+    if limit is not None and facts.invalid_commands >= limit:
+        # RFC 5321 §3.8: 421, and the server closes
+        return _reply(421, "4.7.0", "Too many errors; closing")
+    return None
 
 
 def check_received(command: Command, state: State, facts: Facts) -> Reply | None:

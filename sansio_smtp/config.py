@@ -13,6 +13,7 @@ from ._extensions import Extensions
 __all__ = [
     "DEFAULT_MAX_COMMAND_LINE",
     "DEFAULT_MAX_DATA_LINE",
+    "DEFAULT_MAX_INVALID_COMMANDS",
     "DEFAULT_MAX_JUNK_COMMANDS",
     "DEFAULT_MAX_RECIPIENTS",
     "DEFAULT_MAX_REPLY_LINE",
@@ -28,6 +29,7 @@ DEFAULT_MAX_RECIPIENTS = 1000  # RFC 5321 §4.5.3.1.8 asks for at least 100
 DEFAULT_MAX_REPLY_LINES = 100  # no RFC limit; bounds a multi-line reply
 DEFAULT_MAX_DATA_CHUNK = 256 * 1024  # largest MessageData a server emits
 DEFAULT_MAX_JUNK_COMMANDS = 100  # as Postfix's smtpd_junk_command_limit
+DEFAULT_MAX_INVALID_COMMANDS = 20  # as Postfix's smtpd_hard_error_limit
 MAX_AUTH_LINE = 12288  # RFC 4954 §4: AUTH lines and responses may be this long
 
 
@@ -110,10 +112,14 @@ class Config:
       cracked offline, and a man in the middle who strips STARTTLS picks the mechanism).
     - ``max_auth_failures``: failed AUTH exchanges before a server answers further AUTH
       with ``421 4.7.0`` and closes.
-    - ``max_junk_commands``: NOOP, VRFY, EXPN, HELP and RSET commands a server reads
-      before it answers the next one ``421 4.7.0`` and closes; the count starts again
-      once a message is accepted (Postfix's ``smtpd_junk_command_limit``, default 100).
-      None: no limit. A client flooding them only burns the server's time.
+    - ``max_junk_commands``: NOOP, VRFY, EXPN, HELP, RSET, EHLO, HELO and LHLO commands
+      a server reads before it answers the next one ``421 4.7.0`` and closes; the count
+      starts again once a message is accepted (Postfix's ``smtpd_junk_command_limit``,
+      default 100). None: no limit. A client flooding them only burns the server's time.
+    - ``max_invalid_commands``: command lines a server refuses (InvalidCommand: bad
+      syntax, out of sequence, too many recipients...) before it answers the next one
+      ``421 4.7.0`` and closes; reset like the junk count (Postfix's
+      ``smtpd_hard_error_limit``, 20). None: no limit.
     """
 
     hostname: str = "localhost"
@@ -144,4 +150,7 @@ class Config:
     max_auth_failures: int = attrs.field(default=3, validator=_positive)
     max_junk_commands: int | None = attrs.field(
         default=DEFAULT_MAX_JUNK_COMMANDS, validator=_optional_positive
+    )
+    max_invalid_commands: int | None = attrs.field(
+        default=DEFAULT_MAX_INVALID_COMMANDS, validator=_optional_positive
     )

@@ -218,7 +218,9 @@ def test_client_that_never_reads_is_dropped_at_the_deadline(
 ) -> None:
     # issue 10 item 6: pipelined commands whose replies are never read fill our write
     # buffer; transport.close() waited for it to drain forever. Bounded by the idle timeout.
-    server = make_server(kind, None, idle_timeout=1.0)
+    # (the junk-command limit would close it long before: off, to test the writes)
+    config = Config(hostname="mx.test", extensions=EXT, max_junk_commands=None)
+    server = make_server(kind, None, idle_timeout=1.0, config=config)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect(("127.0.0.1", server.port))

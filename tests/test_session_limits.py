@@ -55,9 +55,10 @@ def test_junk_commands_past_the_limit_get_421_and_close(verb: bytes) -> None:
     server = _greeted()
     replies = _serve(server, b"EHLO c.example\r\n" + (verb + b"\r\n") * 150)
     codes = [r.code for r in replies]
-    assert codes[1:101] == [codes[1]] * 100 and codes[1] != 421
-    assert codes[101] == 421 and str(replies[101].enhanced) == "4.7.0"
-    assert len(codes) == 102  # nothing read after the 421
+    # EHLO counts too: 99 more are answered, the 100th is refused
+    assert codes[1:100] == [codes[1]] * 99 and codes[1] != 421
+    assert codes[100] == 421 and str(replies[100].enhanced) == "4.7.0"
+    assert len(codes) == 101  # nothing read after the 421
     assert server.state is State.CLOSED
 
 
@@ -65,16 +66,16 @@ def test_junk_count_starts_again_after_an_accepted_message() -> None:
     # Postfix: "The junk command count is reset after mail is delivered."
     server = _greeted(Config(max_junk_commands=5))
     message = b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nhi\r\n.\r\n"
-    wire = b"EHLO c\r\n" + b"NOOP\r\n" * 5 + message + b"NOOP\r\n" * 5 + b"NOOP\r\n"
+    wire = b"EHLO c\r\n" + b"NOOP\r\n" * 4 + message + b"NOOP\r\n" * 5 + b"NOOP\r\n"
     codes = [r.code for r in _serve(server, wire)]
-    assert codes == [250] * 6 + [250, 250, 354, 250] + [250] * 5 + [421]
+    assert codes == [250] * 5 + [250, 250, 354, 250] + [250] * 5 + [421]
 
 
 def test_refused_message_does_not_reset_the_junk_count() -> None:
     server = _greeted(Config(max_junk_commands=3, max_message_size=2))
     wire = (
         b"EHLO c\r\n"
-        + b"NOOP\r\n" * 3
+        + b"NOOP\r\n" * 2
         + b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\ntoo long\r\n.\r\n"
         + b"RSET\r\n"
     )
@@ -94,7 +95,7 @@ def test_junk_limit_is_a_positive_int_or_none() -> None:
 
 
 def test_junk_refusal_is_an_invalid_command_event() -> None:
-    server = _greeted(Config(max_junk_commands=1))
+    server = _greeted(Config(max_junk_commands=2))
     _serve(server, b"EHLO c\r\nNOOP\r\n")
     server.receive_data(b"VRFY x\r\n")
     (event,) = drain(server)
@@ -167,3 +168,29 @@ def test_in_chunk_while_a_bdat_chunk_is_read_even_a_refused_one() -> None:
         server.receive_data(b"world")
         drain(server)
         assert not server.in_chunk
+
+
+# Postfix smtpd_hard_error_limit (20); RFC 5321 §3.8: 421 closes
+def test_refused_command_lines_past_the_limit_get_421_and_close() -> None:
+    server = _greeted()
+    wire = b"EHLO c\r\nMAIL FROM:<a@b.example>\r\n" + b"MAIL FROM:<a@b.example>\r\n" * 30
+    replies = _serve(server, wire)
+    codes = [r.code for r in replies]
+    assert codes[:2] == [250, 250]
+    assert codes[2:22] == [503] * 20  # nested MAIL (RFC 5321 §4.1.4)
+    assert codes[22] == 421 and str(replies[22].enhanced) == "4.7.0"
+    assert len(codes) == 23 and server.state is State.CLOSED
+
+
+def test_error_count_starts_again_after_an_accepted_message() -> None:
+    server = _greeted(Config(max_invalid_commands=2))
+    message = b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nhi\r\n.\r\n"
+    wire = b"EHLO c\r\n" + b"BOGUS\r\n" * 2 + message + b"BOGUS\r\n" * 3
+    codes = [r.code for r in _serve(server, wire)]
+    assert codes == [250, 500, 500, 250, 250, 354, 250, 500, 500, 421]
+
+
+def test_repeated_ehlo_is_junk() -> None:
+    server = _greeted(Config(max_junk_commands=3))
+    codes = [r.code for r in _serve(server, b"EHLO c\r\n" * 5)]
+    assert codes == [250, 250, 250, 421]
