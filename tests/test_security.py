@@ -10,11 +10,13 @@ here checks that each named regression test still exists.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +37,7 @@ from sansio_smtp import (
     Greeting,
     Helo,
     Help,
+    InvalidCommand,
     InvalidMessage,
     LocalProtocolError,
     MailFrom,
@@ -44,6 +47,7 @@ from sansio_smtp import (
     RemoteProtocolError,
     Reply,
     StartTLS,
+    State,
     Vrfy,
 )
 from sansio_smtp.adapters import AsyncioServer, MemoryHandler
@@ -309,3 +313,175 @@ def test_command_injection_through_any_argument(argument: str) -> None:
         with pytest.raises((LocalProtocolError, ValueError)):
             pair.client.send(make(char))
         assert pair.client.state is before, repr(char)
+
+
+# ------------------------------------------------------------------ endless lines
+
+CHUNK = 64 * 1024
+
+
+@pytest.mark.parametrize("where", ["command", "content"])
+def test_endless_line_keeps_memory_bounded(where: str) -> None:
+    # RFC 5321 §4.5.3.1.4-6 (512-octet command lines, 1000-octet text lines): an endless
+    # line (16 MiB without CRLF) is discarded as it comes, not buffered; the session
+    # survives with 500 (command) or an InvalidMessage (content) and goes on.
+    config = Config(max_message_size=None)
+    conn = Connection(SERVER, config)
+    conn.send(Greeting())
+    if where == "content":
+        conn.receive_data(b"EHLO c\r\n" + ENVELOPE + b"DATA\r\n")
+        for _ in range(4):
+            conn.send(conn.default_reply(conn.next_event()))  # type: ignore[arg-type]
+        assert conn.state is State.DATA
+    most = 0
+    for _ in range(256):
+        conn.receive_data(b"x" * CHUNK)
+        while conn.next_event() not in (NEED_DATA, PAUSED):
+            pass
+        most = max(most, len(conn.trailing_data[0]))
+    assert most <= 8192, most  # bounded by a line limit, not by the input
+    conn.receive_data(b"\r\n.\r\n" if where == "content" else b"\r\n")
+    event = conn.next_event()
+    if where == "content":
+        while isinstance(event, MessageData):
+            event = conn.next_event()
+        assert isinstance(event, InvalidMessage)
+    else:
+        assert isinstance(event, InvalidCommand) and event.reply_hint.code == 500
+    conn.send(conn.default_reply(event))
+    conn.receive_data(b"NOOP\r\n")
+    assert isinstance(conn.next_event(), Noop)
+
+
+def test_endless_line_over_the_wire(server: tuple[int, MemoryHandler]) -> None:
+    # the same against the running server: 8 MiB without CRLF, then 500 and the session
+    # goes on (RFC 5321 §4.2.4 500 "line too long", §4.5.3.1.4)
+    port, _ = server
+    with Peer(port) as peer:
+        assert peer.codes(1) == [220]
+        for _ in range(128):
+            peer.send(b"N" * CHUNK)
+        peer.send(b"\r\nNOOP\r\n")
+        assert peer.codes(2) == [500, 250]
+
+
+# ------------------------------------------------------------------------- floods
+
+
+def test_recipient_flood_gets_452(server: tuple[int, MemoryHandler]) -> None:
+    # RFC 5321 §4.5.3.1.8 (at least 100 recipients) and §4.5.3.1.10: beyond the limit,
+    # 452 "too many recipients", not 5xx; the transaction goes on with those accepted.
+    port, _ = server
+    rcpts = b"".join(b"RCPT TO:<r%d@d.example>\r\n" % i for i in range(105))
+    with Peer(port) as peer:
+        assert peer.codes(1) == [220]
+        peer.send(b"EHLO c.example\r\nMAIL FROM:<a@b.example>\r\n" + rcpts + b"RSET\r\n")
+        codes = peer.codes(2 + 105 + 1)
+    assert codes == [250, 250] + [250] * 100 + [452] * 5 + [250]
+
+
+def test_command_flood_is_answered_in_order(server: tuple[int, MemoryHandler]) -> None:
+    # RFC 2920 §3.1 (pipelining): 5,000 commands in one write are each answered, in
+    # order, and the reading is bounded by SOCKET_TIMEOUT per reply. A client that does
+    # not read its replies is cut off (issue 10 item 6, listed below).
+    port, _ = server
+    count = 5000
+    with Peer(port) as peer:
+        assert peer.codes(1) == [220]
+        peer.send(b"EHLO c.example\r\n" + b"NOOP\r\nXYZZY\r\n" * (count // 2))
+        codes = peer.codes(1 + count)
+    assert codes == [250] + [250, 500] * (count // 2)
+
+
+# ----------------------------------------------------------- NUL and invalid UTF-8
+
+
+def test_nul_bytes() -> None:
+    # RFC 5321 §4.1.2 / §2.4: NUL is no part of any command; in a command line it gets
+    # 501/500 and the session goes on; in content it is an ordinary octet and cannot end
+    # the data ("\r\n\x00.\r\n" is content, RFC 5321 §4.1.1.4).
+    wire = (
+        b"EHLO c\r\nNOOP \x00\r\nMAIL FROM:<a\x00@b.example>\r\n\x00\r\n"
+        + ENVELOPE
+        + b"DATA\r\n\x00nul\r\n\x00.\r\n.\r\nNOOP\r\n"
+    )
+    for way, chunks in feed_ways(wire):
+        events, codes = serve(Config(), chunks)
+        assert codes == [250, 501, 501, 500, 250, 250, 354, 250, 250], way
+        content = b"".join(bytes(e.data) for e in events if isinstance(e, MessageData))
+        assert content == b"\x00nul\r\n\x00.\r\n", way
+
+
+def test_invalid_utf8() -> None:
+    # RFC 5321 §2.4 (commands are ASCII) and RFC 6531 §3.3 (UTF-8 only, and only with
+    # SMTPUTF8): invalid UTF-8 or 8-bit octets in a command get 500 or 553 without
+    # SMTPUTF8, 500 with it for malformed UTF-8; the session goes on.
+    wire = b"EHLO c\r\nNOOP \xff\r\nMAIL FROM:<\xc3@b.example>\r\n\xfe\xff\r\nNOOP\r\n"
+    for way, chunks in feed_ways(wire):
+        assert serve(Config(), chunks)[1] == [250, 500, 500, 500, 250], way
+    utf8 = Config(extensions={"SMTPUTF8": ()})
+    wire = b"EHLO c\r\nMAIL FROM:<\xc3@b.example> SMTPUTF8\r\nNOOP\r\n"
+    for way, chunks in feed_ways(wire):
+        assert serve(utf8, chunks)[1] == [250, 500, 250], way
+
+
+# -------------------------------------------------------------------- early talker
+
+
+def test_early_talker_core() -> None:
+    # RFC 5321 §3.1 / §4.3.1: the client waits for the greeting; one that speaks first is
+    # a spam-bot tell (Postfix postscreen_greet_action). The core notes it, and with
+    # reject_improper_pipelining answers its first command 554.
+    for reject, code in ((False, 250), (True, 554)):
+        conn = Connection(SERVER, Config(reject_improper_pipelining=reject))
+        conn.receive_data(b"EHLO too.early\r\n")
+        assert conn.next_event() is PAUSED  # nothing is read before the greeting
+        conn.send(Greeting())
+        assert conn.improper_pipelining
+        event = conn.next_event()
+        assert conn.default_reply(event).code == code  # type: ignore[arg-type]
+
+
+def test_early_talker_over_the_wire(server: tuple[int, MemoryHandler]) -> None:
+    # RFC 5321 §4.3.1: whatever the client does, the 220 greeting comes first and the
+    # early command is answered after it, once
+    port, _ = server
+    with Peer(port) as peer:
+        peer.send(b"EHLO too.early\r\nNOOP\r\n")
+        assert peer.codes(3) == [220, 250, 250]
+
+
+# ------------------------------------------------------------- issue 10 findings
+
+#: issue 10 item -> (test file, regression test that covers it)
+ISSUE_10 = {
+    1: ("test_reliability_core.py", "test_lmtp_refused_message_is_refused_for_every_recipient"),
+    2: ("test_reliability_core.py", "test_lmtp_data_without_recipient_is_503"),
+    3: ("test_reliability_store.py", "test_maildir_memory_stays_bounded"),
+    4: ("test_reliability_store.py", "test_maildir_fsyncs_file_and_new_directory_before_250"),
+    5: ("test_reliability_store.py", "test_maildir_keeps_binarymime_octets_exactly"),
+    6: ("test_reliability_server.py", "test_client_that_never_reads_is_dropped_at_the_deadline"),
+    7: ("test_reliability_server.py", "test_dripped_command_line_is_bounded_as_a_whole"),
+    8: ("test_reliability_server.py", "test_connections_per_client"),
+    9: ("test_reliability_server.py", "test_auth_failures_across_connections_are_budgeted"),
+    10: ("test_reliability_store.py", "test_slow_store_does_not_stall_other_clients"),
+    11: ("test_reliability_store.py", "test_print_handler_escapes_terminal_controls"),
+    12: ("test_reliability_core.py", "test_scram_long_client_nonce_is_refused_with_501"),
+    13: ("test_fuzz.py", "test_every_suggested_reply_can_be_sent"),
+    14: ("test_reliability_core.py", "test_overlong_line_gets_the_same_events_however_split"),
+    15: ("test_reliability_client.py", "test_dripping_mail_reply_times_out"),
+    16: ("test_reliability_client.py", "test_no_credentials_without_tls"),
+}
+
+
+@pytest.mark.parametrize("item", sorted(ISSUE_10))
+def test_issue_10_finding_has_its_regression_test(item: int) -> None:
+    # issue 10 items 1-16: each finding keeps the regression test that reproduced it
+    filename, name = ISSUE_10[item]
+    tree = ast.parse((Path(__file__).parent / filename).read_text(encoding="utf-8"))
+    tests = {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    assert name in tests, f"issue 10 item {item}: {name} is missing from {filename}"
