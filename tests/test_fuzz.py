@@ -50,8 +50,8 @@ from sansio_smtp import (
     StartTLS,
     State,
 )
+from sansio_smtp import strategies as s
 
-from . import strategies as s
 from .helpers import chunked, drain
 
 # The most a server buffers of an unfinished command line: AUTH lines may be 12288 octets

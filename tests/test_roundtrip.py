@@ -47,8 +47,8 @@ from sansio_smtp import (
     State,
     Vrfy,
 )
+from sansio_smtp import strategies as s
 
-from . import strategies as s
 from .helpers import chunked, drain
 
 _LOOKS_ENHANCED = re.compile(r"[245]\.[0-9]+\.[0-9]+(?: |\Z)")

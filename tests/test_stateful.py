@@ -62,8 +62,7 @@ from sansio_smtp import (
     StartTLS,
     State,
 )
-
-from . import strategies as s
+from sansio_smtp import strategies as s
 
 _EXT = Extensions(
     {
