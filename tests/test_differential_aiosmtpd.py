@@ -48,9 +48,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sansio_smtp import Address, Config
+from sansio_smtp import strategies as s
 from sansio_smtp.adapters import AsyncioServer
-
-from . import strategies as s
 
 aiosmtpd_controller = pytest.importorskip(
     "aiosmtpd.controller", reason="aiosmtpd is not installed (pip install aiosmtpd)"

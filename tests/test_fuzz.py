@@ -16,7 +16,7 @@ import contextlib
 import time
 
 import pytest
-from hypothesis import event, given, note
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 from sansio_smtp import (
@@ -588,6 +588,7 @@ _AUTH_TOKENS = [
 ]
 
 
+@settings(deadline=None)  # feeds kilobytes byte by byte: slow on a loaded machine
 @given(
     config=rich_server_configs(),
     depth=st.integers(0, 4),
