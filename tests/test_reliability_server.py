@@ -15,7 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,7 +23,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sansio_smtp import Config
-from sansio_smtp.adapters import SyncServer
 from sansio_smtp.adapters._limits import (
     AuthFailureBudget,
     ClientLimits,
@@ -34,59 +33,15 @@ from sansio_smtp.adapters._limits import (
 )
 from sansio_smtp.adapters.handlers import DEFAULT_MAX_CONNECTIONS_PER_CLIENT
 
+from . import test_server_adapters as _adapters
 from .certs import test_certs
-from .test_server_adapters import EXT, Peer, ThreadedAsyncioServer
+from .test_server_adapters import EXT, Peer
 
 KINDS = ["asyncio", "sync", "anyio"]
 TIMEOUT = 5.0
 
 
-class ThreadedAnyioServer:
-    """An AnyioServer (asyncio backend) served from a blocking portal's thread."""
-
-    def __init__(self, handler: object, **options: Any) -> None:
-        anyio_server = pytest.importorskip("sansio_smtp.adapters.anyio_server")
-        from anyio.from_thread import start_blocking_portal
-
-        self._cm = start_blocking_portal()
-        self.portal = self._cm.__enter__()
-        self.server = anyio_server.AnyioServer(handler, **options)
-        self._future, _ = self.portal.start_task(self.server.serve)
-
-    @property
-    def port(self) -> int:
-        return int(self.server.port)
-
-    @property
-    def connections(self) -> int:
-        return int(self.server.connections)
-
-    def shutdown(self, timeout: float = TIMEOUT) -> None:
-        with contextlib.suppress(Exception):
-            self.portal.call(self.server.shutdown, timeout)
-        with contextlib.suppress(Exception):
-            self._cm.__exit__(None, None, None)
-
-
-@pytest.fixture
-def make_server() -> Iterator[Callable[..., Any]]:
-    started: list[Any] = []
-
-    def make(kind: str, handler: object = None, **options: Any) -> Any:
-        options.setdefault("config", Config(hostname="mx.test", extensions=EXT))
-        server: Any
-        if kind == "asyncio":
-            server = ThreadedAsyncioServer(handler, **options)
-        elif kind == "anyio":
-            server = ThreadedAnyioServer(handler, **options)
-        else:
-            server = SyncServer(handler, poll_interval=0.05, **options).start()
-        started.append(server)
-        return server
-
-    yield make
-    for server in started:
-        server.shutdown(1.0)
+make_server = _adapters.make_server  # the fixture: an asyncio, sync or anyio server
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float) -> bool:

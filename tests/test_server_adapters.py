@@ -99,7 +99,34 @@ class ThreadedAsyncioServer:
             self.loop.close()
 
 
-Server = Any  # ThreadedAsyncioServer | SyncServer
+class ThreadedAnyioServer:
+    """An AnyioServer (asyncio backend) served from a blocking portal's thread."""
+
+    def __init__(self, handler: object, **options: Any) -> None:
+        anyio_server = pytest.importorskip("sansio_smtp.adapters.anyio_server")
+        from anyio.from_thread import start_blocking_portal
+
+        self._cm = start_blocking_portal()
+        self.portal = self._cm.__enter__()
+        self.server = anyio_server.AnyioServer(handler, **options)
+        self._future, _ = self.portal.start_task(self.server.serve)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.port)
+
+    @property
+    def connections(self) -> int:
+        return int(self.server.connections)
+
+    def shutdown(self, timeout: float = TIMEOUT) -> None:
+        with contextlib.suppress(Exception):
+            self.portal.call(self.server.shutdown, timeout)
+        with contextlib.suppress(Exception):
+            self._cm.__exit__(None, None, None)
+
+
+Server = Any  # ThreadedAsyncioServer | ThreadedAnyioServer | SyncServer
 
 
 @pytest.fixture
@@ -111,6 +138,8 @@ def make_server() -> Iterator[Callable[..., Server]]:
         server: Server
         if kind == "asyncio":
             server = ThreadedAsyncioServer(handler, **options)
+        elif kind == "anyio":
+            server = ThreadedAnyioServer(handler, **options)
         else:
             server = SyncServer(handler, poll_interval=0.05, **options).start()
         started.append(server)
