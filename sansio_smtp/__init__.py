@@ -38,7 +38,12 @@ from ._params import Params
 from ._state import TRANSITIONS, LmtpDelivery, Role, State, Timeout
 from ._status import EnhancedStatusCode, ReplyClass
 from ._transcript import Transcript, TranscriptEvent, TranscriptLine
-from ._util import LocalProtocolError, RemoteProtocolError, SMTPProtocolError
+from ._util import (
+    LocalProtocolError,
+    PlaintextAfterStartTLS,
+    RemoteProtocolError,
+    SMTPProtocolError,
+)
 from .config import Config, LineEndingPolicy
 
 CLIENT = Role.CLIENT
@@ -80,6 +85,7 @@ __all__ = [
     "MessageData",
     "Noop",
     "Params",
+    "PlaintextAfterStartTLS",
     "Quit",
     "RcptTo",
     "RemoteProtocolError",

@@ -16,6 +16,7 @@
 # RemoteProtocolError instead of ever carrying them over.
 from __future__ import annotations
 
+import copy
 import enum
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,7 @@ from ._state import (
     ends_message,
     server_timeout,
 )
-from ._util import LocalProtocolError, RemoteProtocolError
+from ._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ._writers import DataWriter, write_command, write_reply
 from .config import MAX_AUTH_LINE, Config
 
@@ -105,7 +106,6 @@ CLIENT = Role.CLIENT
 SERVER = Role.SERVER
 
 _SYNC_ERROR = Reply(code=554, lines="SMTP synchronization error", enhanced="5.5.0")
-_PLAINTEXT_AFTER_STARTTLS = "plaintext received after STARTTLS (CVE-2011-0411)"
 
 
 @attrs.define
@@ -264,6 +264,9 @@ class Connection:
         except LocalProtocolError as exc:
             self._state.error()
             exc._reraise_as_remote_protocol_error()
+        except RemoteProtocolError:  # raised as such: PlaintextAfterStartTLS
+            self._state.error()
+            raise
         except Exception:  # pragma: no cover - a bug; keep the state honest
             self._state.error()
             raise
@@ -277,7 +280,7 @@ class Connection:
             return ConnectionClosed()
         if state is State.TLS:
             if self._buf:
-                raise LocalProtocolError(_PLAINTEXT_AFTER_STARTTLS)
+                raise PlaintextAfterStartTLS
             return PAUSED
         if self.our_role is SERVER:
             event = self._extract_server_event()
@@ -459,6 +462,22 @@ class Connection:
             self._transcript.record_sent(self.our_role, event, sent)
         return sent
 
+    def check(self, event: Event) -> LocalProtocolError | None:
+        """The error send(``event``) would raise now, or None when it would be sent; the
+        connection does not change. A client asks before it commits to a command (RFC 5321
+        §4.1.4 sequence, extensions advertised, SIZE, LIMITS, the TLS and AUTH policy)."""
+        probe = copy.copy(self)
+        probe._state = self._state.copy()
+        probe._facts = attrs.evolve(self._facts)
+        probe._chunk = copy.copy(self._chunk)
+        probe._data_writer = copy.copy(self._data_writer)
+        probe._transcript = None
+        try:
+            probe.send_with_data_passthrough(event)
+        except LocalProtocolError as exc:
+            return exc
+        return None
+
     def send_failed(self) -> None:
         """The bytes of the last send() could not be written: the session is lost."""
         self._state.error()
@@ -473,7 +492,7 @@ class Connection:
             raise LocalProtocolError("no TLS handshake is due (send or receive STARTTLS first)")
         if self._buf:
             st.error()
-            raise RemoteProtocolError(_PLAINTEXT_AFTER_STARTTLS)
+            raise PlaintextAfterStartTLS
         st.state = st.projected = State.CONNECTED
         st.accepted = []
         self._facts = Facts(config=self.config, extensions=Extensions(), tls=True)

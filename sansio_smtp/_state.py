@@ -251,6 +251,14 @@ class ConnectionState:
         #: awaiting its reply (server), so that LMTP refuses it for every recipient.
         self.content_refusal: Reply | None = None
 
+    def copy(self) -> ConnectionState:
+        """An independent copy (Connection.check tries a send on it)."""
+        new = ConnectionState.__new__(ConnectionState)
+        new.__dict__.update(self.__dict__)
+        new.pending = deque(self.pending)
+        new.accepted = list(self.accepted)
+        return new
+
     @property
     def recipients(self) -> int:
         return len(self.accepted)

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_QUOTED",
     "LocalProtocolError",
+    "PlaintextAfterStartTLS",
     "RemoteProtocolError",
     "SMTPProtocolError",
     "quote",
@@ -72,6 +73,15 @@ class RemoteProtocolError(SMTPProtocolError):
     """The peer broke the protocol in a way the dialogue cannot recover from."""
 
 
+class PlaintextAfterStartTLS(RemoteProtocolError):
+    """The peer sent bytes after STARTTLS's 220 and before the TLS handshake: plaintext
+    an attacker may have injected to run as a post-TLS command (CVE-2011-0411, RFC 3207
+    §5). They are never carried over into the TLS session; the connection is unusable."""
+
+    def __init__(self, msg: str = "plaintext received after STARTTLS (CVE-2011-0411)") -> None:
+        super().__init__(msg)
+
+
 # Shown as sansio_smtp.LocalProtocolError in tracebacks: where users import them from.
-for _cls in (SMTPProtocolError, LocalProtocolError, RemoteProtocolError):
+for _cls in (SMTPProtocolError, LocalProtocolError, RemoteProtocolError, PlaintextAfterStartTLS):
     _cls.__module__ = "sansio_smtp"

@@ -40,7 +40,7 @@ from sansio_smtp.adapters import (
     SyncServer,
     TLSMode,
 )
-from sansio_smtp.adapters._client_common import Write
+from sansio_smtp.adapters._io import Write
 
 from .test_interop_client_peers import aiosmtpd_server, as_dumped, sink_dumps, smtp_sink
 

@@ -26,8 +26,8 @@ import email.message
 import email.utils
 import enum
 import io
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar, final, overload
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Final, TypeVar, final, overload
 
 import attrs
 
@@ -64,6 +64,7 @@ from .._params import Params
 from .._state import CLIENT_TIMEOUTS, Role, State
 from .._util import LocalProtocolError, RemoteProtocolError
 from ..config import DEFAULT_MAX_DATA_LINE, MAX_AUTH_LINE, Config
+from ._io import HANDSHAKE, READ, Steps, TLSInfo, Write, coalesce
 
 if TYPE_CHECKING:
     import ssl
@@ -113,7 +114,6 @@ WRITE_BLOCK: Final = 1024 * 1024
 #: (``Connection.timeout``), plus "connect" and "tls" (handshake), which the RFC leaves open.
 TIMEOUT_PHASES: Final[frozenset[str]] = frozenset({"connect", "tls", *CLIENT_TIMEOUTS})
 _HELO_FALLBACK_CODES: Final = frozenset({500, 502})  # RFC 5321 §3.2, §4.1.1.1
-_COALESCE: Final = 64 * 1024  # join smaller pieces into one write
 _EVENT_CACHE: Final = 512  # MAIL/RCPT events kept for reuse
 _NO_PARAMS: Final = Params()
 
@@ -367,87 +367,6 @@ class TranscriptEntry:
 
     def __str__(self) -> str:
         return f"{self.direction}: {self.text}"
-
-
-# ------------------------------------------------------------------------ I/O requests
-
-
-class TLSInfo(Protocol):
-    """What the engine reads from a finished TLS handshake: ``ssl.SSLSocket`` and
-    ``ssl.SSLObject`` both are one."""
-
-    def version(self) -> str | None: ...
-
-    def cipher(self) -> tuple[str, str, int] | None: ...
-
-    def getpeercert(self, binary_form: Literal[True]) -> bytes | None: ...
-
-
-@final
-class _Read:
-    """Read some bytes from the transport and pass them to ``engine.conn.receive_data``
-    (``b""`` at end of file). Time out after ``engine.read_timeout()``."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "READ"
-
-
-@final
-class _Handshake:
-    """Do the TLS handshake on the transport (after STARTTLS's 220). Bytes the adapter
-    buffered outside the core must be passed to ``receive_data`` first (they are plaintext
-    injected by an attacker) and then no handshake done: the engine raises."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "HANDSHAKE"
-
-
-@final
-class Write:
-    """Write ``chunks`` in order, within ``engine.timeout(phase)`` seconds."""
-
-    __slots__ = ("chunks", "phase")
-
-    def __init__(self, chunks: list[BytesLike], phase: str = "command") -> None:
-        self.chunks = chunks
-        self.phase = phase
-
-    def __repr__(self) -> str:
-        return f"Write({sum(len(c) for c in self.chunks)} octets)"
-
-
-READ: Final = _Read()
-HANDSHAKE: Final = _Handshake()
-Op = _Read | _Handshake | Write
-Steps = Generator[Op, None, T]
-
-
-def coalesce(chunks: list[BytesLike]) -> list[BytesLike]:
-    """Join runs of small pieces so a pipelined group is one write (one TCP segment)."""
-    if len(chunks) == 1:
-        return chunks
-    total = 0
-    for c in chunks:
-        total += len(c)
-    if total <= _COALESCE:
-        return [b"".join(chunks)]
-    out: list[BytesLike] = []
-    small: list[BytesLike] = []
-    for c in chunks:
-        if len(c) < 4096:
-            small.append(c)
-            continue
-        if small:
-            out.append(b"".join(small))
-            small = []
-        out.append(c)
-    if small:
-        out.append(b"".join(small))
-    return out
 
 
 # --------------------------------------------------------------------------- options

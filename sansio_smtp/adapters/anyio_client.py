@@ -34,7 +34,6 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ._client_common import (
-    READ,
     WRITE_BLOCK,
     AsyncClientCommands,
     ClientEngine,
@@ -42,11 +41,10 @@ from ._client_common import (
     SMTPError,
     SMTPServerDisconnected,
     SMTPTLSError,
-    Steps,
     TLSMode,
-    Write,
     address_literal,
 )
+from ._io import READ, Steps, Write
 
 __all__ = ["AnyioSMTPClient"]
 

@@ -33,7 +33,6 @@ import warnings
 from typing import TypeVar, cast
 
 from ._client_common import (
-    READ,
     AsyncClientCommands,
     ClientEngine,
     OutgoingMessage,
@@ -53,12 +52,11 @@ from ._client_common import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
     SMTPTLSError,
-    Steps,
     TLSMode,
     TranscriptEntry,
-    Write,
     address_literal,
 )
+from ._io import READ, Steps, Write
 
 __all__ = [
     "AsyncSMTPClient",

@@ -37,7 +37,6 @@ from typing import TypeVar, cast
 
 from .._events import Help, Noop, Reply, Rset, Vrfy
 from ._client_common import (
-    READ,
     ClientBase,
     ClientEngine,
     MessageSpec,
@@ -58,15 +57,14 @@ from ._client_common import (
     SMTPServerDisconnected,
     SMTPTimeoutError,
     SMTPTLSError,
-    Steps,
     TLSMode,
     TranscriptEntry,
-    Write,
     address_literal,
     as_content,
     as_recipients,
     flatten_message,
 )
+from ._io import READ, Steps, Write
 
 __all__ = [
     "OutgoingMessage",

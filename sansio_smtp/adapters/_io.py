@@ -1,0 +1,95 @@
+# The I/O requests of the adapters' sans-IO drivers. A driver (the client engine, the
+# server dispatcher) is a generator: it yields what it needs done - READ some bytes,
+# Write(chunks), HANDSHAKE (TLS) - and the runtime (blocking sockets, asyncio, AnyIO)
+# serves each and resumes it. The runtimes own the transport, the clock and TLS; the
+# drivers own every protocol decision.
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Final, Literal, Protocol, TypeVar, final
+
+from .._events import BytesLike
+
+__all__ = ["HANDSHAKE", "READ", "Op", "Steps", "TLSInfo", "Write", "coalesce"]
+
+T = TypeVar("T")
+
+_COALESCE: Final = 64 * 1024  # join smaller pieces into one write
+
+
+class TLSInfo(Protocol):
+    """What the engine reads from a finished TLS handshake: ``ssl.SSLSocket`` and
+    ``ssl.SSLObject`` both are one."""
+
+    def version(self) -> str | None: ...
+
+    def cipher(self) -> tuple[str, str, int] | None: ...
+
+    def getpeercert(self, binary_form: Literal[True]) -> bytes | None: ...
+
+
+@final
+class _Read:
+    """Read some bytes from the transport and pass them to ``engine.conn.receive_data``
+    (``b""`` at end of file). Time out after ``engine.read_timeout()``."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "READ"
+
+
+@final
+class _Handshake:
+    """Do the TLS handshake on the transport (after STARTTLS's 220). Bytes the adapter
+    buffered outside the core must be passed to ``receive_data`` first (they are plaintext
+    injected by an attacker) and then no handshake done: the engine raises."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "HANDSHAKE"
+
+
+@final
+class Write:
+    """Write ``chunks`` in order, within ``engine.timeout(phase)`` seconds."""
+
+    __slots__ = ("chunks", "phase")
+
+    def __init__(self, chunks: list[BytesLike], phase: str = "command") -> None:
+        self.chunks = chunks
+        self.phase = phase
+
+    def __repr__(self) -> str:
+        return f"Write({sum(len(c) for c in self.chunks)} octets)"
+
+
+READ: Final = _Read()
+HANDSHAKE: Final = _Handshake()
+Op = _Read | _Handshake | Write
+Steps = Generator[Op, None, T]
+
+
+def coalesce(chunks: list[BytesLike]) -> list[BytesLike]:
+    """Join runs of small pieces so a pipelined group is one write (one TCP segment)."""
+    if len(chunks) == 1:
+        return chunks
+    total = 0
+    for c in chunks:
+        total += len(c)
+    if total <= _COALESCE:
+        return [b"".join(chunks)]
+    out: list[BytesLike] = []
+    small: list[BytesLike] = []
+    for c in chunks:
+        if len(c) < 4096:
+            small.append(c)
+            continue
+        if small:
+            out.append(b"".join(small))
+            small = []
+        out.append(c)
+    if small:
+        out.append(b"".join(small))
+    return out
