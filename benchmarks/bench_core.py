@@ -84,6 +84,10 @@ CHUNK = 64 * KiB
 SERVER_CONFIG = Config(
     hostname="mx.example.org",
     extensions={"PIPELINING": (), "SIZE": "52428800", "8BITMIME": ()},
+    # (b) parses thousands of commands in one session: the session limits that stop a
+    # client wasting a server's time are not what it measures.
+    max_junk_commands=None,
+    max_invalid_commands=None,
 )
 CLIENT_CONFIG = Config(hostname="client.example.org")
 
