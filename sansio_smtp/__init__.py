@@ -35,7 +35,7 @@ from ._events import (
 )
 from ._extensions import Extensions
 from ._params import Params
-from ._state import TRANSITIONS, LmtpDelivery, Role, State, Timeout
+from ._state import TRANSITIONS, LmtpDelivery, Phase, Role, State, Timeout
 from ._status import EnhancedStatusCode, ReplyClass
 from ._transcript import Transcript, TranscriptEvent, TranscriptLine
 from ._util import (
@@ -85,6 +85,7 @@ __all__ = [
     "MessageData",
     "Noop",
     "Params",
+    "Phase",
     "PlaintextAfterStartTLS",
     "Quit",
     "RcptTo",

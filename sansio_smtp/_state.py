@@ -48,7 +48,7 @@ from ._events import (
 )
 from ._util import LocalProtocolError
 
-__all__ = ["TRANSITIONS", "ConnectionState", "Role", "State"]
+__all__ = ["TRANSITIONS", "ConnectionState", "Phase", "Role", "State", "Timeout"]
 
 
 class Role(enum.Enum):
@@ -347,6 +347,30 @@ class ConnectionState:
 # --------------------------------------------------------------------------- timeouts
 
 
+class Phase(str, enum.Enum):
+    """What a side is waiting for, which sets its timeout (RFC 5321 §4.5.3.2). Members are
+    strings, so a ``timeouts={"MAIL": 60}`` mapping names them as well as ``Phase.MAIL``.
+    CONNECT, TLS and SESSION are the adapters': RFC 5321 gives them no value."""
+
+    GREETING = "greeting"  # §4.5.3.2.1 initial 220 message
+    MAIL = "MAIL"  # §4.5.3.2.2 MAIL command
+    RCPT = "RCPT"  # §4.5.3.2.3 RCPT command
+    DATA = "DATA"  # §4.5.3.2.4 DATA initiation
+    DATA_BLOCK = "data block"  # §4.5.3.2.5 each data block sent
+    END_OF_DATA = "end of data"  # §4.5.3.2.6 DATA termination
+    COMMAND = "command"  # other commands: as MAIL
+    CLIENT = "client"  # §4.5.3.2.7 a server waiting for the next command or data
+    CONNECT = "connect"  # the TCP connection (adapters)
+    TLS = "tls"  # the TLS handshake (adapters)
+    SESSION = "session"  # a whole-session deadline (adapters)
+
+    def __str__(self) -> str:  # "MAIL", as the string it stands for
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
 @final
 @attrs.frozen
 class Timeout:
@@ -355,19 +379,19 @@ class Timeout:
     The core has no clock: adapters read ``Connection.timeout`` after each step and arm
     their timer with ``seconds``. ``phase`` names what is awaited."""
 
-    phase: str
+    phase: Phase
     seconds: float
 
 
 # RFC 5321 §4.5.3.2.1-7, in seconds
-CLIENT_TIMEOUTS: Mapping[str, float] = {
-    "greeting": 300.0,  # §4.5.3.2.1 initial 220 message: 5 minutes
-    "MAIL": 300.0,  # §4.5.3.2.2 MAIL command: 5 minutes
-    "RCPT": 300.0,  # §4.5.3.2.3 RCPT command: 5 minutes
-    "DATA": 120.0,  # §4.5.3.2.4 DATA initiation: 2 minutes
-    "data block": 180.0,  # §4.5.3.2.5 each data block sent: 3 minutes
-    "end of data": 600.0,  # §4.5.3.2.6 DATA termination: 10 minutes
-    "command": 300.0,  # other commands: as MAIL
+CLIENT_TIMEOUTS: Mapping[Phase, float] = {
+    Phase.GREETING: 300.0,  # §4.5.3.2.1 initial 220 message: 5 minutes
+    Phase.MAIL: 300.0,  # §4.5.3.2.2 MAIL command: 5 minutes
+    Phase.RCPT: 300.0,  # §4.5.3.2.3 RCPT command: 5 minutes
+    Phase.DATA: 120.0,  # §4.5.3.2.4 DATA initiation: 2 minutes
+    Phase.DATA_BLOCK: 180.0,  # §4.5.3.2.5 each data block sent: 3 minutes
+    Phase.END_OF_DATA: 600.0,  # §4.5.3.2.6 DATA termination: 10 minutes
+    Phase.COMMAND: 300.0,  # other commands: as MAIL
 }
 SERVER_TIMEOUT = 300.0  # §4.5.3.2.7 server waiting for the next command or data: 5 minutes
 
@@ -375,22 +399,22 @@ SERVER_TIMEOUT = 300.0  # §4.5.3.2.7 server waiting for the next command or dat
 def client_timeout(state: State, pending: deque[Event]) -> Timeout | None:
     """What a client waits for and how long, or None when it waits for nothing."""
     if state is State.GREETING:
-        return Timeout("greeting", CLIENT_TIMEOUTS["greeting"])
+        return Timeout(Phase.GREETING, CLIENT_TIMEOUTS[Phase.GREETING])
     if pending:
         first = pending[0]
         if isinstance(first, MailFrom):
-            phase = "MAIL"
+            phase = Phase.MAIL
         elif isinstance(first, RcptTo):
-            phase = "RCPT"
+            phase = Phase.RCPT
         elif isinstance(first, Data):
-            phase = "DATA"
+            phase = Phase.DATA
         elif isinstance(first, (EndOfMessage, Bdat, LmtpDelivery)):
-            phase = "end of data"
+            phase = Phase.END_OF_DATA
         else:
-            phase = "command"
+            phase = Phase.COMMAND
         return Timeout(phase, CLIENT_TIMEOUTS[phase])
     if state is State.DATA:
-        return Timeout("data block", CLIENT_TIMEOUTS["data block"])
+        return Timeout(Phase.DATA_BLOCK, CLIENT_TIMEOUTS[Phase.DATA_BLOCK])
     return None
 
 
@@ -398,4 +422,4 @@ def server_timeout(state: State, *, owes_reply: bool) -> Timeout | None:
     """A server waits for the client 5 minutes, except while it owes a reply."""
     if state in (State.GREETING, State.CLOSED, State.ERROR, State.TLS) or owes_reply:
         return None
-    return Timeout("client", SERVER_TIMEOUT)
+    return Timeout(Phase.CLIENT, SERVER_TIMEOUT)

@@ -61,7 +61,7 @@ from .._extensions import Extensions
 from .._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from .._mailparams import validate_rcpt_params
 from .._params import Params
-from .._state import CLIENT_TIMEOUTS, Role, State
+from .._state import CLIENT_TIMEOUTS, Phase, Role, State
 from .._util import LocalProtocolError, RemoteProtocolError
 from ..config import DEFAULT_MAX_DATA_LINE, MAX_AUTH_LINE, Config
 from ._io import HANDSHAKE, READ, Steps, TLSInfo, Write, coalesce
@@ -655,9 +655,9 @@ class ClientEngine:
         self._in_auth = False
         self._reset_due = False  # send RSET before the next MAIL
         self._caps: _Capabilities | None = None
-        defaults = {
-            "connect": DEFAULT_CONNECT_TIMEOUT,
-            "tls": DEFAULT_TLS_TIMEOUT,
+        defaults: dict[Phase, float] = {
+            Phase.CONNECT: DEFAULT_CONNECT_TIMEOUT,
+            Phase.TLS: DEFAULT_TLS_TIMEOUT,
             **CLIENT_TIMEOUTS,  # RFC 5321 §4.5.3.2
         }
         self._timeouts: dict[str, float] = {
