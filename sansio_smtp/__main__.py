@@ -1,4 +1,5 @@
-"""Command line: ``python -m sansio_smtp {demo,explain,serve,send,probe}``."""
+"""Command line: ``python -m sansio_smtp {demo,explain,serve,send,probe}``, also installed
+as the ``sansio-smtp`` script."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ from collections.abc import Sequence
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sansio_smtp", description="sans-IO SMTP toolkit"
-    )
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog=_prog(), description="sans-IO SMTP toolkit")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="run an in-memory client/server session and print it")
     explain = sub.add_parser("explain", help="explain a reply code, enhanced code or reply")
@@ -62,5 +64,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def _prog() -> str:
+    name = sys.argv[0].rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+    return "sansio-smtp" if name.startswith("sansio-smtp") else "python -m sansio_smtp"
+
+
+def run() -> None:
+    """The ``sansio-smtp`` console script."""
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()
