@@ -76,7 +76,7 @@ def _validate_domain(_inst: Address, _attr: object, value: str | None) -> None:
 
 
 @final
-@attrs.frozen
+@attrs.frozen(eq=False)
 class Address:
     """A mailbox in an SMTP path.
 
@@ -86,6 +86,9 @@ class Address:
     - ``domain``: a domain name (kept as written; compare case-insensitively yourself) or an
       address literal in brackets, ``[192.0.2.1]`` / ``[IPv6:2001:db8::1]``. None only for
       the special recipient ``<Postmaster>``.
+
+    An Address equals another with the same parts, and the text it is written as
+    (``str(address)``), so ``envelope.rcpt_tos == ["bob@example.org"]`` reads as it says.
     """
 
     local_part: str = attrs.field(validator=_validate_local)
@@ -138,6 +141,21 @@ class Address:
         if _DOT_STRING_UTF8_RE.match(self.local_part):
             return self.local_part
         return '"' + _NEEDS_ESCAPE_RE.sub(r"\\\1", self.local_part) + '"'
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Address):
+            return self.local_part == other.local_part and self.domain == other.domain
+        if isinstance(other, str):
+            return str(self) == other
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    def __hash__(self) -> int:
+        # equal to its text, so hashed as its text
+        return hash(str(self))
 
     def __str__(self) -> str:
         if self.domain is None:

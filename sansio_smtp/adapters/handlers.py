@@ -17,6 +17,9 @@
 from __future__ import annotations
 
 import contextlib
+import email
+import email.message
+import email.policy
 import email.utils
 import enum
 import functools
@@ -202,6 +205,14 @@ class Envelope:
         """``content`` with the Received: header prepended (RFC 5321 §4.4: a relay or final
         delivery MUST insert it at the top of the message)."""
         return received_header(self) + self.content
+
+    @property
+    def message(self) -> email.message.EmailMessage:
+        """``content`` parsed (``email.policy.default``): headers and body as a test or a
+        handler reads them."""
+        parsed = email.message_from_bytes(self.content, policy=email.policy.default)
+        assert isinstance(parsed, email.message.EmailMessage)
+        return parsed
 
 
 @attrs.define(eq=False)
