@@ -1,0 +1,46 @@
+"""Delivery between mail hosts, as policy without I/O: what a reply means for each
+recipient (``classify``), where a domain's mail goes (``route``, RFC 5321 §5.1 and RFC
+7505), when to try again and when to give up (``RetryPolicy``, RFC 5321 §4.5.4.1), and what
+one attempt along a route did to each recipient (``Attempt``).
+
+>>> from sansio_smtp import Reply
+>>> result = classify(Reply(code=550, lines="No such user", enhanced="5.1.1"), Stage.RCPT)
+>>> result.verdict, result.scope, str(result.status)
+(<Verdict.PERMANENT: 'permanent'>, <Scope.RECIPIENT: 'recipient'>, '5.1.1')
+>>> import random
+>>> route("example.org", [MX(10, "b.example.org"), MX(5, "a.example.org")], rng=random.Random(1))
+Route(domain='example.org', hosts=('a.example.org', 'b.example.org'), implicit=False)
+"""
+
+from ._attempt import Attempt, Deferred, Delivered, Failed, Outcome, SessionResult
+from ._classify import (
+    Classification,
+    Scope,
+    Stage,
+    Verdict,
+    classify,
+    connection_failure,
+    route_failure,
+)
+from ._retry import RetryPolicy
+from ._route import MX, Route, route
+
+__all__ = [
+    "MX",
+    "Attempt",
+    "Classification",
+    "Deferred",
+    "Delivered",
+    "Failed",
+    "Outcome",
+    "RetryPolicy",
+    "Route",
+    "Scope",
+    "SessionResult",
+    "Stage",
+    "Verdict",
+    "classify",
+    "connection_failure",
+    "route",
+    "route_failure",
+]
