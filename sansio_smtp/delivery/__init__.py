@@ -1,7 +1,8 @@
 """Delivery between mail hosts, as policy without I/O: what a reply means for each
 recipient (``classify``), where a domain's mail goes (``route``, RFC 5321 §5.1 and RFC
 7505), when to try again and when to give up (``RetryPolicy``, RFC 5321 §4.5.4.1), and what
-one attempt along a route did to each recipient (``Attempt``).
+one attempt along a route did to each recipient (``Attempt``), and the bounce that tells
+the sender (``build_report``, RFC 3464) and reads one back (``parse_report``).
 
 >>> from sansio_smtp import Reply
 >>> result = classify(Reply(code=550, lines="No such user", enhanced="5.1.1"), Stage.RCPT)
@@ -22,25 +23,31 @@ from ._classify import (
     connection_failure,
     route_failure,
 )
+from ._dsn import Action, DeliveryReport, RecipientStatus, build_report, parse_report
 from ._retry import RetryPolicy
 from ._route import MX, Route, route
 
 __all__ = [
     "MX",
+    "Action",
     "Attempt",
     "Classification",
     "Deferred",
     "Delivered",
+    "DeliveryReport",
     "Failed",
     "Outcome",
+    "RecipientStatus",
     "RetryPolicy",
     "Route",
     "Scope",
     "SessionResult",
     "Stage",
     "Verdict",
+    "build_report",
     "classify",
     "connection_failure",
+    "parse_report",
     "route",
     "route_failure",
 ]
