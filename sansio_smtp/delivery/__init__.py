@@ -24,6 +24,7 @@ from ._classify import (
     route_failure,
 )
 from ._dsn import Action, DeliveryReport, RecipientStatus, build_report, parse_report
+from ._queue import Queue, QueuedMessage, QueuedRecipient, RecipientState, SQLiteQueue
 from ._retry import RetryPolicy
 from ._route import MX, Route, route
 
@@ -37,9 +38,14 @@ __all__ = [
     "DeliveryReport",
     "Failed",
     "Outcome",
+    "Queue",
+    "QueuedMessage",
+    "QueuedRecipient",
+    "RecipientState",
     "RecipientStatus",
     "RetryPolicy",
     "Route",
+    "SQLiteQueue",
     "Scope",
     "SessionResult",
     "Stage",
