@@ -26,7 +26,7 @@ __all__ = ["MX", "Route", "route"]
 
 
 @final
-@attrs.frozen
+@attrs.frozen(order=True)
 class MX:
     """One MX record: ``preference`` (lower is tried first) and the exchanger's name."""
 
