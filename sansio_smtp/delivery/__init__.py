@@ -23,10 +23,12 @@ from ._classify import (
     connection_failure,
     route_failure,
 )
+from ._dns import Resolver
 from ._dsn import Action, DeliveryReport, RecipientStatus, build_report, parse_report
 from ._queue import Queue, QueuedMessage, QueuedRecipient, RecipientState, SQLiteQueue
 from ._retry import RetryPolicy
 from ._route import MX, Route, route
+from ._worker import DeliveryWorker, RecipientReport
 
 __all__ = [
     "MX",
@@ -36,13 +38,16 @@ __all__ = [
     "Deferred",
     "Delivered",
     "DeliveryReport",
+    "DeliveryWorker",
     "Failed",
     "Outcome",
     "Queue",
     "QueuedMessage",
     "QueuedRecipient",
+    "RecipientReport",
     "RecipientState",
     "RecipientStatus",
+    "Resolver",
     "RetryPolicy",
     "Route",
     "SQLiteQueue",

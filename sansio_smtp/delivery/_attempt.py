@@ -105,18 +105,28 @@ class Attempt:
             self._done[rcpt] = (session.host, result)
         self.pending = still
 
+    def no_route(self, result: Classification) -> None:
+        """There is no host to try (route() said why): that is this attempt's result for
+        every recipient still pending."""
+        for rcpt in self.pending:
+            self._tried[rcpt].append(result)
+        self.pending = []
+        self._hosts = []
+
     def outcomes(
         self,
         *,
         policy: RetryPolicy,
         arrival: float,
-        attempts: int,
+        attempts: int | Mapping[str, int],
         now: float,
         rng: random.Random | None = None,
     ) -> dict[str, Outcome]:
-        """Each recipient's fate after this attempt, the ``attempts``-th (1 = the first)."""
+        """Each recipient's fate after this attempt, its ``attempts``-th (1 = the first;
+        one number for all, or one per recipient)."""
         out: dict[str, Outcome] = {}
         for rcpt in self._tried:
+            tries = attempts if isinstance(attempts, int) else attempts.get(rcpt, 1)
             if rcpt in self._done:
                 host, result = self._done[rcpt]
                 if result.verdict is Verdict.SUCCESS:
@@ -133,7 +143,7 @@ class Attempt:
                 if all(t.verdict is Verdict.PERMANENT for t in tried):
                     out[rcpt] = Failed(result=result)
                     continue
-            out[rcpt] = self._defer(result, policy, arrival, attempts, now, rng)
+            out[rcpt] = self._defer(result, policy, arrival, tries, now, rng)
         return out
 
     @staticmethod

@@ -1,0 +1,198 @@
+"""The delivery worker end to end on loopback: a DNS server on 127.0.0.1 publishes MX
+records for three test domains whose mail hosts listen on 127.0.0.2-4, one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email
+import random
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from sansio_smtp import Config, RcptTo, Reply
+from sansio_smtp.adapters import AsyncioServer, MemoryHandler, Session
+from sansio_smtp.delivery import (
+    Deferred,
+    Delivered,
+    DeliveryWorker,
+    Failed,
+    RetryPolicy,
+    SQLiteQueue,
+    parse_report,
+)
+
+from .dnsserver import dns_server
+
+pytest.importorskip("dns.asyncresolver")
+
+from sansio_smtp.delivery import Resolver
+
+HOSTS = {"a.test": "127.0.0.2", "b.test": "127.0.0.3", "s.test": "127.0.0.4"}
+ZONE = {
+    **{d: [("MX", (10, f"mx.{d}"))] for d in HOSTS},
+    **{f"mx.{d}": [("A", ip)] for d, ip in HOSTS.items()},
+}
+MESSAGE = (
+    b"From: alice@s.test\r\nTo: bob@a.test, carol@b.test, dave@b.test\r\n"
+    b"Subject: plans\r\nMessage-ID: <plans@s.test>\r\n\r\nsee you\r\n"
+)
+
+
+class FirstRcptDeferred(MemoryHandler):
+    """451 to the first RCPT it sees, 250 afterwards."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen = 0
+
+    def rcpt(self, session: Session, event: RcptTo) -> Reply | None:
+        self.seen += 1
+        return (
+            Reply(code=451, lines="Try again later", enhanced="4.3.0") if self.seen == 1 else None
+        )
+
+
+class RefusesCarol(MemoryHandler):
+    def rcpt(self, session: Session, event: RcptTo) -> Reply | None:
+        if event.forward_path.local_part == "carol":
+            return Reply(code=550, lines="No such user", enhanced="5.1.1")
+        return None
+
+
+def _free_port() -> int:
+    # one port free on every address (127.0.0.2-4 are loopback on Linux)
+    for _ in range(20):
+        with socket.socket() as s:
+            s.bind(("127.0.0.2", 0))
+            port = s.getsockname()[1]
+        try:
+            for ip in HOSTS.values():
+                with socket.socket() as t:
+                    t.bind((ip, port))
+        except OSError:
+            continue
+        return port
+    pytest.skip("no port free on 127.0.0.2-4")
+
+
+@contextlib.asynccontextmanager
+async def mail_hosts(port: int) -> AsyncIterator[dict[str, MemoryHandler]]:
+    handlers = {"a.test": FirstRcptDeferred(), "b.test": RefusesCarol(), "s.test": MemoryHandler()}
+    async with contextlib.AsyncExitStack() as stack:
+        for domain, ip in HOSTS.items():
+            server = AsyncioServer(
+                handlers[domain], host=ip, port=port, config=Config(hostname=f"mx.{domain}")
+            )
+            await stack.enter_async_context(server)
+        yield handlers
+
+
+def test_deliver_retry_and_bounce(tmp_path: object) -> None:
+    try:
+        socket.create_server(("127.0.0.2", 0)).close()
+    except OSError:
+        pytest.skip("127.0.0.2 is not a loopback address here")
+
+    async def scenario() -> None:
+        port = _free_port()
+        clock = [1_800_000_000.0]
+        with dns_server(ZONE) as ns:
+            async with mail_hosts(port) as handlers:
+                queue = SQLiteQueue(f"{tmp_path}/queue.sqlite")
+                worker = DeliveryWorker(
+                    queue,
+                    resolver=Resolver([ns], timeout=5),
+                    hostname="mta.s.test",
+                    port=port,
+                    policy=RetryPolicy(),
+                    rng=random.Random(7),
+                    clock=lambda: clock[0],
+                    timeout=10,
+                )
+                mid = queue.enqueue(
+                    "alice@s.test",
+                    ["bob@a.test", "carol@b.test", "dave@b.test"],
+                    MESSAGE,
+                    now=clock[0],
+                )
+                first = {r.recipient: r for r in await worker.run()}
+                # RFC 5321 §4.2.1: 451 transient (retry in 30 min, §4.5.4.1), 550 permanent
+                assert isinstance(first["bob@a.test"].outcome, Deferred)
+                assert first["bob@a.test"].outcome.retry_at == clock[0] + 1800
+                assert first["bob@a.test"].reply == "451 4.3.0 Try again later"
+                assert isinstance(first["carol@b.test"].outcome, Failed)
+                assert first["carol@b.test"].reply == "550 5.1.1 No such user"
+                assert isinstance(first["dave@b.test"].outcome, Delivered)
+                assert first["carol@b.test"].bounce is not None
+                assert [str(r) for r in handlers["b.test"].messages[0].rcpt_tos] == ["dave@b.test"]
+
+                # the bounce is due now: it reaches the sender's domain from <>
+                second = await worker.run()
+                assert [(r.recipient, type(r.outcome)) for r in second] == [
+                    ("alice@s.test", Delivered)
+                ]
+                (bounce,) = handlers["s.test"].messages
+                assert bounce.mail_from is None  # RFC 3461 §6.2: the null reverse-path
+                report = parse_report(bounce.content)
+                assert report is not None
+                (status,) = report.recipients
+                assert (status.final_recipient, str(status.status)) == ("carol@b.test", "5.1.1")
+                assert status.diagnostic_code == "550 5.1.1 No such user"
+                assert report.original is not None and b"Subject: plans" in report.original
+                flufl = pytest.importorskip("flufl.bounce")
+                _temporary, permanent = flufl.all_failures(email.message_from_bytes(bounce.content))
+                assert permanent == {b"carol@b.test"}
+
+                # nothing is due before the retry time; at it, bob is delivered once
+                assert await worker.run() == []
+                clock[0] += 1800
+                third = await worker.run()
+                assert [(r.recipient, type(r.outcome)) for r in third] == [
+                    ("bob@a.test", Delivered)
+                ]
+                assert [str(r) for m in handlers["a.test"].messages for r in m.rcpt_tos] == [
+                    "bob@a.test"
+                ]
+                assert queue.messages() == []  # every recipient final: the message is gone
+                assert queue.get(mid) is None
+                queue.close()
+
+    asyncio.run(scenario())
+
+
+def test_unreachable_hosts_defer_and_expire(tmp_path: object) -> None:
+    # RFC 5321 §4.5.4.1: a destination that does not answer is retried until the give-up
+    # time, then bounced with 4.4.7 (RFC 3463 §3.5)
+    async def scenario() -> None:
+        with socket.socket() as s:  # a port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        zone = {"gone.test": [("MX", (10, "mx.gone.test"))], "mx.gone.test": [("A", "127.0.0.1")]}
+        clock = [1_800_000_000.0]
+        with dns_server(zone) as ns:
+            queue = SQLiteQueue(":memory:")
+            worker = DeliveryWorker(
+                queue,
+                resolver=Resolver([ns], timeout=5),
+                hostname="mta.s.test",
+                port=port,
+                policy=RetryPolicy(give_up=3600),
+                clock=lambda: clock[0],
+                timeout=5,
+            )
+            mid = queue.enqueue(None, ["x@gone.test"], b"Subject: x\r\n\r\nx\r\n", now=clock[0])
+            (first,) = await worker.run()
+            assert isinstance(first.outcome, Deferred)
+            clock[0] += 3600
+            (last,) = await worker.run()
+            assert isinstance(last.outcome, Failed)
+            assert str(last.outcome.result.status) == "4.4.7"
+            assert last.bounce is None  # the sender was <>: no report about a report
+            assert queue.get(mid) is None
+            assert queue.messages() == []
+            queue.close()
+
+    asyncio.run(scenario())
