@@ -1,5 +1,5 @@
-"""Command line: ``python -m sansio_smtp {demo,explain,serve,send,probe}``, also installed
-as the ``sansio-smtp`` script."""
+"""Command line: ``python -m sansio_smtp {demo,explain,serve,send,probe,deliver,queue}``,
+also installed as the ``sansio-smtp`` script."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve = sub.add_parser("serve", help="run an SMTP/LMTP server (asyncio)")
     send = sub.add_parser("send", help="send one message")
     probe = sub.add_parser("probe", help="test a running SMTP server (conformance, attacks)")
+    deliver = sub.add_parser("deliver", help="deliver a message to its recipients' mail hosts")
+    queue = sub.add_parser("queue", help="work an outbound queue: run, flush, list, remove")
     # The serve/send options live beside their code; imported only when used.
     if argv is None:
         argv = sys.argv[1:]
@@ -35,6 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._cli_probe import add_arguments as add_probe
 
         add_probe(probe)
+    elif argv and argv[0] in ("deliver", "queue"):
+        from ._cli_deliver import add_deliver_arguments, add_queue_arguments
+
+        add_deliver_arguments(deliver)
+        add_queue_arguments(queue)
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -54,6 +61,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._cli_probe import run as run_probe
 
         return run_probe(args)
+    if args.command == "deliver":
+        from ._cli_deliver import run_deliver
+
+        return run_deliver(args)
+    if args.command == "queue":
+        from ._cli_deliver import run_queue
+
+        return run_queue(args)
     from .codes import explain as explain_reply
 
     try:

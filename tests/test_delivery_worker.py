@@ -6,14 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email
+import os
 import random
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from sansio_smtp import Config, RcptTo, Reply
-from sansio_smtp.adapters import AsyncioServer, MemoryHandler, Session
+from sansio_smtp.adapters import AsyncioServer, MemoryHandler, Session, SyncServer
 from sansio_smtp.delivery import (
     Deferred,
     Delivered,
@@ -30,6 +34,7 @@ pytest.importorskip("dns.asyncresolver")
 
 from sansio_smtp.delivery import Resolver
 
+ROOT = Path(__file__).resolve().parent.parent
 HOSTS = {"a.test": "127.0.0.2", "b.test": "127.0.0.3", "s.test": "127.0.0.4"}
 ZONE = {
     **{d: [("MX", (10, f"mx.{d}"))] for d in HOSTS},
@@ -196,3 +201,92 @@ def test_unreachable_hosts_defer_and_expire(tmp_path: object) -> None:
             queue.close()
 
     asyncio.run(scenario())
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "sansio_smtp", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+
+
+def test_cli_deliver_queue_run_flush_list(tmp_path: Path) -> None:
+    # issue 14 "Done when": deliver --queue, queue run (the 451 and the 550; the bounce
+    # reaches the sender's domain from <>), queue flush (the deferred recipient delivered
+    # once), queue list (empty)
+    try:
+        socket.create_server(("127.0.0.2", 0)).close()
+    except OSError:
+        pytest.skip("127.0.0.2 is not a loopback address here")
+    port = _free_port()
+    handlers = {"a.test": FirstRcptDeferred(), "b.test": RefusesCarol(), "s.test": MemoryHandler()}
+    servers = [
+        SyncServer(handlers[d], host=ip, port=port, config=Config(hostname=f"mx.{d}")).start()
+        for d, ip in HOSTS.items()
+    ]
+    message = tmp_path / "message.eml"
+    message.write_bytes(MESSAGE)
+    queue = str(tmp_path / "queue.sqlite")
+    try:
+        with dns_server(ZONE) as (ns_host, ns_port):
+            common = ["--dns-server", f"{ns_host}:{ns_port}", "--port", str(port)]
+            common += ["--hostname", "mta.s.test"]
+            done = _cli(
+                "deliver", "--from", "alice@s.test", "--to", "bob@a.test", "--to",
+                "carol@b.test", "--to", "dave@b.test", "--file", str(message),
+                "--queue", queue, *common,
+            )  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.startswith("queued ")
+
+            ran = _cli("queue", "run", "--queue", queue, *common)
+            assert ran.returncode == 0, ran.stderr
+            lines = ran.stdout.splitlines()
+            assert any(
+                line.startswith("bob@a.test: deferred: 451 4.3.0 Try again later") for line in lines
+            ), lines
+            assert "carol@b.test: failed: 550 5.1.1 No such user" in lines
+            assert any(line.startswith("dave@b.test: delivered: 250") for line in lines)
+            assert any(line.startswith("alice@s.test: delivered: 250") for line in lines)
+
+            (bounce,) = handlers["s.test"].messages
+            assert bounce.mail_from is None
+            report = parse_report(bounce.content)
+            assert report is not None
+            assert [(r.final_recipient, str(r.status)) for r in report.recipients] == [
+                ("carol@b.test", "5.1.1")
+            ]
+            assert report.original is not None and b"Message-ID: <plans@s.test>" in report.original
+            flufl = pytest.importorskip("flufl.bounce")
+            _temporary, permanent = flufl.all_failures(email.message_from_bytes(bounce.content))
+            assert permanent == {b"carol@b.test"}
+
+            listed = _cli("queue", "list", "--queue", queue)
+            assert "bob@a.test: queued, 1 attempt(s)" in listed.stdout
+
+            flushed = _cli("queue", "flush", "--queue", queue, *common)
+            assert flushed.returncode == 0, flushed.stderr
+            assert [line.split(":")[:2] for line in flushed.stdout.splitlines()] == [
+                ["bob@a.test", " delivered"]
+            ]
+            delivered_to_a = [str(r) for m in handlers["a.test"].messages for r in m.rcpt_tos]
+            assert delivered_to_a == ["bob@a.test"]  # exactly once
+
+            assert _cli("queue", "list", "--queue", queue).stdout == "the queue is empty\n"
+
+            # without --queue: one attempt now; failures print the bounce; exit 1
+            once = _cli(
+                "deliver", "--from", "alice@s.test", "--to", "carol@b.test",
+                "--file", str(message), *common,
+            )  # fmt: skip
+            assert once.returncode == 1
+            assert once.stdout.startswith("carol@b.test: failed: 550 5.1.1 No such user")
+            assert "the bounce that would be sent to <alice@s.test>" in once.stdout
+            assert "Final-Recipient: rfc822; carol@b.test" in once.stdout
+    finally:
+        for server in servers:
+            server.shutdown(timeout=2)
