@@ -11,6 +11,7 @@ import random
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from sansio_smtp.delivery import (
     Delivered,
     DeliveryWorker,
     Failed,
+    RecipientState,
     RetryPolicy,
     SQLiteQueue,
     parse_report,
@@ -290,3 +292,68 @@ def test_cli_deliver_queue_run_flush_list(tmp_path: Path) -> None:
     finally:
         for server in servers:
             server.shutdown(timeout=2)
+
+
+class StallsAtRcpt(MemoryHandler):
+    """Holds the first RCPT's reply until released: a worker can be killed meanwhile."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def rcpt(self, session: Session, event: RcptTo) -> Reply | None:
+        if not self.release.is_set():
+            self.entered.set()
+            self.release.wait(20)
+        return None
+
+
+def test_kill_9_mid_delivery_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    # issue 14: a worker killed mid-delivery leaves the recipient queued; the next worker
+    # takes the message at once (the dead worker's lease is known dead) and delivers once
+    try:
+        socket.create_server(("127.0.0.2", 0)).close()
+    except OSError:
+        pytest.skip("127.0.0.2 is not a loopback address here")
+    port = _free_port()
+    handler = StallsAtRcpt()
+    server = SyncServer(handler, host="127.0.0.2", port=port, config=Config(hostname="mx.a.test"))
+    server.start()
+    queue_path = str(tmp_path / "queue.sqlite")
+    try:
+        with dns_server(ZONE) as (ns_host, ns_port):
+            common = ["--dns-server", f"{ns_host}:{ns_port}", "--port", str(port)]
+            common += ["--hostname", "mta.s.test"]
+            message = tmp_path / "m.eml"
+            message.write_bytes(MESSAGE)
+            queued = _cli(
+                "deliver", "--from", "alice@s.test", "--to", "bob@a.test",
+                "--file", str(message), "--queue", queue_path, *common,
+            )  # fmt: skip
+            assert queued.returncode == 0, queued.stderr
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "sansio_smtp", "queue", "run", "--queue", queue_path,
+                 *common],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )  # fmt: skip
+            assert handler.entered.wait(60), "the worker never reached RCPT"
+            worker.kill()  # SIGKILL, mid-session
+            worker.wait(timeout=30)
+            handler.release.set()
+            with SQLiteQueue(queue_path) as queue:
+                (msg,) = queue.messages()
+                (rcpt,) = msg.recipients
+                assert rcpt.state is RecipientState.QUEUED and rcpt.attempts == 0
+            assert handler.messages == []
+            again = _cli("queue", "run", "--queue", queue_path, *common)
+            assert again.returncode == 0, again.stderr
+            assert again.stdout.startswith("bob@a.test: delivered: 250")
+            assert [str(r) for m in handler.messages for r in m.rcpt_tos] == ["bob@a.test"]
+            assert _cli("queue", "list", "--queue", queue_path).stdout == "the queue is empty\n"
+    finally:
+        handler.release.set()
+        server.shutdown(timeout=2)

@@ -7,8 +7,10 @@
 # Work is claimed, not taken: claim() marks the due messages with a lease (an owner and an
 # expiry) in the same transaction that finds them, so two workers never attempt one message
 # at once, and a worker that dies (kill -9) leaves a lease that simply expires: its
-# recipients are still queued and another worker takes them. A recipient's outcome is
-# recorded with its own transaction as soon as it is known.
+# recipients are still queued and another worker takes them. An owner named by
+# worker_owner() ("host:pid:nonce") is known dead at once when it ran on this host and its
+# process is gone: its leases are taken over without waiting for them to expire. A
+# recipient's outcome is recorded with its own transaction as soon as it is known.
 #
 # Times are seconds passed in by the caller (the queue reads no clock), so tests and
 # notebooks can run a queue through five days in a second.
@@ -18,6 +20,7 @@ import enum
 import json
 import os
 import secrets
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,7 +29,36 @@ from typing import Protocol, final
 
 import attrs
 
-__all__ = ["Queue", "QueuedMessage", "QueuedRecipient", "RecipientState", "SQLiteQueue"]
+__all__ = [
+    "Queue",
+    "QueuedMessage",
+    "QueuedRecipient",
+    "RecipientState",
+    "SQLiteQueue",
+    "worker_owner",
+]
+
+
+def worker_owner() -> str:
+    """A lease owner name for this process: ``host:pid:nonce``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _dead(owner: str | None) -> bool:
+    """``owner`` (a worker_owner() name) ran on this host and its process is gone."""
+    if not owner:
+        return False
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # it exists, owned by another user
+        return False
+    return False
 
 
 class RecipientState(enum.Enum):
@@ -228,12 +260,15 @@ class SQLiteQueue:
         due = now if due_only else float("inf")
         with self._transaction() as db:
             rows = db.execute(
-                "SELECT DISTINCT m.id FROM messages m JOIN recipients r ON r.message_id = m.id"
-                " WHERE r.state = ? AND r.next_attempt <= ? AND m.lease_until <= ?"
-                " ORDER BY m.arrival LIMIT ?",
-                (RecipientState.QUEUED.value, due, now, limit),
+                "SELECT DISTINCT m.id, m.arrival, m.lease_until, m.owner FROM messages m"
+                " JOIN recipients r ON r.message_id = m.id"
+                " WHERE r.state = ? AND r.next_attempt <= ?"
+                " AND (m.lease_until <= ? OR m.owner LIKE ?) ORDER BY m.arrival",
+                (RecipientState.QUEUED.value, due, now, f"{socket.gethostname()}:%"),
             ).fetchall()
-            ids = [row[0] for row in rows]
+            ids = [row[0] for row in rows if row[2] <= now or (row[3] != owner and _dead(row[3]))][
+                :limit
+            ]
             db.executemany(
                 "UPDATE messages SET owner = ?, lease_until = ? WHERE id = ?",
                 [(owner, now + lease, i) for i in ids],

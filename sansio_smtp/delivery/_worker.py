@@ -18,7 +18,6 @@ import contextlib
 import email.utils
 import ipaddress
 import random
-import secrets
 import ssl
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -42,7 +41,7 @@ from ._classify import (
 )
 from ._dns import Resolver
 from ._dsn import Action, DeliveryReport, RecipientStatus, build_report
-from ._queue import Queue, QueuedMessage, RecipientState
+from ._queue import Queue, QueuedMessage, RecipientState, worker_owner
 from ._retry import RetryPolicy
 from ._route import Route
 
@@ -193,7 +192,7 @@ class DeliveryWorker:
         self.local_names = {hostname, *local_names}
         self.timeout = timeout
         self.lease = lease
-        self.owner = owner or f"{hostname}:{secrets.token_hex(4)}"
+        self.owner = owner or worker_owner()
         self._sessions = asyncio.Semaphore(max_sessions)
         self._per_host_limit = max_sessions_per_host
         self._per_host: dict[str, asyncio.Semaphore] = {}
