@@ -20,9 +20,11 @@ from .delivery import (
     Deferred,
     Delivered,
     DeliveryWorker,
+    Queue,
     RecipientReport,
     Resolver,
     SQLiteQueue,
+    open_queue,
 )
 
 __all__ = ["add_deliver_arguments", "add_queue_arguments", "run_deliver", "run_queue"]
@@ -65,7 +67,9 @@ def add_deliver_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--file", required=True, help="the message (RFC 5322), - for stdin")
     parser.add_argument(
-        "--queue", metavar="FILE", help="store the message in this queue file and exit"
+        "--queue",
+        metavar="FILE",
+        help="store the message in this queue (a file, or a postgresql:// URL) and exit",
     )
     _common(parser)
 
@@ -73,7 +77,9 @@ def add_deliver_arguments(parser: argparse.ArgumentParser) -> None:
 def add_queue_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["run", "flush", "list", "remove"])
     parser.add_argument("id", nargs="?", help="the message to remove")
-    parser.add_argument("--queue", metavar="FILE", required=True, help="the queue file")
+    parser.add_argument(
+        "--queue", metavar="FILE", required=True, help="the queue: a file or a postgresql:// URL"
+    )
     parser.add_argument(
         "--forever", action="store_true", help="run: keep running, a pass every 30 s"
     )
@@ -95,7 +101,7 @@ def _line(report: RecipientReport) -> str:
     return f"{report.recipient}: failed: {report.reply}"
 
 
-def _worker(args: argparse.Namespace, queue: SQLiteQueue) -> DeliveryWorker:
+def _worker(args: argparse.Namespace, queue: Queue) -> DeliveryWorker:
     hostname = args.hostname or socket.getfqdn()
     resolver = Resolver([args.dns_server] if args.dns_server else None)
     return DeliveryWorker(queue, resolver=resolver, hostname=hostname, port=args.port)
@@ -117,7 +123,7 @@ def run_deliver(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return 2
     sender = None if args.sender in ("", "<>") else args.sender
     if args.queue:
-        with SQLiteQueue(args.queue) as queue:
+        with contextlib.closing(open_queue(args.queue)) as queue:
             mid = queue.enqueue(sender, args.recipients, content, now=time.time())
         print(f"queued {mid} for {len(args.recipients)} recipient(s)", file=out)
         return 0
@@ -133,7 +139,7 @@ def run_deliver(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0 if reports and all(isinstance(r.outcome, Delivered) for r in reports) else 1
 
 
-def _list(queue: SQLiteQueue, out: TextIO) -> None:
+def _list(queue: Queue, out: TextIO) -> None:
     messages = queue.messages()
     if not messages:
         print("the queue is empty", file=out)
@@ -165,7 +171,7 @@ async def _passes(worker: DeliveryWorker, *, due_only: bool, out: TextIO) -> Non
 
 def run_queue(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    with SQLiteQueue(args.queue) as queue:
+    with contextlib.closing(open_queue(args.queue)) as queue:
         if args.action == "list":
             _list(queue, out)
             return 0

@@ -25,7 +25,14 @@ from ._classify import (
 )
 from ._dns import Resolver
 from ._dsn import Action, DeliveryReport, RecipientStatus, build_report, parse_report
-from ._queue import Queue, QueuedMessage, QueuedRecipient, RecipientState, SQLiteQueue
+from ._queue import (
+    Queue,
+    QueuedMessage,
+    QueuedRecipient,
+    RecipientState,
+    SQLiteQueue,
+    open_queue,
+)
 from ._retry import RetryPolicy
 from ._route import MX, Route, route
 from ._worker import DeliveryWorker, RecipientReport
@@ -58,6 +65,7 @@ __all__ = [
     "build_report",
     "classify",
     "connection_failure",
+    "open_queue",
     "parse_report",
     "route",
     "route_failure",

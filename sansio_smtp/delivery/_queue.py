@@ -35,6 +35,7 @@ __all__ = [
     "QueuedRecipient",
     "RecipientState",
     "SQLiteQueue",
+    "open_queue",
     "worker_owner",
 ]
 
@@ -144,6 +145,8 @@ class Queue(Protocol):
     def messages(self) -> list[QueuedMessage]: ...
 
     def remove(self, message_id: str) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 _SCHEMA = """
@@ -381,3 +384,14 @@ class SQLiteQueue:
             content=bytes(row[3]),
             recipients=recipients,
         )
+
+
+def open_queue(spec: str | os.PathLike[str]) -> Queue:
+    """The queue ``spec`` names: a ``postgresql://`` URL (PostgresQueue, the [postgres]
+    extra) or a file path (SQLiteQueue)."""
+    text = os.fspath(spec)
+    if text.startswith(("postgresql://", "postgres://")):
+        from ._pgqueue import PostgresQueue
+
+        return PostgresQueue(text)
+    return SQLiteQueue(text)
