@@ -25,8 +25,7 @@ from typing import Any
 
 import pytest
 
-from .adapters.handlers import Envelope, MemoryHandler
-from .adapters.sync_server import SyncServer
+from .adapters.server import Envelope, MemoryHandler, SyncServer
 from .config import Config
 
 __all__ = ["SMTPTestServer", "smtp_server", "smtp_server_factory"]

@@ -22,27 +22,18 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from .._connection import Connection
-from .._state import Role, State
-from .._util import RemoteProtocolError
-from ..config import Config
-from ._limits import LogThrottle, ReadDeadline, client_key
-from .handlers import (
-    DEFAULT_AUTH_FAILURE_WINDOW,
-    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
-    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    Action,
-    Authenticator,
-    CertificateSource,
-    Dispatcher,
-    PeerAddress,
-    ServerBase,
-    Session,
-)
+from ..._connection import Connection
+from ..._state import Role, State
+from ..._util import RemoteProtocolError
+from ._dispatcher import Action, Dispatcher
+from ._handler import Session
+from ._limits import LogThrottle, client_key
+from ._options import BLOCKED_WRITE_WAIT, ServerBase, ServerKeywords, ServerOptions, peer_address
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SyncServer"]
 
@@ -51,15 +42,6 @@ log = logging.getLogger("sansio_smtp.server")
 _RECV_SIZE: Final = 65536
 #: accept() errors that mean "out of descriptors or memory": wait a moment, log once
 _RESOURCE_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_GOODBYE_WRITE: Final = 2.0  # seconds a 421 before closing may take to go out
-
-
-def _peer(info: object) -> PeerAddress:
-    if isinstance(info, tuple) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    if isinstance(info, (str, bytes)):
-        return info.decode() if isinstance(info, bytes) else info
-    return None
 
 
 class _Delegating(socketserver.BaseServer):
@@ -113,63 +95,24 @@ class SyncServer(ServerBase):
 
     _hooks_may_await = False
 
+    _unsupported = frozenset({"backlog"})
+    _default_max_connections = 100
+
     def __init__(
         self,
         handler: object = None,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        path: str | os.PathLike[str] | None = None,
-        config: Config | None = None,
-        hostname: str | None = None,
-        tls_context: ssl.SSLContext | None = None,
-        implicit_tls: bool = False,
-        tls_certificate: CertificateSource | None = None,
-        auth: Mapping[str, str] | Authenticator | None = None,
-        max_connections: int = 100,
-        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-        max_connection_rate_per_client: int | None = None,
-        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
-        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
-        idle_timeout: float | None = None,
-        tls_handshake_timeout: float = 30.0,
-        min_data_rate: float | None = 1024.0,
-        data_rate_grace: float = 30.0,
-        greeting: str | None = None,
-        traffic_log: bool | logging.Logger = False,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        poll_interval: float = 0.25,
+        options: ServerOptions | None = None,
+        **keywords: Unpack[ServerKeywords],
     ) -> None:
-        self._configure(
-            handler,
-            config=config,
-            hostname=hostname,
-            tls_context=tls_context,
-            implicit_tls=implicit_tls,
-            tls_certificate=tls_certificate,
-            auth=auth,
-            max_connections=max_connections,
-            idle_timeout=idle_timeout,
-            tls_handshake_timeout=tls_handshake_timeout,
-            min_data_rate=min_data_rate,
-            data_rate_grace=data_rate_grace,
-            greeting=greeting,
-            traffic_log=traffic_log,
-            max_connections_per_client=max_connections_per_client,
-            max_connection_rate_per_client=max_connection_rate_per_client,
-            max_auth_failures_per_client=max_auth_failures_per_client,
-            auth_failure_window=auth_failure_window,
-        )
-        self._limit_size(max_message_size)
+        self._configure(handler, self._options(options, keywords))
         self._accept_log = LogThrottle()
-        self.poll_interval = poll_interval
-        self.path = os.fspath(path) if path is not None else None
+        self.poll_interval = self.options.poll_interval
         self._server: _TCPServer | _UnixServer
         if self.path is not None:
             self._server = _UnixServer(self, self.path)
         else:
-            self._server = _TCPServer(self, (host, port))
-        self.host = host
+            self._server = _TCPServer(self, (self.host, self.options.port))
         self._port: int = 0 if self.path is not None else self._server.socket.getsockname()[1]
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -289,7 +232,7 @@ class SyncServer(ServerBase):
             if admitted:
                 self._active += 1
         if admitted:
-            admitted = self._admit_client(_peer(client_address))[1]
+            admitted = self._admit_client(peer_address(client_address))[1]
             if admitted:
                 return True
             reply = self._busy_client
@@ -321,7 +264,7 @@ class SyncServer(ServerBase):
         except Exception as exc:
             self.record_error(exc)
         finally:
-            self._release_client(client_key(_peer(client_address)))
+            self._release_client(client_key(peer_address(client_address)))
             with self._idle:
                 self._active -= 1
                 self._threads.discard(thread)
@@ -342,8 +285,8 @@ class SyncServer(ServerBase):
         except OSError:
             local = None
         session = Session(
-            peer=_peer(client_address),
-            local=_peer(local),
+            peer=peer_address(client_address),
+            local=peer_address(local),
             hostname=self.config.hostname,
             lmtp=self.config.lmtp,
             tls=tls,
@@ -378,11 +321,7 @@ class SyncServer(ServerBase):
         """Serve one connection; ``current`` holds the socket in use (TLS replaces it)."""
         sock = current[0]
         action = d.start()
-        rd = ReadDeadline(
-            idle_timeout=self.idle_timeout,
-            min_data_rate=self.min_data_rate,
-            data_rate_grace=self.data_rate_grace,
-        )
+        rd = self._read_deadline()
         while True:
             if d.out:
                 if not self._write(sock, d):
@@ -404,7 +343,7 @@ class SyncServer(ServerBase):
             # reply for a command, with the minimum data rate for content
             deadline = rd.next(conn, time.monotonic())
             if deadline == float("inf"):  # pragma: no cover - READ always has a timeout
-                deadline = time.monotonic() + (self.idle_timeout or 300.0)
+                deadline = time.monotonic() + (self.idle_timeout or BLOCKED_WRITE_WAIT)
             data = self._recv(sock, d, deadline, rd.slow)
             if data is None:
                 action = d.run()  # a goodbye was queued: flush it and close
@@ -426,7 +365,7 @@ class SyncServer(ServerBase):
                 return None
             now = time.monotonic()
             if now >= deadline:
-                d.goodbye(self._slow_reply if slow else self._timeout_reply)
+                d.goodbye(self._expired_reply(slow))
                 return None
             sock.settimeout(min(self.poll_interval, deadline - now))
             try:
@@ -444,8 +383,7 @@ class SyncServer(ServerBase):
         try:
             # since Python 3.5 the timeout bounds the whole sendall: a client that does not
             # read holds this thread at most the idle timeout (a 421 before closing: less)
-            limit = self.idle_timeout or 300.0
-            sock.settimeout(min(limit, _GOODBYE_WRITE) if d.closing else limit)
+            sock.settimeout(self._write_timeout(closing=d.closing))
             sock.sendall(data)
         except (OSError, ssl.SSLError):
             return False

@@ -19,40 +19,28 @@ import logging
 import math
 import os
 import socket
-import ssl
 import warnings
 import weakref
 from asyncio.trsock import TransportSocket
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Final
 
-from .._connection import Connection
-from .._events import Reply
-from .._state import Role, State
-from .._util import RemoteProtocolError
-from ..config import Config
-from ._limits import LogThrottle, ReadDeadline
-from .handlers import (
-    DEFAULT_AUTH_FAILURE_WINDOW,
-    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
-    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    Action,
-    Authenticator,
-    CertificateSource,
-    Dispatcher,
-    PeerAddress,
-    ServerBase,
-    Session,
-)
+from ..._connection import Connection
+from ..._events import Reply
+from ..._state import Role, State
+from ..._util import RemoteProtocolError
+from ._dispatcher import Action, Dispatcher
+from ._handler import PeerAddress, Session
+from ._limits import LogThrottle
+from ._options import BLOCKED_WRITE_WAIT, ServerBase, ServerKeywords, ServerOptions, peer_address
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AsyncioServer", "serve"]
 
 log = logging.getLogger("sansio_smtp.server")
 
-# how long our writes may stay blocked by a client that does not read, when no
-# idle_timeout is set (RFC 5321 §4.5.3.2.7's 5 minutes)
-_BLOCKED_WAIT: Final = 300.0
 _READ: Final = Action.READ
 _AWAIT: Final = Action.AWAIT
 _STARTTLS: Final = Action.STARTTLS
@@ -61,109 +49,30 @@ _CLOSE: Final = Action.CLOSE
 _LINGER: Final = 30.0
 
 
-def _peer(info: object) -> PeerAddress:
-    if isinstance(info, tuple) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    if isinstance(info, (str, bytes)):
-        return info.decode() if isinstance(info, bytes) else info
-    return None
-
-
 class AsyncioServer(ServerBase):
     """An SMTP (or LMTP) server for asyncio.
 
     ``handler``: a Handler (or any object with some of its hooks, sync or async); None
-    accepts and discards everything. Options:
-
-    - ``host``/``port`` (port 0: the OS picks one, see ``port``), or ``path`` for a Unix
-      socket (LMTP's usual home, RFC 2033 §5).
-    - ``config``: the core Config (hostname, extensions, limits, ``lmtp``...);
-      ``hostname`` overrides ``config.hostname``.
-    - ``tls_context``: a server-side ssl.SSLContext. Offered with STARTTLS (RFC 3207), or
-      from the first byte with ``implicit_tls=True`` (RFC 8314 submissions on port 465).
-    - ``tls_certificate``: the certificate the context presents (its file path, or the
-      file's bytes, PEM or DER). With it the server knows its tls-server-end-point
-      channel binding (RFC 5929 §4.1) and, with a ``{user: password}`` ``auth``, also
-      offers SCRAM-SHA-256-PLUS (RFC 5802 §6), which defeats TLS-terminating MITMs.
-    - ``auth``: a ``{user: password}`` mapping or an Authenticator; default: the handler's
-      ``auth`` hook if it has one. AUTH is advertised only under TLS unless
-      ``config.allow_plaintext_auth`` (RFC 4954 §4); unless ``config`` names the
-      mechanisms, a mapping gets SCRAM-SHA-256, PLAIN and LOGIN, a hook PLAIN and LOGIN.
-    - ``max_connections``: beyond it a new client gets ``421`` and is closed; connections
-      still in their implicit-TLS handshake count. Lowered to leave descriptors free
-      under RLIMIT_NOFILE.
-    - ``max_connections_per_client`` (50), ``max_connection_rate_per_client`` (per
-      minute, None: off), ``max_auth_failures_per_client`` (10) per
-      ``auth_failure_window`` (300 s): per-client-address limits, see ServerBase.
-    - ``idle_timeout``: seconds to wait for the client's next command (counted from our
-      last reply, so a command dripped octet by octet is bounded as a whole) or between
-      reads of content (default ``Connection.timeout``, RFC 5321 §4.5.3.2.7: 5
-      minutes). It also bounds how long a client that does not read may keep our
-      writes blocked: at the deadline the connection is aborted. ``tls_handshake_timeout``.
-    - ``min_data_rate``: bytes/second a client must sustain while sending content (DATA,
-      every BDAT chunk) after ``data_rate_grace`` seconds (slow-client protection, as
-      Postfix's smtpd_min_data_rate); None to disable.
-    - ``max_message_size``: the size limit (octets, advertised as SIZE, RFC 1870) when
-      ``config`` sets none: DEFAULT_MAX_MESSAGE_SIZE (32 MiB) unless given; None: none.
-    - ``greeting``: the 220 text after our hostname; ``traffic_log``: True (logger
-      ``sansio_smtp.traffic``) or a Logger to log every byte at DEBUG, AUTH redacted.
+    accepts and discards everything. The options are ServerOptions' fields, given as
+    keyword arguments, as ``options=ServerOptions(...)``, or both (keywords win).
 
     Use ``async with AsyncioServer(...) as server:`` (start, then graceful shutdown) or
     ``await server.start()`` ... ``await server.shutdown()``.
     """
 
+    _unsupported = frozenset({"poll_interval"})
+    _default_max_connections = 1000
+
     def __init__(
         self,
         handler: object = None,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        path: str | os.PathLike[str] | None = None,
-        config: Config | None = None,
-        hostname: str | None = None,
-        tls_context: ssl.SSLContext | None = None,
-        implicit_tls: bool = False,
-        tls_certificate: CertificateSource | None = None,
-        auth: Mapping[str, str] | Authenticator | None = None,
-        max_connections: int = 1000,
-        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-        max_connection_rate_per_client: int | None = None,
-        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
-        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
-        idle_timeout: float | None = None,
-        tls_handshake_timeout: float = 30.0,
-        min_data_rate: float | None = 1024.0,
-        data_rate_grace: float = 30.0,
-        greeting: str | None = None,
-        traffic_log: bool | logging.Logger = False,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        backlog: int = 1024,
+        options: ServerOptions | None = None,
+        **keywords: Unpack[ServerKeywords],
     ) -> None:
-        self._configure(
-            handler,
-            config=config,
-            hostname=hostname,
-            tls_context=tls_context,
-            implicit_tls=implicit_tls,
-            tls_certificate=tls_certificate,
-            auth=auth,
-            max_connections=max_connections,
-            idle_timeout=idle_timeout,
-            tls_handshake_timeout=tls_handshake_timeout,
-            min_data_rate=min_data_rate,
-            data_rate_grace=data_rate_grace,
-            greeting=greeting,
-            traffic_log=traffic_log,
-            max_connections_per_client=max_connections_per_client,
-            max_connection_rate_per_client=max_connection_rate_per_client,
-            max_auth_failures_per_client=max_auth_failures_per_client,
-            auth_failure_window=auth_failure_window,
-        )
-        self._limit_size(max_message_size)
-        self.host = host
-        self.path = os.fspath(path) if path is not None else None
-        self.backlog = backlog
-        self._requested_port = port
+        self._configure(handler, self._options(options, keywords))
+        self.backlog = self.options.backlog
+        self._requested_port = self.options.port
         self._port: int | None = None
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -176,7 +85,7 @@ class AsyncioServer(ServerBase):
         self._stopped: asyncio.Future[None] | None = None
         self._previous_handler: Callable[..., object] | None = None
         self._our_handler: Callable[..., object] | None = None
-        timeouts = [t for t in (idle_timeout, data_rate_grace) if t]
+        timeouts = [t for t in (self.idle_timeout, self.data_rate_grace) if t]
         self._tick = max(0.02, min([1.0, *(t / 4 for t in timeouts)]))
 
     # ---------------------------------------------------------------------- lifecycle
@@ -412,11 +321,7 @@ class _SMTPProtocol(asyncio.Protocol):
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._stash: list[bytes] | None = None  # data that arrived during start_tls
-        self._rd = ReadDeadline(
-            idle_timeout=server.idle_timeout,
-            min_data_rate=server.min_data_rate,
-            data_rate_grace=server.data_rate_grace,
-        )
+        self._rd = server._read_deadline()
         self._counted = False  # holds a slot (and a per-client count) of the server
         self._key: str | None = None
         self._lost = False
@@ -427,7 +332,7 @@ class _SMTPProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         server = self.server
-        peer = _peer(transport.get_extra_info("peername"))
+        peer = peer_address(transport.get_extra_info("peername"))
         if server._closing or len(server._protocols) >= server.max_connections:
             self._refuse(server._busy)  # RFC 5321 §3.1 / §3.8: 421 means try again later
             return
@@ -501,7 +406,7 @@ class _SMTPProtocol(asyncio.Protocol):
         config = server.config
         session = Session(
             peer=peer,
-            local=_peer(transport.get_extra_info("sockname")),
+            local=peer_address(transport.get_extra_info("sockname")),
             hostname=config.hostname,
             lmtp=config.lmtp,
             tls=tls,
@@ -662,7 +567,7 @@ class _SMTPProtocol(asyncio.Protocol):
                 self._blocked_since = None
             else:
                 idle = self.server.idle_timeout
-                wait = _BLOCKED_WAIT if idle is None else idle
+                wait = BLOCKED_WRITE_WAIT if idle is None else idle
                 deadline = min(deadline, since + wait)
         self.deadline = deadline
 
@@ -727,7 +632,7 @@ class _SMTPProtocol(asyncio.Protocol):
         if d is None or self._closed:
             self.abort()
             return
-        d.goodbye(self.server._slow_reply if self._rd.slow else self.server._timeout_reply)
+        d.goodbye(self.server._expired_reply(self._rd.slow))
         self._pump(_CLOSE)
         if transport.get_write_buffer_size():
             self.abort()
@@ -765,7 +670,7 @@ class _SMTPProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
-async def serve(handler: object = None, **options: object) -> AsyncioServer:
+async def serve(handler: object = None, **options: Unpack[ServerKeywords]) -> AsyncioServer:
     """Start an AsyncioServer (options as its constructor) and return it, listening."""
-    server = AsyncioServer(handler, **options)  # type: ignore[arg-type]
+    server = AsyncioServer(handler, **options)
     return await server.start()
