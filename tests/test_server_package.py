@@ -157,3 +157,20 @@ def test_write_timeout_policy() -> None:
     assert quick._write_timeout(closing=True) == 0.5
     assert srv._expired_reply(True).lines != srv._expired_reply(False).lines
     assert srv._expired_reply(False).code == 421
+
+
+def test_plaintext_after_starttls_is_typed() -> None:
+    # issue 12 item 8; CVE-2011-0411: a command pipelined behind STARTTLS closes the
+    # connection, and the error says why by its type, not by its message text
+    from sansio_smtp import Config, Connection, PlaintextAfterStartTLS, Role
+    from sansio_smtp.adapters.server import Session
+    from sansio_smtp.adapters.server._dispatcher import Action, Dispatcher, Hooks
+
+    config = Config(hostname="mx.test", extensions={"STARTTLS": ()})
+    d = Dispatcher(Connection(Role.SERVER, config), Hooks(MemoryHandler()), Session())
+    assert d.start() is Action.READ
+    d.feed(b"EHLO c.test\r\n")
+    assert d.run() is Action.READ
+    d.feed(b"STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\n")
+    assert d.run() is Action.CLOSE
+    assert isinstance(d.error, PlaintextAfterStartTLS)

@@ -26,7 +26,7 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ..._connection import Connection
 from ..._state import Role, State
-from ..._util import RemoteProtocolError
+from ..._util import PlaintextAfterStartTLS
 from ._dispatcher import Action, Dispatcher
 from ._handler import Session
 from ._limits import LogThrottle, ReadDeadline
@@ -409,7 +409,7 @@ class AnyioServer(ServerBase):
         version, cipher = _tls_info(tls)
         try:
             d.tls_started(version, cipher)
-        except RemoteProtocolError as exc:  # plaintext after STARTTLS (CVE-2011-0411)
+        except PlaintextAfterStartTLS as exc:  # CVE-2011-0411
             log.info("closing %s: %s", d.session.peer, exc)
             d.error = exc
             return False

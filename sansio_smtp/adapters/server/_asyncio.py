@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Final
 from ..._connection import Connection
 from ..._events import Reply
 from ..._state import Role, State
-from ..._util import RemoteProtocolError
+from ..._util import PlaintextAfterStartTLS
 from ._dispatcher import Action, Dispatcher
 from ._handler import PeerAddress, Session
 from ._limits import LogThrottle
@@ -608,7 +608,7 @@ class _SMTPProtocol(asyncio.Protocol):
                 ssl_object.version() if ssl_object is not None else None,
                 cipher[0] if cipher else None,
             )
-        except RemoteProtocolError as exc:  # plaintext after STARTTLS (CVE-2011-0411)
+        except PlaintextAfterStartTLS as exc:  # CVE-2011-0411
             log.info("closing %s: %s", d.session.peer, exc)
             d.error = exc
             self.abort()

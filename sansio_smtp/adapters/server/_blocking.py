@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final
 
 from ..._connection import Connection
 from ..._state import Role, State
-from ..._util import RemoteProtocolError
+from ..._util import PlaintextAfterStartTLS
 from ._dispatcher import Action, Dispatcher
 from ._handler import Session
 from ._limits import LogThrottle, client_key
@@ -401,7 +401,7 @@ class SyncServer(ServerBase):
             return None
         try:
             d.tls_started(wrapped.version(), (wrapped.cipher() or (None,))[0])
-        except RemoteProtocolError as exc:  # plaintext after STARTTLS (CVE-2011-0411)
+        except PlaintextAfterStartTLS as exc:  # CVE-2011-0411
             log.info("closing %s: %s", d.session.peer, exc)
             d.error = exc
             wrapped.close()

@@ -223,7 +223,7 @@ class Dispatcher:
     def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
         """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
         §4.2: forget the EHLO argument and anything else learnt before). Raises
-        RemoteProtocolError if the client had sent plaintext after STARTTLS."""
+        PlaintextAfterStartTLS if the client had sent plaintext after STARTTLS."""
         self.conn.tls_established()
         session = self.session
         session.tls, session.tls_version, session.tls_cipher = True, version, cipher
