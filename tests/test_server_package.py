@@ -163,14 +163,20 @@ def test_plaintext_after_starttls_is_typed() -> None:
     # issue 12 item 8; CVE-2011-0411: a command pipelined behind STARTTLS closes the
     # connection, and the error says why by its type, not by its message text
     from sansio_smtp import Config, Connection, PlaintextAfterStartTLS, Role
+    from sansio_smtp.adapters._io import CLOSE, READ, Write
     from sansio_smtp.adapters.server import Session
-    from sansio_smtp.adapters.server._dispatcher import Action, Dispatcher, Hooks
+    from sansio_smtp.adapters.server._dispatcher import Dispatcher, Hooks
 
     config = Config(hostname="mx.test", extensions={"STARTTLS": ()})
     d = Dispatcher(Connection(Role.SERVER, config), Hooks(MemoryHandler()), Session())
-    assert d.start() is Action.READ
+    steps = d.steps()
+    assert type(next(steps)) is Write  # the greeting
+    assert steps.send(None) is READ
     d.feed(b"EHLO c.test\r\n")
-    assert d.run() is Action.READ
+    assert type(steps.send(None)) is Write
+    assert steps.send(None) is READ
     d.feed(b"STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\n")
-    assert d.run() is Action.CLOSE
+    op = steps.send(None)
+    assert type(op) is Write and b"".join(op.chunks).startswith(b"220")
+    assert steps.send(None) is CLOSE
     assert isinstance(d.error, PlaintextAfterStartTLS)

@@ -1,11 +1,12 @@
 # The AnyIO SMTP/LMTP server (asyncio or trio underneath): a short loop per connection
 # around the same Dispatcher the asyncio and blocking servers use.
 #
-# Strategy: one task per connection: receive -> Dispatcher.feed/run (core events -> hooks ->
-# replies) -> one send. Every wait runs in a CancelScope whose deadline comes from
-# Connection.timeout (RFC 5321 §4.5.3.2) or the minimum data rate during DATA/BDAT;
-# shutdown() cancels the read scope of idle clients so they get their 421 at once. STARTTLS:
-# after the 220 the core pauses, TLSStream.wrap() does the handshake on the same stream
+# Strategy: one task per connection serving the Dispatcher's requests (its steps()
+# generator: core events -> hooks -> replies): READ -> receive, Write -> send, Await ->
+# await, HANDSHAKE -> TLSStream.wrap. Every read runs in a CancelScope whose deadline
+# comes from Connection.timeout (RFC 5321 §4.5.3.2) or the minimum data rate during
+# DATA/BDAT; shutdown() cancels the read scope of idle clients so they get their 421 at
+# once. STARTTLS: after the 220 the core pauses, TLSStream.wrap() does the handshake
 # (nothing is read ahead of the core, so any plaintext behind STARTTLS sits in the core,
 # whose tls_established() refuses it: CVE-2011-0411).
 # Rules: nothing here decides protocol questions; every wait is bounded except an awaited
@@ -25,9 +26,10 @@ from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 from ..._connection import Connection
+from ..._events import BytesLike, Reply
 from ..._state import Role, State
-from ..._util import PlaintextAfterStartTLS
-from ._dispatcher import Action, Dispatcher
+from .._io import HANDSHAKE, READ, Await, Write
+from ._dispatcher import Dispatcher
 from ._handler import Session
 from ._limits import LogThrottle, ReadDeadline
 from ._options import ServerBase, ServerKeywords, ServerOptions, peer_address
@@ -282,10 +284,9 @@ class AnyioServer(ServerBase):
             with client.scope:
                 await self._loop(client)
             if client.scope.cancelled_caught:  # shutdown() ran out of patience
-                d.out.clear()
-                d.goodbye(self._shutdown_reply)
+                wire = d.goodbye(self._shutdown_reply)
                 with anyio.move_on_after(1.0, shield=True):
-                    await self._flush(client)
+                    await self._send(client, [wire])
         finally:
             self._clients.discard(client)
             if not self._clients and self._all_gone is not None:
@@ -305,44 +306,50 @@ class AnyioServer(ServerBase):
             self.record_error(exc)
 
     async def _loop(self, client: _Client) -> None:
+        """Serve the Dispatcher's requests for one connection."""
         d = client.d
-        action = d.start()
-        while True:
-            if not await self._flush(client):
-                return
-            if action is Action.CLOSE:
-                return
-            if action is Action.READ:
-                if self._closing and d.idle:
-                    d.goodbye(self._shutdown_reply)
-                    action = d.run()
+        steps = d.steps()
+        try:
+            op = next(steps)
+            while True:
+                if op is READ:
+                    data = await self._receive(client)
+                    if type(data) is not bytes:  # a deadline or a shutdown: say 421
+                        assert isinstance(data, Reply)
+                        await self._send(client, [d.goodbye(data)])
+                        return
+                    d.feed(data)
+                elif type(op) is Write:
+                    if not await self._send(client, op.chunks):
+                        return
+                elif type(op) is Await:
+                    try:
+                        value = await op.awaitable
+                    except Exception as exc:
+                        op = steps.throw(exc)
+                        continue
+                    op = steps.send(value)
                     continue
-                data = await self._receive(client)
-                if data is None:  # a goodbye is queued: flush it, then CLOSE
-                    action = d.run()
+                elif op is HANDSHAKE:
+                    tls = await self._handshake(client.stream)
+                    if tls is None:
+                        return
+                    client.stream = tls
+                    op = steps.send(tls.extra(TLSAttribute.ssl_object, None))
                     continue
-                d.feed(data)
-            elif action is Action.AWAIT:
-                awaiting = d.awaiting
-                assert awaiting is not None
-                try:
-                    value: object = await awaiting
-                    error: BaseException | None = None
-                except Exception as exc:
-                    value, error = None, exc
-                d.resume(value, error)
-            else:  # STARTTLS
-                if not await self._starttls(client):
+                else:  # CLOSE
                     return
-            action = d.run()
+                op = steps.send(None)
+        except StopIteration:
+            return
+        finally:
+            steps.close()
 
-    async def _flush(self, client: _Client) -> bool:
-        """Send what the Dispatcher queued; False if the connection broke."""
-        out = client.d.out
-        if not out:
+    async def _send(self, client: _Client, chunks: list[BytesLike]) -> bool:
+        """Write ``chunks`` to the client; False if the connection broke."""
+        data = b"".join(chunks)
+        if not data:
             return True
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
         if self.traffic is not None:
             self.traffic.server(client.d.session.id, data)
         # a client that does not read holds this send at most the idle timeout (a 421
@@ -356,10 +363,12 @@ class AnyioServer(ServerBase):
         client.rd.sent()
         return True
 
-    async def _receive(self, client: _Client) -> bytes | None:
-        """The client's next bytes (b"" at its end); None when the deadline passed or
-        shutdown() interrupted an idle client (a 421 is then queued)."""
+    async def _receive(self, client: _Client) -> bytes | Reply:
+        """The client's next bytes (b"" at its end), or the 421 to end with when the
+        deadline passed or shutdown() interrupted an idle client."""
         d = client.d
+        if self._closing and d.idle:
+            return self._shutdown_reply
         conn = d.conn
         # the core's timeout (RFC 5321 §4.5.3.2), from our last reply for a command, with
         # the minimum data rate for content (DATA and every BDAT chunk)
@@ -375,11 +384,7 @@ class AnyioServer(ServerBase):
             finally:
                 client.read_scope = None
         if data is None:
-            if self._closing and d.idle:
-                d.goodbye(self._shutdown_reply)
-            else:
-                d.goodbye(self._expired_reply(slow))
-            return None
+            return self._shutdown_reply if self._closing and d.idle else self._expired_reply(slow)
         if self.traffic is not None:
             self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
         client.rd.received(len(data))
@@ -399,21 +404,6 @@ class AnyioServer(ServerBase):
             # handshake failed or timed out: nothing to say in clear
             log.debug("TLS handshake failed: %r", exc)
             return None
-
-    async def _starttls(self, client: _Client) -> bool:
-        d = client.d
-        tls = await self._handshake(client.stream)
-        if tls is None:
-            return False
-        client.stream = tls
-        version, cipher = _tls_info(tls)
-        try:
-            d.tls_started(version, cipher)
-        except PlaintextAfterStartTLS as exc:  # CVE-2011-0411
-            log.info("closing %s: %s", d.session.peer, exc)
-            d.error = exc
-            return False
-        return True
 
 
 def _tls_info(stream: TLSStream) -> tuple[str | None, str | None]:

@@ -1,11 +1,12 @@
 # The asyncio SMTP/LMTP server: a thin loop around the sans-IO core, on asyncio.Protocol and
 # transports (not streams: one callback per read, one write per batch of replies).
 #
-# Strategy: data_received -> Dispatcher.feed/run (core events -> handler hooks -> replies)
-# -> one transport.write. A hook that returns an awaitable pauses reading until it is done
-# (the core is PAUSED anyway: SMTP answers commands in order). STARTTLS: after the 220 the
-# core pauses, loop.start_tls() does the handshake, and Connection.tls_established() refuses
-# any plaintext that was buffered behind the STARTTLS line. Timeouts come from
+# Strategy: serve the Dispatcher's requests (its steps() generator: core events -> hooks
+# -> replies): READ parks it until data_received, Write -> one transport.write, Await
+# and HANDSHAKE run in a task that resumes it. Reading pauses while a hook runs (the core
+# is PAUSED anyway: SMTP answers commands in order). STARTTLS: after the 220 the core
+# pauses, loop.start_tls() does the handshake, and Connection.tls_established() refuses any
+# plaintext that was buffered behind the STARTTLS line. Timeouts come from
 # Connection.timeout (RFC 5321 §4.5.3.2) and one server-wide sweep checks every
 # connection's deadline, so the hot path never touches timers.
 # Rules: nothing here decides protocol questions (the core and the Dispatcher do); every
@@ -26,10 +27,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Final
 
 from ..._connection import Connection
-from ..._events import Reply
+from ..._events import BytesLike, Reply
 from ..._state import Role, State
-from ..._util import PlaintextAfterStartTLS
-from ._dispatcher import Action, Dispatcher
+from .._io import CLOSE, READ, Await, ServerSteps, Write
+from ._dispatcher import Dispatcher
 from ._handler import PeerAddress, Session
 from ._limits import LogThrottle
 from ._options import BLOCKED_WRITE_WAIT, ServerBase, ServerKeywords, ServerOptions, peer_address
@@ -41,10 +42,6 @@ __all__ = ["AsyncioServer", "serve"]
 
 log = logging.getLogger("sansio_smtp.server")
 
-_READ: Final = Action.READ
-_AWAIT: Final = Action.AWAIT
-_STARTTLS: Final = Action.STARTTLS
-_CLOSE: Final = Action.CLOSE
 #: seconds a closing connection may take to accept what we still have to send
 _LINGER: Final = 30.0
 
@@ -321,6 +318,8 @@ class _SMTPProtocol(asyncio.Protocol):
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._stash: list[bytes] | None = None  # data that arrived during start_tls
+        self._unread: list[bytes] = []  # the stash, for the Dispatcher's next READ
+        self._steps: ServerSteps | None = None
         self._rd = server._read_deadline()
         self._counted = False  # holds a slot (and a per-client count) of the server
         self._key: str | None = None
@@ -425,8 +424,9 @@ class _SMTPProtocol(asyncio.Protocol):
             on_error=server.record_error,
             offload=server._offload,
         )
+        self._steps = self.d.steps()
         try:
-            self._pump(self.d.start())
+            self._resume(None)
         except Exception as exc:
             self._crashed(exc)
 
@@ -444,7 +444,7 @@ class _SMTPProtocol(asyncio.Protocol):
         try:
             d.feed(data)
             if not self._busy:
-                self._pump(d.run())
+                self._resume(None)
         except Exception as exc:  # a bug: keep the server up, drop this client
             self._crashed(exc)
 
@@ -461,7 +461,7 @@ class _SMTPProtocol(asyncio.Protocol):
                 try:
                     d.feed(b"")
                     if not self._busy:
-                        self._pump(d.run())
+                        self._resume(None)
                 except Exception as exc:
                     self._crashed(exc)
         # Keep a plain socket half-open so the last replies still go out; SSL transports
@@ -476,6 +476,7 @@ class _SMTPProtocol(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        self._end_steps()
         server = self.server
         if self._counted:
             self._counted = False
@@ -519,40 +520,71 @@ class _SMTPProtocol(asyncio.Protocol):
             else:
                 transport.pause_reading()
 
-    def _pump(self, action: Action) -> None:
-        d = self.d
-        transport = self.transport
-        assert d is not None and transport is not None
-        while True:
-            out = d.out
-            if out:
-                data = out[0] if len(out) == 1 else b"".join(out)
-                out.clear()
-                if self.server.traffic is not None:
-                    self.server.traffic.server(d.session.id, data)
-                transport.write(data)
-                self._rd.sent()
-            if action is _READ:
-                if self.server._closing and d.idle:
-                    d.goodbye(self.server._shutdown_reply)
-                    action = d.run()
+    def _resume(self, value: object, error: BaseException | None = None) -> None:
+        """Resume the Dispatcher with ``value`` (or throw ``error`` in) and serve its
+        requests until it waits for the client, for a task (a hook, the handshake), or
+        the session ends."""
+        d, steps = self.d, self._steps
+        assert d is not None and steps is not None
+        try:
+            op = steps.send(value) if error is None else steps.throw(error)
+            while True:
+                if op is READ:
+                    if self._unread:  # decrypted before start_tls() returned
+                        for data in self._unread:
+                            d.feed(data)
+                        self._unread = []
+                        op = steps.send(None)
+                        continue
+                    if self.server._closing and d.idle:
+                        self._end(self.server._shutdown_reply)
+                        return
+                    self._set_deadline(d.conn)
+                    if self._busy:
+                        self._busy = False
+                        self._update_reading()
+                    return
+                if type(op) is Write:
+                    self._write(op.chunks)
+                    op = steps.send(None)
                     continue
-                self._set_deadline(d.conn)
-                if self._busy:
-                    self._busy = False
-                    self._update_reading()
+                if op is CLOSE:
+                    self._close()
+                    return
+                self.deadline = math.inf
+                self._busy = True
+                self._update_reading()
+                if type(op) is Await:
+                    self._task = self._loop.create_task(self._await(op.awaitable))
+                else:  # HANDSHAKE
+                    self._task = self._loop.create_task(self._starttls())
                 return
-            if action is _CLOSE:
-                self._close()
-                return
-            self.deadline = math.inf
-            self._busy = True
-            self._update_reading()
-            if action is _AWAIT:
-                self._task = self._loop.create_task(self._await())
-            else:  # STARTTLS
-                self._task = self._loop.create_task(self._starttls())
+        except StopIteration:
+            self._close()
+
+    def _write(self, chunks: list[BytesLike]) -> None:
+        data = b"".join(chunks)
+        d, transport = self.d, self.transport
+        if not data or transport is None or d is None:
             return
+        if self.server.traffic is not None:
+            self.server.traffic.server(d.session.id, data)
+        transport.write(data)
+        self._rd.sent()
+
+    def _end(self, reply: Reply) -> None:
+        """Say ``reply`` (a 421) if the session allows it, and close."""
+        d = self.d
+        assert d is not None
+        self._write([d.goodbye(reply)])
+        self._close()
+        self._end_steps()
+
+    def _end_steps(self) -> None:
+        steps, self._steps = self._steps, None
+        if steps is not None:
+            with contextlib.suppress(ValueError):  # it is running: it ends by itself
+                steps.close()
 
     def _set_deadline(self, conn: Connection) -> None:
         now = self._loop.time()
@@ -571,11 +603,9 @@ class _SMTPProtocol(asyncio.Protocol):
                 deadline = min(deadline, since + wait)
         self.deadline = deadline
 
-    async def _await(self) -> None:
-        d = self.d
-        assert d is not None and d.awaiting is not None
+    async def _await(self, awaitable: Awaitable[object]) -> None:
         try:
-            value: object = await d.awaiting
+            value: object = await awaitable
             error: BaseException | None = None
         except asyncio.CancelledError:
             raise
@@ -585,14 +615,11 @@ class _SMTPProtocol(asyncio.Protocol):
         if self._closed:
             return
         try:
-            d.resume(value, error)
-            self._pump(d.run())
+            self._resume(value, error)
         except Exception as exc:
             self._crashed(exc)
 
     async def _starttls(self) -> None:
-        d = self.d
-        assert d is not None
         self._stash = []
         new = await self._handshake()
         stash, self._stash = self._stash, None
@@ -601,22 +628,9 @@ class _SMTPProtocol(asyncio.Protocol):
             return
         self.transport = new
         self._reading = True  # the new transport reads until told otherwise
-        ssl_object = new.get_extra_info("ssl_object")
+        self._unread = stash or []
         try:
-            cipher = ssl_object.cipher() if ssl_object is not None else None
-            d.tls_started(
-                ssl_object.version() if ssl_object is not None else None,
-                cipher[0] if cipher else None,
-            )
-        except PlaintextAfterStartTLS as exc:  # CVE-2011-0411
-            log.info("closing %s: %s", d.session.peer, exc)
-            d.error = exc
-            self.abort()
-            return
-        try:
-            for data in stash or ():
-                d.feed(data)
-            self._pump(d.run())
+            self._resume(new.get_extra_info("ssl_object"))
         except Exception as exc:
             self._crashed(exc)
 
@@ -632,8 +646,7 @@ class _SMTPProtocol(asyncio.Protocol):
         if d is None or self._closed:
             self.abort()
             return
-        d.goodbye(self.server._expired_reply(self._rd.slow))
-        self._pump(_CLOSE)
+        self._end(self.server._expired_reply(self._rd.slow))
         if transport.get_write_buffer_size():
             self.abort()
 
@@ -649,8 +662,7 @@ class _SMTPProtocol(asyncio.Protocol):
         if self._task is not None:
             self._task.cancel()
             self._task = None
-        d.goodbye(reply)
-        self._pump(_CLOSE)
+        self._end(reply)
 
     def _close(self) -> None:
         transport = self.transport

@@ -1,13 +1,13 @@
 # The blocking SMTP/LMTP server: socketserver's ThreadingTCPServer (or its Unix-socket
 # twin) with one thread per connection, each a short loop around the sans-IO core.
 #
-# Strategy: recv -> Dispatcher.feed/run (core events -> handler hooks -> replies) ->
-# sendall. STARTTLS: after the 220 the core pauses; SSLContext.wrap_socket() does the
-# handshake on the same socket (nothing to drain: the core guarantees no plaintext was
-# buffered, and Connection.tls_established() refuses it otherwise). Every recv waits at most
-# ``poll_interval`` so a thread notices its deadline (RFC 5321 §4.5.3.2 via
-# Connection.timeout, the minimum data rate) and a shutdown without any other thread
-# touching its socket or its Connection.
+# Strategy: serve the Dispatcher's requests (its steps() generator: core events -> hooks
+# -> replies) with socket calls: READ -> recv, Write -> sendall, HANDSHAKE ->
+# SSLContext.wrap_socket() on the same socket after STARTTLS's 220 (nothing to drain: the
+# core guarantees no plaintext was buffered, and Connection.tls_established() refuses it
+# otherwise). Every recv waits at most ``poll_interval`` so a thread notices its deadline
+# (RFC 5321 §4.5.3.2 via Connection.timeout, the minimum data rate) and a shutdown without
+# any other thread touching its socket or its Connection.
 # Rules: hooks are plain methods (an awaitable result is answered 451 and logged); every
 # blocking call has a timeout; shutdown() is bounded.
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import socket
 import socketserver
@@ -25,9 +26,10 @@ import warnings
 from typing import TYPE_CHECKING, Final
 
 from ..._connection import Connection
+from ..._events import BytesLike, Reply
 from ..._state import Role, State
-from ..._util import PlaintextAfterStartTLS
-from ._dispatcher import Action, Dispatcher
+from .._io import CLOSE, HANDSHAKE, READ, Write
+from ._dispatcher import Dispatcher
 from ._handler import Session
 from ._limits import LogThrottle, client_key
 from ._options import BLOCKED_WRITE_WAIT, ServerBase, ServerKeywords, ServerOptions, peer_address
@@ -318,55 +320,61 @@ class SyncServer(ServerBase):
                     self.record_error(exc)
 
     def _loop(self, current: list[socket.socket], d: Dispatcher) -> None:
-        """Serve one connection; ``current`` holds the socket in use (TLS replaces it)."""
+        """Serve the Dispatcher's requests for one connection; ``current`` holds the
+        socket in use (TLS replaces it)."""
         sock = current[0]
-        action = d.start()
         rd = self._read_deadline()
-        while True:
-            if d.out:
-                if not self._write(sock, d):
+        conn = d.conn
+        steps = d.steps()
+        try:
+            op = next(steps)
+            while True:
+                if op is READ:
+                    # the core's timeout for what it waits for (RFC 5321 §4.5.3.2), from
+                    # our last reply for a command, with the minimum data rate for content
+                    data = self._recv(sock, d, rd.next(conn, time.monotonic()), rd.slow)
+                    if type(data) is not bytes:  # a deadline or a shutdown: say 421
+                        assert isinstance(data, Reply)
+                        self._send(sock, d, [d.goodbye(data)])
+                        return
+                    rd.received(len(data))
+                    if self.traffic is not None:
+                        self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
+                    d.feed(data)
+                elif type(op) is Write:
+                    if not self._send(sock, d, op.chunks):
+                        return
+                    rd.sent()
+                elif op is HANDSHAKE:
+                    wrapped = self._starttls(sock)
+                    if wrapped is None:
+                        return
+                    sock = current[0] = wrapped
+                    op = steps.send(wrapped)
+                    continue
+                elif op is CLOSE:
                     return
-                rd.sent()
-            if action is Action.CLOSE:
-                return
-            if action is Action.STARTTLS:
-                wrapped = self._starttls(sock, d)
-                if wrapped is None:
-                    return
-                sock = current[0] = wrapped
-                action = d.run()
-                continue
-            if action is not Action.READ:  # pragma: no cover - allow_await=False
-                raise RuntimeError(f"unexpected {action}")
-            conn = d.conn
-            # the core's timeout for what it waits for (RFC 5321 §4.5.3.2), from our last
-            # reply for a command, with the minimum data rate for content
-            deadline = rd.next(conn, time.monotonic())
-            if deadline == float("inf"):  # pragma: no cover - READ always has a timeout
-                deadline = time.monotonic() + (self.idle_timeout or BLOCKED_WRITE_WAIT)
-            data = self._recv(sock, d, deadline, rd.slow)
-            if data is None:
-                action = d.run()  # a goodbye was queued: flush it and close
-                continue
-            rd.received(len(data))
-            if self.traffic is not None:
-                self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
-            d.feed(data)
-            action = d.run()
+                else:  # pragma: no cover - allow_await=False: nothing is awaited here
+                    raise RuntimeError(f"unexpected {op!r}")
+                op = steps.send(None)
+        except StopIteration:
+            return
+        finally:
+            steps.close()
 
     def _recv(
         self, sock: socket.socket, d: Dispatcher, deadline: float, slow: bool
-    ) -> bytes | None:
-        """The next bytes (b"" when the client closed), or None after queueing a 421
-        (timeout, slow client, shutdown)."""
+    ) -> bytes | Reply:
+        """The next bytes (b"" when the client closed), or the 421 to end with (timeout,
+        slow client, shutdown)."""
+        if deadline == math.inf:  # pragma: no cover - READ always has a timeout
+            deadline = time.monotonic() + (self.idle_timeout or BLOCKED_WRITE_WAIT)
         while True:
             if self._abort or (self._shutting_down and d.idle):
-                d.goodbye(self._shutdown_reply)
-                return None
+                return self._shutdown_reply
             now = time.monotonic()
             if now >= deadline:
-                d.goodbye(self._expired_reply(slow))
-                return None
+                return self._expired_reply(slow)
             sock.settimeout(min(self.poll_interval, deadline - now))
             try:
                 return sock.recv(_RECV_SIZE)
@@ -375,9 +383,10 @@ class SyncServer(ServerBase):
             except (OSError, ssl.SSLError):
                 return b""
 
-    def _write(self, sock: socket.socket, d: Dispatcher) -> bool:
-        data = b"".join(d.out)
-        d.out.clear()
+    def _send(self, sock: socket.socket, d: Dispatcher, chunks: list[BytesLike]) -> bool:
+        data = b"".join(chunks)
+        if not data:
+            return True
         if self.traffic is not None:
             self.traffic.server(d.session.id, data)
         try:
@@ -389,21 +398,13 @@ class SyncServer(ServerBase):
             return False
         return True
 
-    def _starttls(self, sock: socket.socket, d: Dispatcher) -> ssl.SSLSocket | None:
+    def _starttls(self, sock: socket.socket) -> ssl.SSLSocket | None:
         assert self.tls_context is not None
         sock.settimeout(self.tls_handshake_timeout)
         try:
-            wrapped = self.tls_context.wrap_socket(sock, server_side=True)
+            return self.tls_context.wrap_socket(sock, server_side=True)
         except (OSError, ssl.SSLError) as exc:
             log.debug("STARTTLS handshake failed: %r", exc)
             with contextlib.suppress(OSError):
                 sock.close()
             return None
-        try:
-            d.tls_started(wrapped.version(), (wrapped.cipher() or (None,))[0])
-        except PlaintextAfterStartTLS as exc:  # CVE-2011-0411
-            log.info("closing %s: %s", d.session.peer, exc)
-            d.error = exc
-            wrapped.close()
-            return None
-        return wrapped

@@ -1,25 +1,26 @@
 # The Dispatcher: turns one server Connection's events into handler hook calls and
 # replies, without I/O.
 #
-# Strategy: the adapter feeds it bytes, writes ``out``, and does what ``run()`` asks (read
-# more, await a hook, start TLS, close). It never blocks and never awaits, so the three
-# servers share every protocol decision and differ only in I/O. Hooks are resolved once per
-# server (``Hooks``): a missing or default hook costs nothing.
+# Strategy: the session is a generator of I/O requests (READ, Write, HANDSHAKE, Await,
+# CLOSE from ``.._io``), the style of the client engine: each runtime serves them with a
+# short loop. It never blocks and never awaits, so the three servers share every protocol
+# decision and differ only in I/O. Replies to pipelined commands are collected and go out
+# in one Write before the next wait. Hooks are resolved once per server (``Hooks``): a
+# missing or default hook costs nothing.
 # Rules: the core decides what is legal; the Dispatcher only answers, in order, one reply
 # per command (the core pauses until each is sent); AUTH secrets never reach a log or a
 # repr.
 from __future__ import annotations
 
 import contextlib
-import enum
 import functools
 import inspect
 import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeAlias
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 from ... import sasl
 from ..._connection import NEED_DATA, PAUSED, Connection
@@ -27,6 +28,7 @@ from ..._events import (
     Auth,
     AuthResponse,
     Bdat,
+    BytesLike,
     ConnectionClosed,
     Data,
     Ehlo,
@@ -43,10 +45,13 @@ from ..._events import (
     RcptTo,
     Reply,
     Rset,
-    StartTLS,
 )
-from ..._state import LmtpDelivery, State
-from ..._util import LocalProtocolError, RemoteProtocolError
+from ..._state import LmtpDelivery, Phase, State
+from ..._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
+from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
+
+if TYPE_CHECKING:
+    from .._io import TLSInfo
 from ._handler import Authenticator, Envelope, Handler, Reject, Session
 
 log = logging.getLogger("sansio_smtp.server")
@@ -68,17 +73,6 @@ def in_transaction(state: State) -> bool:
     """A mail transaction is open (RFC 5321 §3.3). Identity tests: Enum hashing is slow."""
     return state is _RCPT or state is _DATA or state is _MAIL or state is _BDAT
 
-
-class Action(enum.Enum):
-    """What ``Dispatcher.run`` asks the adapter to do next (after writing ``out``)."""
-
-    READ = "read"  # read more bytes, feed() them, run() again
-    AWAIT = "await"  # await ``awaiting``, then resume() with its outcome, run() again
-    STARTTLS = "starttls"  # do the TLS server handshake, tls_started(), run() again
-    CLOSE = "close"  # close the connection
-
-
-_Then: TypeAlias = "Callable[[object, BaseException | None], None]"
 
 _HOOKS: Final = (
     "connect",
@@ -137,16 +131,24 @@ def _close_awaitable(result: object) -> None:
             close()
 
 
+_Outcome: TypeAlias = "tuple[object, BaseException | None]"
+_Steps: TypeAlias = "Generator[ServerOp, object, _Outcome]"
+
+
 class Dispatcher:
     """Drives one server Connection for a handler, without I/O.
 
-    The adapter: ``start()`` once, then repeatedly writes and clears ``out`` and does what
-    the returned Action says: READ (``feed(data)`` then ``run()``), AWAIT (await
-    ``awaiting``, ``resume(value, error)``, ``run()``), STARTTLS (handshake,
-    ``tls_started()``, ``run()``) or CLOSE. ``allow_await=False`` (the blocking server)
-    turns an awaitable hook result into an error reply. ``offload``, given by the async
-    servers, runs the ``data_chunk`` and ``data`` hooks of a ``blocking_io`` handler off
-    the event loop (AWAIT then waits for the worker thread); without it they run inline.
+    ``steps()`` is the whole session as a generator of I/O requests (``.._io``), served
+    by the runtime like the client engine's: READ (read, ``feed()``, resume with None),
+    Write (write its chunks, resume), HANDSHAKE (the TLS server handshake, resume with
+    its ``TLSInfo``), Await (await it, resume with its value or throw its exception in),
+    CLOSE (close the connection; the session is over). ``goodbye()`` says 421 at any
+    point (a deadline, a shutdown) and ends the session.
+
+    ``allow_await=False`` (the blocking server) turns an awaitable hook result into an
+    error reply. ``offload``, given by the async servers, runs the ``data_chunk`` and
+    ``data`` hooks of a ``blocking_io`` handler off the event loop (Await then waits for
+    the worker thread); without it they run inline.
     """
 
     def __init__(
@@ -163,10 +165,9 @@ class Dispatcher:
         self.conn = conn
         self.hooks = hooks
         self.session = session
-        self.out: list[bytes] = []
         self.awaiting: Awaitable[object] | None = None
         self.error: BaseException | None = None  # why the connection was closed, if broken
-        self._then: _Then | None = None
+        self._out: list[BytesLike] = []
         self._greeting = greeting
         self._allow_await = allow_await
         self._on_error = on_error
@@ -178,7 +179,7 @@ class Dispatcher:
         self._mech: sasl.ServerMechanism | None = None
         self._started = False
 
-    # ------------------------------------------------------------- adapter interface
+    # ------------------------------------------------------------- runtime interface
 
     @property
     def idle(self) -> bool:
@@ -193,32 +194,79 @@ class Dispatcher:
 
     @property
     def closing(self) -> bool:
+        """The session is ending: what is written now is its last word."""
         return self._closing
-
-    def start(self) -> Action:
-        """Greet the client (after the connect hook)."""
-        if self._started:
-            raise RuntimeError("the session was already started")
-        self._started = True
-        if self.hooks.connect is None:
-            self._greet(None, None)
-        else:
-            self._call(self.hooks.connect, (self.session,), self._greet)
-        return self.run()
 
     def feed(self, data: bytes) -> None:
         """Bytes from the client (b"" when it closed)."""
         if not self._closing:
             self.conn.receive_data(data)
 
-    def resume(self, value: object, error: BaseException | None = None) -> None:
-        """The awaited hook finished with ``value`` or raised ``error``."""
-        then = self._then
-        if then is None:
-            raise RuntimeError("nothing is awaited")
-        self._then = None
-        self.awaiting = None
-        then(value, error)
+    def goodbye(self, reply: Reply) -> bytes:
+        """End the session with an unsolicited ``reply`` (421, RFC 5321 §3.8): the bytes
+        to write before closing (none if the session cannot say it now, or ended)."""
+        wire = b""
+        if not self._closing:
+            with contextlib.suppress(LocalProtocolError):
+                wire = self.conn.send(reply)
+        self._closing = True
+        return wire
+
+    def steps(self) -> ServerSteps:
+        """The session: greet the client (after the connect hook), then answer every
+        command, in order, until the connection ends."""
+        if self._started:
+            raise RuntimeError("the session was already started")
+        self._started = True
+        yield from self._greet()
+        conn = self.conn
+        hooks = self.hooks
+        while not self._closing:
+            try:
+                event = conn.next_event()
+            except RemoteProtocolError as exc:
+                # e.g. plaintext injected after STARTTLS (CVE-2011-0411): drop the client
+                self.error = exc
+                break
+            if event is NEED_DATA:
+                if self._out:
+                    yield self._write()
+                yield READ
+                continue
+            if event is PAUSED:
+                if conn.state is State.TLS:
+                    if not (yield from self._starttls()):
+                        break
+                    continue
+                pending = conn.pending
+                if not pending:  # pragma: no cover - the greeting is always sent first
+                    yield READ
+                    continue
+                self._owed(pending[0])
+                continue
+            if type(event) is MessageData:  # the hot path of message content
+                data = event.data
+                chunk = data if type(data) is bytes else bytes(data)
+                if hooks.buffer_content:
+                    self._chunks.append(chunk)
+                fn = hooks.data_chunk
+                envelope = self.session.envelope
+                if fn is not None and self._data_error is None and envelope is not None:
+                    _, error = yield from self._call(fn, (self.session, envelope, chunk), True)
+                    if error is not None:
+                        self._data_error = error
+                continue
+            assert isinstance(event, Event)
+            yield from self._dispatch(event)
+        if self._out:
+            yield self._write()
+        yield CLOSE
+
+    # --------------------------------------------------------------------- internals
+
+    def _write(self) -> Write:
+        out, self._out = self._out, []
+        return Write(out, Phase.CLIENT)
 
     def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
         """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
@@ -230,47 +278,23 @@ class Dispatcher:
         session.helo_name, session.esmtp, session.envelope = None, False, None
         session.authenticated_user = session.auth_mechanism = None
 
-    def goodbye(self, reply: Reply) -> None:
-        """Send an unsolicited ``reply`` (421, RFC 5321 §3.8) if the session allows it, and
-        close."""
-        if not self._closing:
-            with contextlib.suppress(LocalProtocolError):
-                self.out.append(self.conn.send(reply))
-        self._closing = True
-
-    def run(self) -> Action:
-        """Process every buffered event until more input, an awaited hook, a TLS
-        handshake or the end of the connection is needed."""
-        conn = self.conn
-        while True:
-            if self.awaiting is not None:
-                return Action.AWAIT
-            if self._closing:
-                return Action.CLOSE
-            try:
-                event = conn.next_event()
-            except RemoteProtocolError as exc:
-                # e.g. plaintext injected after STARTTLS (CVE-2011-0411): drop the client
-                self.error = exc
-                self._closing = True
-                return Action.CLOSE
-            if event is NEED_DATA:
-                return Action.READ
-            if event is PAUSED:
-                if conn.state is State.TLS:
-                    return Action.STARTTLS
-                pending = conn.pending
-                if not pending:  # pragma: no cover - the greeting is always sent first
-                    return Action.READ
-                self._owed(pending[0])
-                continue
-            if type(event) is MessageData:
-                self._content(event)
-                continue
-            assert isinstance(event, Event)
-            self._dispatch(event)
-
-    # --------------------------------------------------------------------- internals
+    def _starttls(self) -> Generator[ServerOp, object, bool]:
+        """After STARTTLS's 220: the handshake, then the session starts over. False when
+        the client had sent plaintext after STARTTLS (CVE-2011-0411): close."""
+        if self._out:
+            yield self._write()
+        info = cast("TLSInfo | None", (yield HANDSHAKE))
+        version = cipher = None
+        if info is not None:
+            version = info.version()
+            cipher = (info.cipher() or (None,))[0]
+        try:
+            self.tls_started(version, cipher)
+        except PlaintextAfterStartTLS as exc:  # CVE-2011-0411
+            log.info("closing %s: %s", self.session.peer, exc)
+            self.error = exc
+            return False
+        return True
 
     def _report(self, exc: BaseException) -> None:
         if self._on_error is not None:
@@ -279,33 +303,36 @@ class Dispatcher:
             log.error("handler error", exc_info=exc)
 
     def _call(
-        self,
-        fn: Callable[..., object],
-        args: tuple[object, ...],
-        then: _Then,
-        *,
-        blocking: bool = False,
-    ) -> None:
+        self, fn: Callable[..., object], args: tuple[object, ...], blocking: bool = False
+    ) -> _Steps:
+        """Call a hook: its value or the exception it raised, awaited if need be."""
         offload = self._offload
         if blocking and offload is not None:  # a store step: run it in a worker thread
-            self.awaiting = offload(functools.partial(fn, *args))
-            self._then = then
-            return
+            return (yield from self._await(offload(functools.partial(fn, *args))))
         try:
             result = fn(*args)
         except Exception as exc:
-            then(None, exc)
-            return
+            return None, exc
         if result is not None and type(result) is not Reply and inspect.isawaitable(result):
             if not self._allow_await:
                 _close_awaitable(result)
-                error = TypeError(f"{fn!r} returned an awaitable: this server needs plain hooks")
-                then(None, error)
-                return
-            self.awaiting = result
-            self._then = then
-            return
-        then(result, None)
+                return None, TypeError(
+                    f"{fn!r} returned an awaitable: this server needs plain hooks"
+                )
+            return (yield from self._await(result))
+        return result, None
+
+    def _await(self, awaitable: Awaitable[object]) -> _Steps:
+        if self._out:  # what is owed so far goes out before the wait
+            yield self._write()
+        self.awaiting = awaitable
+        try:
+            value = yield Await(awaitable)
+        except Exception as exc:
+            return None, exc
+        finally:
+            self.awaiting = None
+        return value, None
 
     def _reply_from(self, event: Event, value: object, error: BaseException | None) -> Reply:
         if error is not None:
@@ -320,7 +347,11 @@ class Dispatcher:
         self._report(TypeError(f"a hook returned {type(value).__name__}, not a Reply or None"))
         return LOCAL_ERROR
 
-    def _greet(self, value: object, error: BaseException | None) -> None:
+    def _greet(self) -> Generator[ServerOp, object, None]:
+        value: object = None
+        error: BaseException | None = None
+        if self.hooks.connect is not None:
+            value, error = yield from self._call(self.hooks.connect, (self.session,))
         reply: Reply | None = None
         if error is not None:
             if isinstance(error, Reject):
@@ -332,19 +363,20 @@ class Dispatcher:
             reply = value
         elif value is not None:
             self._report(TypeError(f"connect returned {type(value).__name__}"))
+        config = self.conn.config
         if reply is None:
-            kind = "LMTP" if self.conn.config.lmtp else "ESMTP"
+            kind = "LMTP" if config.lmtp else "ESMTP"
             # RFC 5321 §4.2 Greeting: the server's domain comes first
             text = self._greeting or f"{kind} ready"
-            greeting = Greeting(lines=f"{self.conn.config.hostname} {text}")
+            greeting = Greeting(lines=f"{config.hostname} {text}")
         else:
             code = reply.code if reply.code in (220, 421, 554) else 554
             lines = reply.lines
-            if not lines[0].startswith(self.conn.config.hostname):
+            if not lines[0].startswith(config.hostname):
                 # RFC 5321 §4.2 Greeting: the server's domain comes first
-                lines = (f"{self.conn.config.hostname} {lines[0]}".rstrip(), *lines[1:])
+                lines = (f"{config.hostname} {lines[0]}".rstrip(), *lines[1:])
             greeting = Greeting(code=code, lines=lines)
-        self.out.append(self.conn.send(greeting))
+        self._out.append(self.conn.send(greeting))
         if greeting.code == 421:
             self._closing = True
 
@@ -357,7 +389,7 @@ class Dispatcher:
             self._report(exc)
             reply = conn.default_reply(event) if isinstance(event, Quit) else LOCAL_ERROR
             wire = conn.send(reply)
-        self.out.append(wire)
+        self._out.append(wire)
         session = self.session
         state = conn.state
         if reply.code < 300:
@@ -396,37 +428,36 @@ class Dispatcher:
     def _default(self, event: Event) -> None:
         self._answer(event, self.conn.default_reply(event))
 
-    def _hooked(self, fn: Callable[..., object] | None, event: Event) -> None:
+    def _hooked(
+        self, fn: Callable[..., object] | None, event: Event
+    ) -> Generator[ServerOp, object, None]:
         if fn is None:
             self._answer(event, self.conn.default_reply(event))
             return
+        value, error = yield from self._call(fn, (self.session, event))
+        self._answer(event, self._reply_from(event, value, error))
 
-        def then(value: object, error: BaseException | None) -> None:
-            self._answer(event, self._reply_from(event, value, error))
-
-        self._call(fn, (self.session, event), then)
-
-    def _dispatch(self, event: Event) -> None:
+    def _dispatch(self, event: Event) -> Generator[ServerOp, object, None]:
         hooks = self.hooks
         kind = type(event)
         if kind is MailFrom:
-            self._hooked(hooks.mail, event)
+            yield from self._hooked(hooks.mail, event)
         elif kind is RcptTo:
-            self._hooked(hooks.rcpt, event)
+            yield from self._hooked(hooks.rcpt, event)
         elif kind is Data:
             self._default(event)
         elif kind is EndOfMessage:
-            self._end_of_message(event)
+            yield from self._end_of_message()
         elif kind is Ehlo:
-            self._hooked(hooks.ehlo, event)
+            yield from self._hooked(hooks.ehlo, event)
         elif kind is Helo:
-            self._hooked(hooks.helo, event)
+            yield from self._hooked(hooks.helo, event)
         elif kind is Lhlo:
-            self._hooked(hooks.lhlo, event)
+            yield from self._hooked(hooks.lhlo, event)
         elif kind is Rset:
-            self._hooked(hooks.rset, event)
+            yield from self._hooked(hooks.rset, event)
         elif kind is Quit:
-            self._hooked(hooks.quit, event)
+            yield from self._hooked(hooks.quit, event)
         elif kind is InvalidCommand or kind is InvalidMessage:
             assert isinstance(event, (InvalidCommand, InvalidMessage))
             if kind is InvalidCommand:
@@ -436,33 +467,16 @@ class Dispatcher:
             pass  # its chunk follows; the reply comes once it has been read (RFC 3030 §2)
         elif kind is Auth:
             assert isinstance(event, Auth)
-            self._auth_start(event)
+            yield from self._auth_start(event)
         elif kind is AuthResponse:
             assert isinstance(event, AuthResponse)
-            self._auth_response(event)
+            yield from self._auth_response(event)
         elif kind is ConnectionClosed:
             self._closing = True
-        elif kind is StartTLS:
-            self._default(event)  # 220; the core then pauses for the handshake
-        else:  # NOOP, VRFY, EXPN, HELP
+        else:  # STARTTLS (220; the core then pauses for the handshake), NOOP, VRFY...
             self._default(event)
 
     # ---------------------------------------------------------------------- content
-
-    def _content(self, event: MessageData) -> None:
-        data = event.data
-        chunk = data if type(data) is bytes else bytes(data)
-        if self.hooks.buffer_content:
-            self._chunks.append(chunk)
-        fn = self.hooks.data_chunk
-        if fn is None or self._data_error is not None or self.session.envelope is None:
-            return
-
-        def then(_value: object, error: BaseException | None) -> None:
-            if error is not None:
-                self._data_error = error
-
-        self._call(fn, (self.session, self.session.envelope, chunk), then, blocking=True)
 
     def _owed(self, item: Event) -> None:
         """A reply owed without a new event: a BDAT chunk was read (RFC 3030 §2), or the
@@ -477,7 +491,7 @@ class Dispatcher:
         else:
             self._default(item)
 
-    def _end_of_message(self, event: Event) -> None:
+    def _end_of_message(self) -> Generator[ServerOp, object, None]:
         envelope = self.session.envelope
         owed = self.conn.pending[0]  # EndOfMessage (DATA) or the last Bdat
         if envelope is None:  # pragma: no cover - the core allows content only in a txn
@@ -486,16 +500,12 @@ class Dispatcher:
         if self.hooks.buffer_content:
             envelope.content = b"".join(self._chunks)
             self._chunks.clear()
-        if self._data_error is not None:
-            self._finish_data(owed, None, self._data_error)
-            return
+        value: object = None
+        error = self._data_error
         fn = self.hooks.data
-        if fn is None:
-            self._finish_data(owed, None, None)
-            return
-        self._call(
-            fn, (self.session, envelope), lambda v, e: self._finish_data(owed, v, e), blocking=True
-        )
+        if error is None and fn is not None:
+            value, error = yield from self._call(fn, (self.session, envelope), True)
+        self._finish_data(owed, value, error)
 
     def _finish_data(self, owed: Event, value: object, error: BaseException | None) -> None:
         recipients = len(self.conn.accepted_recipients)
@@ -525,7 +535,7 @@ class Dispatcher:
 
     # ------------------------------------------------------------------------- AUTH
 
-    def _auth_start(self, event: Auth) -> None:
+    def _auth_start(self, event: Auth) -> Generator[ServerOp, object, None]:
         config = self.conn.config
         binding = self.hooks.channel_binding
         offered = config.extensions.get("AUTH", ())
@@ -548,56 +558,61 @@ class Dispatcher:
             self._answer(event, AUTH_TEMPFAIL)
             return
         self._mech = mech
-        self._auth_step(event, lambda: mech.start(event.initial_response))
+        initial = event.initial_response
+        yield from self._auth_step(event, lambda: mech.start(initial))
 
-    def _auth_response(self, event: AuthResponse) -> None:
+    def _auth_response(self, event: AuthResponse) -> Generator[ServerOp, object, None]:
         mech = self._mech
         if mech is None:  # pragma: no cover - the core only emits it during AUTH
             self._answer(event, AUTH_TEMPFAIL)
             return
-        if event.data is None:
-            self._auth_step(event, mech.cancel)  # RFC 4954 §4: "*" -> 501
+        data = event.data
+        if data is None:
+            yield from self._auth_step(event, mech.cancel)  # RFC 4954 §4: "*" -> 501
         else:
-            data = event.data
-            self._auth_step(event, lambda: mech.receive(data))
+            yield from self._auth_step(event, lambda: mech.receive(data))
 
-    def _auth_step(self, event: Event, advance: Callable[[], sasl.ServerStep]) -> None:
+    def _auth_step(
+        self, event: Event, advance: Callable[[], sasl.ServerStep]
+    ) -> Generator[ServerOp, object, None]:
+        """Advance the SASL exchange until it has something to say: a challenge, the
+        outcome, or a question for the application (the credential check) first."""
         mech = self._mech
         assert mech is not None
-        try:
-            step = advance()
-        except (sasl.SASLError, TypeError, ValueError) as exc:
-            self._report(exc)
-            self._mech = None
-            self._answer(event, AUTH_TEMPFAIL)
-            return
-        if isinstance(step, sasl.Challenge):
-            self._answer(event, Reply.auth_challenge(step.data))
-        elif isinstance(step, sasl.Success):
-            self._mech = None
-            session = self.session
-            session.authenticated_user = step.authzid or step.authcid or ""
-            session.auth_mechanism = step.mechanism
-            self._answer(event, step.reply_hint)
-        elif isinstance(step, sasl.Failure):
-            self._mech = None
-            self._answer(event, step.reply_hint)
-        else:  # NeedCredentials: ask the application
-            fn = self.hooks.auth
-            if fn is None:
-                self._auth_step(event, lambda: mech.supply(sasl.Verdict.UNKNOWN_USER))
+        while True:
+            try:
+                step = advance()
+            except (sasl.SASLError, TypeError, ValueError) as exc:
+                self._report(exc)
+                self._mech = None
+                self._answer(event, AUTH_TEMPFAIL)
                 return
-
-            def then(value: object, error: BaseException | None) -> None:
+            if isinstance(step, sasl.Challenge):
+                self._answer(event, Reply.auth_challenge(step.data))
+                return
+            if isinstance(step, sasl.Success):
+                self._mech = None
+                session = self.session
+                session.authenticated_user = step.authzid or step.authcid or ""
+                session.auth_mechanism = step.mechanism
+                self._answer(event, step.reply_hint)
+                return
+            if isinstance(step, sasl.Failure):
+                self._mech = None
+                self._answer(event, step.reply_hint)
+                return
+            # NeedCredentials: ask the application
+            answer: object = sasl.Verdict.UNKNOWN_USER
+            fn = self.hooks.auth
+            if fn is not None:
+                value, error = yield from self._call(fn, (self.session, step))
                 if isinstance(error, Reject):
                     self._mech = None
                     self._answer(event, error.reply)
                     return
                 if error is not None:
                     self._report(error)
-                    answer: object = sasl.Verdict.TEMPORARY_FAILURE
-                else:
-                    answer = sasl.Verdict.UNKNOWN_USER if value is None else value
-                self._auth_step(event, lambda: mech.supply(answer))  # type: ignore[arg-type]
-
-            self._call(fn, (self.session, step), then)
+                    answer = sasl.Verdict.TEMPORARY_FAILURE
+                elif value is not None:
+                    answer = value
+            advance = functools.partial(mech.supply, answer)  # type: ignore[arg-type]
