@@ -78,7 +78,7 @@ def test_no_module_is_long() -> None:
     # issue 12 item 7: none over about 600 lines
     for path in PACKAGE.glob("*.py"):
         lines = len(path.read_text(encoding="utf-8").splitlines())
-        assert lines <= 700, (path.name, lines)
+        assert lines <= 650, (path.name, lines)
 
 
 def test_keywords_name_the_options() -> None:
@@ -180,3 +180,65 @@ def test_plaintext_after_starttls_is_typed() -> None:
     assert type(op) is Write and b"".join(op.chunks).startswith(b"220")
     assert steps.send(None) is CLOSE
     assert isinstance(d.error, PlaintextAfterStartTLS)
+
+
+def _dispatcher(handler: object, **config: object) -> object:
+    from sansio_smtp import Config, Connection, Role
+    from sansio_smtp.adapters.server import Session
+    from sansio_smtp.adapters.server._dispatcher import Dispatcher, Hooks
+
+    conf = Config(hostname="mx.test", **config)  # type: ignore[arg-type]
+    return Dispatcher(Connection(Role.SERVER, conf), Hooks(handler), Session())
+
+
+def test_pipelined_replies_go_out_in_one_write() -> None:
+    # RFC 2920 §3.1: the replies to a pipelined group may go out together; the Dispatcher
+    # collects them and yields one Write before it waits for the client again
+    from sansio_smtp.adapters._io import READ, Write
+    from sansio_smtp.adapters.server._dispatcher import Dispatcher
+
+    d = _dispatcher(MemoryHandler(), extensions={"PIPELINING": ()})
+    assert isinstance(d, Dispatcher)
+    steps = d.steps()
+    next(steps)
+    assert steps.send(None) is READ
+    d.feed(b"EHLO c.test\r\nMAIL FROM:<a@b.test>\r\nRCPT TO:<c@d.test>\r\nDATA\r\n")
+    op = steps.send(None)
+    assert type(op) is Write
+    wire = b"".join(op.chunks)
+    assert [line[:3] for line in wire.split(b"\r\n") if line[3:4] == b" "] == [
+        b"250",
+        b"250",
+        b"250",
+        b"354",
+    ]
+    assert steps.send(None) is READ
+
+
+def test_awaitable_hook_is_an_await_request() -> None:
+    # issue 12 item 7: an awaitable hook result is an Await request; its value is sent
+    # back in, its exception thrown in (a handler error: 451 4.3.0, RFC 5321 §4.2.3)
+    from sansio_smtp.adapters._io import READ, Await, Write
+    from sansio_smtp.adapters.server._dispatcher import Dispatcher
+
+    class Async:
+        async def mail(self, session: object, event: object) -> None:
+            return None
+
+    errors: list[BaseException] = []
+    d = _dispatcher(Async())
+    assert isinstance(d, Dispatcher)
+    d._on_error = errors.append
+    steps = d.steps()
+    next(steps)
+    assert steps.send(None) is READ
+    d.feed(b"HELO c.test\r\nMAIL FROM:<a@b.test>\r\n")
+    op = steps.send(None)
+    assert type(op) is Write  # the HELO reply goes out before the wait
+    op = steps.send(None)
+    assert type(op) is Await and d.awaiting is op.awaitable and not d.idle
+    op.awaitable.close()  # type: ignore[attr-defined]
+    op = steps.throw(RuntimeError("store down"))
+    assert type(op) is Write and b"".join(op.chunks).startswith(b"451 4.3.0")
+    assert d.awaiting is None
+    assert [type(e) for e in errors] == [RuntimeError]

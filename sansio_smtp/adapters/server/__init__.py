@@ -1,6 +1,7 @@
 # The server side of the adapters: a handler API, the Dispatcher that drives the core for
 # it, the stores and the relay, and three runtimes (blocking threads, asyncio, AnyIO), each
-# a short loop serving the Dispatcher. One responsibility per module:
+# a short loop serving the Dispatcher's generator of I/O requests. One responsibility per
+# module:
 #
 #   _handler      Handler, Session, Envelope, Reject, received_header: the application API
 #   _stores       Sink / Memory / Maildir / Mbox / Print handlers and the spool
@@ -12,7 +13,10 @@
 #                 the peer address, the deadline and write-timeout policy
 #   _traffic      the opt-in traffic log, AUTH redacted
 #   _limits       what the servers count under abuse (read deadline, per-client limits)
-#   _blocking     SyncServer;  _asyncio: AsyncioServer, serve;  _anyio: AnyioServer
+#   _blocking     SyncServer
+#   _asyncio      AsyncioServer, serve: listening, shutdown, the deadline sweep
+#   _asyncio_conn one asyncio connection (an asyncio.Protocol serving the Dispatcher)
+#   _anyio        AnyioServer, serve_anyio
 #
 # The AnyIO runtime needs the optional extra sansio_smtp[anyio]: imported on first use.
 """SMTP/LMTP servers and their handler API (also exported by ``sansio_smtp.adapters``)."""
