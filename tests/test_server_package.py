@@ -55,6 +55,7 @@ def test_adapters_exports_the_server_objects() -> None:
     for name in SERVER_NAMES:
         assert name in adapters.__all__, name
         assert getattr(adapters, name) is getattr(server, name), name
+    assert adapters.ServerOptions is ServerOptions
 
 
 def test_anyio_names_are_lazy_and_the_same() -> None:

@@ -1,6 +1,13 @@
 # What the three servers share: their options (ServerOptions, checked once), the 421
 # replies they send on their own (RFC 5321 §3.8), the per-client-address limits, the
 # peer address of a socket, and the read deadline / write timeout policy.
+#
+# Strategy: a server is built from one frozen ServerOptions (its constructor's keywords,
+# ``options=``, or both); ServerBase._configure turns it into the Config the core runs
+# with, the resolved hooks, and the limits' bookkeeping. The runtimes ask this module for
+# every time limit (``_read_deadline``, ``_write_timeout``, ``_expired_reply``).
+# Rules: a misspelt or unsupported option is a TypeError, a contradictory one (implicit
+# TLS without a context...) a ValueError, both at construction; nothing here does I/O.
 from __future__ import annotations
 
 import inspect
