@@ -18,19 +18,19 @@ import ssl
 import sys
 from pathlib import Path
 
-from .adapters.asyncio_server import AsyncioServer
-from .adapters.handlers import (
+from .adapters.server import (
     DEFAULT_AUTH_FAILURE_WINDOW,
     DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
     DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
     DEFAULT_MAX_MESSAGE_SIZE,
+    AsyncioServer,
     Handler,
     MaildirHandler,
     MboxHandler,
     PrintHandler,
     SinkHandler,
-    server_channel_binding,
 )
+from .adapters.server._credentials import server_channel_binding
 from .config import Config
 
 __all__ = ["DEFAULT_EXTENSIONS", "add_arguments", "build", "run"]

@@ -26,8 +26,8 @@ from sansio_smtp.adapters import (  # noqa: E402
     TLSMode,
 )
 from sansio_smtp.adapters.anyio_client import AnyioSMTPClient  # noqa: E402
-from sansio_smtp.adapters.anyio_server import AnyioServer, serve_anyio  # noqa: E402
-from sansio_smtp.adapters.handlers import Session  # noqa: E402
+from sansio_smtp.adapters.server import Session  # noqa: E402
+from sansio_smtp.adapters.server._anyio import AnyioServer, serve_anyio  # noqa: E402
 
 from .certs import test_certs  # noqa: E402
 

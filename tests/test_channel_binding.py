@@ -42,7 +42,7 @@ from sansio_smtp.adapters import (
     SyncServer,
     TLSMode,
 )
-from sansio_smtp.adapters.handlers import server_channel_binding
+from sansio_smtp.adapters.server._credentials import server_channel_binding
 
 from .certs import TestCerts, test_certs
 

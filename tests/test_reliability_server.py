@@ -2,7 +2,7 @@
 
 Each wire test reproduces an attack on 127.0.0.1 against AsyncioServer, SyncServer and
 AnyioServer with short timeouts, so it takes seconds; the sans-IO accounting in
-``sansio_smtp.adapters._limits`` is tested with a fake clock.
+``sansio_smtp.adapters.server._limits`` is tested with a fake clock.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sansio_smtp import Config
-from sansio_smtp.adapters._limits import (
+from sansio_smtp.adapters.server import DEFAULT_MAX_CONNECTIONS_PER_CLIENT
+from sansio_smtp.adapters.server._limits import (
     AuthFailureBudget,
     ClientLimits,
     LogThrottle,
@@ -31,7 +32,6 @@ from sansio_smtp.adapters._limits import (
     client_key,
     connection_cap,
 )
-from sansio_smtp.adapters.handlers import DEFAULT_MAX_CONNECTIONS_PER_CLIENT
 
 from . import test_server_adapters as _adapters
 from .certs import test_certs

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from sansio_smtp import Address, Config
 from sansio_smtp.adapters import AnyioServer, SyncServer
-from sansio_smtp.adapters.handlers import (
+from sansio_smtp.adapters.server import (
     DEFAULT_MAX_MESSAGE_SIZE,
     Envelope,
     Handler,
@@ -36,8 +36,8 @@ from sansio_smtp.adapters.handlers import (
     PrintHandler,
     Session,
     SinkHandler,
-    printable,
 )
+from sansio_smtp.adapters.server._stores import printable
 
 from .test_server_adapters import CLI, EXT, Peer, ThreadedAsyncioServer, transaction
 

@@ -44,7 +44,7 @@ from sansio_smtp.adapters import (
     SyncServer,
     received_header,
 )
-from sansio_smtp.adapters.handlers import redact_client, redact_server
+from sansio_smtp.adapters.server._traffic import redact_client, redact_server
 
 from .certs import test_certs
 
@@ -103,7 +103,7 @@ class ThreadedAnyioServer:
     """An AnyioServer (asyncio backend) served from a blocking portal's thread."""
 
     def __init__(self, handler: object, **options: Any) -> None:
-        anyio_server = pytest.importorskip("sansio_smtp.adapters.anyio_server")
+        anyio_server = pytest.importorskip("sansio_smtp.adapters.server._anyio")
         from anyio.from_thread import start_blocking_portal
 
         self._cm = start_blocking_portal()

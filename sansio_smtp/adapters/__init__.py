@@ -1,5 +1,6 @@
-# I/O adapters around the sans-IO core: servers (asyncio_server, sync_server) sharing one
-# handler API (handlers), and clients (sync_client, asyncio_client). Each adapter is a short
+# I/O adapters around the sans-IO core: servers (the server package: handler API,
+# dispatcher, stores, blocking/asyncio/AnyIO runtimes), and clients (sync_client,
+# asyncio_client). Each adapter is a short
 # loop: read, Connection.receive_data, drain next_event, answer, write. Timeouts, TLS and
 # concurrency live here, never in the core. This package re-exports both sides.
 """I/O adapters: ``AsyncioServer`` and ``SyncServer`` with their handler API, and the
@@ -36,8 +37,8 @@ from ._client_common import (
     TLSMode,
 )
 from .asyncio_client import AsyncSMTPClient
-from .asyncio_server import AsyncioServer, serve
-from .handlers import (
+from .server import (
+    AsyncioServer,
     Authenticator,
     Envelope,
     Handler,
@@ -48,12 +49,14 @@ from .handlers import (
     PrintHandler,
     Reject,
     RelayHandler,
+    ServerOptions,
     Session,
     SinkHandler,
+    SyncServer,
     received_header,
+    serve,
 )
 from .sync_client import SMTPClient
-from .sync_server import SyncServer
 
 __all__ = [
     "AsyncSMTPClient",
@@ -86,6 +89,7 @@ __all__ = [
     "SMTPTLSError",
     "SMTPTimeoutError",
     "SendResult",
+    "ServerOptions",
     "Session",
     "SinkHandler",
     "SyncServer",
@@ -97,12 +101,14 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # The AnyIO flavour needs the optional extra sansio_smtp[anyio]: imported on first use.
-    if name in ("AnyioSMTPClient", "AnyioServer", "serve_anyio"):
+    if name in ("AnyioServer", "serve_anyio"):
+        from . import server
+
+        return getattr(server, name)
+    if name in ("AnyioSMTPClient",):
         try:
-            from . import anyio_client, anyio_server
+            from . import anyio_client
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(f"{name} needs anyio: pip install 'sansio_smtp[anyio]'") from exc
-        if name == "AnyioSMTPClient":
-            return anyio_client.AnyioSMTPClient
-        return getattr(anyio_server, name)
+        return anyio_client.AnyioSMTPClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

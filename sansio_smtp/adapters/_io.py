@@ -2,15 +2,27 @@
 # server dispatcher) is a generator: it yields what it needs done - READ some bytes,
 # Write(chunks), HANDSHAKE (TLS) - and the runtime (blocking sockets, asyncio, AnyIO)
 # serves each and resumes it. The runtimes own the transport, the clock and TLS; the
-# drivers own every protocol decision.
+# drivers own every protocol decision. The server dispatcher also yields Await and CLOSE.
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Awaitable, Generator
 from typing import Final, Literal, Protocol, TypeVar, final
 
 from .._events import BytesLike
 
-__all__ = ["HANDSHAKE", "READ", "Op", "Steps", "TLSInfo", "Write", "coalesce"]
+__all__ = [
+    "CLOSE",
+    "HANDSHAKE",
+    "READ",
+    "Await",
+    "Op",
+    "ServerOp",
+    "ServerSteps",
+    "Steps",
+    "TLSInfo",
+    "Write",
+    "coalesce",
+]
 
 T = TypeVar("T")
 
@@ -65,10 +77,40 @@ class Write:
         return f"Write({sum(len(c) for c in self.chunks)} octets)"
 
 
+@final
+class Await:
+    """(Server) Wait for ``awaitable`` - a hook's awaitable result, or blocking work run
+    off the event loop - then send its value into the driver, or throw its exception in."""
+
+    __slots__ = ("awaitable",)
+
+    def __init__(self, awaitable: Awaitable[object]) -> None:
+        self.awaitable = awaitable
+
+    def __repr__(self) -> str:
+        return f"Await({self.awaitable!r})"
+
+
+@final
+class _Close:
+    """(Server) Close the connection: the driver has nothing more to say."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "CLOSE"
+
+
 READ: Final = _Read()
 HANDSHAKE: Final = _Handshake()
+CLOSE: Final = _Close()
 Op = _Read | _Handshake | Write
 Steps = Generator[Op, None, T]
+#: The server dispatcher's requests. What the runtime sends back: None after READ (the
+#: bytes went to ``receive_data``) and Write, the ``TLSInfo`` (or None) after HANDSHAKE,
+#: the awaited value after Await (its exception is thrown in instead).
+ServerOp = _Read | _Handshake | Write | Await | _Close
+ServerSteps = Generator[ServerOp, object, None]
 
 
 def coalesce(chunks: list[BytesLike]) -> list[BytesLike]:

@@ -1,13 +1,13 @@
 # The blocking SMTP/LMTP server: socketserver's ThreadingTCPServer (or its Unix-socket
 # twin) with one thread per connection, each a short loop around the sans-IO core.
 #
-# Strategy: recv -> Dispatcher.feed/run (core events -> handler hooks -> replies) ->
-# sendall. STARTTLS: after the 220 the core pauses; SSLContext.wrap_socket() does the
-# handshake on the same socket (nothing to drain: the core guarantees no plaintext was
-# buffered, and Connection.tls_established() refuses it otherwise). Every recv waits at most
-# ``poll_interval`` so a thread notices its deadline (RFC 5321 §4.5.3.2 via
-# Connection.timeout, the minimum data rate) and a shutdown without any other thread
-# touching its socket or its Connection.
+# Strategy: serve the Dispatcher's requests (its steps() generator: core events -> hooks
+# -> replies) with socket calls: READ -> recv, Write -> sendall, HANDSHAKE ->
+# SSLContext.wrap_socket() on the same socket after STARTTLS's 220 (nothing to drain: the
+# core guarantees no plaintext was buffered, and Connection.tls_established() refuses it
+# otherwise). Every recv waits at most ``poll_interval`` so a thread notices its deadline
+# (RFC 5321 §4.5.3.2 via Connection.timeout, the minimum data rate) and a shutdown without
+# any other thread touching its socket or its Connection.
 # Rules: hooks are plain methods (an awaitable result is answered 451 and logged); every
 # blocking call has a timeout; shutdown() is bounded.
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import math
 import os
 import socket
 import socketserver
@@ -22,27 +23,19 @@ import ssl
 import threading
 import time
 import warnings
-from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from .._connection import Connection
-from .._state import Role, State
-from .._util import RemoteProtocolError
-from ..config import Config
-from ._limits import LogThrottle, ReadDeadline, client_key
-from .handlers import (
-    DEFAULT_AUTH_FAILURE_WINDOW,
-    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
-    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    Action,
-    Authenticator,
-    CertificateSource,
-    Dispatcher,
-    PeerAddress,
-    ServerBase,
-    Session,
-)
+from ..._connection import Connection
+from ..._events import BytesLike, Reply
+from ..._state import Role, State
+from .._io import CLOSE, HANDSHAKE, READ, Write
+from ._dispatcher import Dispatcher
+from ._handler import Session
+from ._limits import LogThrottle, client_key
+from ._options import BLOCKED_WRITE_WAIT, ServerBase, ServerKeywords, ServerOptions, peer_address
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["SyncServer"]
 
@@ -51,15 +44,6 @@ log = logging.getLogger("sansio_smtp.server")
 _RECV_SIZE: Final = 65536
 #: accept() errors that mean "out of descriptors or memory": wait a moment, log once
 _RESOURCE_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_GOODBYE_WRITE: Final = 2.0  # seconds a 421 before closing may take to go out
-
-
-def _peer(info: object) -> PeerAddress:
-    if isinstance(info, tuple) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    if isinstance(info, (str, bytes)):
-        return info.decode() if isinstance(info, bytes) else info
-    return None
 
 
 class _Delegating(socketserver.BaseServer):
@@ -113,63 +97,24 @@ class SyncServer(ServerBase):
 
     _hooks_may_await = False
 
+    _unsupported = frozenset({"backlog"})
+    _default_max_connections = 100
+
     def __init__(
         self,
         handler: object = None,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        path: str | os.PathLike[str] | None = None,
-        config: Config | None = None,
-        hostname: str | None = None,
-        tls_context: ssl.SSLContext | None = None,
-        implicit_tls: bool = False,
-        tls_certificate: CertificateSource | None = None,
-        auth: Mapping[str, str] | Authenticator | None = None,
-        max_connections: int = 100,
-        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-        max_connection_rate_per_client: int | None = None,
-        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
-        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
-        idle_timeout: float | None = None,
-        tls_handshake_timeout: float = 30.0,
-        min_data_rate: float | None = 1024.0,
-        data_rate_grace: float = 30.0,
-        greeting: str | None = None,
-        traffic_log: bool | logging.Logger = False,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        poll_interval: float = 0.25,
+        options: ServerOptions | None = None,
+        **keywords: Unpack[ServerKeywords],
     ) -> None:
-        self._configure(
-            handler,
-            config=config,
-            hostname=hostname,
-            tls_context=tls_context,
-            implicit_tls=implicit_tls,
-            tls_certificate=tls_certificate,
-            auth=auth,
-            max_connections=max_connections,
-            idle_timeout=idle_timeout,
-            tls_handshake_timeout=tls_handshake_timeout,
-            min_data_rate=min_data_rate,
-            data_rate_grace=data_rate_grace,
-            greeting=greeting,
-            traffic_log=traffic_log,
-            max_connections_per_client=max_connections_per_client,
-            max_connection_rate_per_client=max_connection_rate_per_client,
-            max_auth_failures_per_client=max_auth_failures_per_client,
-            auth_failure_window=auth_failure_window,
-        )
-        self._limit_size(max_message_size)
+        self._configure(handler, self._options(options, keywords))
         self._accept_log = LogThrottle()
-        self.poll_interval = poll_interval
-        self.path = os.fspath(path) if path is not None else None
+        self.poll_interval = self.options.poll_interval
         self._server: _TCPServer | _UnixServer
         if self.path is not None:
             self._server = _UnixServer(self, self.path)
         else:
-            self._server = _TCPServer(self, (host, port))
-        self.host = host
+            self._server = _TCPServer(self, (self.host, self.options.port))
         self._port: int = 0 if self.path is not None else self._server.socket.getsockname()[1]
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -289,7 +234,7 @@ class SyncServer(ServerBase):
             if admitted:
                 self._active += 1
         if admitted:
-            admitted = self._admit_client(_peer(client_address))[1]
+            admitted = self._admit_client(peer_address(client_address))[1]
             if admitted:
                 return True
             reply = self._busy_client
@@ -321,7 +266,7 @@ class SyncServer(ServerBase):
         except Exception as exc:
             self.record_error(exc)
         finally:
-            self._release_client(client_key(_peer(client_address)))
+            self._release_client(client_key(peer_address(client_address)))
             with self._idle:
                 self._active -= 1
                 self._threads.discard(thread)
@@ -342,8 +287,8 @@ class SyncServer(ServerBase):
         except OSError:
             local = None
         session = Session(
-            peer=_peer(client_address),
-            local=_peer(local),
+            peer=peer_address(client_address),
+            local=peer_address(local),
             hostname=self.config.hostname,
             lmtp=self.config.lmtp,
             tls=tls,
@@ -375,59 +320,61 @@ class SyncServer(ServerBase):
                     self.record_error(exc)
 
     def _loop(self, current: list[socket.socket], d: Dispatcher) -> None:
-        """Serve one connection; ``current`` holds the socket in use (TLS replaces it)."""
+        """Serve the Dispatcher's requests for one connection; ``current`` holds the
+        socket in use (TLS replaces it)."""
         sock = current[0]
-        action = d.start()
-        rd = ReadDeadline(
-            idle_timeout=self.idle_timeout,
-            min_data_rate=self.min_data_rate,
-            data_rate_grace=self.data_rate_grace,
-        )
-        while True:
-            if d.out:
-                if not self._write(sock, d):
+        rd = self._read_deadline()
+        conn = d.conn
+        steps = d.steps()
+        try:
+            op = next(steps)
+            while True:
+                if op is READ:
+                    # the core's timeout for what it waits for (RFC 5321 §4.5.3.2), from
+                    # our last reply for a command, with the minimum data rate for content
+                    data = self._recv(sock, d, rd.next(conn, time.monotonic()), rd.slow)
+                    if type(data) is not bytes:  # a deadline or a shutdown: say 421
+                        assert isinstance(data, Reply)
+                        self._send(sock, d, [d.goodbye(data)])
+                        return
+                    rd.received(len(data))
+                    if self.traffic is not None:
+                        self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
+                    d.feed(data)
+                elif type(op) is Write:
+                    if not self._send(sock, d, op.chunks):
+                        return
+                    rd.sent()
+                elif op is HANDSHAKE:
+                    wrapped = self._starttls(sock)
+                    if wrapped is None:
+                        return
+                    sock = current[0] = wrapped
+                    op = steps.send(wrapped)
+                    continue
+                elif op is CLOSE:
                     return
-                rd.sent()
-            if action is Action.CLOSE:
-                return
-            if action is Action.STARTTLS:
-                wrapped = self._starttls(sock, d)
-                if wrapped is None:
-                    return
-                sock = current[0] = wrapped
-                action = d.run()
-                continue
-            if action is not Action.READ:  # pragma: no cover - allow_await=False
-                raise RuntimeError(f"unexpected {action}")
-            conn = d.conn
-            # the core's timeout for what it waits for (RFC 5321 §4.5.3.2), from our last
-            # reply for a command, with the minimum data rate for content
-            deadline = rd.next(conn, time.monotonic())
-            if deadline == float("inf"):  # pragma: no cover - READ always has a timeout
-                deadline = time.monotonic() + (self.idle_timeout or 300.0)
-            data = self._recv(sock, d, deadline, rd.slow)
-            if data is None:
-                action = d.run()  # a goodbye was queued: flush it and close
-                continue
-            rd.received(len(data))
-            if self.traffic is not None:
-                self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
-            d.feed(data)
-            action = d.run()
+                else:  # pragma: no cover - allow_await=False: nothing is awaited here
+                    raise RuntimeError(f"unexpected {op!r}")
+                op = steps.send(None)
+        except StopIteration:
+            return
+        finally:
+            steps.close()
 
     def _recv(
         self, sock: socket.socket, d: Dispatcher, deadline: float, slow: bool
-    ) -> bytes | None:
-        """The next bytes (b"" when the client closed), or None after queueing a 421
-        (timeout, slow client, shutdown)."""
+    ) -> bytes | Reply:
+        """The next bytes (b"" when the client closed), or the 421 to end with (timeout,
+        slow client, shutdown)."""
+        if deadline == math.inf:  # pragma: no cover - READ always has a timeout
+            deadline = time.monotonic() + (self.idle_timeout or BLOCKED_WRITE_WAIT)
         while True:
             if self._abort or (self._shutting_down and d.idle):
-                d.goodbye(self._shutdown_reply)
-                return None
+                return self._shutdown_reply
             now = time.monotonic()
             if now >= deadline:
-                d.goodbye(self._slow_reply if slow else self._timeout_reply)
-                return None
+                return self._expired_reply(slow)
             sock.settimeout(min(self.poll_interval, deadline - now))
             try:
                 return sock.recv(_RECV_SIZE)
@@ -436,36 +383,28 @@ class SyncServer(ServerBase):
             except (OSError, ssl.SSLError):
                 return b""
 
-    def _write(self, sock: socket.socket, d: Dispatcher) -> bool:
-        data = b"".join(d.out)
-        d.out.clear()
+    def _send(self, sock: socket.socket, d: Dispatcher, chunks: list[BytesLike]) -> bool:
+        data = b"".join(chunks)
+        if not data:
+            return True
         if self.traffic is not None:
             self.traffic.server(d.session.id, data)
         try:
             # since Python 3.5 the timeout bounds the whole sendall: a client that does not
             # read holds this thread at most the idle timeout (a 421 before closing: less)
-            limit = self.idle_timeout or 300.0
-            sock.settimeout(min(limit, _GOODBYE_WRITE) if d.closing else limit)
+            sock.settimeout(self._write_timeout(closing=d.closing))
             sock.sendall(data)
         except (OSError, ssl.SSLError):
             return False
         return True
 
-    def _starttls(self, sock: socket.socket, d: Dispatcher) -> ssl.SSLSocket | None:
+    def _starttls(self, sock: socket.socket) -> ssl.SSLSocket | None:
         assert self.tls_context is not None
         sock.settimeout(self.tls_handshake_timeout)
         try:
-            wrapped = self.tls_context.wrap_socket(sock, server_side=True)
+            return self.tls_context.wrap_socket(sock, server_side=True)
         except (OSError, ssl.SSLError) as exc:
             log.debug("STARTTLS handshake failed: %r", exc)
             with contextlib.suppress(OSError):
                 sock.close()
             return None
-        try:
-            d.tls_started(wrapped.version(), (wrapped.cipher() or (None,))[0])
-        except RemoteProtocolError as exc:  # plaintext after STARTTLS (CVE-2011-0411)
-            log.info("closing %s: %s", d.session.peer, exc)
-            d.error = exc
-            wrapped.close()
-            return None
-        return wrapped

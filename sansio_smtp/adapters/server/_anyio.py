@@ -1,11 +1,12 @@
 # The AnyIO SMTP/LMTP server (asyncio or trio underneath): a short loop per connection
 # around the same Dispatcher the asyncio and blocking servers use.
 #
-# Strategy: one task per connection: receive -> Dispatcher.feed/run (core events -> hooks ->
-# replies) -> one send. Every wait runs in a CancelScope whose deadline comes from
-# Connection.timeout (RFC 5321 §4.5.3.2) or the minimum data rate during DATA/BDAT;
-# shutdown() cancels the read scope of idle clients so they get their 421 at once. STARTTLS:
-# after the 220 the core pauses, TLSStream.wrap() does the handshake on the same stream
+# Strategy: one task per connection serving the Dispatcher's requests (its steps()
+# generator: core events -> hooks -> replies): READ -> receive, Write -> send, Await ->
+# await, HANDSHAKE -> TLSStream.wrap. Every read runs in a CancelScope whose deadline
+# comes from Connection.timeout (RFC 5321 §4.5.3.2) or the minimum data rate during
+# DATA/BDAT; shutdown() cancels the read scope of idle clients so they get their 421 at
+# once. STARTTLS: after the 220 the core pauses, TLSStream.wrap() does the handshake
 # (nothing is read ahead of the core, so any plaintext behind STARTTLS sits in the core,
 # whose tls_established() refuses it: CVE-2011-0411).
 # Rules: nothing here decides protocol questions; every wait is bounded except an awaited
@@ -16,8 +17,7 @@ import contextlib
 import errno
 import logging
 import ssl
-from collections.abc import Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import anyio
 import anyio.abc
@@ -25,24 +25,17 @@ import anyio.to_thread
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from .._connection import Connection
-from .._state import Role, State
-from .._util import RemoteProtocolError
-from ..config import Config
+from ..._connection import Connection
+from ..._events import BytesLike, Reply
+from ..._state import Role, State
+from .._io import HANDSHAKE, READ, Await, Write
+from ._dispatcher import Dispatcher
+from ._handler import Session
 from ._limits import LogThrottle, ReadDeadline
-from .handlers import (
-    DEFAULT_AUTH_FAILURE_WINDOW,
-    DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
-    DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-    DEFAULT_MAX_MESSAGE_SIZE,
-    Action,
-    Authenticator,
-    CertificateSource,
-    Dispatcher,
-    PeerAddress,
-    ServerBase,
-    Session,
-)
+from ._options import ServerBase, ServerKeywords, ServerOptions, peer_address
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 __all__ = ["AnyioServer", "serve_anyio"]
 
@@ -57,15 +50,6 @@ _STREAM_ERRORS: Final = (
 )
 #: accept() errors that mean "out of descriptors or memory": wait a moment, log once
 _RESOURCE_ERRORS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-_GOODBYE_WRITE: Final = 2.0  # seconds a 421 before closing may take to go out
-
-
-def _peer(info: object) -> PeerAddress:
-    if isinstance(info, tuple) and len(info) >= 2:
-        return (str(info[0]), int(info[1]))
-    if isinstance(info, (str, bytes)):
-        return info.decode() if isinstance(info, bytes) else info
-    return None
 
 
 class _Client:
@@ -82,72 +66,30 @@ class _Client:
 class AnyioServer(ServerBase):
     """An SMTP (or LMTP) server for AnyIO: runs under asyncio or trio.
 
-    The options are those of AsyncioServer (``host``/``port``, ``config``, ``hostname``,
-    ``tls_context``, ``implicit_tls``, ``tls_certificate``, ``auth``, ``max_connections``,
-    ``max_connections_per_client``, ``max_connection_rate_per_client``,
-    ``max_auth_failures_per_client``, ``auth_failure_window``, ``idle_timeout``,
-    ``tls_handshake_timeout``, ``min_data_rate``, ``data_rate_grace``, ``greeting``,
-    ``traffic_log``, ``backlog``, ``max_message_size``); hooks may be plain or
-    ``async def`` (run in the connection's task, so they should use AnyIO or the running
-    backend's primitives).
+    The options are ServerOptions' fields (keywords, ``options=``, or both), but for
+    ``path`` and ``poll_interval``; hooks may be plain or ``async def`` (run in the
+    connection's task, so they should use AnyIO or the running backend's primitives).
 
     In a task group, ``server = await tg.start(AnyioServer(handler).serve)`` (returns the
     server once listening; ``server.port`` is the bound port), later
     ``await server.shutdown()``; or ``async with AnyioServer(handler) as server:``.
     """
 
+    _unsupported = frozenset({"path", "poll_interval"})
+    _default_max_connections = 1000
+
     def __init__(
         self,
         handler: object = None,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        config: Config | None = None,
-        hostname: str | None = None,
-        tls_context: ssl.SSLContext | None = None,
-        implicit_tls: bool = False,
-        tls_certificate: CertificateSource | None = None,
-        auth: Mapping[str, str] | Authenticator | None = None,
-        max_connections: int = 1000,
-        max_connections_per_client: int | None = DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
-        max_connection_rate_per_client: int | None = None,
-        max_auth_failures_per_client: int | None = DEFAULT_MAX_AUTH_FAILURES_PER_CLIENT,
-        auth_failure_window: float = DEFAULT_AUTH_FAILURE_WINDOW,
-        idle_timeout: float | None = None,
-        tls_handshake_timeout: float = 30.0,
-        min_data_rate: float | None = 1024.0,
-        data_rate_grace: float = 30.0,
-        greeting: str | None = None,
-        traffic_log: bool | logging.Logger = False,
-        max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE,
-        backlog: int = 1024,
+        options: ServerOptions | None = None,
+        **keywords: Unpack[ServerKeywords],
     ) -> None:
-        self._configure(
-            handler,
-            config=config,
-            hostname=hostname,
-            tls_context=tls_context,
-            implicit_tls=implicit_tls,
-            tls_certificate=tls_certificate,
-            auth=auth,
-            max_connections=max_connections,
-            idle_timeout=idle_timeout,
-            tls_handshake_timeout=tls_handshake_timeout,
-            min_data_rate=min_data_rate,
-            data_rate_grace=data_rate_grace,
-            greeting=greeting,
-            traffic_log=traffic_log,
-            max_connections_per_client=max_connections_per_client,
-            max_connection_rate_per_client=max_connection_rate_per_client,
-            max_auth_failures_per_client=max_auth_failures_per_client,
-            auth_failure_window=auth_failure_window,
-        )
-        self._limit_size(max_message_size)
+        self._configure(handler, self._options(options, keywords))
         self._slots = 0  # admitted connections, those still in a TLS handshake included
         self._accept_log = LogThrottle()
-        self.host = host
-        self.backlog = backlog
-        self._requested_port = port
+        self.backlog = self.options.backlog
+        self._requested_port = self.options.port
         self._port: int | None = None
         self._clients: set[_Client] = set()
         self._closing = False
@@ -293,7 +235,7 @@ class AnyioServer(ServerBase):
             admitted = not self._closing and self._slots < self.max_connections
             key: str | None = None
             if admitted:
-                peer = _peer(stream.extra(SocketAttribute.remote_address, None))
+                peer = peer_address(stream.extra(SocketAttribute.remote_address, None))
                 key, admitted = self._admit_client(peer)
                 reply = self._busy_client
             if not admitted:
@@ -314,8 +256,8 @@ class AnyioServer(ServerBase):
     async def _session(self, sock: anyio.abc.SocketStream) -> None:
         stream: anyio.abc.ByteStream = sock
         session = Session(
-            peer=_peer(sock.extra(SocketAttribute.remote_address, None)),
-            local=_peer(sock.extra(SocketAttribute.local_address, None)),
+            peer=peer_address(sock.extra(SocketAttribute.remote_address, None)),
+            local=peer_address(sock.extra(SocketAttribute.local_address, None)),
             hostname=self.config.hostname,
             lmtp=self.config.lmtp,
             tls=self.implicit_tls,
@@ -335,21 +277,16 @@ class AnyioServer(ServerBase):
             on_error=self.record_error,
             offload=lambda fn: anyio.to_thread.run_sync(fn),  # blocking store steps
         )
-        rd = ReadDeadline(
-            idle_timeout=self.idle_timeout,
-            min_data_rate=self.min_data_rate,
-            data_rate_grace=self.data_rate_grace,
-        )
+        rd = self._read_deadline()
         client = _Client(stream, d, rd)
         self._clients.add(client)
         try:
             with client.scope:
                 await self._loop(client)
             if client.scope.cancelled_caught:  # shutdown() ran out of patience
-                d.out.clear()
-                d.goodbye(self._shutdown_reply)
+                wire = d.goodbye(self._shutdown_reply)
                 with anyio.move_on_after(1.0, shield=True):
-                    await self._flush(client)
+                    await self._send(client, [wire])
         finally:
             self._clients.discard(client)
             if not self._clients and self._all_gone is not None:
@@ -369,51 +306,56 @@ class AnyioServer(ServerBase):
             self.record_error(exc)
 
     async def _loop(self, client: _Client) -> None:
+        """Serve the Dispatcher's requests for one connection."""
         d = client.d
-        action = d.start()
-        while True:
-            if not await self._flush(client):
-                return
-            if action is Action.CLOSE:
-                return
-            if action is Action.READ:
-                if self._closing and d.idle:
-                    d.goodbye(self._shutdown_reply)
-                    action = d.run()
+        steps = d.steps()
+        try:
+            op = next(steps)
+            while True:
+                if op is READ:
+                    data = await self._receive(client)
+                    if type(data) is not bytes:  # a deadline or a shutdown: say 421
+                        assert isinstance(data, Reply)
+                        await self._send(client, [d.goodbye(data)])
+                        return
+                    d.feed(data)
+                elif type(op) is Write:
+                    if not await self._send(client, op.chunks):
+                        return
+                elif type(op) is Await:
+                    try:
+                        value = await op.awaitable
+                    except Exception as exc:
+                        op = steps.throw(exc)
+                        continue
+                    op = steps.send(value)
                     continue
-                data = await self._receive(client)
-                if data is None:  # a goodbye is queued: flush it, then CLOSE
-                    action = d.run()
+                elif op is HANDSHAKE:
+                    tls = await self._handshake(client.stream)
+                    if tls is None:
+                        return
+                    client.stream = tls
+                    op = steps.send(tls.extra(TLSAttribute.ssl_object, None))
                     continue
-                d.feed(data)
-            elif action is Action.AWAIT:
-                awaiting = d.awaiting
-                assert awaiting is not None
-                try:
-                    value: object = await awaiting
-                    error: BaseException | None = None
-                except Exception as exc:
-                    value, error = None, exc
-                d.resume(value, error)
-            else:  # STARTTLS
-                if not await self._starttls(client):
+                else:  # CLOSE
                     return
-            action = d.run()
+                op = steps.send(None)
+        except StopIteration:
+            return
+        finally:
+            steps.close()
 
-    async def _flush(self, client: _Client) -> bool:
-        """Send what the Dispatcher queued; False if the connection broke."""
-        out = client.d.out
-        if not out:
+    async def _send(self, client: _Client, chunks: list[BytesLike]) -> bool:
+        """Write ``chunks`` to the client; False if the connection broke."""
+        data = b"".join(chunks)
+        if not data:
             return True
-        data = out[0] if len(out) == 1 else b"".join(out)
-        out.clear()
         if self.traffic is not None:
             self.traffic.server(client.d.session.id, data)
         # a client that does not read holds this send at most the idle timeout (a 421
         # before closing: less); then the connection is dropped
-        limit = self.idle_timeout or 300.0
         try:
-            with anyio.fail_after(min(limit, _GOODBYE_WRITE) if client.d.closing else limit):
+            with anyio.fail_after(self._write_timeout(closing=client.d.closing)):
                 await client.stream.send(data)
         except (TimeoutError, *_STREAM_ERRORS) as exc:
             log.debug("send to %s failed: %r", client.d.session.peer, exc)
@@ -421,10 +363,12 @@ class AnyioServer(ServerBase):
         client.rd.sent()
         return True
 
-    async def _receive(self, client: _Client) -> bytes | None:
-        """The client's next bytes (b"" at its end); None when the deadline passed or
-        shutdown() interrupted an idle client (a 421 is then queued)."""
+    async def _receive(self, client: _Client) -> bytes | Reply:
+        """The client's next bytes (b"" at its end), or the 421 to end with when the
+        deadline passed or shutdown() interrupted an idle client."""
         d = client.d
+        if self._closing and d.idle:
+            return self._shutdown_reply
         conn = d.conn
         # the core's timeout (RFC 5321 §4.5.3.2), from our last reply for a command, with
         # the minimum data rate for content (DATA and every BDAT chunk)
@@ -440,11 +384,7 @@ class AnyioServer(ServerBase):
             finally:
                 client.read_scope = None
         if data is None:
-            if self._closing and d.idle:
-                d.goodbye(self._shutdown_reply)
-            else:
-                d.goodbye(self._slow_reply if slow else self._timeout_reply)
-            return None
+            return self._shutdown_reply if self._closing and d.idle else self._expired_reply(slow)
         if self.traffic is not None:
             self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
         client.rd.received(len(data))
@@ -465,21 +405,6 @@ class AnyioServer(ServerBase):
             log.debug("TLS handshake failed: %r", exc)
             return None
 
-    async def _starttls(self, client: _Client) -> bool:
-        d = client.d
-        tls = await self._handshake(client.stream)
-        if tls is None:
-            return False
-        client.stream = tls
-        version, cipher = _tls_info(tls)
-        try:
-            d.tls_started(version, cipher)
-        except RemoteProtocolError as exc:  # plaintext after STARTTLS (CVE-2011-0411)
-            log.info("closing %s: %s", d.session.peer, exc)
-            d.error = exc
-            return False
-        return True
-
 
 def _tls_info(stream: TLSStream) -> tuple[str | None, str | None]:
     obj = stream.extra(TLSAttribute.ssl_object, None)
@@ -493,9 +418,9 @@ async def serve_anyio(
     handler: object = None,
     *,
     task_status: anyio.abc.TaskStatus[AnyioServer] = anyio.TASK_STATUS_IGNORED,
-    **options: object,
+    **options: Unpack[ServerKeywords],
 ) -> None:
     """Run an AnyioServer (options as its constructor) until cancelled or shut down:
     ``server = await tg.start(functools.partial(serve_anyio, handler, port=0))``."""
-    server = AnyioServer(handler, **options)  # type: ignore[arg-type]
+    server = AnyioServer(handler, **options)
     await server.serve(task_status=task_status)

@@ -19,8 +19,8 @@ import math
 from collections import deque
 from typing import Final
 
-from .._connection import Connection
-from .._state import State
+from ..._connection import Connection
+from ..._state import State
 
 __all__ = [
     "AuthFailureBudget",

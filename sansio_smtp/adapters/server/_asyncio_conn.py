@@ -1,0 +1,420 @@
+# One client connection of the asyncio server: an asyncio.Protocol serving the
+# Dispatcher's requests (READ parks it until data_received, Write -> one transport.write,
+# Await and HANDSHAKE run in a task that resumes it).
+#
+# Strategy: reading pauses while a hook or the TLS handshake runs and while our writes are
+# blocked; the server's sweep compares ``deadline`` with the clock, so the hot path never
+# touches timers.
+# Rules: every wait is bounded (idle timeout, minimum data rate, TLS handshake timeout, a
+# client that does not read); a bug in one connection drops that client, never the server.
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Final
+
+from ..._connection import Connection
+from ..._events import BytesLike, Reply
+from ..._state import Role, State
+from .._io import CLOSE, READ, Await, ServerSteps, Write
+from ._dispatcher import Dispatcher
+from ._handler import PeerAddress, Session
+from ._options import BLOCKED_WRITE_WAIT, peer_address
+
+if TYPE_CHECKING:
+    from ._asyncio import AsyncioServer
+
+log = logging.getLogger("sansio_smtp.server")
+
+#: seconds a closing connection may take to accept what we still have to send
+_LINGER: Final = 30.0
+
+
+class Refuse(asyncio.Protocol):
+    """For a connection that arrives after its server object was collected."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
+class SMTPProtocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, server: AsyncioServer) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.d: Dispatcher | None = None
+        self.deadline = math.inf
+        self._loop = asyncio.get_running_loop()
+        self._busy = False  # a hook or the TLS handshake runs: not reading
+        self._write_paused = False
+        self._blocked_since: float | None = None  # our writes blocked since (loop time)
+        self._reading = True
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+        self._stash: list[bytes] | None = None  # data that arrived during start_tls
+        self._unread: list[bytes] = []  # the stash, for the Dispatcher's next READ
+        self._steps: ServerSteps | None = None
+        self._rd = server._read_deadline()
+        self._counted = False  # holds a slot (and a per-client count) of the server
+        self._key: str | None = None
+        self._lost = False
+
+    # ----------------------------------------------------------- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        server = self.server
+        peer = peer_address(transport.get_extra_info("peername"))
+        if server._closing or len(server._protocols) >= server.max_connections:
+            self._refuse(server._busy)  # RFC 5321 §3.1 / §3.8: 421 means try again later
+            return
+        self._key, admitted = server._admit_client(peer)
+        if not admitted:
+            self._refuse(server._busy_client)
+            return
+        self._counted = True
+        server._protocols.add(self)
+        if server.implicit_tls:
+            # nothing may reach data_received before start_tls() takes the transport
+            self._busy = True
+            self._update_reading()
+            self._task = self._loop.create_task(self._implicit_tls(peer))
+            return
+        self._begin(peer, tls=False)
+
+    def _refuse(self, reply: bytes) -> None:
+        transport = self.transport
+        assert transport is not None
+        self._closed = True
+        if self.server.implicit_tls:  # no TLS yet: nothing can be said
+            transport.abort()
+            return
+        transport.write(reply)
+        if transport.get_write_buffer_size():  # not even 421 fits: do not wait for it
+            transport.abort()
+        else:
+            transport.close()
+
+    async def _implicit_tls(self, peer: PeerAddress) -> None:
+        new = await self._handshake()
+        if new is None or self._closed:
+            self.abort()
+            return
+        self.transport = new
+        self._busy = False
+        self._reading = True  # the new transport reads until told otherwise
+        self._begin(peer, tls=True)
+
+    async def _handshake(self) -> asyncio.Transport | None:
+        """The server side of a TLS handshake (implicit TLS or after STARTTLS's 220), or
+        None when it failed or timed out: then the transport is closed, and as its
+        protocol was then the SSL one, connection_lost() will not come: the slot is let
+        go here. Nothing is said in the clear."""
+        transport, server = self.transport, self.server
+        assert transport is not None and server.tls_context is not None
+        try:
+            new = await self._loop.start_tls(
+                transport,
+                self,
+                server.tls_context,
+                server_side=True,
+                ssl_handshake_timeout=server.tls_handshake_timeout,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.debug("TLS handshake failed: %r", exc)
+            self._task = None
+            self._closed = True
+            transport.abort()
+            self.connection_lost(None)
+            return None
+        self._task = None
+        return new
+
+    def _begin(self, peer: PeerAddress, *, tls: bool) -> None:
+        transport, server = self.transport, self.server
+        assert transport is not None
+        config = server.config
+        session = Session(
+            peer=peer,
+            local=peer_address(transport.get_extra_info("sockname")),
+            hostname=config.hostname,
+            lmtp=config.lmtp,
+            tls=tls,
+        )
+        if tls:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                session.tls_version = ssl_object.version()
+                session.tls_cipher = (ssl_object.cipher() or (None,))[0]
+        conn = Connection(Role.SERVER, config, tls=tls)
+        self.d = Dispatcher(
+            conn,
+            server._hooks,
+            session,
+            greeting=server.greeting,
+            on_error=server.record_error,
+            offload=server._offload,
+        )
+        self._steps = self.d.steps()
+        try:
+            self._resume(None)
+        except Exception as exc:
+            self._crashed(exc)
+
+    def data_received(self, data: bytes) -> None:
+        d = self.d
+        if d is None or self._closed:
+            return
+        if self._stash is not None:  # decrypted data before start_tls() returned
+            self._stash.append(data)
+            return
+        traffic = self.server.traffic
+        if traffic is not None:
+            traffic.client(d.session.id, data, in_auth=d.conn.state is State.AUTH)
+        self._rd.received(len(data))
+        try:
+            d.feed(data)
+            if not self._busy:
+                self._resume(None)
+        except Exception as exc:  # a bug: keep the server up, drop this client
+            self._crashed(exc)
+
+    def _crashed(self, exc: Exception) -> None:
+        self.server.record_error(exc)
+        self.abort()
+
+    def eof_received(self) -> bool:
+        d = self.d
+        if d is not None and not self._closed:
+            if self._stash is not None:
+                self._stash.append(b"")
+            else:
+                try:
+                    d.feed(b"")
+                    if not self._busy:
+                        self._resume(None)
+                except Exception as exc:
+                    self._crashed(exc)
+        # Keep a plain socket half-open so the last replies still go out; SSL transports
+        # cannot do that (asyncio warns), and close themselves.
+        return self.transport is not None and self.transport.get_extra_info("sslcontext") is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = self._closed = True
+        self.deadline = math.inf
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._end_steps()
+        server = self.server
+        if self._counted:
+            self._counted = False
+            server._forget(self)
+            server._release_client(self._key)
+        d = self.d
+        if d is not None:
+            hook = server._hooks.disconnect
+            if hook is not None:
+                try:
+                    result = hook(d.session)
+                except Exception as error:
+                    server.record_error(error)
+                else:
+                    if result is not None and asyncio.iscoroutine(result):
+                        server._spawn(result)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        if self._blocked_since is None:
+            self._blocked_since = self._loop.time()
+        if self.d is not None:
+            self._set_deadline(self.d.conn)
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._update_reading()
+
+    # ------------------------------------------------------------------ the loop
+
+    def _update_reading(self) -> None:
+        transport = self.transport
+        if transport is None or self._closed or self._stash is not None:
+            return
+        want = not (self._busy or self._write_paused)
+        if want != self._reading:
+            self._reading = want
+            if want:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
+
+    def _resume(self, value: object, error: BaseException | None = None) -> None:
+        """Resume the Dispatcher with ``value`` (or throw ``error`` in) and serve its
+        requests until it waits for the client, for a task (a hook, the handshake), or
+        the session ends."""
+        d, steps = self.d, self._steps
+        assert d is not None and steps is not None
+        try:
+            op = steps.send(value) if error is None else steps.throw(error)
+            while True:
+                if op is READ:
+                    if self._unread:  # decrypted before start_tls() returned
+                        for data in self._unread:
+                            d.feed(data)
+                        self._unread = []
+                        op = steps.send(None)
+                        continue
+                    if self.server._closing and d.idle:
+                        self._end(self.server._shutdown_reply)
+                        return
+                    self._set_deadline(d.conn)
+                    if self._busy:
+                        self._busy = False
+                        self._update_reading()
+                    return
+                if type(op) is Write:
+                    self._write(op.chunks)
+                    op = steps.send(None)
+                    continue
+                if op is CLOSE:
+                    self._close()
+                    return
+                self.deadline = math.inf
+                self._busy = True
+                self._update_reading()
+                if type(op) is Await:
+                    self._task = self._loop.create_task(self._await(op.awaitable))
+                else:  # HANDSHAKE
+                    self._task = self._loop.create_task(self._starttls())
+                return
+        except StopIteration:
+            self._close()
+
+    def _write(self, chunks: list[BytesLike]) -> None:
+        data = b"".join(chunks)
+        d, transport = self.d, self.transport
+        if not data or transport is None or d is None:
+            return
+        if self.server.traffic is not None:
+            self.server.traffic.server(d.session.id, data)
+        transport.write(data)
+        self._rd.sent()
+
+    def _end(self, reply: Reply) -> None:
+        """Say ``reply`` (a 421) if the session allows it, and close."""
+        d = self.d
+        assert d is not None
+        self._write([d.goodbye(reply)])
+        self._close()
+        self._end_steps()
+
+    def _end_steps(self) -> None:
+        steps, self._steps = self._steps, None
+        if steps is not None:
+            with contextlib.suppress(ValueError):  # it is running: it ends by itself
+                steps.close()
+
+    def _set_deadline(self, conn: Connection) -> None:
+        now = self._loop.time()
+        deadline = self._rd.next(conn, now)
+        # A client that does not read: while our writes stay blocked, replies queued
+        # behind them are no progress. The wait runs from the moment they blocked and is
+        # reset only once the client has taken all we wrote.
+        since = self._blocked_since
+        if since is not None:
+            transport = self.transport
+            if transport is not None and not transport.get_write_buffer_size():
+                self._blocked_since = None
+            else:
+                idle = self.server.idle_timeout
+                wait = BLOCKED_WRITE_WAIT if idle is None else idle
+                deadline = min(deadline, since + wait)
+        self.deadline = deadline
+
+    async def _await(self, awaitable: Awaitable[object]) -> None:
+        try:
+            value: object = await awaitable
+            error: BaseException | None = None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            value, error = None, exc
+        self._task = None
+        if self._closed:
+            return
+        try:
+            self._resume(value, error)
+        except Exception as exc:
+            self._crashed(exc)
+
+    async def _starttls(self) -> None:
+        self._stash = []
+        new = await self._handshake()
+        stash, self._stash = self._stash, None
+        if new is None or self._closed:
+            self.abort()
+            return
+        self.transport = new
+        self._reading = True  # the new transport reads until told otherwise
+        self._unread = stash or []
+        try:
+            self._resume(new.get_extra_info("ssl_object"))
+        except Exception as exc:
+            self._crashed(exc)
+
+    # --------------------------------------------------------------- server calls
+
+    def timed_out(self) -> None:
+        """The deadline passed: say 421 and close; a client that does not read (our
+        writes are blocked) is aborted, as is one that still has not taken what we sent
+        before closing."""
+        d, transport = self.d, self.transport
+        if self._lost or transport is None:
+            return
+        if d is None or self._closed:
+            self.abort()
+            return
+        self._end(self.server._expired_reply(self._rd.slow))
+        if transport.get_write_buffer_size():
+            self.abort()
+
+    def begin_shutdown(self) -> None:
+        d = self.d
+        if d is not None and not self._closed and not self._busy and d.idle:
+            self.goodbye(self.server._shutdown_reply)
+
+    def goodbye(self, reply: Reply) -> None:
+        d = self.d
+        if d is None or self._closed:
+            return
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._end(reply)
+
+    def _close(self) -> None:
+        transport = self.transport
+        if transport is not None and not self._closed:
+            self._closed = True
+            transport.close()  # waits until what we wrote has been taken...
+            if transport.get_write_buffer_size():  # ...for a bounded time
+                idle = self.server.idle_timeout
+                linger = _LINGER if idle is None else min(idle, _LINGER)
+                self.deadline = self._loop.time() + linger
+            else:
+                self.deadline = math.inf
+
+    def abort(self) -> None:
+        self._closed = True
+        if self.transport is not None:
+            self.transport.abort()
