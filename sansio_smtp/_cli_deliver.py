@@ -13,6 +13,7 @@ import contextlib
 import socket
 import sys
 import time
+from collections.abc import Awaitable
 from datetime import datetime, timezone
 from typing import TextIO
 
@@ -26,6 +27,9 @@ from .delivery import (
     SQLiteQueue,
     open_queue,
 )
+
+#: messages claimed per pass: small enough that workers sharing a queue share the work
+_BATCH = 10
 
 __all__ = ["add_deliver_arguments", "add_queue_arguments", "run_deliver", "run_queue"]
 
@@ -157,16 +161,21 @@ def _list(queue: Queue, out: TextIO) -> None:
             )
 
 
-async def _passes(worker: DeliveryWorker, *, due_only: bool, out: TextIO) -> None:
-    # A pass may enqueue bounces and delay warnings, due at once: a few more passes send
-    # them (bounded: a report is never reported on).
-    for _ in range(5):
-        reports = await worker.run(due_only=due_only)
-        for report in reports:
-            print(_line(report), file=out, flush=True)
-        if not reports:
-            return
-        due_only = True
+async def _passes(worker: DeliveryWorker, *, flush: bool, out: TextIO) -> None:
+    """Attempt every due message once (every queued one with ``flush``), a batch at a
+    time so that workers sharing a queue share the work; then the reports those attempts
+    enqueued, which are due at once (a report is never reported on: this ends)."""
+    if flush:
+        await _report(worker.run(due_only=False, limit=1_000_000), out)
+    while await _report(worker.run(limit=_BATCH), out):
+        pass
+
+
+async def _report(run: Awaitable[list[RecipientReport]], out: TextIO) -> bool:
+    reports = await run
+    for report in reports:
+        print(_line(report), file=out, flush=True)
+    return bool(reports)
 
 
 def run_queue(args: argparse.Namespace, out: TextIO | None = None) -> int:
@@ -192,7 +201,7 @@ def run_queue(args: argparse.Namespace, out: TextIO | None = None) -> int:
 
 
 async def _run(worker: DeliveryWorker, *, flush: bool, forever: bool, out: TextIO) -> None:
-    await _passes(worker, due_only=not flush, out=out)
+    await _passes(worker, flush=flush, out=out)
     while forever:
         await asyncio.sleep(30.0)
-        await _passes(worker, due_only=True, out=out)
+        await _passes(worker, flush=False, out=out)
