@@ -116,6 +116,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " 0: no limit (default: %(default)s)",
     )
     parser.add_argument("--lmtp", action="store_true", help="speak LMTP (RFC 2033)")
+    parser.add_argument(
+        "--proxy-protocol",
+        action="store_true",
+        help="behind a load balancer: each connection starts with a PROXY protocol v1/v2"
+        " header naming the real client (connections without one are closed)",
+    )
     parser.add_argument("--hostname", metavar="NAME", help="our name in the greeting")
 
 
@@ -197,6 +203,7 @@ def build(args: argparse.Namespace) -> AsyncioServer:
         max_connections_per_client=args.max_connections_per_client or None,
         max_connection_rate_per_client=args.max_connection_rate or None,
         max_auth_failures_per_client=args.max_auth_failures or None,
+        proxy_protocol=args.proxy_protocol,
     )
 
 

@@ -274,6 +274,7 @@ class AnyioServer(ServerBase):
             self._hooks,
             session,
             greeting=self.greeting,
+            proxy_protocol=self.proxy_protocol,
             on_error=self.record_error,
             offload=lambda fn: anyio.to_thread.run_sync(fn),  # blocking store steps
         )

@@ -159,6 +159,7 @@ class SMTPProtocol(asyncio.Protocol):
             server._hooks,
             session,
             greeting=server.greeting,
+            proxy_protocol=server.proxy_protocol,
             on_error=server.record_error,
             offload=server._offload,
         )

@@ -301,6 +301,7 @@ class SyncServer(ServerBase):
             self._hooks,
             session,
             greeting=self.greeting,
+            proxy_protocol=self.proxy_protocol,
             allow_await=False,
             on_error=self.record_error,
         )

@@ -48,6 +48,7 @@ from ..._events import (
 )
 from ..._state import LmtpDelivery, Phase, State
 from ..._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
+from ...proxy import ProxyCommand, ProxyProtocolError, parse_proxy_header
 from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
 if TYPE_CHECKING:
@@ -161,6 +162,7 @@ class Dispatcher:
         allow_await: bool = True,
         on_error: Callable[[BaseException], None] | None = None,
         offload: Offload | None = None,
+        proxy_protocol: bool = False,
     ) -> None:
         self.conn = conn
         self.hooks = hooks
@@ -178,6 +180,8 @@ class Dispatcher:
         self._lmtp_replies: deque[Reply | None] = deque()
         self._mech: sasl.ServerMechanism | None = None
         self._started = False
+        #: the PROXY protocol header's octets so far, while one is awaited
+        self._proxy: bytearray | None = bytearray() if proxy_protocol else None
 
     # ------------------------------------------------------------- runtime interface
 
@@ -199,7 +203,11 @@ class Dispatcher:
 
     def feed(self, data: bytes) -> None:
         """Bytes from the client (b"" when it closed)."""
-        if not self._closing:
+        if self._closing:
+            return
+        if self._proxy is not None and data:
+            self._proxy += data
+        else:
             self.conn.receive_data(data)
 
     def goodbye(self, reply: Reply) -> bytes:
@@ -218,6 +226,9 @@ class Dispatcher:
         if self._started:
             raise RuntimeError("the session was already started")
         self._started = True
+        if self._proxy is not None and not (yield from self._proxy_header()):
+            yield CLOSE
+            return
         yield from self._greet()
         conn = self.conn
         hooks = self.hooks
@@ -263,6 +274,36 @@ class Dispatcher:
         yield CLOSE
 
     # --------------------------------------------------------------------- internals
+
+    def _proxy_header(self) -> Generator[ServerOp, object, bool]:
+        """Read the PROXY protocol header a load balancer sends first; the real client's
+        address goes to ``session.peer``, what follows it to the Connection. False (and
+        ``error`` set) when what came is not one: no SMTP is spoken then."""
+        buf = self._proxy
+        assert buf is not None
+        while True:
+            try:
+                found = parse_proxy_header(buf)
+            except ProxyProtocolError as exc:
+                self.error = exc
+                return False
+            if found is not None:
+                break
+            size = len(buf)
+            yield READ
+            if len(buf) == size:  # the connection closed
+                self.error = ProxyProtocolError("closed before the PROXY protocol header ended")
+                return False
+        header, used = found
+        self._proxy = None
+        if header.command is ProxyCommand.PROXY and header.source is not None:
+            self.session.peer = header.source
+            self.session.local = header.destination
+        self.session.proxy = header
+        rest = bytes(buf[used:])
+        if rest:
+            self.conn.receive_data(rest)
+        return True
 
     def _write(self) -> Write:
         out, self._out = self._out, []

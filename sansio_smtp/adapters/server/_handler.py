@@ -27,6 +27,7 @@ from ... import sasl
 from ..._address import Address
 from ..._events import Ehlo, Helo, Lhlo, MailFrom, Quit, RcptTo, Reply, Rset
 from ..._params import Params
+from ...proxy import ProxyHeader
 
 #: A client's address: (host, port) for TCP, the socket path (often "") for Unix sockets.
 PeerAddress: TypeAlias = "tuple[str, int] | str | None"
@@ -120,6 +121,8 @@ class Session:
 
     peer: PeerAddress = None
     local: PeerAddress = None
+    #: the PROXY protocol header the connection began with (ServerOptions.proxy_protocol)
+    proxy: ProxyHeader | None = None
     hostname: str = "localhost"
     lmtp: bool = False
     id: str = attrs.field(factory=lambda: f"{_ID_PREFIX}{next(_session_ids):X}")

@@ -124,6 +124,9 @@ class ServerOptions:
       ``config`` sets none: DEFAULT_MAX_MESSAGE_SIZE (32 MiB) unless given; None: none.
     - ``greeting``: the 220 text after our hostname; ``traffic_log``: True (logger
       ``sansio_smtp.traffic``) or a Logger to log every byte at DEBUG, AUTH redacted.
+    - ``proxy_protocol``: each connection starts with a PROXY protocol header (v1 or v2,
+      HAProxy's; sent by a load balancer) naming the real client, which ``session.peer``
+      then holds; a connection without a valid one is closed before the greeting.
     - ``backlog``: the listen() backlog of the async servers (SyncServer: 128);
       ``poll_interval``: how often a SyncServer thread checks its deadline and a shutdown.
     """
@@ -148,6 +151,7 @@ class ServerOptions:
     data_rate_grace: float = 30.0
     greeting: str | None = None
     traffic_log: bool | logging.Logger = False
+    proxy_protocol: bool = False
     max_message_size: int | None = DEFAULT_MAX_MESSAGE_SIZE
     backlog: int = 1024
     poll_interval: float = 0.25
@@ -177,6 +181,7 @@ class ServerKeywords(TypedDict, total=False):
     data_rate_grace: float
     greeting: str | None
     traffic_log: bool | logging.Logger
+    proxy_protocol: bool
     max_message_size: int | None
     backlog: int
     poll_interval: float
@@ -230,6 +235,7 @@ class ServerBase:
     min_data_rate: float | None
     data_rate_grace: float
     greeting: str | None
+    proxy_protocol: bool
     traffic: TrafficLog | None
     #: exceptions from handlers and connections (most recent 100), also logged
     errors: deque[BaseException]
@@ -317,6 +323,7 @@ class ServerBase:
         self.min_data_rate = options.min_data_rate
         self.data_rate_grace = options.data_rate_grace
         self.greeting = options.greeting
+        self.proxy_protocol = options.proxy_protocol
         self.traffic = TrafficLog.from_option(options.traffic_log)
         self.host = options.host
         self.path = options.path
