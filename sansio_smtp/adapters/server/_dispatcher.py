@@ -48,12 +48,13 @@ from ..._events import (
 )
 from ..._state import LmtpDelivery, Phase, State
 from ..._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
-from ...proxy import ProxyCommand, ProxyProtocolError, parse_proxy_header
+from ...proxy import ProxyProtocolError
 from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
 if TYPE_CHECKING:
     from .._io import TLSInfo
 from ._handler import Authenticator, Envelope, Handler, Reject, Session
+from ._proxy import apply_header, read_header
 
 log = logging.getLogger("sansio_smtp.server")
 
@@ -276,31 +277,17 @@ class Dispatcher:
     # --------------------------------------------------------------------- internals
 
     def _proxy_header(self) -> Generator[ServerOp, object, bool]:
-        """Read the PROXY protocol header a load balancer sends first; the real client's
-        address goes to ``session.peer``, what follows it to the Connection. False (and
-        ``error`` set) when what came is not one: no SMTP is spoken then."""
+        """Read the PROXY protocol header (``_proxy.read_header``); False (and ``error``
+        set) when what came is not one: no SMTP is spoken then."""
         buf = self._proxy
         assert buf is not None
-        while True:
-            try:
-                found = parse_proxy_header(buf)
-            except ProxyProtocolError as exc:
-                self.error = exc
-                return False
-            if found is not None:
-                break
-            size = len(buf)
-            yield READ
-            if len(buf) == size:  # the connection closed
-                self.error = ProxyProtocolError("closed before the PROXY protocol header ended")
-                return False
-        header, used = found
+        try:
+            header, rest = yield from read_header(buf)
+        except ProxyProtocolError as exc:
+            self.error = exc
+            return False
         self._proxy = None
-        if header.command is ProxyCommand.PROXY and header.source is not None:
-            self.session.peer = header.source
-            self.session.local = header.destination
-        self.session.proxy = header
-        rest = bytes(buf[used:])
+        apply_header(self.session, header)
         if rest:
             self.conn.receive_data(rest)
         return True
