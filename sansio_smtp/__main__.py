@@ -8,6 +8,16 @@ import sys
 from collections.abc import Sequence
 
 
+class _Formatter(argparse.HelpFormatter):
+    """--help shows each option's default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if "%(default)" in text or action.default in (None, False, [], argparse.SUPPRESS):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from . import __version__
 
@@ -17,11 +27,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("demo", help="run an in-memory client/server session and print it")
     explain = sub.add_parser("explain", help="explain a reply code, enhanced code or reply")
     explain.add_argument("reply", nargs="+", help='e.g. 550, 5.1.1 or "550 5.1.1 User unknown"')
-    serve = sub.add_parser("serve", help="run an SMTP/LMTP server (asyncio)")
-    send = sub.add_parser("send", help="send one message")
+    serve = sub.add_parser(
+        "serve", help="run an SMTP/LMTP server (asyncio)", formatter_class=_Formatter
+    )
+    send = sub.add_parser("send", help="send one message", formatter_class=_Formatter)
     probe = sub.add_parser("probe", help="test a running SMTP server (conformance, attacks)")
-    deliver = sub.add_parser("deliver", help="deliver a message to its recipients' mail hosts")
-    queue = sub.add_parser("queue", help="work an outbound queue: run, flush, list, remove")
+    deliver = sub.add_parser(
+        "deliver",
+        help="deliver a message to its recipients' mail hosts",
+        formatter_class=_Formatter,
+    )
+    queue = sub.add_parser(
+        "queue", help="work an outbound queue: run, flush, list, remove", formatter_class=_Formatter
+    )
     # The serve/send options live beside their code; imported only when used.
     if argv is None:
         argv = sys.argv[1:]

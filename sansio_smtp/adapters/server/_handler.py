@@ -86,6 +86,8 @@ class Envelope:
     protocol: str = "ESMTP"
     authenticated_user: str | None = None
     session_id: str = ""
+    #: where a store put the message (a Maildir file, an mbox), once it has
+    stored: str | None = None
 
     def received_header(self, *, date: str | None = None) -> bytes:
         """This transaction's ``Received:`` trace header (RFC 5321 §4.4), CRLF-terminated."""

@@ -141,7 +141,8 @@ class _SpoolingHandler(Handler):
     def _open(self, envelope: Envelope) -> _Spool:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def _deliver(self, spool: _Spool) -> None:  # pragma: no cover - abstract
+    def _deliver(self, spool: _Spool) -> str:  # pragma: no cover - abstract
+        """Store the spooled message; where it went (for ``envelope.stored``)."""
         raise NotImplementedError
 
     def _spool(self, session: Session, envelope: Envelope) -> _Spool:
@@ -170,7 +171,7 @@ class _SpoolingHandler(Handler):
                 if spool.abandoned:
                     raise ConnectionError("the client went away before the message was stored")
                 spool.finish()
-                self._deliver(spool)
+                envelope.stored = self._deliver(spool)
             finally:
                 spool.close(remove=True)
         return None
@@ -229,7 +230,7 @@ class MaildirHandler(_SpoolingHandler):
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
         return _Spool(envelope, os.fdopen(fd, "wb"), path, to_lf=not _binary(envelope))
 
-    def _deliver(self, spool: _Spool) -> None:
+    def _deliver(self, spool: _Spool) -> str:
         assert spool.path is not None
         spool.file.close()
         new = os.path.join(self.path, "new", os.path.basename(spool.path))
@@ -238,6 +239,7 @@ class MaildirHandler(_SpoolingHandler):
         except (AttributeError, PermissionError):  # no hard links here
             os.rename(spool.path, new)
         _fsync_directory(os.path.join(self.path, "new"))
+        return new
 
 
 #: a line an mboxrd reader unquotes: any number of ">" then "From " (one ">" is added)
@@ -303,7 +305,7 @@ class MboxHandler(_SpoolingHandler):
         spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".mbox-spool-")  # noqa: SIM115
         return _Spool(envelope, spool, None, to_lf=False)
 
-    def _deliver(self, spool: _Spool) -> None:
+    def _deliver(self, spool: _Spool) -> str:
         envelope = spool.envelope
         sender = str(envelope.mail_from) if envelope.mail_from is not None else "MAILER-DAEMON"
         from_line = f"From {sender} {time.asctime(time.gmtime())}\n".encode()
@@ -337,6 +339,7 @@ class MboxHandler(_SpoolingHandler):
             finally:
                 if fcntl is not None:
                     fcntl.lockf(box, fcntl.LOCK_UN)
+        return str(self.path)
 
 
 #: C0 controls but TAB and LF, DEL, and the C1 controls (U+0080-U+009F): what a terminal
