@@ -40,7 +40,7 @@ from ._params import Params
 from ._util import LocalProtocolError
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
-__all__ = ["DataWriter", "write_command", "write_reply"]
+__all__ = ["ChunkWriter", "DataWriter", "write_command", "write_reply"]
 
 _TOKEN_RE = re.compile(_abnf.TOKEN + r"\Z")
 _STRING_RE = re.compile(_abnf.STRING + r"\Z")
@@ -217,3 +217,21 @@ class DataWriter:
             tail = b"\r\n"
         self._scan(tail)
         return tail + b".\r\n"
+
+
+class ChunkWriter:
+    """Counts the octets of a BDAT chunk being sent (RFC 3030 §2): exactly the size the
+    BDAT command declared, sent as they are."""
+
+    __slots__ = ("last", "remaining")
+
+    def __init__(self, size: int, *, last: bool) -> None:
+        self.remaining = size
+        self.last = last
+
+    def check(self, data: BytesLike) -> None:
+        """Raise LocalProtocolError when ``data`` is more than the chunk has left."""
+        if len(data) > self.remaining:
+            raise LocalProtocolError(
+                f"{len(data)} octets sent where the BDAT chunk has {self.remaining} left"
+            )
