@@ -51,6 +51,7 @@ from .config import Config
 __all__ = [
     "JUNK_COMMANDS",
     "Refusal",
+    "advertised_limit",
     "auth_offered",
     "check_command",
     "check_content",
@@ -167,7 +168,7 @@ def validate_rcpt_params(params: ParamsArg, *, extensions: Extensions) -> None:
 # ------------------------------------------------------------------------ the check
 
 
-def _limit(extensions: Extensions, name: str) -> int | None:
+def advertised_limit(extensions: Extensions, name: str) -> int | None:
     """A value of the LIMITS extension (RFC 9422 §4): RCPTMAX, MAILMAX."""
     for word in extensions.get("LIMITS", ()):
         key, _, value = word.partition("=")
@@ -301,7 +302,7 @@ def _check_mail(
                 _SIZE_EXCEEDED,
                 f"SIZE={declared} is over the server's limit of {limit} (RFC 1870 §6)",
             )
-        mailmax = _limit(st.extensions, "MAILMAX")
+        mailmax = advertised_limit(st.extensions, "MAILMAX")
         if mailmax is not None and st.transactions >= mailmax:
             return Refusal(
                 _TOO_MANY_TRANSACTIONS,
@@ -320,7 +321,7 @@ def _check_rcpt(
         if refused is not None:
             return refused
     if sending:
-        rcptmax = _limit(st.extensions, "RCPTMAX")
+        rcptmax = advertised_limit(st.extensions, "RCPTMAX")
         if rcptmax is not None and st.recipients >= rcptmax:
             return Refusal(
                 _TOO_MANY_RECIPIENTS,
