@@ -64,11 +64,13 @@ from ._replies import default_reply_for
 from ._rules import SYNC_ERROR, auth_offered, check_command, check_content, too_many_errors
 from ._state import (
     ConnectionState,
+    LmtpDelivery,
     Role,
     State,
     Timeout,
     client_timeout,
     ends_group,
+    lmtp_delivery_reply,
     server_timeout,
 )
 from ._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
@@ -628,6 +630,9 @@ class Connection:
         everything says. Invalid commands and messages get their reply_hint."""
         if isinstance(event, (InvalidCommand, InvalidMessage)):
             return event.reply_hint
+        if type(event) is LmtpDelivery:
+            assert isinstance(event, LmtpDelivery)
+            return lmtp_delivery_reply(event)
         return default_reply_for(event, self.config.hostname, self.ehlo_reply)
 
 

@@ -37,9 +37,9 @@ from ._extensions import Extensions
 from ._mailparams import ParamError, ParamsArg
 from ._mechanisms import PLAINTEXT_MECHANISMS, binds_channel
 from ._state import (
-    _JUNK,
     BAD_SEQUENCE,
     JUNK_COMMANDS,
+    JUNK_TYPES,
     LMTP_OUT_OF_SEQUENCE,
     OUT_OF_SEQUENCE,
     TRANSITIONS,
@@ -365,7 +365,7 @@ def check_command(
     kind = type(command)
     if (
         not sending
-        and kind in _JUNK
+        and kind in JUNK_TYPES
         and config.max_junk_commands is not None
         and st.junk_commands >= config.max_junk_commands
     ):

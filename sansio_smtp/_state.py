@@ -46,7 +46,7 @@ from ._events import (
     Vrfy,
 )
 from ._extensions import Extensions
-from ._util import LocalProtocolError
+from ._util import LocalProtocolError, quote
 
 __all__ = [
     "LMTP_OUT_OF_SEQUENCE",
@@ -273,6 +273,22 @@ class LmtpDelivery(Event):
     refusal: Reply | None = None
 
 
+# A forward path shown in a reply as it is up to this length (RFC 5321 §4.5.3.1.3: a path
+# is at most 256 octets), quoted and cut beyond, so the reply line stays within 512.
+_MAX_SHOWN_PATH = 256
+
+
+def lmtp_delivery_reply(delivery: LmtpDelivery) -> Reply:
+    """The default reply for one recipient after an LMTP message (RFC 2033 §4.2): the
+    refusal of the whole message, or 250 for its delivery."""
+    if delivery.refusal is not None:
+        return delivery.refusal
+    path = str(delivery.recipient.forward_path)
+    if len(path.encode("utf-8", "replace")) > _MAX_SHOWN_PATH:  # keep the line in bounds
+        path = quote(path, _MAX_SHOWN_PATH)
+    return Reply(code=250, lines=f"<{path}> delivered", enhanced="2.1.5")
+
+
 def ends_message(event: Event) -> bool:
     return isinstance(event, EndOfMessage) or (isinstance(event, Bdat) and event.last)
 
@@ -281,7 +297,7 @@ def ends_message(event: Event) -> bool:
 #: HELP and the greetings, which a client needs once, twice around STARTTLS): a session
 #: that sends nothing else is only using the server's time (Config.max_junk_commands).
 JUNK_COMMANDS = (Noop, Vrfy, Expn, Help, Rset, Ehlo, Helo, Lhlo)
-_JUNK = frozenset(JUNK_COMMANDS)
+JUNK_TYPES = frozenset(JUNK_COMMANDS)
 _HELLO_TYPES = frozenset(_HELLO)
 _TRANSACTION_STATES = frozenset((State.MAIL, State.RCPT, State.DATA, State.BDAT))
 _RESETS = frozenset((Rset, Ehlo, Helo, Lhlo, StartTLS))
@@ -396,7 +412,7 @@ class ConnectionState:
             self.mail = event
             self.transactions += 1
             self.recipients = 0
-        elif kind in _JUNK:
+        elif kind in JUNK_TYPES:
             self.junk_commands += 1  # Config.max_junk_commands (a server's limit)
         elif self.optimistic:
             # A client knows its transaction by what it sent (replies may lag behind when
