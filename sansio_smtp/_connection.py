@@ -1,14 +1,18 @@
 # Connection: one side of an SMTP session. Owns the receive buffer, picks the reader for
-# what the peer sends next, runs events through the shared state table and the rules of
-# _rules.py, and translates errors (LocalProtocolError inside next_event becomes
-# RemoteProtocolError).
+# what the peer sends next from READERS[(role, state)], asks _rules.check_command about
+# every command (a refusal becomes InvalidCommand on a server, LocalProtocolError on a
+# client), hands every change of the session to the state machine (_state.ConnectionState)
+# and translates errors (LocalProtocolError inside next_event becomes RemoteProtocolError).
+# What differs by role (readers, sender, what a 354 opens, the timeout) is chosen once, in
+# __init__.
 #
 # Contract (h11's): receive_data() only buffers; next_event() returns one event per call,
 # NEED_DATA or PAUSED; send() returns the exact bytes to write and changes state. send()
 # is atomic: it validates before it changes anything, so a refused send (bad argument, out
 # of sequence) leaves the connection as it was and usable - nothing was written. (h11 moves
 # to ERROR on any send error; an SMTP client refused a malformed address should still be
-# able to QUIT politely.) Any other failure moves the connection to State.ERROR.
+# able to QUIT politely.) Any other failure moves the connection to State.ERROR. check()
+# runs the same validation and stops before the changes.
 #
 # STARTTLS (RFC 3207): after the 220 the state is TLS and both sides pause. Bytes that
 # arrived after the STARTTLS line (server) or after the 220 (client) are plaintext an

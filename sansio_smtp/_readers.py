@@ -1,6 +1,8 @@
-# Bytes -> events. One reader per thing a peer sends: a server reads command lines and
-# message content, a client reads replies. Readers parse and check grammar and limits;
-# they never look at or change the state table (Connection decides which reader runs).
+# Bytes -> events. One reader per thing a peer sends: a server reads command lines
+# (COMMAND_PARSERS, by verb), message content (DataReader) and BDAT chunks (ChunkReader),
+# a client reads replies (ReplyReader). Readers parse and check grammar and limits; they
+# never look at or change the state table (Connection.READERS[(role, state)] decides which
+# reader runs).
 #
 # A command a server cannot accept is not an exception: parse_command raises
 # CommandRejected carrying the reply, and Connection turns it into an InvalidCommand event.

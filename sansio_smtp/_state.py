@@ -1,18 +1,22 @@
-# The SMTP dialogue as one transition table, shared by both roles.
+# The SMTP dialogue as one transition table, shared by both roles, and the state machine
+# that owns every change to the session.
 #
 # SMTP is lock-step: a command changes the session only once the server accepts it. So the
 # table says, for each session state, which commands are in sequence and the state a
 # *positive* reply to each leads to. A command missing from its state's row is out of
-# sequence: a server answers 503 (RFC 5321 §4.1.4) and a client refuses to send it. A
-# negative reply leaves the state as it was (RFC 5321 §4.1.4: "the SMTP server MUST stay in
-# the same state"), with three exceptions the table cannot hold and after_reply() applies:
-# any reply to QUIT or any 421 closes (§3.8, §4.1.1.10), and any reply to the end of the
-# message content ends the transaction (§4.1.1.4).
+# sequence: a server answers it with the reply OUT_OF_SEQUENCE lists beside the table (503
+# by default, RFC 5321 §4.1.4; LMTP_OUT_OF_SEQUENCE for LMTP's differences) and a client
+# refuses to send it. A negative reply leaves the state as it was (RFC 5321 §4.1.4: "the
+# SMTP server MUST stay in the same state"), with three exceptions the table cannot hold
+# and after_reply() applies: any reply to QUIT or any 421 closes (§3.8, §4.1.1.10), and any
+# reply to the end of the message content ends the transaction (§4.1.1.4).
 #
 # The table knows no "our role": the client uses it to check what it sends, the server to
 # check what it receives. ConnectionState tracks what both peers know: the state confirmed
-# by replies, the commands still awaiting a reply (several, when a client pipelines), and
-# the state the client will be in if all of them succeed.
+# by replies, the commands still awaiting a reply (several, when a client pipelines), the
+# state the client will be in if all of them succeed, and the session facts (TLS, AUTH,
+# extensions in force, the transaction, content size, LMTP per-recipient replies, counters),
+# each changed only by its named methods. The rules that read these facts are _rules.py's.
 from __future__ import annotations
 
 import enum

@@ -1,10 +1,12 @@
 # Events -> bytes. Every string is checked against the grammar (or at least for control
 # characters) here, once, before it can reach the wire: CR, LF and other controls in an
 # argument raise LocalProtocolError, so command injection is impossible by construction.
+# WRITERS[event type] gives the writer of each command's line.
 #
 # Message content: DataWriter normalises bare CR/LF to CRLF (or refuses them), dot-stuffs
 # (RFC 5321 §4.5.2), and writes the terminator. A chunk that needs no change is returned as
-# the caller's own object, so large bodies are not copied.
+# the caller's own object, so large bodies are not copied. ChunkWriter counts the octets of
+# a BDAT chunk (RFC 3030 §2), which go out as they are.
 from __future__ import annotations
 
 import base64
