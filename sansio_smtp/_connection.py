@@ -511,9 +511,10 @@ class Connection:
                 raise LocalProtocolError("read the whole BDAT chunk before replying")
             event = self._with_enhanced_code(event)
             wire = write_reply(event, self.config)
-            st.check_reply(event)
             if commit:
-                self._process_reply(event)
+                self._process_reply(event)  # raises, changing nothing, for a misfit
+            else:
+                st.check_reply(event)
             return [wire]
         raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
 
