@@ -293,7 +293,7 @@ class Connection:
         if isinstance(event, (EndOfMessage, InvalidMessage)):
             self._data_reader = None
             if isinstance(event, InvalidMessage):
-                st.content_refusal = event.reply_hint  # RFC 2033 §4.2: for all
+                st.refuse_content(event.reply_hint)
             # Either way the end of the content awaits the transaction's reply.
             st.process_command(EndOfMessage())
         return event
@@ -411,7 +411,7 @@ class Connection:
         if held is not None and event is held:
             st.process_command(held)
         elif isinstance(event, InvalidMessage):
-            st.content_refusal = event.reply_hint  # RFC 2033 §4.2: for all
+            st.refuse_content(event.reply_hint)
         assert event is not None
         return event
 

@@ -37,13 +37,11 @@ from ._extensions import Extensions
 from ._mailparams import ParamError, ParamsArg
 from ._mechanisms import PLAINTEXT_MECHANISMS, binds_channel
 from ._state import (
-    BAD_SEQUENCE,
     JUNK_COMMANDS,
     JUNK_TYPES,
-    LMTP_OUT_OF_SEQUENCE,
-    OUT_OF_SEQUENCE,
     TRANSITIONS,
     ConnectionState,
+    out_of_sequence_reply,
 )
 from ._util import LocalProtocolError
 from .config import Config
@@ -377,10 +375,8 @@ def check_command(
             return refused
     state = st.projected
     if kind not in TRANSITIONS[state]:
-        table = LMTP_OUT_OF_SEQUENCE if config.lmtp else OUT_OF_SEQUENCE
-        reply = table[state].get(kind) if state in table else None
         return Refusal(
-            reply or BAD_SEQUENCE,
+            out_of_sequence_reply(state, command, lmtp=config.lmtp),
             f"cannot send {command.verb} in state {state.value} (RFC 5321 §4.1.4)",
         )
     rule = _COMMAND_RULES.get(kind)

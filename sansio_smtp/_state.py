@@ -252,13 +252,14 @@ LMTP_OUT_OF_SEQUENCE: Mapping[State, Mapping[type[Event], Reply]] = {
 }
 
 
+_NOTHING: Mapping[type[Event], Reply] = {}
+
+
 def out_of_sequence_reply(state: State, command: Event, *, lmtp: bool = False) -> Reply:
-    """The reply a server gives a command that is not in TRANSITIONS[state]."""
+    """The reply a server gives a command that is not in TRANSITIONS[state]: the table
+    lookup, BAD_SEQUENCE when the table lists none."""
     table = LMTP_OUT_OF_SEQUENCE if lmtp else OUT_OF_SEQUENCE
     return table.get(state, _NOTHING).get(type(command), BAD_SEQUENCE)
-
-
-_NOTHING: Mapping[type[Event], Reply] = {}
 
 
 @final
@@ -349,14 +350,6 @@ class ConnectionState:
         self.junk_commands = 0  # JUNK_COMMANDS since a message was accepted
         self.invalid_commands = 0  # command lines refused since a message was accepted
 
-    def copy(self) -> ConnectionState:
-        """An independent copy."""
-        new = ConnectionState.__new__(ConnectionState)
-        new.__dict__.update(self.__dict__)
-        new.pending = deque(self.pending)
-        new.accepted = list(self.accepted)
-        return new
-
     # ------------------------------------------------------------------ derived facts
 
     def size_limit(self, config_limit: int | None) -> int | None:
@@ -446,6 +439,12 @@ class ConnectionState:
         self.content_size += size
         if ends_message and self.optimistic:
             self.mail = None  # its octets are sent: the transaction is over
+
+    def refuse_content(self, reply: Reply) -> None:
+        """The message content was refused (InvalidMessage: too large, a line too long,
+        ...) before the end of the content: its reply answers the end of it, and in LMTP
+        every recipient (RFC 2033 §4.2)."""
+        self.content_refusal = reply
 
     def process_greeting(self, code: int) -> None:
         if self.state is not State.GREETING:
