@@ -24,6 +24,7 @@ from sansio_smtp import (
     InvalidCommand,
     LocalProtocolError,
     MailFrom,
+    MessageData,
     Quit,
     RcptTo,
     Reply,
@@ -158,3 +159,46 @@ def test_mailparams_imports_no_events_and_rules_no_sasl() -> None:
     assert not any(name.endswith("_events") for name in _imports("_mailparams"))
     for module in ("_state", "_rules"):
         assert not any("_sasl" in name for name in _imports(module)), module
+
+
+def _client_in_transaction(extensions: str, params: str) -> Connection:
+    client = Connection(CLIENT)
+    client.receive_data(b"220 mx\r\n")
+    drain(client)
+    client.send(Ehlo(domain="c.example"))
+    lines = extensions.split()
+    ehlo = "".join(f"250-{e}\r\n" for e in ["mx", *lines[:-1]]) + f"250 {lines[-1]}\r\n"
+    client.receive_data(ehlo.encode())
+    drain(client)
+    body = {"BODY": params} if params else {}
+    client.send(MailFrom(reverse_path="a@example.org", params=body))
+    client.receive_data(b"250 ok\r\n")
+    drain(client)
+    client.send(RcptTo(forward_path="b@example.org"))
+    client.receive_data(b"250 ok\r\n")
+    drain(client)
+    return client
+
+
+def test_check_leaves_the_data_writer_alone() -> None:
+    # RFC 5321 §4.5.2: a line-start "." is doubled; check() must not move the writer past
+    # the start of a line, or the next send would leave the dot unstuffed.
+    client = _client_in_transaction("PIPELINING", "")
+    client.send(Data())
+    client.receive_data(b"354 go\r\n")
+    drain(client)
+    assert client.check(MessageData(data=b"no line end")) is None
+    assert client.send(MessageData(data=b".x")) == b"..x"
+
+
+def test_8bit_bdat_last_content_keeps_its_body_parameter() -> None:
+    # RFC 6152 §3, RFC 3030 §2 (issue 12 item 6): the MAIL's BODY=8BITMIME holds until the
+    # last chunk's octets are sent, so the client core accepts them without an override.
+    client = _client_in_transaction("8BITMIME CHUNKING PIPELINING", "8BITMIME")
+    client.send(Bdat(size=3, last=True))
+    assert client.send(MessageData(data=b"\xe9\r\n")) == b"\xe9\r\n"
+    # and without BODY=8BITMIME the same octets are refused
+    client = _client_in_transaction("8BITMIME CHUNKING PIPELINING", "")
+    client.send(Bdat(size=3, last=True))
+    with pytest.raises(LocalProtocolError, match="8BITMIME"):
+        client.send(MessageData(data=b"\xe9\r\n"))
