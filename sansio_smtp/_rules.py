@@ -212,25 +212,18 @@ _BEFORE_SEQUENCE: Mapping[type[Command], _Rule] = {
 }
 
 
-def _not_advertised(command: Command, needed: str) -> Refusal:
-    # RFC 5321 §4.2.4: 502 for a command not implemented
-    reply = _reply(502, "5.5.1", f"{command.verb} not available")
-    return Refusal(reply, f"the server did not advertise {needed}")
+#: Commands that need an extension advertised (RFC 3207 §4, RFC 3030 §2).
+_EXTENSION_NEEDED: Mapping[type[Command], str] = {StartTLS: "STARTTLS", Bdat: "CHUNKING"}
 
 
-def _check_starttls(
+def _check_extension(
     command: Command, st: ConnectionState, config: Config, sending: bool
 ) -> Refusal | None:
-    if "STARTTLS" not in st.extensions:  # RFC 3207 §4
-        return _not_advertised(command, "STARTTLS")
-    return None
-
-
-def _check_bdat(
-    command: Command, st: ConnectionState, config: Config, sending: bool
-) -> Refusal | None:
-    if "CHUNKING" not in st.extensions:  # RFC 3030 §2
-        return _not_advertised(command, "CHUNKING")
+    needed = _EXTENSION_NEEDED[type(command)]
+    if needed not in st.extensions:
+        # RFC 5321 §4.2.4: 502 for a command not implemented
+        reply = _reply(502, "5.5.1", f"{command.verb} not available")
+        return Refusal(reply, f"the server did not advertise {needed}")
     return None
 
 
@@ -343,8 +336,8 @@ def _check_data(
 
 #: Rules for a command in sequence, by its type.
 _COMMAND_RULES: Mapping[type[Command], _Rule] = {
-    StartTLS: _check_starttls,
-    Bdat: _check_bdat,
+    StartTLS: _check_extension,
+    Bdat: _check_extension,
     Auth: _check_auth,
     MailFrom: _check_mail,
     RcptTo: _check_rcpt,

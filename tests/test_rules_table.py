@@ -57,14 +57,16 @@ def _server(**config: object) -> Connection:
     return conn
 
 
-def _client() -> Connection:
-    conn = Connection(CLIENT)
-    conn.receive_data(b"220 mx\r\n")
-    drain(conn)
-    conn.send(Ehlo(domain="c.example"))
-    conn.receive_data(b"250-mx\r\n250 PIPELINING\r\n")
-    drain(conn)
-    return conn
+def _client(extensions: str = "PIPELINING") -> Connection:
+    client = Connection(CLIENT)
+    client.receive_data(b"220 mx\r\n")
+    drain(client)
+    client.send(Ehlo(domain="c.example"))
+    lines = extensions.split()
+    ehlo = "".join(f"250-{e}\r\n" for e in ["mx", *lines[:-1]]) + f"250 {lines[-1]}\r\n"
+    client.receive_data(ehlo.encode())
+    drain(client)
+    return client
 
 
 def test_rcpt_before_mail_is_two_adjacent_table_entries() -> None:
@@ -162,14 +164,7 @@ def test_mailparams_imports_no_events_and_rules_no_sasl() -> None:
 
 
 def _client_in_transaction(extensions: str, params: str) -> Connection:
-    client = Connection(CLIENT)
-    client.receive_data(b"220 mx\r\n")
-    drain(client)
-    client.send(Ehlo(domain="c.example"))
-    lines = extensions.split()
-    ehlo = "".join(f"250-{e}\r\n" for e in ["mx", *lines[:-1]]) + f"250 {lines[-1]}\r\n"
-    client.receive_data(ehlo.encode())
-    drain(client)
+    client = _client(extensions)
     body = {"BODY": params} if params else {}
     client.send(MailFrom(reverse_path="a@example.org", params=body))
     client.receive_data(b"250 ok\r\n")
