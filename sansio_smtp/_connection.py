@@ -1,14 +1,18 @@
 # Connection: one side of an SMTP session. Owns the receive buffer, picks the reader for
-# what the peer sends next, runs events through the shared state table and the rules of
-# _rules.py, and translates errors (LocalProtocolError inside next_event becomes
-# RemoteProtocolError).
+# what the peer sends next from READERS[(role, state)], asks _rules.check_command about
+# every command (a refusal becomes InvalidCommand on a server, LocalProtocolError on a
+# client), hands every change of the session to the state machine (_state.ConnectionState)
+# and translates errors (LocalProtocolError inside next_event becomes RemoteProtocolError).
+# What differs by role (readers, sender, what a 354 opens, the timeout) is chosen once, in
+# __init__.
 #
 # Contract (h11's): receive_data() only buffers; next_event() returns one event per call,
 # NEED_DATA or PAUSED; send() returns the exact bytes to write and changes state. send()
 # is atomic: it validates before it changes anything, so a refused send (bad argument, out
 # of sequence) leaves the connection as it was and usable - nothing was written. (h11 moves
 # to ERROR on any send error; an SMTP client refused a malformed address should still be
-# able to QUIT politely.) Any other failure moves the connection to State.ERROR.
+# able to QUIT politely.) Any other failure moves the connection to State.ERROR. check()
+# runs the same validation and stops before the changes.
 #
 # STARTTLS (RFC 3207): after the 220 the state is TLS and both sides pause. Bytes that
 # arrived after the STARTTLS line (server) or after the 220 (client) are plaintext an
@@ -18,12 +22,12 @@ from __future__ import annotations
 
 import copy
 import enum
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
 
 from ._events import (
-    Auth,
     Bdat,
     BytesLike,
     Command,
@@ -42,12 +46,12 @@ from ._events import (
     Quit,
     RcptTo,
     Reply,
-    Rset,
-    StartTLS,
 )
 from ._extensions import Extensions
+from ._mechanisms import binds_channel
 from ._readers import (
     OVERLONG_LINE_KEPT,
+    ChunkReader,
     CommandRejected,
     Context,
     DataReader,
@@ -61,35 +65,27 @@ from ._readers import (
 )
 from ._receivebuffer import ReceiveBuffer
 from ._replies import default_reply_for
-from ._rules import (
-    JUNK_COMMANDS,
-    Facts,
-    auth_offered,
-    check_content,
-    check_received,
-    check_to_send,
-    too_many_errors,
-)
-from ._sasl._base import binds_channel
+from ._rules import SYNC_ERROR, auth_offered, check_command, check_content, too_many_errors
 from ._state import (
     ConnectionState,
+    LmtpDelivery,
     Role,
     State,
     Timeout,
     client_timeout,
     ends_group,
-    ends_message,
+    lmtp_delivery_reply,
     server_timeout,
 )
 from ._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
-from ._writers import DataWriter, write_command, write_reply
+from ._writers import ChunkWriter, DataWriter, write_command, write_reply
 from .config import MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
     from ._repr import PrettyPrinter
     from ._transcript import Transcript
 
-__all__ = ["NEED_DATA", "PAUSED", "Connection", "Sentinel"]
+__all__ = ["NEED_DATA", "PAUSED", "READERS", "Connection", "Sentinel"]
 
 
 class Sentinel(enum.Enum):
@@ -104,18 +100,6 @@ PAUSED = Sentinel.PAUSED
 
 CLIENT = Role.CLIENT
 SERVER = Role.SERVER
-
-_SYNC_ERROR = Reply(code=554, lines="SMTP synchronization error", enhanced="5.5.0")
-
-
-@attrs.define
-class _Chunk:
-    """A BDAT chunk being read (server) or sent (client)."""
-
-    remaining: int
-    last: bool
-    held: InvalidCommand | None = None  # refused BDAT: emitted once its octets are skipped
-    error: InvalidMessage | None = None
 
 
 class Connection:
@@ -142,15 +126,22 @@ class Connection:
         self.our_role = our_role
         self.their_role = SERVER if our_role is CLIENT else CLIENT
         self.config = config if config is not None else Config()
-        self._state = ConnectionState(lmtp=self.config.lmtp)
-        self._facts = Facts(config=self.config, extensions=Extensions(), tls=tls)
+        self._state = ConnectionState(lmtp=self.config.lmtp, tls=tls, optimistic=our_role is CLIENT)
+        # What differs by role is chosen here, once: how to read what the peer sends in
+        # each state, how to send, what a 354 opens, what the connection waits for.
+        role = _ROLES[our_role]
+        self._readers = role.readers
+        self._sender = role.send
+        self._open_content = role.open_content
+        self._timeout = role.timeout
         self._buf = ReceiveBuffer()
         self._peer_closed = False
         self._reply_reader = ReplyReader(self.config)
         self._data_reader: DataReader | None = None
         self._data_writer: DataWriter | None = None
-        self._chunk: _Chunk | None = None
-        self._content_size = 0  # message content octets in this transaction
+        # the BDAT chunk being read (server) or sent (client), RFC 3030 §2
+        self._chunk_reader: ChunkReader | None = None
+        self._chunk_writer: ChunkWriter | None = None
         self._last_answered: Event | None = None
         self._discarding: bytes | None = None  # start of an over-long line being dropped
         self._sync_violation = False
@@ -176,16 +167,16 @@ class Connection:
     def extensions(self) -> Extensions:
         """The EHLO extensions in effect: what the server advertised in its last positive
         EHLO/LHLO reply (empty after HELO, before EHLO, and after STARTTLS)."""
-        return self._facts.extensions
+        return self._state.extensions
 
     @property
     def tls_active(self) -> bool:
-        return self._facts.tls
+        return self._state.tls
 
     @property
     def authenticated(self) -> bool:
         """AUTH succeeded in this session (RFC 4954)."""
-        return self._facts.authenticated
+        return self._state.authenticated
 
     @property
     def last_answered(self) -> Event | None:
@@ -201,23 +192,19 @@ class Connection:
     @property
     def size_limit(self) -> int | None:
         """The message size limit in force (Config.max_message_size / advertised SIZE)."""
-        return self._facts.size_limit
+        return self._state.size_limit(self.config.max_message_size)
 
     @property
     def timeout(self) -> Timeout | None:
         """What the connection waits for now and how long an adapter should wait for it
         (RFC 5321 §4.5.3.2), or None."""
-        st = self._state
-        if self.our_role is CLIENT:
-            return client_timeout(st.state, st.pending)
-        owes_reply = bool(st.pending) and self._chunk is None
-        return server_timeout(st.state, owes_reply=owes_reply)
+        return self._timeout(self)
 
     @property
     def in_chunk(self) -> bool:
         """The octets of a BDAT chunk are being read (server; a refused chunk's too, as
         they are skipped) or sent (client): RFC 3030 §2."""
-        return self._chunk is not None
+        return self._chunk_reader is not None or self._chunk_writer is not None
 
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
@@ -275,42 +262,49 @@ class Connection:
         return event
 
     def _extract_event(self) -> Event | Sentinel:
-        state = self._state.state
-        if state is State.CLOSED:
-            return ConnectionClosed()
-        if state is State.TLS:
-            if self._buf:
-                raise PlaintextAfterStartTLS
-            return PAUSED
-        if self.our_role is SERVER:
-            event = self._extract_server_event()
-        else:
-            event = self._extract_client_event()
+        event = self._readers[self._state.state](self)
         if event is NEED_DATA and self._peer_closed:
             self._state.close()
             return ConnectionClosed()
         return event
 
-    def _extract_server_event(self) -> Event | Sentinel:
+    # Readers, one per (role, state): READERS below.
+
+    def _read_closed(self) -> Event | Sentinel:
+        return ConnectionClosed()
+
+    def _read_tls(self) -> Event | Sentinel:
+        if self._buf:
+            raise PlaintextAfterStartTLS
+        return PAUSED
+
+    def _read_nothing(self) -> Event | Sentinel:
+        return PAUSED  # a server greets first (RFC 5321 §3.1)
+
+    def _read_content(self) -> Event | Sentinel:
+        """Server, after 354: message content until <CRLF>.<CRLF> (RFC 5321 §4.1.1.4)."""
         st = self._state
-        if st.state is State.GREETING:
-            return PAUSED
-        if self._chunk is not None:
-            return self._read_chunk(self._chunk)
         if st.pending:
             return PAUSED
-        if st.state is State.DATA:
-            assert self._data_reader is not None
-            event = self._data_reader.read(self._buf)
-            if event is None:
-                return NEED_DATA
-            if isinstance(event, (EndOfMessage, InvalidMessage)):
-                self._data_reader = None
-                if isinstance(event, InvalidMessage):
-                    st.content_refusal = event.reply_hint  # RFC 2033 §4.2: for all
-                # Either way the end of the content awaits the transaction's reply.
-                st.process_command(EndOfMessage())
-            return event
+        assert self._data_reader is not None
+        event = self._data_reader.read(self._buf)
+        if event is None:
+            return NEED_DATA
+        if isinstance(event, (EndOfMessage, InvalidMessage)):
+            self._data_reader = None
+            if isinstance(event, InvalidMessage):
+                st.refuse_content(event.reply_hint)
+            # Either way the end of the content awaits the transaction's reply.
+            st.process_command(EndOfMessage())
+        return event
+
+    def _read_command(self) -> Event | Sentinel:
+        """Server: the next command line, once the last one is answered."""
+        st = self._state
+        if self._chunk_reader is not None:
+            return self._read_chunk(self._chunk_reader)
+        if st.pending:
+            return PAUSED
         raw = self._buf.maybe_extract_line()
         if raw is None:
             auth = is_auth_line(self._discarding or self._buf.raw, in_auth=st.state is State.AUTH)
@@ -323,7 +317,8 @@ class Connection:
         return self._server_command(raw)
 
     def _server_command(self, raw: bytes) -> Event | Sentinel:
-        in_auth = self._state.state is State.AUTH
+        st = self._state
+        in_auth = st.state is State.AUTH
         line, rejected = split_command_line(raw, self.config, auth=in_auth)
         if self._discarding is not None:
             # the same refusal as for the line arriving whole (split_command_line)
@@ -336,104 +331,108 @@ class Connection:
                 if in_auth:
                     # (a refused response is a secret too: redacted below)
                     event = parse_auth_response(line)
-                    self._process_command(event)
+                    st.process_command(event)
                     return event
                 command = parse_command(
-                    line, Context(self._facts.extensions, self._utf8, lmtp=self.config.lmtp)
+                    line, Context(st.extensions, st.utf8_transaction, lmtp=self.config.lmtp)
                 )
             except CommandRejected as exc:
                 rejected = exc
         if command is not None:
-            refusal = check_received(command, self._state.state, self._facts)
-            refusal = self._check_synchronization(command) or refusal
-            if isinstance(command, Bdat):
-                return self._start_chunk(command, line, refusal)
-            event = self._refused(line, refusal, command) if refusal else command
+            refusal = check_command(command, st, self.config, sending=False)
+            reply = self._check_synchronization(command) or (
+                None if refusal is None else refusal.reply
+            )
+            if type(command) is Bdat:
+                assert isinstance(command, Bdat)
+                return self._start_chunk(command, line, reply)
+            event = self._refused(line, reply, command) if reply else command
         else:
             assert rejected is not None
             if in_auth:
                 line = b"<redacted AUTH response>"
             event = self._refused(line, rejected.reply)
-        self._process_command(event)
+        st.process_command(event)
         return event
 
     def _refused(self, line: bytes, reply: Reply, command: Command | None = None) -> InvalidCommand:
         """The event for a refused command line; past Config.max_invalid_commands its
         reply closes the session instead."""
-        facts = self._facts
-        reply = too_many_errors(facts) or reply
-        facts.invalid_commands += 1
+        st = self._state
+        reply = too_many_errors(st, self.config) or reply
+        st.count_invalid()
         return InvalidCommand(line=line, reply_hint=reply, command=command)
-
-    @property
-    def _utf8(self) -> bool:
-        mail = self._facts.mail
-        return mail is not None and "SMTPUTF8" in mail.params  # RFC 6531 §3.4
 
     def _check_synchronization(self, command: Command) -> Reply | None:
         """RFC 2920 §3.1: a client may send the next command before this one's reply only
         when PIPELINING was advertised and this command does not end a group."""
         if isinstance(command, (Bdat, Quit)):
             return None  # BDAT is followed by its chunk; anything after QUIT is moot
-        if self._buf and ("PIPELINING" not in self._facts.extensions or ends_group(command)):
+        if self._buf and ("PIPELINING" not in self._state.extensions or ends_group(command)):
             self.improper_pipelining = True
             self._sync_violation = True
         if self._sync_violation and self.config.reject_improper_pipelining:
-            return _SYNC_ERROR
+            return SYNC_ERROR
         return None
 
     def _start_chunk(self, command: Bdat, line: bytes, refusal: Reply | None) -> Event | Sentinel:
         """RFC 3030 §2: the chunk's octets follow the BDAT line whatever the reply will be;
         a refused BDAT still has them skipped before the refusal is emitted."""
+        st = self._state
         if refusal is not None:
             held = self._refused(line, refusal, command)
-            self._chunk = _Chunk(remaining=command.size, last=command.last, held=held)
-            return self._read_chunk(self._chunk)
-        if self._state.state is State.RCPT:
-            self._content_size = 0  # the first chunk of a transaction
-        self._chunk = _Chunk(remaining=command.size, last=command.last)
-        self._process_command(command)
+            self._chunk_reader = ChunkReader(
+                self.config, command.size, last=command.last, held=held
+            )
+            return self._read_chunk(self._chunk_reader)
+        st.process_command(command)
+        self._chunk_reader = ChunkReader(
+            self.config,
+            command.size,
+            last=command.last,
+            size_limit=st.size_limit(self.config.max_message_size),
+            content_size=st.content_size,
+        )
         return command
 
-    def _read_chunk(self, chunk: _Chunk) -> Event | Sentinel:
-        while chunk.remaining:
-            count = min(chunk.remaining, len(self._buf), self.config.max_data_chunk)
-            if not count:
+    def _read_chunk(self, reader: ChunkReader) -> Event | Sentinel:
+        st = self._state
+        event = reader.read(self._buf)
+        if not reader.done:
+            if event is None:
                 return NEED_DATA
-            data = self._buf.extract(count)
-            chunk.remaining -= count
-            if chunk.held is not None or chunk.error is not None:
-                continue
-            self._content_size += count
-            limit = self._facts.size_limit
-            if limit is not None and self._content_size > limit:
-                # RFC 1870 §6.1 / RFC 3030 §2: 552, and the chunk is still consumed
-                hint = Reply(code=552, lines="Message size exceeds fixed maximum", enhanced="5.3.4")
-                chunk.error = InvalidMessage(reason="message too large", reply_hint=hint)
-                continue
-            return MessageData(data=data)
-        self._chunk = None
-        if chunk.held is not None:
-            self._process_command(chunk.held)
-            return chunk.held
-        if chunk.error is not None:
-            self._state.content_refusal = chunk.error.reply_hint  # RFC 2033 §4.2: for all
-            return chunk.error
-        if chunk.last:
-            return EndOfMessage()
-        return PAUSED
+            assert isinstance(event, MessageData)
+            st.process_content(len(event.data))
+            return event
+        self._chunk_reader = None
+        if event is None:
+            return PAUSED  # the chunk awaits its reply
+        held = reader.held
+        if held is not None and event is held:
+            st.process_command(held)
+        elif isinstance(event, InvalidMessage):
+            st.refuse_content(event.reply_hint)
+        assert event is not None
+        return event
 
-    def _extract_client_event(self) -> Event | Sentinel:
+    def _read_greeting(self) -> Event | Sentinel:
+        """Client: the server's greeting (RFC 5321 §3.1)."""
         got = self._reply_reader.read(self._buf)
         if got is None:
             return NEED_DATA
         code, texts = got
-        if self._state.state is State.GREETING:
-            if code not in (220, 421, 554):
-                raise LocalProtocolError(f"{code} is not a greeting (RFC 5321 §4.3.2)")
-            greeting = Greeting(code=code, lines=tuple(texts))
-            self._state.process_greeting(code)
-            return greeting
+        if code not in (220, 421, 554):
+            raise LocalProtocolError(f"{code} is not a greeting (RFC 5321 §4.3.2)")
+        greeting = Greeting(code=code, lines=tuple(texts))
+        self._state.process_greeting(code)
+        return greeting
+
+    def _read_reply(self) -> Event | Sentinel:
+        """Client: the next reply."""
+        got = self._reply_reader.read(self._buf)
+        if got is None:
+            return NEED_DATA
+        code, texts = got
         reply = make_reply(code, texts)
         self._process_reply(reply)
         return reply
@@ -448,16 +447,8 @@ class Connection:
     def send_with_data_passthrough(self, event: Event) -> list[BytesLike]:
         """Like send(), but a MessageData whose content needs no change comes back as the
         caller's own object, so large messages are not copied."""
-        state = self._state.state
-        if state is State.ERROR:
-            raise LocalProtocolError("the connection is in the ERROR state")
-        if state is State.CLOSED:
-            raise LocalProtocolError("the connection is closed")
-        if state is State.TLS:
-            raise LocalProtocolError("finish the TLS handshake first (tls_established())")
-        sent: list[BytesLike] = (
-            [self._send_server(event)] if self.our_role is SERVER else self._send_client(event)
-        )
+        self._check_usable()
+        sent = self._sender(self, event, True)
         if self._transcript is not None:
             self._transcript.record_sent(self.our_role, event, sent)
         return sent
@@ -466,17 +457,21 @@ class Connection:
         """The error send(``event``) would raise now, or None when it would be sent; the
         connection does not change. A client asks before it commits to a command (RFC 5321
         §4.1.4 sequence, extensions advertised, SIZE, LIMITS, the TLS and AUTH policy)."""
-        probe = copy.copy(self)
-        probe._state = self._state.copy()
-        probe._facts = attrs.evolve(self._facts)
-        probe._chunk = copy.copy(self._chunk)
-        probe._data_writer = copy.copy(self._data_writer)
-        probe._transcript = None
         try:
-            probe.send_with_data_passthrough(event)
+            self._check_usable()
+            self._sender(self, event, False)
         except LocalProtocolError as exc:
             return exc
         return None
+
+    def _check_usable(self) -> None:
+        state = self._state.state
+        if state is State.ERROR:
+            raise LocalProtocolError("the connection is in the ERROR state")
+        if state is State.CLOSED:
+            raise LocalProtocolError("the connection is closed")
+        if state is State.TLS:
+            raise LocalProtocolError("finish the TLS handshake first (tls_established())")
 
     def send_failed(self) -> None:
         """The bytes of the last send() could not be written: the session is lost."""
@@ -488,43 +483,46 @@ class Connection:
         RFC 3207 §4.2: both sides forget what they learned before TLS: the session starts
         over from the greeting state CONNECTED, and the client must send EHLO again."""
         st = self._state
-        if st.state is not State.TLS:
-            raise LocalProtocolError("no TLS handshake is due (send or receive STARTTLS first)")
-        if self._buf:
+        if st.state is State.TLS and self._buf:
             st.error()
             raise PlaintextAfterStartTLS
-        st.state = st.projected = State.CONNECTED
-        st.accepted = []
-        self._facts = Facts(config=self.config, extensions=Extensions(), tls=True)
+        st.tls_established()
 
-    def _send_server(self, event: Event) -> bytes:
+    # Senders, one per role: each validates everything before it changes anything, and
+    # with ``commit`` false (check()) stops there.
+
+    def _send_server(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
         if isinstance(event, Greeting):
             if st.state is not State.GREETING:
                 raise LocalProtocolError("the greeting was already sent")
             wire = write_reply(event, self.config)
-            st.process_greeting(event.code)
-            if self._buf:  # the client spoke first
-                self.improper_pipelining = self._sync_violation = True
-            return wire
+            if commit:
+                st.process_greeting(event.code)
+                if self._buf:  # the client spoke first
+                    self.improper_pipelining = self._sync_violation = True
+            return [wire]
         if isinstance(event, Reply):
             if st.state is State.GREETING:
                 raise LocalProtocolError("send the Greeting first (RFC 5321 §3.1)")
             if not st.pending and event.code != 421:
                 raise LocalProtocolError(f"reply {event.code} answers no command")
-            if self._chunk is not None and event.code != 421:
+            if self._chunk_reader is not None and event.code != 421:
                 raise LocalProtocolError("read the whole BDAT chunk before replying")
             event = self._with_enhanced_code(event)
             wire = write_reply(event, self.config)
-            self._process_reply(event)
-            return wire
+            if commit:
+                self._process_reply(event)  # raises, changing nothing, for a misfit
+            else:
+                st.check_reply(event)
+            return [wire]
         raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
 
     def _with_enhanced_code(self, reply: Reply) -> Reply:
         """RFC 2034 §3: with ENHANCEDSTATUSCODES advertised, every reply but the greeting
         and the EHLO/HELO/LHLO replies carries an enhanced code; class.0.0 when the
         application gave none (RFC 3463 §3.1)."""
-        if reply.enhanced is not None or "ENHANCEDSTATUSCODES" not in self._facts.extensions:
+        if reply.enhanced is not None or "ENHANCEDSTATUSCODES" not in self._state.extensions:
             return reply
         if reply.code // 100 not in (2, 4, 5):
             return reply
@@ -533,135 +531,76 @@ class Connection:
             return reply
         return attrs.evolve(reply, enhanced=f"{reply.code // 100}.0.0")
 
-    def _send_client(self, event: Event) -> list[BytesLike]:
+    def _send_client(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
         if isinstance(event, MessageData):
-            return self._send_content(event)
+            return self._send_content(event, commit)
         if isinstance(event, EndOfMessage):
             if not st.allows(event):
                 raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
             assert self._data_writer is not None
             wire = self._data_writer.end()
-            self._data_writer = None
-            st.process_command(event)
+            if commit:
+                self._data_writer = None
+                st.process_command(event)
             return [wire]
         if not isinstance(event, Command):
             raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
         if st.state is State.GREETING:
             raise LocalProtocolError("wait for the server's greeting (RFC 5321 §3.1)")
-        if self._chunk is not None and self._chunk.remaining:
+        chunk = self._chunk_writer
+        if chunk is not None and chunk.remaining:
             raise LocalProtocolError(
-                f"send the {self._chunk.remaining} octets left of the BDAT chunk first"
+                f"send the {chunk.remaining} octets left of the BDAT chunk first"
             )
-        check_to_send(event, st.projected, self._facts)
-        if st.pending and not (
-            "PIPELINING" in self._facts.extensions and st.pipelining_allows(event)
-        ):
-            raise LocalProtocolError(
-                f"cannot send {event.verb} before the reply to"
-                f" {type(st.pending[-1]).__name__} (RFC 2920)"
-            )
-        utf8 = "SMTPUTF8" in event.params if isinstance(event, MailFrom) else self._utf8
-        wire = write_command(
-            event, self.config, extensions=self._facts.extensions, utf8_transaction=utf8
-        )
-        if isinstance(event, Bdat):
-            if st.projected is State.RCPT:
-                self._content_size = 0
-            if event.size:
-                self._chunk = _Chunk(remaining=event.size, last=event.last)
-            elif event.last:
-                self._facts.mail = None
-        self._process_command(event)
+        refusal = check_command(event, st, self.config, sending=True)
+        if refusal is not None:
+            raise refusal.error()
+        utf8 = "SMTPUTF8" in event.params if isinstance(event, MailFrom) else st.utf8_transaction
+        wire = write_command(event, self.config, extensions=st.extensions, utf8_transaction=utf8)
+        if commit:
+            if type(event) is Bdat:
+                assert isinstance(event, Bdat)
+                if event.size:
+                    self._chunk_writer = ChunkWriter(event.size, last=event.last)
+            st.process_command(event)
         return [wire]
 
-    def _send_content(self, event: MessageData) -> list[BytesLike]:
+    def _send_content(self, event: MessageData, commit: bool) -> list[BytesLike]:
         data = event.data
-        chunk = self._chunk
+        st = self._state
+        chunk = self._chunk_writer
         if chunk is not None:  # BDAT: the octets as they are (RFC 3030 §2)
-            if len(data) > chunk.remaining:
-                raise LocalProtocolError(
-                    f"{len(data)} octets sent where the BDAT chunk has {chunk.remaining} left"
-                )
-            check_content(data, self._facts, self._content_size + len(data))
-            chunk.remaining -= len(data)
-            self._content_size += len(data)
-            if not chunk.remaining:
-                self._chunk = None
-                if chunk.last:
-                    self._facts.mail = None
+            chunk.check(data)
+            check_content(data, st, self.config, st.content_size + len(data))
+            if commit:
+                chunk.remaining -= len(data)
+                done = not chunk.remaining
+                if done:
+                    self._chunk_writer = None
+                st.process_content(len(data), ends_message=done and chunk.last)
             return [data]
-        if not self._state.allows(event):
-            raise LocalProtocolError(
-                f"cannot send message content in state {self._state.state.value}"
-            )
-        assert self._data_writer is not None
+        if not st.allows(event):
+            raise LocalProtocolError(f"cannot send message content in state {st.state.value}")
+        writer = self._data_writer
+        assert writer is not None
         view = data.tobytes() if isinstance(data, memoryview) else data
-        check_content(view, self._facts, self._content_size + len(data))
-        wire = self._data_writer.write(view)
-        self._content_size += len(data)
+        check_content(view, st, self.config, st.content_size + len(data))
+        if not commit:
+            writer = copy.copy(writer)  # write() changes it
+        wire = writer.write(view)
+        if commit:
+            st.process_content(len(data))
         return wire
 
     # ------------------------------------------------------------- shared bookkeeping
 
-    def _process_command(self, event: Event) -> None:
-        facts = self._facts
-        if isinstance(event, MailFrom):
-            facts.mail = event
-            facts.transactions += 1
-            facts.recipients = 0
-        elif self.our_role is CLIENT:
-            # A client knows its transaction by what it sent (replies may lag behind
-            # when it pipelines); a server by what it accepted (_process_reply).
-            # The transaction ends at the end of its content whatever the reply (after
-            # BDAT LAST: once its octets are sent); RSET/EHLO/... end it when accepted.
-            if isinstance(event, RcptTo):
-                facts.recipients += 1
-            elif isinstance(event, EndOfMessage):
-                facts.mail = None
-        elif isinstance(event, JUNK_COMMANDS):
-            facts.junk_commands += 1  # Config.max_junk_commands
-        self._state.process_command(event)
-
     def _process_reply(self, reply: Reply) -> None:
         st = self._state
-        entry = st.pending[0] if st.pending else None
-        refused = isinstance(entry, InvalidCommand)
-        command = entry.command if isinstance(entry, InvalidCommand) and entry.command else entry
-        in_auth = st.state is State.AUTH
         answered = st.process_reply(reply)
         self._last_answered = answered
-        facts = self._facts
-        # An exchange that ran (not one the rules refused up front) and failed counts
-        # towards max_auth_failures; so does a malformed response inside it.
-        if in_auth or (isinstance(command, Auth) and not refused):
-            if reply.is_positive:
-                facts.authenticated = True
-            elif reply.code >= 400:
-                facts.auth_failures += 1
-        if reply.is_positive and isinstance(command, (Ehlo, Lhlo)):
-            facts.extensions = Extensions.from_ehlo_lines(reply.lines[1:])
-        elif reply.is_positive and isinstance(command, Helo):
-            facts.extensions = Extensions()
-        if self.our_role is SERVER:
-            facts.recipients = st.recipients
-            if reply.is_positive and command is not None and ends_message(command):
-                # a message was accepted: the session is useful
-                facts.junk_commands = facts.invalid_commands = 0
-            if st.state not in (State.MAIL, State.RCPT, State.DATA, State.BDAT):
-                facts.mail = None
-        elif (
-            reply.is_positive
-            and isinstance(command, (Rset, Ehlo, Helo, Lhlo, StartTLS))
-            and not any(isinstance(p, MailFrom) for p in st.pending)
-        ):
-            facts.mail = None  # a reset took effect, and no newer MAIL was sent since
-        if st.state is State.DATA and isinstance(command, Data):
-            self._content_size = 0
-            if self.our_role is SERVER:
-                self._data_reader = DataReader(self.config, size_limit=facts.size_limit)
-            else:
-                self._data_writer = DataWriter(self.config)
+        if st.state is State.DATA and type(answered) is Data:
+            self._open_content(self)
 
     # ---------------------------------------------------------------------- helpers
 
@@ -674,17 +613,17 @@ class Connection:
         first = config.hostname if greeting is None else f"{config.hostname} {greeting}"
         lines = [first]
         for keyword, params in config.extensions.items():
-            if keyword == "STARTTLS" and self._facts.tls:
+            if keyword == "STARTTLS" and self._state.tls:
                 continue
             if keyword == "AUTH":
-                if not auth_offered(self._facts):
+                if not auth_offered(config, tls=self._state.tls):
                     continue  # RFC 4954 §6 / Config.allow_plaintext_auth
                 bound = [m for m in params if binds_channel(m)]
-                if bound and not self._facts.tls:  # RFC 5802 §6: -PLUS needs a TLS channel
+                if bound and not self._state.tls:  # RFC 5802 §6: -PLUS needs a TLS channel
                     params = tuple(m for m in params if m not in bound)
                     if not params:
                         continue
-            if keyword == "REQUIRETLS" and not self._facts.tls:
+            if keyword == "REQUIRETLS" and not self._state.tls:
                 continue
             if keyword == "SIZE" and not params and config.max_message_size is not None:
                 params = (str(config.max_message_size),)
@@ -696,4 +635,82 @@ class Connection:
         everything says. Invalid commands and messages get their reply_hint."""
         if isinstance(event, (InvalidCommand, InvalidMessage)):
             return event.reply_hint
+        if type(event) is LmtpDelivery:
+            assert isinstance(event, LmtpDelivery)
+            return lmtp_delivery_reply(event)
         return default_reply_for(event, self.config.hostname, self.ehlo_reply)
+
+
+# ------------------------------------------------------------------------ per role
+
+
+def _server_open_content(conn: Connection) -> None:
+    conn._data_reader = DataReader(
+        conn.config, size_limit=conn._state.size_limit(conn.config.max_message_size)
+    )
+
+
+def _client_open_content(conn: Connection) -> None:
+    conn._data_writer = DataWriter(conn.config)
+
+
+def _client_timeout(conn: Connection) -> Timeout | None:
+    st = conn._state
+    return client_timeout(st.state, st.pending)
+
+
+def _server_timeout(conn: Connection) -> Timeout | None:
+    st = conn._state
+    owes_reply = bool(st.pending) and conn._chunk_reader is None
+    return server_timeout(st.state, owes_reply=owes_reply)
+
+
+_Reader = Callable[[Connection], "Event | Sentinel"]
+
+#: (role, state) -> the reader of what the peer sends in that state (as h11's READERS).
+READERS: Mapping[tuple[Role, State], _Reader] = {
+    **{(role, State.CLOSED): Connection._read_closed for role in Role},
+    **{(role, State.TLS): Connection._read_tls for role in Role},
+    **{(role, State.ERROR): Connection._read_closed for role in Role},
+    (CLIENT, State.GREETING): Connection._read_greeting,
+    **{
+        (CLIENT, state): Connection._read_reply
+        for state in State
+        if state not in (State.GREETING, State.TLS, State.CLOSED, State.ERROR)
+    },
+    (SERVER, State.GREETING): Connection._read_nothing,
+    (SERVER, State.DATA): Connection._read_content,
+    **{
+        (SERVER, state): Connection._read_command
+        for state in State
+        if state not in (State.GREETING, State.DATA, State.TLS, State.CLOSED, State.ERROR)
+    },
+}
+
+
+@attrs.frozen
+class _RoleParts:
+    readers: Mapping[State, _Reader]
+    send: Callable[[Connection, Event, bool], list[BytesLike]]
+    open_content: Callable[[Connection], None]
+    timeout: Callable[[Connection], Timeout | None]
+
+
+def _readers_of(role: Role) -> Mapping[State, _Reader]:
+    return {state: READERS[(role, state)] for state in State}
+
+
+_ROLES: Mapping[Role, _RoleParts] = {
+    CLIENT: _RoleParts(
+        readers=_readers_of(CLIENT),
+        send=Connection._send_client,
+        open_content=_client_open_content,
+        timeout=_client_timeout,
+    ),
+    SERVER: _RoleParts(
+        readers=_readers_of(SERVER),
+        send=Connection._send_server,
+        open_content=_server_open_content,
+        timeout=_server_timeout,
+    ),
+}

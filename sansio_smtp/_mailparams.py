@@ -8,52 +8,46 @@
 # quoted beside it) and one writer (typed value -> canonical wire value), such that
 # parse(write(x)) == x. Everything public is built from those pairs:
 #   - accessors (size(), body(), notify(), ...) read one parameter out of a Params;
-#   - check_mail_params / check_rcpt_params give the Reply a SERVER sends about bad
-#     parameters (555 unknown or not advertised, 501 malformed, 552 SIZE over the limit,
-#     530 REQUIRETLS without TLS), or None when every parameter is fine;
-#   - validate_mail_params / validate_rcpt_params raise LocalProtocolError for the very same
-#     problems, so a CLIENT refuses before sending what the server would reject;
+#   - verify_mail_params / verify_rcpt_params raise ParamError (a ValueError) naming the
+#     first bad parameter and the reply code a server answers it with (555 unknown or not
+#     advertised, 501 malformed, 552 SIZE over the limit, 530 REQUIRETLS without TLS). They
+#     build no Reply: the rule layer (_rules.py) turns a ParamError into the server's reply
+#     and the client's LocalProtocolError alike;
 #   - builders (mail_params, auth_mail_param, dsn_mail_params, dsn_rcpt_params) write the
 #     canonical wire form, ready for MailFrom(params=...) / RcptTo(params=...).
 #
 # Rules: pure functions, no I/O, no state. Which extension a keyword needs is data
-# (_MAIL_EXTENSIONS / _RCPT_EXTENSIONS). The checks never raise, whatever the Params: every
-# parser failure is a ValueError caught in one place. Reply texts never echo parameter
-# values (they may hold any UTF-8); client-side error messages do, since the data is the
-# caller's own. Enumerated values (BODY, RET, NOTIFY, BY modes) are ASCII and matched
-# case-insensitively, as ABNF literals are (RFC 5234 §2.3); writers emit upper case.
+# (_MAIL_EXTENSIONS / _RCPT_EXTENSIONS). The checks raise nothing but ParamError, whatever
+# the Params: every parser failure is a ValueError caught in one place. Reply texts never
+# echo parameter values (they may hold any UTF-8); client-side error messages do, since
+# the data is the caller's own. Enumerated values (BODY, RET, NOTIFY, BY modes) are ASCII
+# and matched case-insensitively, as ABNF literals are (RFC 5234 §2.3); writers emit
+# upper case.
 from __future__ import annotations
 
 import enum
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, TypeVar, final
+from typing import TypeVar, final
 
 import attrs
 
-from . import (
-    _abnf,
-    _events,  # Reply; a module import, as _events imports this one
-)
+from . import _abnf
 from ._address import Address
 from ._extensions import MAIL_PARAMETERS, RCPT_PARAMETERS, Extensions
 from ._params import Params
-from ._util import MAX_QUOTED, LocalProtocolError, quote
-
-if TYPE_CHECKING:
-    from ._events import Reply
+from ._util import MAX_QUOTED, quote
 
 __all__ = [
     "Body",
     "DeliverBy",
     "Notify",
     "OriginalRecipient",
+    "ParamError",
     "Ret",
     "auth",
     "auth_mail_param",
     "body",
-    "check_mail_params",
-    "check_rcpt_params",
     "deliver_by",
     "dsn_mail_params",
     "dsn_rcpt_params",
@@ -68,8 +62,8 @@ __all__ = [
     "smtputf8",
     "utf8_addr_decode",
     "utf8_addr_encode",
-    "validate_mail_params",
-    "validate_rcpt_params",
+    "verify_mail_params",
+    "verify_rcpt_params",
     "xtext_decode",
     "xtext_encode",
 ]
@@ -686,13 +680,19 @@ def dsn_rcpt_params(
 # ------------------------------------------------------------------------------- checks
 
 
-@attrs.frozen
-class _Problem:
-    """What is wrong with one parameter: the server's reply, and a longer message (with
-    the offending value) for the client's LocalProtocolError."""
+class ParamError(ValueError):
+    """A MAIL or RCPT parameter a server refuses, and how it answers.
 
-    reply: Reply
-    detail: str
+    ``code`` and ``enhanced``: the reply code and RFC 3463 code; ``text``: the reply text
+    (ASCII, RFC 5321 §4.2; it never quotes the value); ``detail``: ``text`` with the
+    offending parameter quoted, for a client's error message (``str()`` of the error)."""
+
+    def __init__(self, code: int, enhanced: str, text: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.enhanced = enhanced
+        self.text = text
+        self.detail = detail
 
 
 def _shown_keyword(keyword: str) -> str:
@@ -701,24 +701,22 @@ def _shown_keyword(keyword: str) -> str:
     return keyword if len(keyword) <= MAX_QUOTED else quote(keyword)
 
 
-def _problem(code: int, enhanced: str, text: str, keyword: str, value: str | None) -> _Problem:
+def _problem(code: int, enhanced: str, text: str, keyword: str, value: str | None) -> ParamError:
     shown = (
         _shown_keyword(keyword) if value is None else f"{_shown_keyword(keyword)}={quote(value)}"
     )
     # Reply text is ASCII (RFC 5321 §4.2): spell out the section sign of RFC citations.
     ascii_text = text.replace("§", "section ").encode("ascii", "replace").decode("ascii")
-    return _Problem(
-        _events.Reply(code=code, lines=ascii_text, enhanced=enhanced), f"{text}: {shown}"
-    )
+    return ParamError(code, enhanced, ascii_text, f"{text}: {shown}")
 
 
-def _unsupported(keyword: str, value: str | None, why: str) -> _Problem:
+def _unsupported(keyword: str, value: str | None, why: str) -> ParamError:
     # RFC 5321 §4.1.1.11: a parameter the server does not recognise or cannot implement.
     text = f"{_shown_keyword(keyword)} parameter not supported{why}"
     return _problem(555, "5.5.4", text, keyword, value)
 
 
-def _malformed(keyword: str, value: str | None, reason: str) -> _Problem:
+def _malformed(keyword: str, value: str | None, reason: str) -> ParamError:
     text = f"Invalid {_shown_keyword(keyword)} parameter: {reason}"
     return _problem(501, "5.5.4", text, keyword, value)
 
@@ -735,7 +733,7 @@ def _advertised_size_limit(extensions: Extensions) -> int | None:
 
 def _body_extension_problem(
     value: Body, extensions: Extensions, keyword: str, raw: str
-) -> _Problem | None:
+) -> ParamError | None:
     if value is Body.BINARY_MIME:
         # RFC 3030 §3: BINARYMIME content is sent with BDAT, so both are needed.
         if "BINARYMIME" not in extensions or "CHUNKING" not in extensions:
@@ -753,7 +751,7 @@ def _check_one(
     extensions: Extensions,
     tls: bool,
     size_limit: int | None,
-) -> _Problem | None:
+) -> ParamError | None:
     # 1. Known and advertised? (RFC 5321 §4.1.1.11 -> 555)
     needed = table.get(keyword)
     if needed is None:
@@ -810,7 +808,7 @@ def _first_problem(
     extensions: Extensions,
     tls: bool,
     size_limit: int | None,
-) -> _Problem | None:
+) -> ParamError | None:
     if not params:
         return None
     p = Params.coerce(params)
@@ -828,14 +826,14 @@ def _first_problem(
     return None
 
 
-def check_mail_params(
+def verify_mail_params(
     params: ParamsArg,
     *,
     extensions: Extensions,
     tls: bool,
     size_limit: int | None = None,
-) -> Reply | None:
-    """The reply a SERVER gives to a MAIL command whose parameters are bad, or None.
+) -> None:
+    """Raise ParamError when a server refuses a MAIL command's parameters.
 
     ``extensions`` is what the server advertised; ``tls`` whether the session runs over
     TLS; ``size_limit`` the fixed maximum message size (None: the number advertised with
@@ -850,42 +848,22 @@ def check_mail_params(
     - SIZE over the limit: ``552 5.3.4`` (RFC 1870 §6.1);
     - REQUIRETLS on a session without TLS: ``530 5.7.10`` (RFC 8689).
 
-    Never raises for any Params.
+    Raises nothing else for any Params.
     """
     problem = _first_problem(
         params, table=_MAIL_EXTENSIONS, extensions=extensions, tls=tls, size_limit=size_limit
     )
-    return None if problem is None else problem.reply
-
-
-def check_rcpt_params(params: ParamsArg, *, extensions: Extensions) -> Reply | None:
-    """The reply a SERVER gives to a RCPT command whose parameters are bad, or None: 555
-    for a keyword other than NOTIFY / ORCPT or without DSN advertised (RFC 5321
-    §4.1.1.11), 501 for a malformed NOTIFY (RFC 3461 §4.1) or ORCPT (RFC 3461 §4.2,
-    RFC 6533 §3). Never raises for any Params."""
-    problem = _first_problem(
-        params, table=_RCPT_EXTENSIONS, extensions=extensions, tls=True, size_limit=None
-    )
-    return None if problem is None else problem.reply
-
-
-def validate_mail_params(params: ParamsArg, *, extensions: Extensions, tls: bool) -> None:
-    """For a CLIENT: raise LocalProtocolError (with the server's likely reply as
-    ``reply_hint``) when the server would reject these MAIL parameters, by the rules of
-    :func:`check_mail_params`, with the SIZE limit taken from the server's EHLO SIZE
-    parameter (RFC 1870 §3 (3))."""
-    problem = _first_problem(
-        params, table=_MAIL_EXTENSIONS, extensions=extensions, tls=tls, size_limit=None
-    )
     if problem is not None:
-        raise LocalProtocolError(f"MAIL parameter refused: {problem.detail}", problem.reply)
+        raise problem
 
 
-def validate_rcpt_params(params: ParamsArg, *, extensions: Extensions) -> None:
-    """For a CLIENT: raise LocalProtocolError when the server would reject these RCPT
-    parameters, by the rules of :func:`check_rcpt_params`."""
+def verify_rcpt_params(params: ParamsArg, *, extensions: Extensions) -> None:
+    """Raise ParamError when a server refuses a RCPT command's parameters: 555 for a
+    keyword other than NOTIFY / ORCPT or without DSN advertised (RFC 5321 §4.1.1.11), 501
+    for a malformed NOTIFY (RFC 3461 §4.1) or ORCPT (RFC 3461 §4.2, RFC 6533 §3). Raises
+    nothing else for any Params."""
     problem = _first_problem(
         params, table=_RCPT_EXTENSIONS, extensions=extensions, tls=True, size_limit=None
     )
     if problem is not None:
-        raise LocalProtocolError(f"RCPT parameter refused: {problem.detail}", problem.reply)
+        raise problem

@@ -1,6 +1,8 @@
-# Bytes -> events. One reader per thing a peer sends: a server reads command lines and
-# message content, a client reads replies. Readers parse and check grammar and limits;
-# they never look at or change the state table (Connection decides which reader runs).
+# Bytes -> events. One reader per thing a peer sends: a server reads command lines
+# (COMMAND_PARSERS, by verb), message content (DataReader) and BDAT chunks (ChunkReader),
+# a client reads replies (ReplyReader). Readers parse and check grammar and limits; they
+# never look at or change the state table (Connection.READERS[(role, state)] decides which
+# reader runs).
 #
 # A command a server cannot accept is not an exception: parse_command raises
 # CommandRejected carrying the reply, and Connection turns it into an InvalidCommand event.
@@ -28,6 +30,7 @@ from ._events import (
     Expn,
     Helo,
     Help,
+    InvalidCommand,
     InvalidMessage,
     Lhlo,
     MailFrom,
@@ -48,7 +51,7 @@ from ._status import EnhancedStatusCode
 from ._util import LocalProtocolError
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
-__all__ = ["CommandRejected", "DataReader", "ReplyReader", "parse_command"]
+__all__ = ["ChunkReader", "CommandRejected", "DataReader", "ReplyReader", "parse_command"]
 
 
 class CommandRejected(Exception):
@@ -482,3 +485,65 @@ class DataReader:
         if self._error is not None or not piece:
             return None
         return MessageData(data=piece)
+
+
+# ------------------------------------------------------------------------- BDAT chunks
+
+
+class ChunkReader:
+    """Reads the octets of one BDAT chunk (RFC 3030 §2): exactly ``size`` of them, as they
+    are, in MessageData pieces of at most ``max_data_chunk``. The octets follow the BDAT
+    line whatever its reply will be, so a refused BDAT (``held``: its InvalidCommand) has
+    them skipped, then is emitted; so is a chunk that takes the message over
+    ``size_limit`` (552, RFC 1870 §6.1), whose InvalidMessage comes at its end.
+
+    read() returns MessageData, then the held InvalidCommand, the InvalidMessage,
+    EndOfMessage (for LAST) or None with ``done`` set (a chunk that awaits its reply);
+    None without ``done`` when more bytes are needed. ``content_size``: the content octets
+    of the transaction before this chunk."""
+
+    __slots__ = ("_limit", "_max", "_size", "done", "error", "held", "last", "remaining")
+
+    def __init__(
+        self,
+        config: Config,
+        size: int,
+        *,
+        last: bool,
+        held: InvalidCommand | None = None,
+        size_limit: int | None = None,
+        content_size: int = 0,
+    ) -> None:
+        self.remaining = size
+        self.last = last
+        self.held = held
+        self.error: InvalidMessage | None = None
+        self.done = False
+        self._max = config.max_data_chunk
+        self._limit = size_limit
+        self._size = content_size
+
+    def read(self, buf: ReceiveBuffer) -> Event | None:
+        while self.remaining:
+            count = min(self.remaining, len(buf), self._max)
+            if not count:
+                return None
+            data = buf.extract(count)
+            self.remaining -= count
+            if self.held is not None or self.error is not None:
+                continue
+            self._size += count
+            if self._limit is not None and self._size > self._limit:
+                # RFC 1870 §6.1 / RFC 3030 §2: 552, and the chunk is still consumed
+                hint = Reply(code=552, lines="Message size exceeds fixed maximum", enhanced="5.3.4")
+                self.error = InvalidMessage(reason="message too large", reply_hint=hint)
+                continue
+            return MessageData(data=data)
+        self.done = True
+        if self.held is not None:
+            return self.held
+        if self.error is not None:
+            return self.error
+        if self.last:
+            return EndOfMessage()
+        return None

@@ -1,7 +1,8 @@
 # The replies a server gives when it has nothing special to say: one per command, with the
 # codes RFC 5321 §4.3.2 lists as success for it and the RFC 3463 enhanced codes that go
-# with them. Connection.default_reply() uses these; applications answer with their own
-# Reply wherever they decide something (a rejected recipient, a quarantined message).
+# with them (LMTP's per-recipient replies: _state.lmtp_delivery_reply). Connection's
+# default_reply() uses these; applications answer with their own Reply wherever they
+# decide something (a rejected recipient, a quarantined message).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -27,14 +28,8 @@ from ._events import (
     StartTLS,
     Vrfy,
 )
-from ._state import LmtpDelivery
-from ._util import quote
 
 __all__ = ["DEFAULT_REPLIES", "default_reply_for"]
-
-# A forward path shown in a reply as it is up to this length (RFC 5321 §4.5.3.1.3: a path
-# is at most 256 octets), quoted and cut beyond, so the reply line stays within 512.
-_MAX_SHOWN_PATH = 256
 
 #: command type -> its default reply (RFC 5321 §4.3.2).
 DEFAULT_REPLIES: Mapping[type[Event], Reply] = {
@@ -57,28 +52,43 @@ DEFAULT_REPLIES: Mapping[type[Event], Reply] = {
 }
 
 
+def _bdat_reply(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
+    # RFC 3030 §2: 250 per chunk; after LAST the transaction's reply
+    assert isinstance(event, Bdat)
+    if event.last:
+        return DEFAULT_REPLIES[EndOfMessage]
+    return Reply(code=250, lines=f"{event.size} octets received", enhanced="2.0.0")
+
+
+def _ehlo_reply(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
+    return ehlo()
+
+
+def _helo_reply(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
+    return Reply(code=250, lines=hostname)
+
+
+def _quit_reply(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
+    return Reply(code=221, lines=f"{hostname} closing connection", enhanced="2.0.0")
+
+
+#: command type -> its default reply, when that depends on the command or the server.
+_REPLY_MAKERS: Mapping[type[Event], Callable[[Event, str, Callable[[], Reply]], Reply]] = {
+    Ehlo: _ehlo_reply,
+    Lhlo: _ehlo_reply,
+    Helo: _helo_reply,
+    Quit: _quit_reply,
+    Bdat: _bdat_reply,
+}
+
+
 def default_reply_for(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
-    if isinstance(event, (Ehlo, Lhlo)):
-        return ehlo()
-    if isinstance(event, Bdat):
-        # RFC 3030 §2: 250 per chunk; after LAST the transaction's reply
-        if event.last:
-            return DEFAULT_REPLIES[EndOfMessage]
-        return Reply(code=250, lines=f"{event.size} octets received", enhanced="2.0.0")
-    if isinstance(event, LmtpDelivery):
-        # RFC 2033 §4.2: one reply per recipient after the message; a message refused as
-        # a whole is refused for each of them
-        if event.refusal is not None:
-            return event.refusal
-        path = str(event.recipient.forward_path)
-        if len(path.encode("utf-8", "replace")) > _MAX_SHOWN_PATH:  # keep the line in bounds
-            path = quote(path, _MAX_SHOWN_PATH)
-        return Reply(code=250, lines=f"<{path}> delivered", enhanced="2.1.5")
-    if isinstance(event, Helo):
-        return Reply(code=250, lines=hostname)
-    if isinstance(event, Quit):
-        return Reply(code=221, lines=f"{hostname} closing connection", enhanced="2.0.0")
+    """The default reply to a received command; ``ehlo`` makes the EHLO/LHLO reply."""
+    kind = type(event)
+    make = _REPLY_MAKERS.get(kind)
+    if make is not None:
+        return make(event, hostname, ehlo)
     try:
-        return DEFAULT_REPLIES[type(event)]
+        return DEFAULT_REPLIES[kind]
     except KeyError:
-        raise TypeError(f"{type(event).__name__} is not a command a server answers") from None
+        raise TypeError(f"{kind.__name__} is not a command a server answers") from None

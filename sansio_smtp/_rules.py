@@ -1,9 +1,21 @@
-# Rules the transition table cannot express: which extension a command needs, the TLS
-# policy, the LMTP/SMTP greeting verbs, message parameters and limits. Each rule is a named
-# function. Server rules return the Reply that refuses a received command (None: accept);
-# client rules raise LocalProtocolError before anything is sent. Both read the same facts,
-# so a client refuses exactly what a server built from the same knowledge would reject.
+# Every rule on a command, for both roles, in one function: check_command() says whether a
+# command may go now and, if not, the Refusal: the Reply a server answers it with and the
+# reason a client is given. A server wraps the reply in InvalidCommand (reply_hint); a
+# client raises LocalProtocolError(reason, reply_hint=reply). Both read the same
+# ConnectionState, so a client refuses exactly what a server built from the same knowledge
+# would reject.
+#
+# The order of the checks: the session limits of a server (junk commands); the greeting
+# verbs of SMTP/LMTP and STARTTLS under TLS; the transition table (TRANSITIONS, with
+# OUT_OF_SEQUENCE's replies); then the rule of the command's type (_COMMAND_RULES): which
+# extension it needs, the AUTH and TLS policy, MAIL/RCPT parameters and limits; last, for a
+# client, PIPELINING (RFC 2920). Where the roles know different things the check says so
+# with ``sending``: a client knows the server's advertised LIMITS and SIZE, a server its own
+# Config (mechanisms, require_tls, max_recipients) and what it counted.
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import final
 
 import attrs
 
@@ -14,87 +26,147 @@ from ._events import (
     Command,
     Data,
     Ehlo,
-    Event,
-    Expn,
     Helo,
-    Help,
     Lhlo,
     MailFrom,
-    Noop,
     RcptTo,
     Reply,
-    Rset,
     StartTLS,
-    Vrfy,
 )
 from ._extensions import Extensions
-from ._sasl._base import PLAINTEXT_MECHANISMS, binds_channel
-from ._state import TRANSITIONS, State, out_of_sequence_reply
+from ._mailparams import ParamError, ParamsArg
+from ._mechanisms import PLAINTEXT_MECHANISMS, binds_channel
+from ._state import (
+    JUNK_COMMANDS,
+    JUNK_TYPES,
+    TRANSITIONS,
+    ConnectionState,
+    out_of_sequence_reply,
+)
 from ._util import LocalProtocolError
 from .config import Config
 
-__all__ = ["JUNK_COMMANDS", "Facts", "check_received", "check_to_send", "too_many_errors"]
+__all__ = [
+    "JUNK_COMMANDS",
+    "Refusal",
+    "advertised_limit",
+    "auth_offered",
+    "check_command",
+    "check_content",
+    "check_mail_params",
+    "check_rcpt_params",
+    "mail_params_refusal",
+    "rcpt_params_refusal",
+    "too_many_errors",
+    "validate_mail_params",
+    "validate_rcpt_params",
+]
 
 
-@attrs.define
-class Facts:
-    """What a session knows beyond its table state."""
+@final
+@attrs.frozen
+class Refusal:
+    """Why a command may not go now: ``reply``, what a server answers it with (sendable as
+    it is), and ``reason``, the message a client's LocalProtocolError carries."""
 
-    config: Config
-    extensions: Extensions  # as advertised in the last positive EHLO/LHLO reply
-    tls: bool  # TLS is active (STARTTLS done, or implicit TLS)
-    mail: MailFrom | None = None  # the MAIL of the current transaction
-    recipients: int = 0  # RCPTs accepted (server) / sent (client) in this transaction
-    transactions: int = 0  # MAIL commands accepted (server) / sent (client) this session
-    authenticated: bool = False  # AUTH succeeded (235)
-    auth_failures: int = 0  # AUTH exchanges that ended in failure
-    junk_commands: int = 0  # JUNK_COMMANDS read since a message was accepted
-    invalid_commands: int = 0  # command lines refused since a message was accepted
+    reply: Reply
+    reason: str
 
-    @property
-    def size_limit(self) -> int | None:
-        """The message size limit in force: Config.max_message_size and/or the SIZE value
-        advertised (RFC 1870 §4: 0 means no fixed limit)."""
-        limits = []
-        if self.config.max_message_size is not None:
-            limits.append(self.config.max_message_size)
-        advertised = self.extensions.get("SIZE", ())
-        if advertised and advertised[0].isdigit() and int(advertised[0]) > 0:
-            limits.append(int(advertised[0]))
-        return min(limits) if limits else None
-
-    @property
-    def eight_bit_ok(self) -> bool:
-        """8-bit content may be sent in this transaction: BODY=8BITMIME/BINARYMIME
-        (RFC 6152 §3, RFC 3030 §3) or SMTPUTF8 (RFC 6531 §3.4) was declared."""
-        if self.mail is None:
-            return False
-        params = self.mail.params
-        return "SMTPUTF8" in params or (params.get("BODY") or "").upper() in (
-            "8BITMIME",
-            "BINARYMIME",
-        )
-
-    @property
-    def binarymime(self) -> bool:
-        return self.mail is not None and (self.mail.params.get("BODY") or "").upper() == (
-            "BINARYMIME"
-        )
+    def error(self) -> LocalProtocolError:
+        return LocalProtocolError(self.reason, self.reply)
 
 
 def _reply(code: int, enhanced: str, text: str) -> Reply:
     return Reply(code=code, lines=text, enhanced=enhanced)
 
 
-def _extension_needed(command: Event) -> str | None:
-    if isinstance(command, StartTLS):
-        return "STARTTLS"  # RFC 3207 §4
-    if isinstance(command, Bdat):
-        return "CHUNKING"  # RFC 3030 §2
+_TOO_MANY_JUNK = _reply(421, "4.7.0", "Too many commands that move no mail; closing")
+_TOO_MANY_ERRORS = _reply(421, "4.7.0", "Too many errors; closing")  # RFC 5321 §3.8
+_UNRECOGNIZED = _reply(500, "5.5.2", "Command unrecognized")
+_TLS_ACTIVE = _reply(503, "5.5.1", "TLS already active")  # RFC 3207 §4.2
+_REQUIRE_TLS = _reply(530, "5.7.0", "Must issue a STARTTLS command first")  # RFC 3207 §4
+_TOO_MANY_RECIPIENTS = _reply(452, "4.5.3", "Too many recipients")  # RFC 5321 §4.5.3.1.10
+_TOO_MANY_TRANSACTIONS = _reply(452, "4.5.3", "Too many transactions in this session")
+_SIZE_EXCEEDED = _reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+_BINARYMIME_NEEDS_BDAT = _reply(503, "5.5.1", "BINARYMIME requires BDAT")  # RFC 3030 §3
+_ALREADY_AUTHENTICATED = _reply(503, "5.5.1", "Already authenticated")  # RFC 4954 §4
+_AUTH_FAILURES = _reply(421, "4.7.0", "Too many authentication failures")
+_AUTH_UNAVAILABLE = _reply(502, "5.5.1", "AUTH not available")
+# RFC 4954 §6: 538 5.7.11 Encryption required for requested authentication mechanism
+_AUTH_NEEDS_TLS = _reply(538, "5.7.11", "Encryption required for authentication")
+_MECHANISM_NEEDS_TLS = _reply(
+    538, "5.7.11", "Encryption required for requested authentication mechanism"
+)
+_UNKNOWN_MECHANISM = _reply(504, "5.5.4", "Unrecognized authentication type")  # RFC 4954 §4
+#: RFC 2920 §3.1: a command sent before the reply it had to wait for.
+SYNC_ERROR = _reply(554, "5.5.0", "SMTP synchronization error")
+
+
+# ----------------------------------------------------------- MAIL and RCPT parameters
+
+
+def _param_refusal(exc: ParamError, what: str) -> Refusal:
+    reply = Reply(code=exc.code, lines=exc.text, enhanced=exc.enhanced)
+    return Refusal(reply, f"{what} parameter refused: {exc.detail}")
+
+
+def mail_params_refusal(
+    params: ParamsArg, *, extensions: Extensions, tls: bool, size_limit: int | None = None
+) -> Refusal | None:
+    """The refusal of MAIL parameters (_mailparams.verify_mail_params), or None."""
+    try:
+        _mailparams.verify_mail_params(
+            params, extensions=extensions, tls=tls, size_limit=size_limit
+        )
+    except ParamError as exc:
+        return _param_refusal(exc, "MAIL")
     return None
 
 
-def _limit(extensions: Extensions, name: str) -> int | None:
+def rcpt_params_refusal(params: ParamsArg, *, extensions: Extensions) -> Refusal | None:
+    """The refusal of RCPT parameters (_mailparams.verify_rcpt_params), or None."""
+    try:
+        _mailparams.verify_rcpt_params(params, extensions=extensions)
+    except ParamError as exc:
+        return _param_refusal(exc, "RCPT")
+    return None
+
+
+# The two views of the same refusals: a server's reply, a client's error.
+def check_mail_params(
+    params: ParamsArg, *, extensions: Extensions, tls: bool, size_limit: int | None = None
+) -> Reply | None:
+    """The reply a server gives to MAIL parameters it refuses, or None. Never raises."""
+    refused = mail_params_refusal(params, extensions=extensions, tls=tls, size_limit=size_limit)
+    return None if refused is None else refused.reply
+
+
+def check_rcpt_params(params: ParamsArg, *, extensions: Extensions) -> Reply | None:
+    """The reply a server gives to RCPT parameters it refuses, or None. Never raises."""
+    refused = rcpt_params_refusal(params, extensions=extensions)
+    return None if refused is None else refused.reply
+
+
+def validate_mail_params(params: ParamsArg, *, extensions: Extensions, tls: bool) -> None:
+    """For a client: raise LocalProtocolError (the server's reply as ``reply_hint``) for
+    MAIL parameters the server would refuse, the SIZE limit being the one it advertised
+    (RFC 1870 §3 (3))."""
+    refused = mail_params_refusal(params, extensions=extensions, tls=tls)
+    if refused is not None:
+        raise refused.error()
+
+
+def validate_rcpt_params(params: ParamsArg, *, extensions: Extensions) -> None:
+    """For a client: raise LocalProtocolError for RCPT parameters the server would refuse."""
+    refused = rcpt_params_refusal(params, extensions=extensions)
+    if refused is not None:
+        raise refused.error()
+
+
+# ------------------------------------------------------------------------ the check
+
+
+def advertised_limit(extensions: Extensions, name: str) -> int | None:
     """A value of the LIMITS extension (RFC 9422 §4): RCPTMAX, MAILMAX."""
     for word in extensions.get("LIMITS", ()):
         key, _, value = word.partition("=")
@@ -103,157 +175,237 @@ def _limit(extensions: Extensions, name: str) -> int | None:
     return None
 
 
-def auth_offered(facts: Facts) -> bool:
+def auth_offered(config: Config, *, tls: bool) -> bool:
     """A server offers AUTH under TLS, or before it only when allowed (RFC 4954 §6)."""
-    return "AUTH" in facts.config.extensions and (facts.tls or facts.config.allow_plaintext_auth)
+    return "AUTH" in config.extensions and (tls or config.allow_plaintext_auth)
 
 
-def _check_auth(command: Auth, facts: Facts) -> Reply | None:
-    config = facts.config
-    if facts.auth_failures >= config.max_auth_failures:
-        return _reply(421, "4.7.0", "Too many authentication failures")
-    if facts.authenticated:
-        return _reply(503, "5.5.1", "Already authenticated")  # RFC 4954 §4
-    if "AUTH" not in config.extensions:
-        return _reply(502, "5.5.1", "AUTH not available")
-    if not auth_offered(facts):
-        # RFC 4954 §6: 538 5.7.11 Encryption required for requested authentication mechanism
-        return _reply(538, "5.7.11", "Encryption required for authentication")
-    if command.mechanism not in {m.upper() for m in config.extensions["AUTH"]}:
-        return _reply(504, "5.5.4", "Unrecognized authentication type")  # RFC 4954 §4
-    if binds_channel(command.mechanism) and not facts.tls:
+_Rule = Callable[[Command, ConnectionState, Config, bool], "Refusal | None"]
+
+
+def _check_hello(
+    command: Command, st: ConnectionState, config: Config, sending: bool
+) -> Refusal | None:
+    # RFC 2033 §4.1: LMTP has LHLO where SMTP has HELO and EHLO (a server's parser does
+    # not know the other verbs: 500).
+    if config.lmtp and type(command) is not Lhlo:
+        return Refusal(_UNRECOGNIZED, f"LMTP uses LHLO, not {command.verb} (RFC 2033 §4.1)")
+    if not config.lmtp and type(command) is Lhlo:
+        return Refusal(_UNRECOGNIZED, "LHLO is LMTP's; set Config(lmtp=True) (RFC 2033 §4.1)")
+    return None
+
+
+def _check_starttls_first(
+    command: Command, st: ConnectionState, config: Config, sending: bool
+) -> Refusal | None:
+    if st.tls:
+        return Refusal(_TLS_ACTIVE, "TLS is already active (RFC 3207 §4.2)")
+    return None
+
+
+#: Rules that come before the transition table.
+_BEFORE_SEQUENCE: Mapping[type[Command], _Rule] = {
+    Ehlo: _check_hello,
+    Helo: _check_hello,
+    Lhlo: _check_hello,
+    StartTLS: _check_starttls_first,
+}
+
+
+#: Commands that need an extension advertised (RFC 3207 §4, RFC 3030 §2).
+_EXTENSION_NEEDED: Mapping[type[Command], str] = {StartTLS: "STARTTLS", Bdat: "CHUNKING"}
+
+
+def _check_extension(
+    command: Command, st: ConnectionState, config: Config, sending: bool
+) -> Refusal | None:
+    needed = _EXTENSION_NEEDED[type(command)]
+    if needed not in st.extensions:
+        # RFC 5321 §4.2.4: 502 for a command not implemented
+        reply = _reply(502, "5.5.1", f"{command.verb} not available")
+        return Refusal(reply, f"the server did not advertise {needed}")
+    return None
+
+
+def _check_auth(
+    command: Command, st: ConnectionState, config: Config, sending: bool
+) -> Refusal | None:
+    assert isinstance(command, Auth)
+    mechanism = command.mechanism
+    if not sending and st.auth_failures >= config.max_auth_failures:
+        return Refusal(_AUTH_FAILURES, "too many authentication failures")
+    if st.authenticated:
+        return Refusal(_ALREADY_AUTHENTICATED, "already authenticated (RFC 4954 §4)")
+    if sending:  # the mechanisms the server advertised
+        advertised = st.extensions.get("AUTH")
+        offered = () if advertised is None else advertised
+    else:  # the mechanisms this server offers
+        if "AUTH" not in config.extensions:
+            return Refusal(_AUTH_UNAVAILABLE, "AUTH is not offered")
+        if not auth_offered(config, tls=st.tls):
+            return Refusal(_AUTH_NEEDS_TLS, "AUTH is offered under TLS only (RFC 4954 §6)")
+        offered = config.extensions["AUTH"]
+    if mechanism not in {m.upper() for m in offered}:
+        reply = _UNKNOWN_MECHANISM if "AUTH" in st.extensions or not sending else _AUTH_UNAVAILABLE
+        return Refusal(reply, f"the server does not offer AUTH {mechanism}")
+    if binds_channel(mechanism) and not st.tls:
         # RFC 5802 §6: -PLUS binds to the TLS channel; there is none to bind to.
-        return _reply(538, "5.7.11", "Encryption required for requested authentication mechanism")
-    return None
-
-
-#: Commands that move no mail (Postfix's "junk": NOOP, VRFY, ETRN, RSET; ours adds EXPN,
-#: HELP and the greetings, which a client needs once, twice around STARTTLS): a session
-#: that sends nothing else is only using the server's time.
-JUNK_COMMANDS = (Noop, Vrfy, Expn, Help, Rset, Ehlo, Helo, Lhlo)
-
-
-def too_many_errors(facts: Facts) -> Reply | None:
-    """421 once the session has had Config.max_invalid_commands command lines refused
-    (as Postfix's smtpd_hard_error_limit), None before."""
-    limit = facts.config.max_invalid_commands
-    if limit is not None and facts.invalid_commands >= limit:
-        # RFC 5321 §3.8: 421, and the server closes
-        return _reply(421, "4.7.0", "Too many errors; closing")
-    return None
-
-
-def check_received(command: Command, state: State, facts: Facts) -> Reply | None:
-    """The reply refusing ``command`` received in ``state``, or None to accept it."""
-    config = facts.config
-    junk_limit = config.max_junk_commands
-    if (
-        junk_limit is not None
-        and facts.junk_commands >= junk_limit
-        and isinstance(command, JUNK_COMMANDS)
-    ):
-        # RFC 5321 §3.8: 421, and the server closes
-        return _reply(421, "4.7.0", "Too many commands that move no mail; closing")
-    if isinstance(command, Auth) and state is State.READY:
-        refused = _check_auth(command, facts)
-        if refused is not None:
-            return refused
-    if isinstance(command, StartTLS) and facts.tls:
-        return _reply(503, "5.5.1", "TLS already active")  # RFC 3207 §4.2
-    if type(command) not in TRANSITIONS[state]:
-        return out_of_sequence_reply(state, command, lmtp=config.lmtp)
-    needed = _extension_needed(command)
-    if needed is not None and needed not in facts.extensions:
-        return _reply(502, "5.5.1", f"{command.verb} not available")  # RFC 5321 §4.2.4
-    if isinstance(command, MailFrom):
-        if config.require_tls and not facts.tls:
-            return _reply(530, "5.7.0", "Must issue a STARTTLS command first")  # RFC 3207 §4
-        return _mailparams.check_mail_params(
-            command.params, extensions=facts.extensions, tls=facts.tls, size_limit=facts.size_limit
+        return Refusal(
+            _MECHANISM_NEEDS_TLS,
+            f"AUTH {mechanism} binds to a TLS channel: there is none (RFC 5802 §6)",
         )
-    if isinstance(command, RcptTo):
-        refused = _mailparams.check_rcpt_params(command.params, extensions=facts.extensions)
-        if refused is not None:
-            return refused
-        if facts.recipients >= config.max_recipients:
-            # RFC 5321 §4.5.3.1.10: "452 too many recipients"
-            return _reply(452, "4.5.3", "Too many recipients")
-    if isinstance(command, Data) and facts.binarymime:
-        return _reply(503, "5.5.1", "BINARYMIME requires BDAT")  # RFC 3030 §3
-    return None
-
-
-def check_to_send(command: Command, projected: State, facts: Facts) -> None:
-    """Raise LocalProtocolError when a client must not send ``command`` now."""
-    config = facts.config
-    if isinstance(command, (Ehlo, Helo)) and config.lmtp:
-        raise LocalProtocolError(f"LMTP uses LHLO, not {command.verb} (RFC 2033 §4.1)")
-    if isinstance(command, Lhlo) and not config.lmtp:
-        raise LocalProtocolError("LHLO is LMTP's; set Config(lmtp=True) (RFC 2033 §4.1)")
-    if isinstance(command, StartTLS) and facts.tls:
-        raise LocalProtocolError("TLS is already active (RFC 3207 §4.2)")
-    if type(command) not in TRANSITIONS[projected]:
-        raise LocalProtocolError(
-            f"cannot send {command.verb} in state {projected.value} (RFC 5321 §4.1.4)"
-        )
-    needed = _extension_needed(command)
-    if needed is not None and needed not in facts.extensions:
-        raise LocalProtocolError(f"the server did not advertise {needed}")
-    if isinstance(command, Auth):
-        _check_auth_to_send(command, facts)
-    if isinstance(command, MailFrom):
-        _mailparams.validate_mail_params(command.params, extensions=facts.extensions, tls=facts.tls)
-        declared = _mailparams.size(command.params)
-        limit = facts.size_limit
-        if declared is not None and limit is not None and declared > limit:
-            raise LocalProtocolError(
-                f"SIZE={declared} is over the server's limit of {limit} (RFC 1870 §6)"
-            )
-        mailmax = _limit(facts.extensions, "MAILMAX")
-        if mailmax is not None and facts.transactions >= mailmax:
-            raise LocalProtocolError(
-                f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
-                " RFC 9422 §4.1): open a new session"
-            )
-    elif isinstance(command, RcptTo):
-        _mailparams.validate_rcpt_params(command.params, extensions=facts.extensions)
-        rcptmax = _limit(facts.extensions, "RCPTMAX")
-        if rcptmax is not None and facts.recipients >= rcptmax:
-            raise LocalProtocolError(
-                f"the server accepts {rcptmax} recipients per transaction (LIMITS RCPTMAX,"
-                " RFC 9422 §4.2): send the rest in another transaction"
-            )
-    elif isinstance(command, Data) and facts.binarymime:
-        raise LocalProtocolError("BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)")
-
-
-def _check_auth_to_send(command: Auth, facts: Facts) -> None:
-    if facts.authenticated:
-        raise LocalProtocolError("already authenticated (RFC 4954 §4)")
-    offered = {m.upper() for m in facts.extensions.get("AUTH", ())}
-    if command.mechanism not in offered:
-        raise LocalProtocolError(f"the server does not offer AUTH {command.mechanism}")
-    if binds_channel(command.mechanism) and not facts.tls:
-        raise LocalProtocolError(
-            f"AUTH {command.mechanism} binds to a TLS channel: there is none (RFC 5802 §6)"
-        )
-    if not facts.tls and not facts.config.allow_plaintext_auth:
+    if sending and not st.tls and not config.allow_plaintext_auth:
         # Not only PLAIN/LOGIN/tokens: what CRAM-MD5 or SCRAM send without TLS can be
         # cracked offline, and a man in the middle who stripped STARTTLS chooses the
         # mechanism (RFC 4954 §4, §6; RFC 3207 §6). The same rule as auth_offered().
-        plain = command.mechanism in PLAINTEXT_MECHANISMS
+        plain = mechanism in PLAINTEXT_MECHANISMS
         what = "credentials in the clear" if plain else "a crackable proof without TLS"
-        raise LocalProtocolError(
-            f"AUTH {command.mechanism} would send {what}: use TLS, or set"
-            " Config(allow_plaintext_auth=True)"
+        return Refusal(
+            _AUTH_NEEDS_TLS,
+            f"AUTH {mechanism} would send {what}: use TLS, or set"
+            " Config(allow_plaintext_auth=True)",
         )
+    return None
 
 
-def check_content(data: bytes | bytearray | memoryview, facts: Facts, sent: int) -> None:
+def _check_mail(
+    command: Command, st: ConnectionState, config: Config, sending: bool
+) -> Refusal | None:
+    assert isinstance(command, MailFrom)
+    if not sending and config.require_tls and not st.tls:
+        return Refusal(_REQUIRE_TLS, "MAIL before STARTTLS (Config.require_tls, RFC 3207 §4)")
+    params = command.params
+    if not params and not sending:
+        return None
+    # A server's limit is its own (Config.max_message_size and the SIZE it advertised); a
+    # client compares with what the server advertised, then with the limit in force.
+    limit = st.size_limit(config.max_message_size)
+    if params:
+        refused = mail_params_refusal(
+            params, extensions=st.extensions, tls=st.tls, size_limit=None if sending else limit
+        )
+        if refused is not None:
+            return refused
+    if sending:
+        declared = _mailparams.size(params) if params else None
+        if declared is not None and limit is not None and declared > limit:
+            return Refusal(
+                _SIZE_EXCEEDED,
+                f"SIZE={declared} is over the server's limit of {limit} (RFC 1870 §6)",
+            )
+        mailmax = advertised_limit(st.extensions, "MAILMAX")
+        if mailmax is not None and st.transactions >= mailmax:
+            return Refusal(
+                _TOO_MANY_TRANSACTIONS,
+                f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
+                " RFC 9422 §4.1): open a new session",
+            )
+    return None
+
+
+def _check_rcpt(
+    command: Command, st: ConnectionState, config: Config, sending: bool
+) -> Refusal | None:
+    assert isinstance(command, RcptTo)
+    if command.params:
+        refused = rcpt_params_refusal(command.params, extensions=st.extensions)
+        if refused is not None:
+            return refused
+    if sending:
+        rcptmax = advertised_limit(st.extensions, "RCPTMAX")
+        if rcptmax is not None and st.recipients >= rcptmax:
+            return Refusal(
+                _TOO_MANY_RECIPIENTS,
+                f"the server accepts {rcptmax} recipients per transaction (LIMITS RCPTMAX,"
+                " RFC 9422 §4.2): send the rest in another transaction",
+            )
+    elif st.recipients >= config.max_recipients:
+        return Refusal(_TOO_MANY_RECIPIENTS, "too many recipients (Config.max_recipients)")
+    return None
+
+
+def _check_data(
+    command: Command, st: ConnectionState, config: Config, sending: bool
+) -> Refusal | None:
+    if st.binarymime:
+        return Refusal(
+            _BINARYMIME_NEEDS_BDAT, "BODY=BINARYMIME content must be sent with BDAT (RFC 3030 §3)"
+        )
+    return None
+
+
+#: Rules for a command in sequence, by its type.
+_COMMAND_RULES: Mapping[type[Command], _Rule] = {
+    StartTLS: _check_extension,
+    Bdat: _check_extension,
+    Auth: _check_auth,
+    MailFrom: _check_mail,
+    RcptTo: _check_rcpt,
+    Data: _check_data,
+}
+
+
+def check_command(
+    command: Command, st: ConnectionState, config: Config, *, sending: bool
+) -> Refusal | None:
+    """Whether ``command`` may go now: None, or why not.
+
+    ``sending``: True when a client is about to send it (checked against the state it will
+    reach once its pending commands succeed, and against PIPELINING), False when a server
+    received it."""
+    kind = type(command)
+    if (
+        not sending
+        and kind in JUNK_TYPES
+        and config.max_junk_commands is not None
+        and st.junk_commands >= config.max_junk_commands
+    ):
+        return Refusal(_TOO_MANY_JUNK, "too many commands that move no mail")  # RFC 5321 §3.8
+    early = _BEFORE_SEQUENCE.get(kind)
+    if early is not None:
+        refused = early(command, st, config, sending)
+        if refused is not None:
+            return refused
+    state = st.projected
+    if kind not in TRANSITIONS[state]:
+        return Refusal(
+            out_of_sequence_reply(state, command, lmtp=config.lmtp),
+            f"cannot send {command.verb} in state {state.value} (RFC 5321 §4.1.4)",
+        )
+    rule = _COMMAND_RULES.get(kind)
+    if rule is not None:
+        refused = rule(command, st, config, sending)
+        if refused is not None:
+            return refused
+    if (
+        sending
+        and st.pending
+        and not ("PIPELINING" in st.extensions and st.pipelining_allows(command))
+    ):
+        return Refusal(
+            SYNC_ERROR,
+            f"cannot send {command.verb} before the reply to"
+            f" {type(st.pending[-1]).__name__} (RFC 2920)",
+        )
+    return None
+
+
+def too_many_errors(st: ConnectionState, config: Config) -> Reply | None:
+    """421 once the session has had Config.max_invalid_commands command lines refused
+    (as Postfix's smtpd_hard_error_limit), None before."""
+    limit = config.max_invalid_commands
+    if limit is not None and st.invalid_commands >= limit:
+        return _TOO_MANY_ERRORS  # RFC 5321 §3.8: 421, and the server closes
+    return None
+
+
+def check_content(
+    data: bytes | bytearray | memoryview, st: ConnectionState, config: Config, sent: int
+) -> None:
     """Client rules for message content: 8-bit only when declared (RFC 6152 §3), and no
     more than the server's SIZE limit (RFC 1870 §6); ``sent`` counts the content so far.
     A memoryview is copied only when the 8-bit rule applies."""
-    eight_bit_ok = facts.eight_bit_ok or facts.config.allow_8bit_without_8bitmime
+    eight_bit_ok = st.eight_bit_ok or config.allow_8bit_without_8bitmime
     if (
         not eight_bit_ok
         and not (data.tobytes() if isinstance(data, memoryview) else data).isascii()
@@ -262,8 +414,9 @@ def check_content(data: bytes | bytearray | memoryview, facts: Facts, sent: int)
             "8-bit content needs BODY=8BITMIME (RFC 6152 §3) or SMTPUTF8; set"
             " Config(allow_8bit_without_8bitmime=True) to send it anyway"
         )
-    limit = facts.size_limit
+    limit = st.size_limit(config.max_message_size)
     if limit is not None and sent > limit:
         raise LocalProtocolError(
-            f"the message is over the server's SIZE limit of {limit} octets (RFC 1870 §6)"
+            f"the message is over the server's SIZE limit of {limit} octets (RFC 1870 §6)",
+            _SIZE_EXCEEDED,
         )

@@ -1,18 +1,22 @@
-# The SMTP dialogue as one transition table, shared by both roles.
+# The SMTP dialogue as one transition table, shared by both roles, and the state machine
+# that owns every change to the session.
 #
 # SMTP is lock-step: a command changes the session only once the server accepts it. So the
 # table says, for each session state, which commands are in sequence and the state a
 # *positive* reply to each leads to. A command missing from its state's row is out of
-# sequence: a server answers 503 (RFC 5321 §4.1.4) and a client refuses to send it. A
-# negative reply leaves the state as it was (RFC 5321 §4.1.4: "the SMTP server MUST stay in
-# the same state"), with three exceptions the table cannot hold and after_reply() applies:
-# any reply to QUIT or any 421 closes (§3.8, §4.1.1.10), and any reply to the end of the
-# message content ends the transaction (§4.1.1.4).
+# sequence: a server answers it with the reply OUT_OF_SEQUENCE lists beside the table (503
+# by default, RFC 5321 §4.1.4; LMTP_OUT_OF_SEQUENCE for LMTP's differences) and a client
+# refuses to send it. A negative reply leaves the state as it was (RFC 5321 §4.1.4: "the
+# SMTP server MUST stay in the same state"), with three exceptions the table cannot hold
+# and after_reply() applies: any reply to QUIT or any 421 closes (§3.8, §4.1.1.10), and any
+# reply to the end of the message content ends the transaction (§4.1.1.4).
 #
 # The table knows no "our role": the client uses it to check what it sends, the server to
 # check what it receives. ConnectionState tracks what both peers know: the state confirmed
-# by replies, the commands still awaiting a reply (several, when a client pipelines), and
-# the state the client will be in if all of them succeed.
+# by replies, the commands still awaiting a reply (several, when a client pipelines), the
+# state the client will be in if all of them succeed, and the session facts (TLS, AUTH,
+# extensions in force, the transaction, content size, LMTP per-recipient replies, counters),
+# each changed only by its named methods. The rules that read these facts are _rules.py's.
 from __future__ import annotations
 
 import enum
@@ -26,7 +30,6 @@ from ._events import (
     Auth,
     AuthResponse,
     Bdat,
-    Command,
     Data,
     Ehlo,
     EndOfMessage,
@@ -46,9 +49,19 @@ from ._events import (
     StartTLS,
     Vrfy,
 )
-from ._util import LocalProtocolError
+from ._extensions import Extensions
+from ._util import LocalProtocolError, quote
 
-__all__ = ["TRANSITIONS", "ConnectionState", "Phase", "Role", "State", "Timeout"]
+__all__ = [
+    "LMTP_OUT_OF_SEQUENCE",
+    "OUT_OF_SEQUENCE",
+    "TRANSITIONS",
+    "ConnectionState",
+    "Phase",
+    "Role",
+    "State",
+    "Timeout",
+]
 
 
 class Role(enum.Enum):
@@ -186,31 +199,67 @@ def after_reply(state: State, command: Event, reply: Reply) -> State:
     return state
 
 
-def out_of_sequence_reply(state: State, command: Command, *, lmtp: bool = False) -> Reply:
-    """The reply a server gives a command that is not in TRANSITIONS[state]."""
-    if state is State.CONNECTED and isinstance(command, (MailFrom, RcptTo, Data, Bdat)):
-        return Reply(code=503, lines="Send HELO/EHLO first", enhanced="5.5.1")
-    if state is State.MAIL and isinstance(command, (Data, Bdat)):
-        # RFC 5321 §3.3: no valid recipients -> 503 or 554. RFC 2033 §4.2: in LMTP "the
-        # DATA command MUST fail with a 503 reply code"; BDAT, which stands for DATA
-        # (RFC 3030 §2), gets the same.
-        code = 503 if lmtp else 554
-        return Reply(code=code, lines="No valid recipients", enhanced="5.5.1")
-    if state is State.READY and isinstance(command, (RcptTo, Data, Bdat)):
-        return Reply(code=503, lines="Need MAIL command", enhanced="5.5.1")
-    if isinstance(command, MailFrom) and state in (State.MAIL, State.RCPT, State.BDAT):
-        return Reply(code=503, lines="Nested MAIL command", enhanced="5.5.1")
-    if isinstance(command, Data) and state is State.BDAT:
-        # RFC 3030 §2: DATA and BDAT cannot be mixed in one transaction
-        return Reply(code=503, lines="DATA after BDAT", enhanced="5.5.1")
-    if isinstance(command, Auth) and state in (State.MAIL, State.RCPT, State.BDAT):
-        # RFC 4954 §4: AUTH is not permitted during a mail transaction
-        return Reply(code=503, lines="AUTH not permitted in a transaction", enhanced="5.5.1")
-    if isinstance(command, (StartTLS, Auth)) and state is State.CONNECTED:
-        return Reply(code=503, lines="Send EHLO first", enhanced="5.5.1")
-    if isinstance(command, StartTLS) and state in (State.MAIL, State.RCPT, State.BDAT):
-        return Reply(code=503, lines="Mail transaction in progress", enhanced="5.5.1")
-    return Reply(code=503, lines="Bad sequence of commands", enhanced="5.5.1")
+def _seq(text: str, code: int = 503) -> Reply:
+    return Reply(code=code, lines=text, enhanced="5.5.1")
+
+
+#: The reply to a command in sequence nowhere it was sent (RFC 5321 §4.1.4: 503).
+BAD_SEQUENCE = _seq("Bad sequence of commands")
+_NEED_HELLO = _seq("Send HELO/EHLO first")
+_NEED_EHLO = _seq("Send EHLO first")
+_NEED_MAIL = _seq("Need MAIL command")
+_NESTED_MAIL = _seq("Nested MAIL command")
+# RFC 4954 §4: AUTH is not permitted during a mail transaction
+_AUTH_IN_TRANSACTION = _seq("AUTH not permitted in a transaction")
+_TLS_IN_TRANSACTION = _seq("Mail transaction in progress")
+# RFC 5321 §3.3: DATA (or BDAT, which stands for it: RFC 3030 §2) with no valid recipient
+# gets 503 or 554; we answer 554 (LMTP's 503: LMTP_OUT_OF_SEQUENCE).
+_NO_RECIPIENTS = _seq("No valid recipients", 554)
+_IN_TRANSACTION: Mapping[type[Event], Reply] = {
+    MailFrom: _NESTED_MAIL,
+    Auth: _AUTH_IN_TRANSACTION,
+    StartTLS: _TLS_IN_TRANSACTION,
+}
+
+#: (state) -> {event type missing from TRANSITIONS[state]: the reply a server gives it}.
+#: What is not listed gets BAD_SEQUENCE. Read beside TRANSITIONS: a command absent from a
+#: state's row there is refused here with this reply.
+OUT_OF_SEQUENCE: Mapping[State, Mapping[type[Event], Reply]] = {
+    State.CONNECTED: {
+        MailFrom: _NEED_HELLO,
+        RcptTo: _NEED_HELLO,
+        Data: _NEED_HELLO,
+        Bdat: _NEED_HELLO,
+        StartTLS: _NEED_EHLO,
+        Auth: _NEED_EHLO,
+    },
+    State.READY: {RcptTo: _NEED_MAIL, Data: _NEED_MAIL, Bdat: _NEED_MAIL},
+    State.MAIL: {Data: _NO_RECIPIENTS, Bdat: _NO_RECIPIENTS, **_IN_TRANSACTION},
+    State.RCPT: _IN_TRANSACTION,
+    # RFC 3030 §2: DATA and BDAT cannot be mixed in one transaction
+    State.BDAT: {Data: _seq("DATA after BDAT"), **_IN_TRANSACTION},
+}
+
+#: LMTP's differences from OUT_OF_SEQUENCE: RFC 2033 §4.2, with no valid recipient "the
+#: DATA command MUST fail with a 503 reply code"; BDAT gets the same.
+LMTP_OUT_OF_SEQUENCE: Mapping[State, Mapping[type[Event], Reply]] = {
+    **OUT_OF_SEQUENCE,
+    State.MAIL: {
+        **OUT_OF_SEQUENCE[State.MAIL],
+        Data: _seq("No valid recipients"),
+        Bdat: _seq("No valid recipients"),
+    },
+}
+
+
+_NOTHING: Mapping[type[Event], Reply] = {}
+
+
+def out_of_sequence_reply(state: State, command: Event, *, lmtp: bool = False) -> Reply:
+    """The reply a server gives a command that is not in TRANSITIONS[state]: the table
+    lookup, BAD_SEQUENCE when the table lists none."""
+    table = LMTP_OUT_OF_SEQUENCE if lmtp else OUT_OF_SEQUENCE
+    return table.get(state, _NOTHING).get(type(command), BAD_SEQUENCE)
 
 
 @final
@@ -229,39 +278,113 @@ class LmtpDelivery(Event):
     refusal: Reply | None = None
 
 
+# A forward path shown in a reply as it is up to this length (RFC 5321 §4.5.3.1.3: a path
+# is at most 256 octets), quoted and cut beyond, so the reply line stays within 512.
+_MAX_SHOWN_PATH = 256
+
+
+def lmtp_delivery_reply(delivery: LmtpDelivery) -> Reply:
+    """The default reply for one recipient after an LMTP message (RFC 2033 §4.2): the
+    refusal of the whole message, or 250 for its delivery."""
+    if delivery.refusal is not None:
+        return delivery.refusal
+    path = str(delivery.recipient.forward_path)
+    if len(path.encode("utf-8", "replace")) > _MAX_SHOWN_PATH:  # keep the line in bounds
+        path = quote(path, _MAX_SHOWN_PATH)
+    return Reply(code=250, lines=f"<{path}> delivered", enhanced="2.1.5")
+
+
 def ends_message(event: Event) -> bool:
     return isinstance(event, EndOfMessage) or (isinstance(event, Bdat) and event.last)
 
 
+#: Commands that move no mail (Postfix's "junk": NOOP, VRFY, ETRN, RSET; ours adds EXPN,
+#: HELP and the greetings, which a client needs once, twice around STARTTLS): a session
+#: that sends nothing else is only using the server's time (Config.max_junk_commands).
+JUNK_COMMANDS = (Noop, Vrfy, Expn, Help, Rset, Ehlo, Helo, Lhlo)
+JUNK_TYPES = frozenset(JUNK_COMMANDS)
+_HELLO_TYPES = frozenset(_HELLO)
+_TRANSACTION_STATES = frozenset((State.MAIL, State.RCPT, State.DATA, State.BDAT))
+_RESETS = frozenset((Rset, Ehlo, Helo, Lhlo, StartTLS))
+
+
 class ConnectionState:
-    """What both peers know about the session.
+    """What both peers know about the session, and every change to it.
 
     ``state`` changes only on replies. ``pending`` holds the events awaiting a reply, oldest
     first. ``projected`` is the state once every pending command has succeeded: a client
     checks the next command against it, which is what makes pipelining (RFC 2920) work.
-    ``accepted`` lists the RCPTs accepted in this transaction."""
+    ``accepted`` lists the RCPTs accepted in this transaction.
 
-    def __init__(self, *, lmtp: bool = False) -> None:
+    The session facts beside the table state live here too, changed only by the methods
+    below (commands, replies, content, the TLS handshake): ``tls``, ``extensions`` (as
+    advertised in the last positive EHLO/LHLO reply), ``authenticated`` and
+    ``auth_failures``, the transaction's ``mail`` and ``recipients``, ``transactions``,
+    ``content_size``, and the ``junk_commands`` / ``invalid_commands`` counters.
+
+    ``optimistic``: the transaction (``mail``, ``recipients``) follows the commands as they
+    are sent, which a client that pipelines must do; otherwise (a server) it follows what
+    the replies accepted."""
+
+    def __init__(self, *, lmtp: bool = False, tls: bool = False, optimistic: bool = False) -> None:
         self.state = State.GREETING
         self.pending: deque[Event] = deque()
         self.projected = State.GREETING
         self.accepted: list[RcptTo] = []
         self.lmtp = lmtp
+        self.optimistic = optimistic
         #: The reply_hint of the InvalidMessage that ended the message content now
         #: awaiting its reply (server), so that LMTP refuses it for every recipient.
         self.content_refusal: Reply | None = None
+        self.content_size = 0  # message content octets in this transaction
+        self._reset_session(tls=tls)
 
-    def copy(self) -> ConnectionState:
-        """An independent copy (Connection.check tries a send on it)."""
-        new = ConnectionState.__new__(ConnectionState)
-        new.__dict__.update(self.__dict__)
-        new.pending = deque(self.pending)
-        new.accepted = list(self.accepted)
-        return new
+    def _reset_session(self, *, tls: bool) -> None:
+        self.tls = tls  # TLS is active (STARTTLS done, or implicit TLS)
+        self.extensions = Extensions()
+        self.mail: MailFrom | None = None  # the MAIL of the current transaction
+        self.recipients = 0  # RCPTs accepted (server) / sent (optimistic) in this transaction
+        self.transactions = 0  # MAIL commands accepted (server) / sent (client)
+        self.authenticated = False  # AUTH succeeded (235)
+        self.auth_failures = 0  # AUTH exchanges that ended in failure
+        self.junk_commands = 0  # JUNK_COMMANDS since a message was accepted
+        self.invalid_commands = 0  # command lines refused since a message was accepted
+
+    # ------------------------------------------------------------------ derived facts
+
+    def size_limit(self, config_limit: int | None) -> int | None:
+        """The message size limit in force: ``config_limit`` (Config.max_message_size)
+        and/or the SIZE value advertised (RFC 1870 §4: 0 means no fixed limit)."""
+        limit = config_limit
+        advertised = self.extensions.get("SIZE", ())
+        if advertised and advertised[0].isdigit() and int(advertised[0]) > 0:
+            value = int(advertised[0])
+            limit = value if limit is None else min(limit, value)
+        return limit
 
     @property
-    def recipients(self) -> int:
-        return len(self.accepted)
+    def eight_bit_ok(self) -> bool:
+        """8-bit content may be sent in this transaction: BODY=8BITMIME/BINARYMIME
+        (RFC 6152 §3, RFC 3030 §3) or SMTPUTF8 (RFC 6531 §3.4) was declared."""
+        if self.mail is None:
+            return False
+        params = self.mail.params
+        return "SMTPUTF8" in params or (params.get("BODY") or "").upper() in (
+            "8BITMIME",
+            "BINARYMIME",
+        )
+
+    @property
+    def binarymime(self) -> bool:
+        return self.mail is not None and (self.mail.params.get("BODY") or "").upper() == (
+            "BINARYMIME"
+        )
+
+    @property
+    def utf8_transaction(self) -> bool:
+        """The transaction declared SMTPUTF8 (RFC 6531 §3.4)."""
+        mail = self.mail
+        return mail is not None and "SMTPUTF8" in mail.params
 
     def allows(self, event: Event) -> bool:
         """True when ``event`` is in sequence after all pending commands succeed."""
@@ -274,18 +397,72 @@ class ConnectionState:
         """RFC 2920 §3.1: nothing may follow a group-ending command before its reply."""
         return not self.pending or not ends_group(self.pending[-1])
 
+    # --------------------------------------------------------------------- changes
+
     def process_command(self, event: Event) -> None:
-        """A command (or InvalidCommand, or content) was sent / received."""
-        if isinstance(event, MessageData):
+        """A command (or InvalidCommand, or the end of the content) was sent / received."""
+        kind = type(event)
+        if kind is MessageData:
             return
+        if kind is MailFrom:
+            assert isinstance(event, MailFrom)
+            self.mail = event
+            self.transactions += 1
+            self.recipients = 0
+        elif kind in JUNK_TYPES:
+            self.junk_commands += 1  # Config.max_junk_commands (a server's limit)
+        elif self.optimistic:
+            # A client knows its transaction by what it sent (replies may lag behind when
+            # it pipelines). It ends at the end of its content whatever the reply;
+            # RSET/EHLO/... end it when accepted (process_reply).
+            if kind is RcptTo:
+                self.recipients += 1
+            elif kind is EndOfMessage:
+                self.mail = None
+        if kind is Bdat:
+            assert isinstance(event, Bdat)
+            if self.projected is State.RCPT:
+                self.content_size = 0  # the first chunk of a transaction
+            if self.optimistic and event.last and not event.size:
+                self.mail = None
         self.pending.append(event)
-        if not isinstance(event, InvalidCommand):
-            self.projected = TRANSITIONS[self.projected].get(type(event), self.projected)
+        if kind is not InvalidCommand:
+            self.projected = TRANSITIONS[self.projected].get(kind, self.projected)
+
+    def count_invalid(self) -> None:
+        """A received command line was refused (Config.max_invalid_commands)."""
+        self.invalid_commands += 1
+
+    def process_content(self, size: int, *, ends_message: bool = False) -> None:
+        """``size`` octets of message content were sent / accepted; ``ends_message``:
+        they complete the chunk of a BDAT LAST (RFC 3030 §2)."""
+        self.content_size += size
+        if ends_message and self.optimistic:
+            self.mail = None  # its octets are sent: the transaction is over
+
+    def refuse_content(self, reply: Reply) -> None:
+        """The message content was refused (InvalidMessage: too large, a line too long,
+        ...) before the end of the content: its reply answers the end of it, and in LMTP
+        every recipient (RFC 2033 §4.2)."""
+        self.content_refusal = reply
 
     def process_greeting(self, code: int) -> None:
         if self.state is not State.GREETING:
             raise LocalProtocolError("the greeting was already given")
         self.state = self.projected = GREETING_TRANSITIONS[code]
+
+    def check_reply(self, reply: Reply) -> None:
+        """Raise LocalProtocolError, changing nothing, for a reply that answers nothing
+        pending or cannot answer what it would answer (check_reply_fits)."""
+        if not self.pending:
+            if reply.code != 421:  # RFC 5321 §3.8: 421 may come at any time
+                raise LocalProtocolError(f"reply {reply.code} answers no command")
+            return
+        entry = self.pending[0]
+        if type(entry) is InvalidCommand:
+            assert isinstance(entry, InvalidCommand)
+            entry = entry.command or entry
+        check_reply_fits(entry, reply)
 
     def process_reply(self, reply: Reply) -> Event | None:
         """A reply was sent / received. Returns what it answered: the command, the RcptTo
@@ -295,17 +472,25 @@ class ConnectionState:
                 self.state = self.projected = State.CLOSED
                 return None
             raise LocalProtocolError(f"reply {reply.code} answers no command")
-        command = self.pending[0]
-        if isinstance(command, InvalidCommand) and command.command is not None:
-            # A refused command moves the state as the same command does on the client.
-            command = command.command
+        entry = self.pending[0]
+        command = entry
+        refused = False
+        if type(entry) is InvalidCommand:
+            assert isinstance(entry, InvalidCommand)
+            refused = True
+            if entry.command is not None:
+                # A refused command moves the state as the same command does on the client.
+                command = entry.command
         check_reply_fits(command, reply)
+        in_auth = self.state is State.AUTH
         self.pending.popleft()
         answered: Event = command
-        refused: Reply | None = None
-        if isinstance(command, (EndOfMessage, Bdat)):
-            refused, self.content_refusal = self.content_refusal, None
-        if isinstance(command, LmtpDelivery):
+        content_refusal: Reply | None = None
+        kind = type(command)
+        if kind is EndOfMessage or kind is Bdat:
+            content_refusal, self.content_refusal = self.content_refusal, None
+        if kind is LmtpDelivery:
+            assert isinstance(command, LmtpDelivery)
             answered = command.recipient
         elif self.lmtp and ends_message(command) and self.accepted and reply.code != 421:
             # RFC 2033 §4.2: one reply per accepted recipient. The RCPT replies all came
@@ -313,29 +498,61 @@ class ConnectionState:
             # the server refused as a whole is refused for every recipient: the refusal
             # sent about the first one (or the reader's hint, if that was not negative).
             answered = self.accepted[0]
-            if refused is not None and reply.code >= 400:
-                refused = reply
-            more = [LmtpDelivery(recipient=r, refusal=refused) for r in self.accepted[1:]]
+            if content_refusal is not None and reply.code >= 400:
+                content_refusal = reply
+            more = [LmtpDelivery(recipient=r, refusal=content_refusal) for r in self.accepted[1:]]
             self.pending.extendleft(reversed(more))
         new = after_reply(self.state, command, reply)
-        if isinstance(command, RcptTo) and new is State.RCPT and reply.is_positive:
+        positive = reply.is_positive
+        if kind is RcptTo and new is State.RCPT and positive:
+            assert isinstance(command, RcptTo)
             self.accepted.append(command)
-        elif new not in (State.RCPT, State.DATA, State.BDAT) and not isinstance(
-            command, LmtpDelivery
-        ):
+        elif new not in _TRANSACTION_STATES and kind is not LmtpDelivery:
             self.accepted = []
         self.state = new
         if new is State.CLOSED:
             self.pending.clear()  # RFC 5321 §3.8: no reply will come for the rest
         self._reproject()
+        # An exchange that ran (not one the rules refused up front) and failed counts
+        # towards max_auth_failures; so does a malformed response inside it.
+        if in_auth or (kind is Auth and not refused):
+            if positive:
+                self.authenticated = True
+            elif reply.code >= 400:
+                self.auth_failures += 1
+        if positive and kind in _HELLO_TYPES:
+            self.extensions = (
+                Extensions() if kind is Helo else Extensions.from_ehlo_lines(reply.lines[1:])
+            )
+        if self.optimistic:
+            if positive and kind in _RESETS and not any(type(p) is MailFrom for p in self.pending):
+                self.mail = None  # a reset took effect, and no newer MAIL was sent since
+        else:
+            self.recipients = len(self.accepted)
+            if positive and ends_message(command):
+                # a message was accepted: the session is useful
+                self.junk_commands = self.invalid_commands = 0
+            if new not in _TRANSACTION_STATES:
+                self.mail = None
+        if new is State.DATA and kind is Data:
+            self.content_size = 0
         return answered
 
     def _reproject(self) -> None:
         projected = self.state
         for event in self.pending:
-            if not isinstance(event, InvalidCommand):
+            if type(event) is not InvalidCommand:
                 projected = TRANSITIONS[projected].get(type(event), projected)
         self.projected = projected
+
+    def tls_established(self) -> None:
+        """RFC 3207 §4.2: after the handshake both sides forget what they learned before
+        TLS: the session starts over from the greeting state CONNECTED."""
+        if self.state is not State.TLS:
+            raise LocalProtocolError("no TLS handshake is due (send or receive STARTTLS first)")
+        self.state = self.projected = State.CONNECTED
+        self.accepted = []
+        self._reset_session(tls=True)
 
     def close(self) -> None:
         self.state = self.projected = State.CLOSED

@@ -1,14 +1,17 @@
 # Events -> bytes. Every string is checked against the grammar (or at least for control
 # characters) here, once, before it can reach the wire: CR, LF and other controls in an
 # argument raise LocalProtocolError, so command injection is impossible by construction.
+# WRITERS[event type] gives the writer of each command's line.
 #
 # Message content: DataWriter normalises bare CR/LF to CRLF (or refuses them), dot-stuffs
 # (RFC 5321 §4.5.2), and writes the terminator. A chunk that needs no change is returned as
-# the caller's own object, so large bodies are not copied.
+# the caller's own object, so large bodies are not copied. ChunkWriter counts the octets of
+# a BDAT chunk (RFC 3030 §2), which go out as they are.
 from __future__ import annotations
 
 import base64
 import re
+from collections.abc import Callable, Mapping
 
 from . import _abnf
 from ._address import Address
@@ -40,7 +43,7 @@ from ._params import Params
 from ._util import LocalProtocolError
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
-__all__ = ["DataWriter", "write_command", "write_reply"]
+__all__ = ["WRITERS", "ChunkWriter", "DataWriter", "write_command", "write_reply"]
 
 _TOKEN_RE = re.compile(_abnf.TOKEN + r"\Z")
 _STRING_RE = re.compile(_abnf.STRING + r"\Z")
@@ -69,41 +72,94 @@ def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
+def _hello_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, (Ehlo, Helo, Lhlo))
+    return f"{event.verb} {_checked(event.domain, _TOKEN_RE, 'HELO/EHLO domain')}"
+
+
+def _mail_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, MailFrom)
+    utf8 = "SMTPUTF8" in event.params
+    return f"MAIL FROM:{_path(event.reverse_path, utf8=utf8)}{_params(event.params)}"
+
+
+def _rcpt_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, RcptTo)
+    path = _path(event.forward_path, utf8=utf8_transaction)
+    return f"RCPT TO:{path}{_params(event.params)}"
+
+
+def _string_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, (Vrfy, Expn))
+    return f"{event.verb} {_checked(event.text, _STRING_RE, event.verb + ' argument')}"
+
+
+def _help_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, Help)
+    if event.topic is None:
+        return "HELP"
+    return f"HELP {_checked(event.topic, _STRING_RE, 'HELP argument')}"
+
+
+def _noop_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, Noop)
+    if event.text is None:
+        return "NOOP"
+    return f"NOOP {_checked(event.text, _STRING_RE, 'NOOP argument')}"
+
+
+def _verb_line(event: Command, utf8_transaction: bool) -> str:
+    return event.verb
+
+
+def _auth_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, Auth)
+    _checked(event.mechanism, _MECHANISM_RE, "SASL mechanism name")
+    if event.initial_response is None:
+        return f"AUTH {event.mechanism}"
+    initial = base64.b64encode(event.initial_response).decode("ascii") or "="
+    return f"AUTH {event.mechanism} {initial}"
+
+
+def _auth_response_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, AuthResponse)
+    if event.data is None:
+        return "*"
+    return base64.b64encode(event.data).decode("ascii")
+
+
+def _bdat_line(event: Command, utf8_transaction: bool) -> str:
+    assert isinstance(event, Bdat)
+    return f"BDAT {event.size} LAST" if event.last else f"BDAT {event.size}"
+
+
+#: event type -> the writer of its command line, without CRLF (as h11's WRITERS).
+WRITERS: Mapping[type[Command], Callable[[Command, bool], str]] = {
+    Ehlo: _hello_line,
+    Helo: _hello_line,
+    Lhlo: _hello_line,
+    MailFrom: _mail_line,
+    RcptTo: _rcpt_line,
+    Vrfy: _string_line,
+    Expn: _string_line,
+    Help: _help_line,
+    Noop: _noop_line,
+    Data: _verb_line,
+    Rset: _verb_line,
+    Quit: _verb_line,
+    StartTLS: _verb_line,
+    Auth: _auth_line,
+    AuthResponse: _auth_response_line,
+    Bdat: _bdat_line,
+}
+
+
 def command_line(event: Command, *, extensions: Extensions, utf8_transaction: bool) -> str:
     """The command line for ``event``, without CRLF."""
-    if isinstance(event, (Ehlo, Helo, Lhlo)):
-        return f"{event.verb} {_checked(event.domain, _TOKEN_RE, 'HELO/EHLO domain')}"
-    if isinstance(event, MailFrom):
-        utf8 = "SMTPUTF8" in event.params
-        return f"MAIL FROM:{_path(event.reverse_path, utf8=utf8)}{_params(event.params)}"
-    if isinstance(event, RcptTo):
-        path = _path(event.forward_path, utf8=utf8_transaction)
-        return f"RCPT TO:{path}{_params(event.params)}"
-    if isinstance(event, (Vrfy, Expn)):
-        return f"{event.verb} {_checked(event.text, _STRING_RE, event.verb + ' argument')}"
-    if isinstance(event, Help):
-        if event.topic is None:
-            return "HELP"
-        return f"HELP {_checked(event.topic, _STRING_RE, 'HELP argument')}"
-    if isinstance(event, Noop):
-        if event.text is None:
-            return "NOOP"
-        return f"NOOP {_checked(event.text, _STRING_RE, 'NOOP argument')}"
-    if isinstance(event, (Data, Rset, Quit, StartTLS)):
-        return event.verb
-    if isinstance(event, Auth):
-        _checked(event.mechanism, _MECHANISM_RE, "SASL mechanism name")
-        if event.initial_response is None:
-            return f"AUTH {event.mechanism}"
-        initial = base64.b64encode(event.initial_response).decode("ascii") or "="
-        return f"AUTH {event.mechanism} {initial}"
-    if isinstance(event, AuthResponse):
-        if event.data is None:
-            return "*"
-        return base64.b64encode(event.data).decode("ascii")
-    if isinstance(event, Bdat):
-        return f"BDAT {event.size} LAST" if event.last else f"BDAT {event.size}"
-    raise LocalProtocolError(f"cannot write {type(event).__name__}")
+    writer = WRITERS.get(type(event))
+    if writer is None:
+        raise LocalProtocolError(f"cannot write {type(event).__name__}")
+    return writer(event, utf8_transaction)
 
 
 def _encode(text: str, what: str) -> bytes:
@@ -217,3 +273,21 @@ class DataWriter:
             tail = b"\r\n"
         self._scan(tail)
         return tail + b".\r\n"
+
+
+class ChunkWriter:
+    """Counts the octets of a BDAT chunk being sent (RFC 3030 §2): exactly the size the
+    BDAT command declared, sent as they are."""
+
+    __slots__ = ("last", "remaining")
+
+    def __init__(self, size: int, *, last: bool) -> None:
+        self.remaining = size
+        self.last = last
+
+    def check(self, data: BytesLike) -> None:
+        """Raise LocalProtocolError when ``data`` is more than the chunk has left."""
+        if len(data) > self.remaining:
+            raise LocalProtocolError(
+                f"{len(data)} octets sent where the BDAT chunk has {self.remaining} left"
+            )

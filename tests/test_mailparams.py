@@ -27,8 +27,6 @@ from sansio_smtp._mailparams import (
     auth,
     auth_mail_param,
     body,
-    check_mail_params,
-    check_rcpt_params,
     deliver_by,
     dsn_mail_params,
     dsn_rcpt_params,
@@ -43,10 +41,14 @@ from sansio_smtp._mailparams import (
     smtputf8,
     utf8_addr_decode,
     utf8_addr_encode,
-    validate_mail_params,
-    validate_rcpt_params,
     xtext_decode,
     xtext_encode,
+)
+from sansio_smtp._rules import (
+    check_mail_params,
+    check_rcpt_params,
+    validate_mail_params,
+    validate_rcpt_params,
 )
 
 # Every extension whose parameters this module knows, advertised at once.

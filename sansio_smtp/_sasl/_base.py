@@ -22,6 +22,7 @@ from typing import Final, TypeAlias, final
 import attrs
 
 from .._events import Reply
+from .._mechanisms import PLAINTEXT_MECHANISMS, binds_channel
 
 __all__ = [
     "PLAINTEXT_MECHANISMS",
@@ -118,20 +119,7 @@ class UnsupportedMechanism(SASLError, ValueError):
         )
 
 
-# ------------------------------------------------------------ what the transport needs
-
-#: Mechanisms that send a reusable secret in the clear: TLS only, unless allowed
-#: (RFC 4954 §4, RFC 4616 §6, RFC 7628 §5).
-PLAINTEXT_MECHANISMS: Final[frozenset[str]] = frozenset(
-    {"PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2"}
-)
-
-
-def binds_channel(name: str) -> bool:
-    """``name`` is a -PLUS mechanism: it binds the exchange to the TLS channel, so it
-    needs TLS and channel binding data (RFC 5802 §6)."""
-    return name.upper().endswith("-PLUS")
-
+# What the transport needs (PLAINTEXT_MECHANISMS, binds_channel) lives in _mechanisms.
 
 # ------------------------------------------------------------------- channel binding
 

@@ -59,8 +59,8 @@ from .._events import (
 )
 from .._extensions import Extensions
 from .._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
-from .._mailparams import validate_rcpt_params
 from .._params import Params
+from .._rules import validate_rcpt_params
 from .._state import CLIENT_TIMEOUTS, Phase, Role, State
 from .._util import LocalProtocolError, RemoteProtocolError
 from ..config import DEFAULT_MAX_DATA_LINE, MAX_AUTH_LINE, Config
