@@ -36,9 +36,10 @@ from . import (
     _events,  # Reply; a module import, as _events imports this one
 )
 from ._address import Address
+from ._errors import LocalProtocolError
 from ._extensions import MAIL_PARAMETERS, RCPT_PARAMETERS, Extensions
 from ._params import Params
-from ._util import MAX_QUOTED, LocalProtocolError, quote
+from ._util import MAX_QUOTED, quote
 
 if TYPE_CHECKING:
     from ._events import Reply

@@ -8,6 +8,7 @@ from __future__ import annotations
 import attrs
 
 from . import _mailparams
+from ._errors import LocalProtocolError
 from ._events import (
     Auth,
     Bdat,
@@ -30,7 +31,6 @@ from ._events import (
 from ._extensions import Extensions
 from ._sasl._base import PLAINTEXT_MECHANISMS, binds_channel
 from ._state import TRANSITIONS, State, out_of_sequence_reply
-from ._util import LocalProtocolError
 from .config import Config
 
 __all__ = ["JUNK_COMMANDS", "Facts", "check_received", "check_to_send", "too_many_errors"]

@@ -22,6 +22,7 @@ from typing import final
 
 import attrs
 
+from ._errors import LocalProtocolError
 from ._events import (
     Auth,
     AuthResponse,
@@ -46,7 +47,6 @@ from ._events import (
     StartTLS,
     Vrfy,
 )
-from ._util import LocalProtocolError
 
 __all__ = ["TRANSITIONS", "ConnectionState", "Phase", "Role", "State", "Timeout"]
 

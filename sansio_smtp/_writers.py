@@ -12,6 +12,7 @@ import re
 
 from . import _abnf
 from ._address import Address
+from ._errors import LocalProtocolError
 from ._events import (
     Auth,
     AuthResponse,
@@ -37,7 +38,6 @@ from ._events import (
 from ._extensions import Extensions
 from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ._params import Params
-from ._util import LocalProtocolError
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
 __all__ = ["DataWriter", "write_command", "write_reply"]

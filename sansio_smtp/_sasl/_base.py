@@ -21,7 +21,7 @@ from typing import Final, TypeAlias, final
 
 import attrs
 
-from .._events import Reply
+from .._reply import Reply
 
 __all__ = [
     "PLAINTEXT_MECHANISMS",
