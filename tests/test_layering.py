@@ -62,7 +62,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "_sasl",
         "adapters",
         "notebook",
-        "_notebook",
         "_cli_send",
         "_cli_serve",
         "_cli_probe",
