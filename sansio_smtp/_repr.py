@@ -31,6 +31,7 @@ from ._events import (
     MessageData,
     Reply,
 )
+from ._reply import split_reply_text
 from ._state import GREETING_TRANSITIONS, TRANSITIONS, Role, State
 from ._status import EnhancedStatusCode
 from ._transcript import (
@@ -296,10 +297,9 @@ def _line_html(line: TranscriptLine) -> str:
             f'<div class="sansio-smtp-line sansio-smtp-note" style="color:#8250df;'
             f'font-style:italic">{who}{_e(line.text)}</div>'
         )
-    if line.kind == "reply" and line.code is not None:
-        code = line.code
-        rest = line.text[3:]
-        sep, rest = (rest[:1], rest[1:]) if rest[:1] in (" ", "-") else ("", rest)
+    parts = split_reply_text(line.text) if line.kind == "reply" else None
+    if parts is not None and line.code is not None:
+        code, sep, rest = line.code, parts[1], parts[2]
         esc = ""
         if line.enhanced is not None and rest.startswith(line.enhanced):
             esc = _enhanced_span(line.enhanced, code)
