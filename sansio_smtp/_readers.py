@@ -44,8 +44,8 @@ from ._extensions import Extensions
 from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ._params import Params
 from ._receivebuffer import ReceiveBuffer
+from ._reply import VALID_REPLY_CODES, split_reply_line
 from ._reply import make_reply as make_reply  # the Connection's and the probe's
-from ._reply import split_reply_line, valid_reply_code
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
 __all__ = ["CommandRejected", "DataReader", "ReplyReader", "parse_command"]
@@ -315,7 +315,7 @@ class ReplyReader:
             if parts is None:
                 raise LocalProtocolError(f"malformed reply line {bytes(line[:40])!r}")
             code, separator, text = parts
-            if not valid_reply_code(code):
+            if code not in VALID_REPLY_CODES:
                 raise LocalProtocolError(f"invalid reply code {code} (RFC 5321 §4.2)")
             if self._lines and code != self._code:
                 raise LocalProtocolError(

@@ -3,9 +3,9 @@
 # Strategy: the layer just above the value types (_status, _util...), so that everything
 # that speaks of a reply (errors' reply_hint, the typed parameters, events, the readers,
 # the transcript, codes.explain, the notebook) imports it from below. The reply-line
-# grammar of RFC 5321 §4.2 is written once here, as one regex source compiled for bytes
-# (the reader, the transcript) and for str (codes.explain, the notebook), with the
-# RFC 2034 enhanced-status-code prefix beside it.
+# grammar of RFC 5321 §4.2 is written once here, one function for bytes (the reader, the
+# transcript) and str (codes.explain, the notebook), with the RFC 2034
+# enhanced-status-code prefix beside it.
 #
 # Rules: no import from a higher layer, not even for display: Event's _repr_html_ and
 # _repr_pretty_ look their renderer up in _display, where the presentation layer
@@ -27,7 +27,7 @@ from ._display import PrettyPrinter, html_of, pretty_of
 from ._status import EnhancedStatusCode, ReplyClass
 
 __all__ = [
-    "REPLY_LINE",
+    "VALID_REPLY_CODES",
     "Event",
     "Greeting",
     "Reply",
@@ -69,40 +69,50 @@ class Event:
 
 # ------------------------------------------------------------------ reply-line grammar
 
-#: RFC 5321 §4.2:  Reply-line = *( Reply-code "-" [ textstring ] CRLF )
-#:                              Reply-code [ SP textstring ] CRLF
-#: Groups: the code, the separator ("-" for a continuation line), the text. Matched
-#: with fullmatch against a line without its line ending.
-REPLY_LINE = r"([0-9]{3})(?:([ -])(.*))?"
-_REPLY_LINE_B = re.compile(REPLY_LINE.encode("ascii"), re.DOTALL)
-_REPLY_LINE_S = re.compile(REPLY_LINE, re.DOTALL)
+# RFC 5321 §4.2:  Reply-line = *( Reply-code "-" [ textstring ] CRLF )
+#                              Reply-code [ SP textstring ] CRLF
+# Read here as: three ASCII digits, then the end of the line, or a separator ("-" on a
+# continuation line, else SP) and the text. Whether the digits are a valid Reply-code
+# (2-5, 0-5, 0-9) is valid_reply_code's question: codes.explain and the transcript
+# show other codes too. One function on bytes (the reader, the transcript), which text
+# (codes.explain, the notebook) goes through encoded; slicing, not a regex, as it runs
+# on every reply line.
 
-# RFC 2034 §4 / RFC 3463 §2: an enhanced status code at the start of a reply line's text,
-# class 2, 4 or 5, subject and detail 0-999 without leading zeros, then a space or the end.
-_ENHANCED_PREFIX_RE = re.compile(r"([245]\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2}))(?: |\Z)")
+
+_SEPARATORS = (b"", b" ", b"-")
+
+
+#: RFC 5321 §4.2: Reply-code = %x32-35 %x30-35 %x30-39
+VALID_REPLY_CODES = frozenset(c for c in range(200, 560) if (c // 10) % 10 <= 5)
 
 
 def valid_reply_code(code: int) -> bool:
     """RFC 5321 §4.2: the first digit is 2-5 and the second 0-5."""
-    return 200 <= code <= 559 and (code // 10) % 10 <= 5
+    return code in VALID_REPLY_CODES
 
 
 def split_reply_line(line: bytes) -> tuple[int, bytes, bytes] | None:
     """``b"250-SIZE 100"`` -> ``(250, b"-", b"SIZE 100")``: the code, the separator (b""
     when the line is the code alone) and the text, or None when ``line`` (without its
     line ending) is not a reply line. The code's range is not checked here."""
-    m = _REPLY_LINE_B.fullmatch(line)
-    if m is None:
-        return None
-    return int(m[1]), m[2] or b"", m[3] or b""
+    separator = line[3:4]
+    if separator not in _SEPARATORS or not line[:3].isdigit() or len(line) < 3:
+        return None  # (bytes.isdigit is true only for ASCII digits)
+    return int(line[:3]), separator, line[4:]
 
 
 def split_reply_text(line: str) -> tuple[int, str, str] | None:
     """``split_reply_line`` for text: ``"550 5.1.1 No"`` -> ``(550, " ", "5.1.1 No")``."""
-    m = _REPLY_LINE_S.fullmatch(line)
-    if m is None:
+    parts = split_reply_line(line.encode("utf-8", "surrogatepass"))
+    if parts is None:
         return None
-    return int(m[1]), m[2] or "", m[3] or ""
+    code, separator, text = parts
+    return code, separator.decode("ascii"), text.decode("utf-8", "surrogatepass")
+
+
+# RFC 2034 §4 / RFC 3463 §2: an enhanced status code at the start of a reply line's text,
+# class 2, 4 or 5, subject and detail 0-999 without leading zeros, then a space or the end.
+_ENHANCED_PREFIX_RE = re.compile(r"([245]\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2}))(?: |\Z)")
 
 
 @functools.lru_cache(maxsize=512)
@@ -123,7 +133,8 @@ def enhanced_prefix(text: str) -> tuple[EnhancedStatusCode | None, str]:
 def split_enhanced(code: int, text: str) -> tuple[EnhancedStatusCode | None, str]:
     """Take an RFC 2034 enhanced status code off the front of a reply line's text when its
     class matches the reply code's first digit (RFC 3463 §2)."""
-    enhanced, rest = enhanced_prefix(text)
+    token, _, rest = text.partition(" ")  # enhanced_prefix, inline: once per reply
+    enhanced = _enhanced_token(token) if token[:1] in ("2", "4", "5") else None
     if enhanced is None or enhanced.class_ != code // 100:
         return None, text
     return enhanced, rest
