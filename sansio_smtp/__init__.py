@@ -8,7 +8,10 @@ codes. The value types that MailFrom/RcptTo properties return are in
 ``sansio_smtp.params``; the notebook widgets in ``sansio_smtp.notebook``.
 """
 
-from . import _repr  # noqa: F401  (registers the HTML/pretty renderers: presentation on top)
+from . import (
+    _repr,  # noqa: F401  (registers the HTML/pretty renderers: presentation on top)
+    codes,
+)
 from ._address import Address
 from ._connection import NEED_DATA, PAUSED, Connection
 from ._connection import Sentinel as Sentinel  # importable, not in __all__: internal
@@ -109,4 +112,5 @@ __all__ = [
     "TranscriptLine",
     "Vrfy",
     "__version__",
+    "codes",
 ]

@@ -289,6 +289,7 @@ def test_all_is_the_protocol_without_internals() -> None:
     # issue 12 item 9
     assert "Sentinel" not in sansio_smtp.__all__
     assert "LmtpDelivery" not in sansio_smtp.__all__
+    assert "codes" in sansio_smtp.__all__ and sansio_smtp.codes.explain(550).reply_code == 550
     for name in sansio_smtp.__all__:
         assert hasattr(sansio_smtp, name), name
     # still importable where they live
