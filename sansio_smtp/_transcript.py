@@ -21,7 +21,8 @@
 # The clients' transcript and the servers' traffic log are built on this type too: a
 # ``clock`` given by the caller stamps each line (``TranscriptLine.at``; the core has no
 # clock of its own), ``on_line`` is called with each wire line and note as it is added
-# (a live log), and ``store=False`` keeps nothing (a log that only streams).
+# (a live log), ``store=False`` keeps nothing (a log that only streams), and ``add_line``
+# takes a line an adapter wrote itself (the client's "<message content, N octets>").
 # Nothing here does I/O; rendering (_repr_html_, _repr_pretty_) is registered by _repr.
 from __future__ import annotations
 
@@ -398,11 +399,17 @@ class Transcript:
 
     def _add(self, entry: Entry) -> None:
         if isinstance(entry, TranscriptLine):
-            if self.clock is not None and entry.at is None:
-                entry = attrs.evolve(entry, at=self.clock())
-            if self.on_line is not None:
-                self.on_line(entry)
-        self._entries.append(entry)
+            self._add_line(entry)
+        else:
+            self._entries.append(entry)
+
+    def _add_line(self, line: TranscriptLine) -> TranscriptLine:
+        if self.clock is not None and line.at is None:
+            line = attrs.evolve(line, at=self.clock())
+        if self.on_line is not None:
+            self.on_line(line)
+        self._entries.append(line)
+        return line
 
     def _add_event(
         self, direction: Literal["C", "S"], event: Event, role: Role, sent: bool
@@ -455,6 +462,29 @@ class Transcript:
         self._entries.clear()
         self._trackers.clear()
 
+    def add_line(
+        self, direction: str, text: str, *, kind: LineKind | None = None
+    ) -> TranscriptLine:
+        """Add a line logged elsewhere (an adapter's own account of the dialogue): its
+        ``direction`` ``"C"``, ``"S"`` (a reply line's code is read) or anything else for
+        a note; ``kind`` defaults to command, reply or note. It is stamped and passed to
+        ``on_line`` like a recorded line, and returned. The text is kept as given: redact
+        it first (sansio_smtp._redact) if it may hold AUTH data."""
+        where: Direction = "C" if direction == "C" else "S" if direction == "S" else "*"
+        line = TranscriptLine(
+            direction=where,
+            text=text,
+            kind=kind or ("command" if where == "C" else "reply" if where == "S" else "note"),
+        )
+        if where == "S":
+            parts = split_reply_line(text.encode("utf-8", "surrogateescape"))
+            if parts is not None:
+                code, separator, rest = parts
+                line = attrs.evolve(
+                    line, code=code, enhanced=_enhanced(_decode(rest)), last=separator != b"-"
+                )
+        return self._add_line(line)
+
     @classmethod
     def from_entries(cls, entries: Iterable[_EntryLike]) -> Transcript:
         """A transcript of lines that were logged elsewhere: any objects with ``direction``
@@ -462,27 +492,7 @@ class Transcript:
         the client adapters (``SMTPClient(..., transcript=True).transcript``)."""
         out = cls()
         for entry in entries:
-            direction = entry.direction if entry.direction in ("C", "S") else "*"
-            text = entry.text
-            if direction == "S":
-                parts = split_reply_line(text.encode("utf-8", "surrogateescape"))
-                if parts is not None:
-                    code, separator, rest = parts
-                    line = TranscriptLine(
-                        direction="S",
-                        text=text,
-                        kind="reply",
-                        code=code,
-                        enhanced=_enhanced(_decode(rest)),
-                        last=separator != b"-",
-                    )
-                    out._add(line)
-                    continue
-                out._add(TranscriptLine(direction="S", text=text, kind="reply"))
-            elif direction == "C":
-                out._add(TranscriptLine(direction="C", text=text, kind="command"))
-            else:
-                out._add(TranscriptLine(direction="*", text=text, kind="note"))
+            out.add_line(entry.direction, entry.text)
         return out
 
     # ---------------------------------------------------------------- reading

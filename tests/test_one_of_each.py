@@ -224,6 +224,27 @@ def test_transcript_streams_stamped_lines_for_a_log() -> None:
     assert len(log) == 0 and log.lines() == []
 
 
+def test_transcript_takes_an_adapters_own_lines() -> None:
+    # issue 12 item 5: the client's TranscriptEntry log, on the core type: same str()
+    ticks = iter(range(100))
+    streamed: list[str] = []
+    t = Transcript(
+        clock=lambda: float(next(ticks)), on_line=lambda line: streamed.append(str(line))
+    )
+    t.add_line("*", "connected to mx.example.net:25")
+    t.add_line("C", redact_client_line(b"AUTH PLAIN AHUAcA==").decode())
+    reply = t.add_line("S", "250-2.0.0 first")
+    t.add_line("C", "<message content, 5 octets>", kind="content")
+    assert (reply.code, reply.enhanced, reply.last, reply.at) == (250, "2.0.0", False, 2.0)
+    assert streamed == [
+        "*: connected to mx.example.net:25",
+        "C: AUTH PLAIN <redacted>",
+        "S: 250-2.0.0 first",
+        "C: <message content, 5 octets>",
+    ]
+    assert [line.kind for line in t.lines()] == ["note", "command", "reply", "content"]
+
+
 def test_transcript_without_clock_has_no_time() -> None:
     t = Transcript()
     t.note("x")
