@@ -2,10 +2,25 @@
 
 A Connection per side turns received bytes into typed events and events into bytes to
 send; the caller owns the sockets, the clock and the policy.
+
+``__all__`` is the protocol: events, Connection, roles and states, errors, Config and the
+codes. The value types that MailFrom/RcptTo properties return are in
+``sansio_smtp.params``; the notebook widgets in ``sansio_smtp.notebook``.
 """
 
+from . import (
+    _repr,  # noqa: F401  (registers the HTML/pretty renderers: presentation on top)
+    codes,
+)
 from ._address import Address
-from ._connection import NEED_DATA, PAUSED, Connection, Sentinel
+from ._connection import NEED_DATA, PAUSED, Connection
+from ._connection import Sentinel as Sentinel  # importable, not in __all__: internal
+from ._errors import (
+    LocalProtocolError,
+    PlaintextAfterStartTLS,
+    RemoteProtocolError,
+    SMTPProtocolError,
+)
 from ._events import (
     Auth,
     AuthResponse,
@@ -35,15 +50,10 @@ from ._events import (
 )
 from ._extensions import Extensions
 from ._params import Params
-from ._state import TRANSITIONS, LmtpDelivery, Phase, Role, State, Timeout
+from ._state import TRANSITIONS, Phase, Role, State, Timeout
+from ._state import LmtpDelivery as LmtpDelivery  # importable, not in __all__: internal
 from ._status import EnhancedStatusCode, ReplyClass
 from ._transcript import Transcript, TranscriptEvent, TranscriptLine
-from ._util import (
-    LocalProtocolError,
-    PlaintextAfterStartTLS,
-    RemoteProtocolError,
-    SMTPProtocolError,
-)
 from .config import Config, LineEndingPolicy
 
 CLIENT = Role.CLIENT
@@ -79,7 +89,6 @@ __all__ = [
     "InvalidMessage",
     "Lhlo",
     "LineEndingPolicy",
-    "LmtpDelivery",
     "LocalProtocolError",
     "MailFrom",
     "MessageData",
@@ -95,7 +104,6 @@ __all__ = [
     "Role",
     "Rset",
     "SMTPProtocolError",
-    "Sentinel",
     "StartTLS",
     "State",
     "Timeout",
@@ -104,4 +112,5 @@ __all__ = [
     "TranscriptLine",
     "Vrfy",
     "__version__",
+    "codes",
 ]

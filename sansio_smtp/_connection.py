@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from ._display import PrettyPrinter, html_of, pretty_of
+from ._errors import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ._events import (
     Bdat,
     BytesLike,
@@ -64,6 +66,7 @@ from ._readers import (
     split_command_line,
 )
 from ._receivebuffer import ReceiveBuffer
+from ._redact import redact_client_line
 from ._replies import default_reply_for
 from ._rules import SYNC_ERROR, auth_offered, check_command, check_content, too_many_errors
 from ._state import (
@@ -77,13 +80,11 @@ from ._state import (
     lmtp_delivery_reply,
     server_timeout,
 )
-from ._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ._writers import ChunkWriter, DataWriter, write_command, write_reply
 from .config import MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
-    from ._repr import PrettyPrinter
-    from ._transcript import Transcript
+    from ._recorder import Recorder as Transcript  # what a Transcript offers Connection
 
 __all__ = ["NEED_DATA", "PAUSED", "READERS", "Connection", "Sentinel"]
 
@@ -217,16 +218,12 @@ class Connection:
             f" pending={len(self._state.pending)}>"
         )
 
-    # Rich display in notebooks and IPython (rendering lives in _repr, imported lazily).
+    # Rich display in notebooks and IPython: the renderer _repr registers.
     def _repr_html_(self) -> str:
-        from ._repr import connection_html
-
-        return connection_html(self)
+        return html_of(self)
 
     def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
-        from ._repr import connection_pretty
-
-        connection_pretty(self, p, cycle)
+        pretty_of(self, p, cycle)
 
     # ---------------------------------------------------------------------- receiving
 
@@ -350,7 +347,7 @@ class Connection:
         else:
             assert rejected is not None
             if in_auth:
-                line = b"<redacted AUTH response>"
+                line = redact_client_line(line, in_auth=True)
             event = self._refused(line, rejected.reply)
         st.process_command(event)
         return event

@@ -7,22 +7,24 @@
 #
 # Command arguments are str (ASCII, or UTF-8 once SMTPUTF8 is in effect); message content
 # is bytes. Names follow the SMTP verbs of RFC 5321 §4.1.1.
+#
+# Event, Reply and Greeting live one layer down, in _reply, with the reply-line grammar
+# (everything that speaks of a reply needs them, the errors too); they are re-exported
+# here. Event classes are declared repr=False: Event.__repr__ writes attrs' repr for all
+# of them, and Event's _repr_html_/_repr_pretty_ look their renderer up in _display.
+# AUTH payloads are shown redacted by the one rule of _redact.
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, ClassVar, final
+from typing import ClassVar, final
 
 import attrs
 
-from . import _mailparams as _mp  # imports this module back: use only at call time
+from . import _mailparams as _mp
 from ._address import Address, coerce_address, coerce_reverse_path
 from ._params import Params
-from ._status import EnhancedStatusCode, ReplyClass
-
-if TYPE_CHECKING:
-    from ._repr import PrettyPrinter
+from ._redact import redact_client_line, redacted_value
+from ._reply import Event, Greeting, Reply
 
 __all__ = [
     "Auth",
@@ -55,30 +57,6 @@ __all__ = [
 BytesLike = bytes | bytearray | memoryview
 
 
-class Event:
-    """Base class of all events."""
-
-    __slots__ = ()
-
-    def __init_subclass__(cls, **kwargs: object) -> None:
-        super().__init_subclass__(**kwargs)
-        # IPython's pretty printer takes a class's own __repr__ (attrs writes one per
-        # class) over an inherited _repr_pretty_, so each event class gets its own.
-        if "_repr_pretty_" not in cls.__dict__:
-            cls._repr_pretty_ = Event._repr_pretty_  # type: ignore[method-assign]
-
-    # Rich display in notebooks and IPython (rendering lives in _repr, imported lazily).
-    def _repr_html_(self) -> str:
-        from ._repr import event_html
-
-        return event_html(self)
-
-    def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
-        from ._repr import event_pretty
-
-        event_pretty(self, p, cycle)
-
-
 class Command(Event):
     """Base class of the commands a client sends and a server receives."""
 
@@ -94,12 +72,8 @@ def _coerce_params(value: Params | Mapping[str, str | None] | None) -> Params:
     return Params.coerce(value)
 
 
-def _coerce_enhanced(value: EnhancedStatusCode | str | None) -> EnhancedStatusCode | None:
-    return EnhancedStatusCode.coerce(value)
-
-
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Helo(Command):
     """``HELO domain`` (RFC 5321 §4.1.1.1). ``domain`` is the client's claimed identity."""
 
@@ -108,7 +82,7 @@ class Helo(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Ehlo(Command):
     """``EHLO domain`` (RFC 5321 §4.1.1.1): start an ESMTP session and ask for extensions."""
 
@@ -117,7 +91,7 @@ class Ehlo(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class MailFrom(Command):
     """``MAIL FROM:<reverse-path> [params]`` (RFC 5321 §4.1.1.2).
 
@@ -179,7 +153,7 @@ class MailFrom(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class RcptTo(Command):
     """``RCPT TO:<forward-path> [params]`` (RFC 5321 §4.1.1.3).
 
@@ -203,7 +177,7 @@ class RcptTo(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Data(Command):
     """``DATA`` (RFC 5321 §4.1.1.4). A 354 reply opens the message content."""
 
@@ -211,7 +185,7 @@ class Data(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Rset(Command):
     """``RSET`` (RFC 5321 §4.1.1.5): abort the current mail transaction."""
 
@@ -219,7 +193,7 @@ class Rset(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Vrfy(Command):
     """``VRFY string`` (RFC 5321 §4.1.1.6)."""
 
@@ -228,7 +202,7 @@ class Vrfy(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Expn(Command):
     """``EXPN string`` (RFC 5321 §4.1.1.7)."""
 
@@ -237,7 +211,7 @@ class Expn(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Help(Command):
     """``HELP [string]`` (RFC 5321 §4.1.1.8)."""
 
@@ -246,7 +220,7 @@ class Help(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Noop(Command):
     """``NOOP [string]`` (RFC 5321 §4.1.1.9); the string is ignored by the server."""
 
@@ -255,7 +229,7 @@ class Noop(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Quit(Command):
     """``QUIT`` (RFC 5321 §4.1.1.10): the server answers 221 and closes."""
 
@@ -263,7 +237,7 @@ class Quit(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Lhlo(Command):
     """``LHLO domain`` (RFC 2033 §4.1): LMTP's EHLO."""
 
@@ -272,7 +246,7 @@ class Lhlo(Command):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class StartTLS(Command):
     """``STARTTLS`` (RFC 3207 §4). After its 220 both sides pause for the TLS handshake;
     the adapter calls ``Connection.tls_established()`` when it is done."""
@@ -286,7 +260,7 @@ def _check_chunk_size(_inst: object, _attr: object, value: int) -> None:
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Bdat(Command):
     """``BDAT chunk-size [LAST]`` (RFC 3030 §2): the next ``size`` octets are message
     content, sent as MessageData, with no dot-stuffing and no line-length limit. The
@@ -301,12 +275,8 @@ def _upper(value: str) -> str:
     return value.upper()
 
 
-def _redacted(value: object) -> str:
-    return "None" if value is None else "<redacted>"
-
-
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class Auth(Command):
     """``AUTH mechanism [initial-response]`` (RFC 4954 §4).
 
@@ -317,30 +287,27 @@ class Auth(Command):
 
     verb: ClassVar[str] = "AUTH"
     mechanism: str = attrs.field(converter=_upper)
-    initial_response: bytes | None = attrs.field(default=None, repr=_redacted)
+    initial_response: bytes | None = attrs.field(default=None, repr=redacted_value)
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class AuthResponse(Command):
     """The client's answer to a 334 challenge during AUTH (RFC 4954 §4): ``data`` decoded
     from base64, or None to cancel the exchange (sent as "*"; the server answers 501).
     Shown redacted in reprs."""
 
     verb: ClassVar[str] = "AUTH response"
-    data: bytes | None = attrs.field(repr=_redacted)
+    data: bytes | None = attrs.field(repr=redacted_value)
 
 
 def _line_repr(line: bytes) -> str:
     """An AUTH line's initial response is a secret: show only the verb and mechanism."""
-    if line[:5].upper() == b"AUTH ":
-        words = line.split(b" ", 2)
-        return repr(b" ".join(words[:2]) + (b" <redacted>" if len(words) > 2 else b""))
-    return repr(line)
+    return repr(redact_client_line(line))
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class InvalidCommand(Event):
     """A command line the server could not accept: unknown verb (500), bad syntax (501),
     out of sequence (503), unknown parameter (555), line too long (500)...
@@ -358,141 +325,11 @@ class InvalidCommand(Event):
     command: Command | None = None
 
 
-# ----------------------------------------------------------------------------- replies
-
-
-def _check_code(_inst: object, _attr: object, code: int) -> None:
-    # RFC 5321 §4.2: first digit 2-5, second digit 0-5.
-    if not isinstance(code, int) or not (200 <= code <= 559 and (code // 10) % 10 <= 5):
-        raise ValueError(f"invalid reply code {code!r}")
-
-
-def _check_enhanced_class(inst: Reply, _attr: object, value: EnhancedStatusCode | None) -> None:
-    # RFC 3463 §2 / RFC 2034 §4: the class matches the reply code's first digit (2, 4, 5);
-    # 3xx replies carry none.
-    if value is not None and value.class_ != inst.code // 100:
-        raise ValueError(f"enhanced status code {value} cannot go with reply code {inst.code}")
-
-
-def _coerce_lines(value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return tuple(value.split("\n"))
-    lines = tuple(value)
-    return lines if lines else ("",)
-
-
-class _ReplyFields(Event):
-    __slots__ = ()
-    code: int
-    lines: tuple[str, ...]
-
-    @property
-    def text(self) -> str:
-        """All text lines joined with newlines (enhanced status codes removed)."""
-        return "\n".join(self.lines)
-
-    @property
-    def reply_class(self) -> ReplyClass:
-        return ReplyClass.of(self.code)
-
-    @property
-    def is_positive(self) -> bool:
-        """2xx: the command succeeded."""
-        return 200 <= self.code < 300
-
-    @property
-    def is_intermediate(self) -> bool:
-        """3xx: go on (354 after DATA, 334 during AUTH)."""
-        return 300 <= self.code < 400
-
-    @property
-    def is_transient(self) -> bool:
-        """4xx: failed for now; the same command may work later (RFC 5321 §4.2.1)."""
-        return 400 <= self.code < 500
-
-    @property
-    def is_permanent(self) -> bool:
-        """5xx: failed; do not repeat the same command unchanged (RFC 5321 §4.2.1)."""
-        return self.code >= 500
-
-
-@final
-@attrs.frozen(kw_only=True)
-class Reply(_ReplyFields):
-    """A server reply (RFC 5321 §4.2): ``Reply(code=250, lines="OK")``.
-
-    - ``code``: three digits, first 2-5, second 0-5.
-    - ``lines``: the text of each line of a multi-line reply, without code, separator or
-      enhanced status code. A str is split at newlines. At least one line (maybe empty).
-    - ``enhanced``: the RFC 3463 enhanced status code (RFC 2034 puts it at the start of
-      every line's text), or None. A str such as ``"5.1.1"`` is parsed.
-    """
-
-    code: int = attrs.field(validator=_check_code)
-    lines: tuple[str, ...] = attrs.field(default=("",), converter=_coerce_lines)
-    enhanced: EnhancedStatusCode | None = attrs.field(
-        default=None, converter=_coerce_enhanced, validator=_check_enhanced_class
-    )
-
-    @property
-    def challenge(self) -> bytes:
-        """The decoded SASL challenge of a 334 reply during AUTH (RFC 4954 §4).
-        Raises ValueError for another code or text that is not base64."""
-        if self.code != 334:
-            raise ValueError(f"a {self.code} reply is not an AUTH challenge")
-        try:
-            return base64.b64decode(self.lines[0].strip(), validate=True)
-        except binascii.Error as exc:
-            raise ValueError(f"334 challenge is not base64: {exc}") from None
-
-    @classmethod
-    def _trusted(
-        cls, code: int, lines: tuple[str, ...], enhanced: EnhancedStatusCode | None
-    ) -> Reply:
-        """A Reply from values the reply reader has already checked (code range, enhanced
-        class): skips the validators on the client's hot path."""
-        self = object.__new__(cls)
-        object.__setattr__(self, "code", code)
-        object.__setattr__(self, "lines", lines)
-        object.__setattr__(self, "enhanced", enhanced)
-        return self
-
-    @classmethod
-    def auth_challenge(cls, data: bytes) -> Reply:
-        """``334 <base64 data>``: a SASL challenge from the server (RFC 4954 §4)."""
-        return cls(code=334, lines=base64.b64encode(data).decode("ascii"))
-
-    def __str__(self) -> str:
-        esc = f"{self.enhanced} " if self.enhanced else ""
-        return "\n".join(f"{self.code} {esc}{line}".rstrip() for line in self.lines)
-
-
-def _check_greeting_code(_inst: object, _attr: object, code: int) -> None:
-    # RFC 5321 §4.3.2: connection establishment S: 220, E: 554; §3.8: 421 at any time.
-    if code not in (220, 421, 554):
-        raise ValueError(f"a greeting is 220, 554 or 421, not {code!r}")
-
-
-@final
-@attrs.frozen(kw_only=True)
-class Greeting(_ReplyFields):
-    """The server's opening reply (RFC 5321 §3.1, §4.3.2): 220 ready, 554 no service
-    (the server then only accepts QUIT), 421 closing. ``lines[0]`` starts with the server's
-    domain (RFC 5321 §4.2 Greeting). No enhanced status code: RFC 2034 §3 leaves it out of
-    the greeting."""
-
-    code: int = attrs.field(default=220, validator=_check_greeting_code)
-    lines: tuple[str, ...] = attrs.field(default=("",), converter=_coerce_lines)
-
-    def __str__(self) -> str:
-        return "\n".join(f"{self.code} {line}".rstrip() for line in self.lines)
-
-
 # --------------------------------------------------------------------- message content
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class MessageData(Event):
     """A piece of message content (after DATA's 354).
 
@@ -505,14 +342,14 @@ class MessageData(Event):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class EndOfMessage(Event):
     """The end of the message content: the client writes ``<CRLF>.<CRLF>``; the server
     emits this when it read one, and then answers with the transaction's final reply."""
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class InvalidMessage(Event):
     """Emitted by a server *instead of* EndOfMessage when the content broke a rule (too
     large, a line too long, a bare CR/LF under the reject policy). The content up to the
@@ -524,6 +361,6 @@ class InvalidMessage(Event):
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)
 class ConnectionClosed(Event):
     """The peer closed the connection (``receive_data(b"")``)."""

@@ -23,11 +23,11 @@ from contextlib import contextmanager
 
 import attrs
 
+from ._errors import LocalProtocolError
 from ._events import Reply
 from ._extensions import Extensions
 from ._readers import ReplyReader, make_reply
 from ._receivebuffer import ReceiveBuffer
-from ._util import LocalProtocolError
 from .config import Config
 
 __all__ = ["SMUGGLING_VARIANTS", "Check", "Probe", "Status"]

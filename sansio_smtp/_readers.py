@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import re
 from collections.abc import Callable
 
 from . import _abnf
 from ._address import Address
+from ._errors import LocalProtocolError
 from ._events import (
     Auth,
     AuthResponse,
@@ -47,8 +47,8 @@ from ._extensions import Extensions
 from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ._params import Params
 from ._receivebuffer import ReceiveBuffer
-from ._status import EnhancedStatusCode
-from ._util import LocalProtocolError
+from ._reply import VALID_REPLY_CODES, split_reply_line
+from ._reply import make_reply as make_reply  # the Connection's and the probe's
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
 __all__ = ["ChunkReader", "CommandRejected", "DataReader", "ReplyReader", "parse_command"]
@@ -293,25 +293,6 @@ def split_command_line(
 
 # ------------------------------------------------------------------------------ replies
 
-_ENHANCED_PREFIX_RE = re.compile(r"([245]\.(?:0|[1-9][0-9]{0,2})\.(?:0|[1-9][0-9]{0,2}))(?: |\Z)")
-
-
-@functools.lru_cache(maxsize=512)
-def _enhanced_token(token: str) -> EnhancedStatusCode | None:
-    # The few codes a server uses come back on every reply: parse each once.
-    m = _ENHANCED_PREFIX_RE.match(token)
-    return None if m is None else EnhancedStatusCode.parse(m[1])
-
-
-def split_enhanced(code: int, text: str) -> tuple[EnhancedStatusCode | None, str]:
-    """Take an RFC 2034 enhanced status code off the front of a reply line's text when its
-    class matches the reply code's first digit (RFC 3463 §2)."""
-    token, _, rest = text.partition(" ")
-    enhanced = _enhanced_token(token) if token[:1] in ("2", "4", "5") else None
-    if enhanced is None or enhanced.class_ != code // 100:
-        return None, text
-    return enhanced, rest
-
 
 class ReplyReader:
     """Assembles multi-line replies (RFC 5321 §4.2.1) line by line, so the buffer never has
@@ -333,42 +314,23 @@ class ReplyReader:
             if len(raw) > self._config.max_reply_line:
                 raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
             line = raw.rstrip(b"\r\n")
-            # Reply-line = *( Reply-code "-" [ textstring ] CRLF )
-            #              Reply-code [ SP textstring ] CRLF        (RFC 5321 §4.2)
-            if len(line) < 3 or not line[:3].isdigit() or line[3:4] not in (b"", b" ", b"-"):
+            parts = split_reply_line(line)  # RFC 5321 §4.2 Reply-line
+            if parts is None:
                 raise LocalProtocolError(f"malformed reply line {bytes(line[:40])!r}")
-            code = int(line[:3])
-            if not (200 <= code <= 559 and (code // 10) % 10 <= 5):
+            code, separator, text = parts
+            if code not in VALID_REPLY_CODES:
                 raise LocalProtocolError(f"invalid reply code {code} (RFC 5321 §4.2)")
             if self._lines and code != self._code:
                 raise LocalProtocolError(
                     f"multi-line reply changes code from {self._code} to {code} (RFC 5321 §4.2.1)"
                 )
             self._code = code
-            self._lines.append(line[4:].decode("utf-8", errors="replace"))
-            if line[3:4] != b"-":
+            self._lines.append(text.decode("utf-8", errors="replace"))
+            if separator != b"-":
                 lines, self._lines = self._lines, []
                 return code, lines
             if len(self._lines) >= self._config.max_reply_lines:
                 raise LocalProtocolError("too many lines in a multi-line reply")
-
-
-def make_reply(code: int, texts: list[str]) -> Reply:
-    """A Reply from raw line texts, with the enhanced status code taken off each line."""
-    # ReplyReader checked the code; split_enhanced the class: build without re-validating.
-    enhanced, first = split_enhanced(code, texts[0])
-    if enhanced is None:
-        return Reply._trusted(code, tuple(texts), None)
-    prefix = str(enhanced)
-    lines = [first]
-    for text in texts[1:]:
-        if text == prefix:
-            lines.append("")
-        elif text.startswith(prefix + " "):
-            lines.append(text[len(prefix) + 1 :])
-        else:
-            lines.append(text)
-    return Reply._trusted(code, tuple(lines), enhanced)
 
 
 # ------------------------------------------------------------------------ message content

@@ -3,22 +3,24 @@
 #
 # Rules: pure functions of their arguments; cheap (no dialogue is replayed, nothing is
 # parsed twice); every piece of text goes through html.escape, attribute values too; no
-# IPython import: the pretty printer is a Protocol of the few methods IPython's
-# RepresentationPrinter has. HTML is inline-styled (frontends drop <style> blocks) and
-# carries class names (``sansio-smtp-reply``, ``sansio-smtp-5xx``...) for tests and
-# custom CSS. Reply codes are coloured by class (2xx green, 3xx blue, 4xx amber, 5xx red)
-# and explained on hover from sansio_smtp.codes, enhanced status codes too.
+# IPython import: the pretty printer is _display's Protocol of the few methods IPython's
+# RepresentationPrinter has. The presentation layer: nothing of the protocol imports this
+# module; it registers its renderers with _display when imported (``import sansio_smtp``
+# imports it), and the objects' _repr_html_/_repr_pretty_ look them up there. HTML is
+# inline-styled (frontends drop <style> blocks) and carries class names
+# (``sansio-smtp-reply``, ``sansio-smtp-5xx``...) for tests and custom CSS. Reply codes are
+# coloured by class (2xx green, 3xx blue, 4xx amber, 5xx red) and explained on hover from
+# sansio_smtp.codes, enhanced status codes too.
 from __future__ import annotations
 
 import html
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
-
-import attrs
 
 from . import codes
 from ._address import Address
+from ._connection import Connection
+from ._display import PrettyPrinter, register
 from ._events import (
     Command,
     EndOfMessage,
@@ -29,12 +31,17 @@ from ._events import (
     MessageData,
     Reply,
 )
+from ._reply import split_reply_text
 from ._state import GREETING_TRANSITIONS, TRANSITIONS, Role, State
 from ._status import EnhancedStatusCode
-
-if TYPE_CHECKING:
-    from ._connection import Connection
-    from ._transcript import Transcript, TranscriptEvent, TranscriptLine
+from ._transcript import (
+    Transcript,
+    TranscriptEvent,
+    TranscriptLine,
+    event_fields,
+    event_text,
+    field_text,
+)
 
 __all__ = [
     "CLASS_COLOURS",
@@ -54,17 +61,6 @@ __all__ = [
     "transcript_html",
     "transcript_pretty",
 ]
-
-
-class PrettyPrinter(Protocol):
-    """The part of IPython.lib.pretty.RepresentationPrinter that _repr_pretty_ uses."""
-
-    def text(self, obj: str) -> None: ...
-    def breakable(self, sep: str = " ") -> None: ...
-    def break_(self) -> None: ...
-    def begin_group(self, indent: int = 0, open: str = "") -> None: ...
-    def end_group(self, dedent: int = 0, close: str = "") -> None: ...
-    def pretty(self, obj: object) -> None: ...
 
 
 #: Reply class (first digit) -> colour, readable on light and dark backgrounds.
@@ -180,30 +176,6 @@ def reply_html(reply: Reply | Greeting) -> str:
 # ----------------------------------------------------------------------------- events
 
 
-def _field_repr(field: attrs.Attribute[object], value: object) -> str:
-    if callable(field.repr):
-        return str(field.repr(value))
-    if isinstance(value, (EnhancedStatusCode, Address)):
-        return repr(str(value))
-    if isinstance(value, Event):
-        return event_text(value)
-    return repr(value)
-
-
-def _fields(event: Event) -> list[tuple[attrs.Attribute[object], object]]:
-    cls = type(event)
-    if not attrs.has(cls):
-        return []
-    return [(f, getattr(event, f.name)) for f in attrs.fields(cls) if f.repr is not False]
-
-
-def event_text(event: Event) -> str:
-    """The event as Python source, like its repr but with enhanced codes and addresses as
-    strings (the constructors accept them) and AUTH payloads redacted."""
-    args = ", ".join(f"{f.name}={_field_repr(f, v)}" for f, v in _fields(event))
-    return f"{type(event).__name__}({args})"
-
-
 def event_html(event: Event) -> str:
     """Replies as on the wire; other events as code, with the reply a server would give
     (reply_hint) for InvalidCommand and InvalidMessage."""
@@ -211,8 +183,8 @@ def event_html(event: Event) -> str:
         return reply_html(event)
     name = type(event).__name__
     args = ", ".join(
-        f'<span style="color:{_MUTED}">{_e(f.name)}=</span>{_e(_field_repr(f, v))}'
-        for f, v in _fields(event)
+        f'<span style="color:{_MUTED}">{_e(f.name)}=</span>{_e(field_text(f, v))}'
+        for f, v in event_fields(event)
         if f.name != "reply_hint"
     )
     verb = f' title="{_e(event.verb)} command"' if isinstance(event, Command) else ""
@@ -237,7 +209,7 @@ def event_pretty(event: Event, p: PrettyPrinter, cycle: bool) -> None:
     if cycle:
         p.text(f"{name}(...)")
         return
-    fields = _fields(event)
+    fields = event_fields(event)
     p.begin_group(4, f"{name}(")
     for i, (field, value) in enumerate(fields):
         if i:
@@ -247,7 +219,7 @@ def event_pretty(event: Event, p: PrettyPrinter, cycle: bool) -> None:
             p.breakable("")
         p.text(f"{field.name}=")
         if callable(field.repr) or isinstance(value, (EnhancedStatusCode, Address)):
-            p.text(_field_repr(field, value))
+            p.text(field_text(field, value))
         else:
             p.pretty(value)
     p.end_group(4, ")")
@@ -325,10 +297,9 @@ def _line_html(line: TranscriptLine) -> str:
             f'<div class="sansio-smtp-line sansio-smtp-note" style="color:#8250df;'
             f'font-style:italic">{who}{_e(line.text)}</div>'
         )
-    if line.kind == "reply" and line.code is not None:
-        code = line.code
-        rest = line.text[3:]
-        sep, rest = (rest[:1], rest[1:]) if rest[:1] in (" ", "-") else ("", rest)
+    parts = split_reply_text(line.text) if line.kind == "reply" else None
+    if parts is not None and line.code is not None:
+        code, sep, rest = line.code, parts[1], parts[2]
         esc = ""
         if line.enhanced is not None and rest.startswith(line.enhanced):
             esc = _enhanced_span(line.enhanced, code)
@@ -358,8 +329,6 @@ def transcript_html(transcript: Transcript, *, events: bool = True) -> str:
     """The dialogue as a C:/S: log: replies coloured by class with codes explained on
     hover, message content muted, notes in italics and, with ``events``, what each
     recording connection read, below the line."""
-    from ._transcript import TranscriptLine
-
     rows = []
     for entry in transcript.view(events=events):
         if isinstance(entry, TranscriptLine):
@@ -630,3 +599,12 @@ def _node_svg(state: State, box: _Box, loops: list[str], tag: str | None) -> str
         )
     parts.append("</g>")
     return "".join(parts)
+
+
+# ---------------------------------------------------------------------- registration
+
+# Event, Connection and Transcript look their renderers up in _display (subclasses of
+# Event, Reply and Greeting among them, find Event's).
+register(Event, html=event_html, pretty=event_pretty)
+register(Connection, html=connection_html, pretty=connection_pretty)
+register(Transcript, html=transcript_html, pretty=transcript_pretty)

@@ -20,6 +20,7 @@ from typing import final
 import attrs
 
 from . import _mailparams
+from ._errors import LocalProtocolError
 from ._events import (
     Auth,
     Bdat,
@@ -43,7 +44,6 @@ from ._state import (
     ConnectionState,
     out_of_sequence_reply,
 )
-from ._util import LocalProtocolError
 from .config import Config
 
 __all__ = [

@@ -26,6 +26,7 @@ from typing import final
 
 import attrs
 
+from ._errors import LocalProtocolError
 from ._events import (
     Auth,
     AuthResponse,
@@ -50,7 +51,7 @@ from ._events import (
     Vrfy,
 )
 from ._extensions import Extensions
-from ._util import LocalProtocolError, quote
+from ._util import quote
 
 __all__ = [
     "LMTP_OUT_OF_SEQUENCE",

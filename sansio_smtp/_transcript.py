@@ -15,17 +15,26 @@
 # InvalidCommand line that carried them). Message content is kept to max_content_lines
 # lines per message, the rest is counted, and MessageData events keep only their size, so
 # a recorded transcript stays small whatever the message. A line with no end is kept to
-# MAX_LINE octets.
-# Nothing here does I/O; rendering (_repr_html_, _repr_pretty_) lives in _repr.
+# MAX_LINE octets. What is secret is decided by _redact, the one AUTH redaction rule; reply
+# lines are split by _reply's reply-line grammar.
+#
+# The clients' transcript and the servers' traffic log are built on this type too: a
+# ``clock`` given by the caller stamps each line (``TranscriptLine.at``; the core has no
+# clock of its own), ``on_line`` is called with each wire line and note as it is added
+# (a live log), ``store=False`` keeps nothing (a log that only streams), and ``add_line``
+# takes a line an adapter wrote itself (the client's "<message content, N octets>").
+# Nothing here does I/O; rendering (_repr_html_, _repr_pretty_) is registered by _repr.
 from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Literal, Protocol, final
+from collections.abc import Callable, Iterable, Iterator
+from typing import Literal, Protocol, final
 
 import attrs
 
+from ._address import Address
+from ._display import PrettyPrinter, html_of, pretty_of
 from ._events import (
     Auth,
     AuthResponse,
@@ -36,15 +45,13 @@ from ._events import (
     MessageData,
     Reply,
 )
+from ._redact import REDACTED, redact_client_line, redact_server_line
+from ._reply import enhanced_prefix, split_reply_line
 from ._state import Role
+from ._status import EnhancedStatusCode
 
-if TYPE_CHECKING:
-    from ._repr import PrettyPrinter
+__all__ = ["REDACTED", "Transcript", "TranscriptEvent", "TranscriptLine", "event_text"]
 
-__all__ = ["REDACTED", "Transcript", "TranscriptEvent", "TranscriptLine"]
-
-#: What replaces an AUTH payload, in wire lines (as text) and in events (as bytes).
-REDACTED = b"<redacted>"
 _REDACTED_TEXT = REDACTED.decode()
 _EMPTY_CONTENT = MessageData(data=b"")
 
@@ -55,8 +62,6 @@ Direction = Literal["C", "S", "*"]
 LineKind = Literal["command", "reply", "content", "note"]
 
 _DIRECTION: dict[Role, Literal["C", "S"]] = {Role.CLIENT: "C", Role.SERVER: "S"}
-_REPLY_LINE_RE = re.compile(rb"([0-9]{3})([ -]?)(.*)", re.DOTALL)
-_ENHANCED_RE = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?: |\Z)")
 _BDAT_RE = re.compile(rb"BDAT +([0-9]{1,18})(?: +LAST)? *\Z", re.IGNORECASE)
 
 
@@ -76,6 +81,8 @@ class TranscriptLine:
     - ``code``, ``enhanced``, ``last``: for reply lines, the reply code, the enhanced status
       code at the start of the text (RFC 2034) if any, and False for a ``250-``
       continuation line.
+    - ``at``: the time the Transcript's ``clock`` gave when the line was added (None
+      without a clock).
     """
 
     direction: Direction
@@ -86,6 +93,7 @@ class TranscriptLine:
     code: int | None = None
     enhanced: str | None = None
     last: bool = True
+    at: float | None = None
 
     def __str__(self) -> str:
         return f"{self.direction}: {self.text}"
@@ -111,8 +119,6 @@ class TranscriptEvent:
         """The event as Python source (content shown by its size)."""
         if self.octets is not None:
             return f"{type(self.event).__name__}(data=<{self.octets} bytes>)"
-        from ._repr import event_text
-
         return event_text(self.event)
 
     def __str__(self) -> str:
@@ -141,12 +147,7 @@ def redact_event(event: Event, *, in_auth: bool = False) -> Event:
     if isinstance(event, Reply) and event.code == 334:
         return attrs.evolve(event, lines=(_REDACTED_TEXT,))
     if isinstance(event, InvalidCommand):
-        line = event.line
-        if line[:5].upper() == b"AUTH ":
-            words = line.split(b" ", 2)
-            line = b" ".join(words[:2]) + (b" " + REDACTED if len(words) > 2 else b"")
-        elif in_auth and line.strip() != b"*":
-            line = REDACTED
+        line = redact_client_line(event.line, in_auth=in_auth)
         command = event.command
         if command is not None:
             redacted = redact_event(command)
@@ -159,6 +160,42 @@ def redact_event(event: Event, *, in_auth: bool = False) -> Event:
 
 def _decode(line: bytes) -> str:
     return line.decode("utf-8", "backslashreplace")
+
+
+def _enhanced(text: str) -> str | None:
+    """The enhanced status code at the start of a reply line's text, as written."""
+    enhanced, _ = enhanced_prefix(text)
+    return None if enhanced is None else str(enhanced)
+
+
+# ------------------------------------------------------------ events as Python source
+
+
+def field_text(field: attrs.Attribute[object], value: object) -> str:
+    """One field of an event as Python source: its own repr= (AUTH payloads redacted),
+    enhanced codes and addresses as the strings the constructors accept."""
+    if callable(field.repr):
+        return str(field.repr(value))
+    if isinstance(value, (EnhancedStatusCode, Address)):
+        return repr(str(value))
+    if isinstance(value, Event):
+        return event_text(value)
+    return repr(value)
+
+
+def event_fields(event: Event) -> list[tuple[attrs.Attribute[object], object]]:
+    """The fields of ``event`` that its repr shows, with their values."""
+    cls = type(event)
+    if not attrs.has(cls):
+        return []
+    return [(f, getattr(event, f.name)) for f in attrs.fields(cls) if f.repr is not False]
+
+
+def event_text(event: Event) -> str:
+    """The event as Python source, like its repr but with enhanced codes and addresses as
+    strings (the constructors accept them) and AUTH payloads redacted."""
+    args = ", ".join(f"{f.name}={field_text(f, v)}" for f, v in event_fields(event))
+    return f"{type(event).__name__}({args})"
 
 
 class _Tracker:
@@ -254,13 +291,11 @@ class _Tracker:
         if self.after_334:
             self.after_334 = False
             self.auth_response = True
-            text = "*" if line.strip() == b"*" else _REDACTED_TEXT
-            self._line("C", text, "command", sent)
+            self._line("C", _decode(redact_client_line(line, in_auth=True)), "command", sent)
             return
         head = line[:5].upper()
         if head == b"AUTH ":
-            words = line.split(b" ", 2)
-            line = b" ".join(words[:2]) + (b" " + REDACTED if len(words) > 2 else b"")
+            line = redact_client_line(line)
         elif head == b"MAIL ":
             self.content_lines = 0
         elif head == b"BDAT ":
@@ -284,27 +319,22 @@ class _Tracker:
             self.skipped_lines = self.skipped_octets = 0
 
     def _reply_line(self, line: bytes, sent: bool) -> None:
-        m = _REPLY_LINE_RE.fullmatch(line)
-        if m is None:
+        line = redact_server_line(line)
+        parts = split_reply_line(line)
+        if parts is None:
             self._line("S", _decode(line), "reply", sent)
             return
-        code = int(m[1])
-        last = m[2] != b"-"
-        sep = m[2].decode()
-        text = _decode(m[3])
-        if code == 334:
-            sep, text = sep or " ", _REDACTED_TEXT
-        enhanced = _ENHANCED_RE.match(text)
-        wire = f"{code}{sep}{text}"
+        code, separator, text = parts
+        last = separator != b"-"
         self.out._add(
             TranscriptLine(
                 direction="S",
-                text=wire,
+                text=_decode(line),
                 kind="reply",
                 recorded_by=self.role,
                 sent=sent,
                 code=code,
-                enhanced=enhanced[1] if enhanced else None,
+                enhanced=_enhanced(_decode(text)),
                 last=last,
             )
         )
@@ -332,16 +362,31 @@ class Transcript:
     transcript displays as a coloured log.
 
     ``max_content_lines``: message content lines kept per message (the rest are
-    counted); ``max_entries``: keep only the newest entries (None: all).
+    counted); ``max_entries``: keep only the newest entries (None: all); ``store=False``:
+    keep none, for a transcript that only feeds ``on_line`` (a server's traffic log).
+
+    For logs: ``clock`` (the caller's, e.g. ``time.time``) stamps each wire line and note
+    in ``TranscriptLine.at``; ``on_line`` is called with each wire line and note as it
+    is added, AUTH payloads already redacted (events are not passed).
     """
 
-    def __init__(self, *, max_content_lines: int = 20, max_entries: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_content_lines: int = 20,
+        max_entries: int | None = None,
+        clock: Callable[[], float] | None = None,
+        on_line: Callable[[TranscriptLine], object] | None = None,
+        store: bool = True,
+    ) -> None:
         if max_content_lines < 0:
             raise ValueError("max_content_lines must be >= 0")
         if max_entries is not None and max_entries < 1:
             raise ValueError("max_entries must be >= 1 or None")
         self.max_content_lines = max_content_lines
-        self._entries: deque[Entry] = deque(maxlen=max_entries)
+        self.clock = clock
+        self.on_line = on_line
+        self._entries: deque[Entry] = deque(maxlen=max_entries if store else 0)
         self._trackers: dict[Role, _Tracker] = {}
 
     # ---------------------------------------------------------------- recording
@@ -353,7 +398,18 @@ class Transcript:
         return tracker
 
     def _add(self, entry: Entry) -> None:
-        self._entries.append(entry)
+        if isinstance(entry, TranscriptLine):
+            self._add_line(entry)
+        else:
+            self._entries.append(entry)
+
+    def _add_line(self, line: TranscriptLine) -> TranscriptLine:
+        if self.clock is not None and line.at is None:
+            line = attrs.evolve(line, at=self.clock())
+        if self.on_line is not None:
+            self.on_line(line)
+        self._entries.append(line)
+        return line
 
     def _add_event(
         self, direction: Literal["C", "S"], event: Event, role: Role, sent: bool
@@ -406,6 +462,29 @@ class Transcript:
         self._entries.clear()
         self._trackers.clear()
 
+    def add_line(
+        self, direction: str, text: str, *, kind: LineKind | None = None
+    ) -> TranscriptLine:
+        """Add a line logged elsewhere (an adapter's own account of the dialogue): its
+        ``direction`` ``"C"``, ``"S"`` (a reply line's code is read) or anything else for
+        a note; ``kind`` defaults to command, reply or note. It is stamped and passed to
+        ``on_line`` like a recorded line, and returned. The text is kept as given: redact
+        it first (sansio_smtp._redact) if it may hold AUTH data."""
+        where: Direction = "C" if direction == "C" else "S" if direction == "S" else "*"
+        line = TranscriptLine(
+            direction=where,
+            text=text,
+            kind=kind or ("command" if where == "C" else "reply" if where == "S" else "note"),
+        )
+        if where == "S":
+            parts = split_reply_line(text.encode("utf-8", "surrogateescape"))
+            if parts is not None:
+                code, separator, rest = parts
+                line = attrs.evolve(
+                    line, code=code, enhanced=_enhanced(_decode(rest)), last=separator != b"-"
+                )
+        return self._add_line(line)
+
     @classmethod
     def from_entries(cls, entries: Iterable[_EntryLike]) -> Transcript:
         """A transcript of lines that were logged elsewhere: any objects with ``direction``
@@ -413,27 +492,7 @@ class Transcript:
         the client adapters (``SMTPClient(..., transcript=True).transcript``)."""
         out = cls()
         for entry in entries:
-            direction = entry.direction if entry.direction in ("C", "S") else "*"
-            text = entry.text
-            if direction == "S":
-                m = _REPLY_LINE_RE.fullmatch(text.encode("utf-8", "surrogateescape"))
-                if m is not None:
-                    enhanced = _ENHANCED_RE.match(_decode(m[3]))
-                    line = TranscriptLine(
-                        direction="S",
-                        text=text,
-                        kind="reply",
-                        code=int(m[1]),
-                        enhanced=enhanced[1] if enhanced else None,
-                        last=m[2] != b"-",
-                    )
-                    out._add(line)
-                    continue
-                out._add(TranscriptLine(direction="S", text=text, kind="reply"))
-            elif direction == "C":
-                out._add(TranscriptLine(direction="C", text=text, kind="command"))
-            else:
-                out._add(TranscriptLine(direction="*", text=text, kind="note"))
+            out.add_line(entry.direction, entry.text)
         return out
 
     # ---------------------------------------------------------------- reading
@@ -487,12 +546,9 @@ class Transcript:
         roles = "+".join(sorted(r.value for r in self._trackers)) or "nobody"
         return f"<Transcript {len(self.lines())} lines, recorded by {roles}>"
 
+    # Rich display in notebooks and IPython: the renderer _repr registers.
     def _repr_html_(self) -> str:
-        from ._repr import transcript_html
-
-        return transcript_html(self)
+        return html_of(self)
 
     def _repr_pretty_(self, p: PrettyPrinter, cycle: bool) -> None:
-        from ._repr import transcript_pretty
-
-        transcript_pretty(self, p, cycle)
+        pretty_of(self, p, cycle)

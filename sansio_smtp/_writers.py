@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 
 from . import _abnf
 from ._address import Address
+from ._errors import LocalProtocolError
 from ._events import (
     Auth,
     AuthResponse,
@@ -40,7 +41,6 @@ from ._events import (
 from ._extensions import Extensions
 from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ._params import Params
-from ._util import LocalProtocolError
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
 __all__ = ["WRITERS", "ChunkWriter", "DataWriter", "write_command", "write_reply"]

@@ -38,6 +38,7 @@ from typing import final
 
 import attrs
 
+from ._reply import split_reply_text
 from ._status import EnhancedStatusCode, ReplyClass
 
 __all__ = [
@@ -868,9 +869,6 @@ class Explanation:
         )
 
 
-# RFC 5321 §4.2: Reply-line = *( Reply-code "-" [ textstring ] CRLF )
-#                             Reply-code [ SP textstring ] CRLF
-_REPLY_LINE_RE = re.compile(r"([0-9]{3})(?:([ -])(.*))?", re.DOTALL)
 # Anything shaped like class.subject.detail, valid or not (validity is checked apart).
 _DOTTED_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+")
 _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
@@ -920,12 +918,13 @@ def _split_enhanced(text: str, warnings: list[str]) -> tuple[EnhancedStatusCode 
 def _parse_lines(lines: list[str], warnings: list[str]) -> list[_Line]:
     parsed: list[_Line] = []
     for number, line in enumerate(lines, 1):
-        m = _REPLY_LINE_RE.fullmatch(line)
-        if m is None:
+        parts = split_reply_text(line)  # RFC 5321 §4.2 Reply-line, as the reader reads it
+        if parts is None:
             where = f"line {number} " if len(lines) > 1 else ""
             raise ValueError(f"not an SMTP reply: {where}{_short(line)}; {_WHAT_WE_TAKE}")
-        enhanced, text = _split_enhanced((m[3] or "").strip(), warnings)
-        parsed.append(_Line(int(m[1]), m[2], enhanced, text))
+        code, separator, rest = parts
+        enhanced, text = _split_enhanced(rest.strip(), warnings)
+        parsed.append(_Line(code, separator, enhanced, text))
     return parsed
 
 

@@ -1,6 +1,6 @@
 """The notebook views, headless: MemoryPair, the text parsers, and the three widget
 builders driven by setting widget values and clicking buttons from code. Also: the
-package imports without ipywidgets, and sansio_smtp._notebook names the extra when it is
+package imports without ipywidgets, and sansio_smtp.notebook names the extra when it is
 missing."""
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def test_missing_ipywidgets_names_the_extra() -> None:
     result = _run(
         "import sys; sys.modules['ipywidgets'] = None\n"
         "try:\n"
-        "    import sansio_smtp._notebook\n"
+        "    import sansio_smtp.notebook\n"
         "except ImportError as exc:\n"
         "    print(exc)\n"
         "else:\n"
@@ -74,7 +74,7 @@ def test_core_does_not_need_ipywidgets() -> None:
 # Everything below needs ipywidgets (the [notebook] extra).
 pytest.importorskip("ipywidgets")
 
-from sansio_smtp._notebook import (  # noqa: E402
+from sansio_smtp.notebook import (  # noqa: E402
     DEFAULT_CONFIG,
     ConversationExplorer,
     MemoryPair,

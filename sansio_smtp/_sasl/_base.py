@@ -21,8 +21,8 @@ from typing import Final, TypeAlias, final
 
 import attrs
 
-from .._events import Reply
 from .._mechanisms import PLAINTEXT_MECHANISMS, binds_channel
+from .._reply import Reply
 
 __all__ = [
     "PLAINTEXT_MECHANISMS",

@@ -13,6 +13,8 @@ the sender (``build_report``, RFC 3464) and reads one back (``parse_report``).
 Route(domain='example.org', hosts=('a.example.org', 'b.example.org'), implicit=False)
 """
 
+import os
+
 from ._attempt import Attempt, Deferred, Delivered, Failed, Outcome, SessionResult
 from ._classify import (
     Classification,
@@ -31,7 +33,6 @@ from ._queue import (
     QueuedRecipient,
     RecipientState,
     SQLiteQueue,
-    open_queue,
 )
 from ._retry import RetryPolicy
 from ._route import MX, Route, route
@@ -70,3 +71,14 @@ __all__ = [
     "route",
     "route_failure",
 ]
+
+
+def open_queue(spec: str | os.PathLike[str]) -> Queue:
+    """The queue ``spec`` names: a ``postgresql://`` URL (PostgresQueue, the [postgres]
+    extra) or a file path (SQLiteQueue)."""
+    text = os.fspath(spec)
+    if text.startswith(("postgresql://", "postgres://")):
+        from ._pgqueue import PostgresQueue
+
+        return PostgresQueue(text)
+    return SQLiteQueue(text)

@@ -35,7 +35,6 @@ __all__ = [
     "QueuedRecipient",
     "RecipientState",
     "SQLiteQueue",
-    "open_queue",
     "worker_owner",
 ]
 
@@ -384,14 +383,3 @@ class SQLiteQueue:
             content=bytes(row[3]),
             recipients=recipients,
         )
-
-
-def open_queue(spec: str | os.PathLike[str]) -> Queue:
-    """The queue ``spec`` names: a ``postgresql://`` URL (PostgresQueue, the [postgres]
-    extra) or a file path (SQLiteQueue)."""
-    text = os.fspath(spec)
-    if text.startswith(("postgresql://", "postgres://")):
-        from ._pgqueue import PostgresQueue
-
-        return PostgresQueue(text)
-    return SQLiteQueue(text)

@@ -22,12 +22,12 @@ import socket
 import warnings
 import weakref
 from asyncio.trsock import TransportSocket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ._asyncio_conn import Refuse, SMTPProtocol
+from ._asyncio_conn import LoopServer, Refuse, SMTPProtocol
 from ._limits import LogThrottle
-from ._options import ServerBase, ServerKeywords, ServerOptions
+from ._options import ServerKeywords, ServerOptions
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack
@@ -37,7 +37,7 @@ __all__ = ["AsyncioServer", "serve"]
 log = logging.getLogger("sansio_smtp.server")
 
 
-class AsyncioServer(ServerBase):
+class AsyncioServer(LoopServer):
     """An SMTP (or LMTP) server for asyncio.
 
     ``handler``: a Handler (or any object with some of its hooks, sync or async); None
@@ -59,16 +59,13 @@ class AsyncioServer(ServerBase):
         **keywords: Unpack[ServerKeywords],
     ) -> None:
         self._configure(handler, self._options(options, keywords))
+        self._init_loop_server()
         self.backlog = self.options.backlog
         self._requested_port = self.options.port
         self._port: int | None = None
         self._server: asyncio.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._protocols: set[SMTPProtocol] = set()
-        self._background: set[asyncio.Task[None]] = set()
-        self._closing = False
         self._closed = False
-        self._all_closed: asyncio.Future[None] | None = None
         self._sweeper: asyncio.TimerHandle | None = None
         self._stopped: asyncio.Future[None] | None = None
         self._previous_handler: Callable[..., object] | None = None
@@ -244,17 +241,6 @@ class AsyncioServer(ServerBase):
 
     # ------------------------------------------------------------------------ helpers
 
-    def record_error(self, exc: BaseException) -> None:
-        """Keep ``exc`` in ``errors`` and log it (handler bugs, broken connections)."""
-        self.errors.append(exc)
-        log.error("SMTP server error: %r", exc, exc_info=exc)
-
-    def _forget(self, proto: SMTPProtocol) -> None:
-        self._protocols.discard(proto)
-        done = self._all_closed
-        if not self._protocols and done is not None and not done.done():
-            done.set_result(None)
-
     def _sweep(self) -> None:
         assert self._loop is not None
         now = self._loop.time()
@@ -263,21 +249,6 @@ class AsyncioServer(ServerBase):
                 proto.timed_out()
         if not self._closed:
             self._sweeper = self._loop.call_later(self._tick, _sweep, weakref.ref(self))
-
-    def _offload(self, fn: Callable[[], object]) -> Awaitable[object]:
-        """Run a blocking store step in the loop's default executor (a worker thread)."""
-        return asyncio.get_running_loop().run_in_executor(None, fn)
-
-    def _spawn(self, aw: Awaitable[object]) -> None:
-        async def run() -> None:
-            try:
-                await aw
-            except Exception as exc:
-                self.record_error(exc)
-
-        task = asyncio.get_running_loop().create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
 
 def _sweep(ref: weakref.ref[AsyncioServer]) -> None:

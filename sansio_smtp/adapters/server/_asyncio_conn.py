@@ -13,8 +13,8 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Final
+from collections.abc import Awaitable, Callable
+from typing import Final
 
 from ..._connection import Connection
 from ..._events import BytesLike, Reply
@@ -22,10 +22,7 @@ from ..._state import Role, State
 from .._io import CLOSE, READ, Await, ServerSteps, Write
 from ._dispatcher import Dispatcher
 from ._handler import PeerAddress, Session
-from ._options import BLOCKED_WRITE_WAIT, peer_address
-
-if TYPE_CHECKING:
-    from ._asyncio import AsyncioServer
+from ._options import BLOCKED_WRITE_WAIT, ServerBase, peer_address
 
 log = logging.getLogger("sansio_smtp.server")
 
@@ -40,10 +37,53 @@ class Refuse(asyncio.Protocol):
         transport.close()
 
 
+class LoopServer(ServerBase):
+    """The part of the asyncio server its connections use: the set of live connections,
+    error reporting, and running work off the event loop or in the background.
+    AsyncioServer is one."""
+
+    _protocols: set[SMTPProtocol]
+    _background: set[asyncio.Task[None]]
+    _closing: bool
+    _all_closed: asyncio.Future[None] | None
+
+    def _init_loop_server(self) -> None:
+        self._protocols = set()
+        self._background = set()
+        self._closing = False
+        self._all_closed = None
+
+    def record_error(self, exc: BaseException) -> None:
+        """Keep ``exc`` in ``errors`` and log it (handler bugs, broken connections)."""
+        self.errors.append(exc)
+        log.error("SMTP server error: %r", exc, exc_info=exc)
+
+    def _forget(self, proto: SMTPProtocol) -> None:
+        self._protocols.discard(proto)
+        done = self._all_closed
+        if not self._protocols and done is not None and not done.done():
+            done.set_result(None)
+
+    def _offload(self, fn: Callable[[], object]) -> Awaitable[object]:
+        """Run a blocking store step in the loop's default executor (a worker thread)."""
+        return asyncio.get_running_loop().run_in_executor(None, fn)
+
+    def _spawn(self, aw: Awaitable[object]) -> None:
+        async def run() -> None:
+            try:
+                await aw
+            except Exception as exc:
+                self.record_error(exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
 class SMTPProtocol(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, server: AsyncioServer) -> None:
+    def __init__(self, server: LoopServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.d: Dispatcher | None = None

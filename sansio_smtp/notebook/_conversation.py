@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import html
 
+from .._errors import SMTPProtocolError
 from .._events import Bdat, EndOfMessage, Event, MessageData
 from .._repr import connection_html, event_text, reply_html, state_diagram_svg
 from .._state import TRANSITIONS, State
-from .._util import SMTPProtocolError
 from ..config import Config
 from . import _ipyw as w
 from ._pair import MemoryPair

@@ -1,7 +1,7 @@
 """Notebook views for sansio_smtp: interactive widgets (ipywidgets) and an in-memory
 client<->server pair. Needs the extra: ``pip install 'sansio_smtp[notebook]'``.
 
-    from sansio_smtp._notebook import conversation_explorer
+    from sansio_smtp.notebook import conversation_explorer
     conversation_explorer()      # the last expression of a cell displays it
 
 - ``conversation_explorer()``: step a client and a server through a dialogue by hand.

@@ -30,6 +30,8 @@ from .._events import (
     StartTLS,
     Vrfy,
 )
+from .._reply import enhanced_prefix, split_reply_text
+from .._status import EnhancedStatusCode
 
 __all__ = ["COMMAND_TEMPLATES", "parse_auth_response", "parse_command", "parse_reply", "reply_text"]
 
@@ -56,8 +58,6 @@ COMMAND_TEMPLATES: tuple[tuple[str, str], ...] = (
 _PATH_RE = re.compile(r"(MAIL\s+FROM|RCPT\s+TO)\s*:\s*(<[^>]*>|\S+)\s*(.*)", re.I | re.S)
 _SIMPLE = {"DATA": Data, "RSET": Rset, "QUIT": Quit, "STARTTLS": StartTLS}
 _HELLO = {"EHLO": Ehlo, "HELO": Helo, "LHLO": Lhlo}
-_REPLY_LINE_RE = re.compile(r"([0-9]{3})(?:[ -](.*))?\Z", re.S)
-_ENHANCED_RE = re.compile(r"([245]\.[0-9]{1,3}\.[0-9]{1,3})(?:\s+|\Z)")
 
 
 def _params(text: str) -> dict[str, str | None]:
@@ -140,20 +140,20 @@ def parse_reply(text: str) -> Reply:
     if not lines:
         raise ValueError("type a reply, for instance 250 OK")
     code: int | None = None
-    enhanced: str | None = None
+    enhanced: EnhancedStatusCode | None = None
     texts = []
     for number, line in enumerate(lines, 1):
-        m = _REPLY_LINE_RE.match(line)
-        if m is None:
+        parts = split_reply_text(line)  # RFC 5321 §4.2 Reply-line, as the reader reads it
+        if parts is None:
             raise ValueError(f"line {number} does not start with a 3-digit reply code: {line!r}")
         if code is None:
-            code = int(m[1])
-        rest = m[2] or ""
-        e = _ENHANCED_RE.match(rest)
-        if e is not None and (enhanced is None or e[1] == enhanced) and number == 1:
-            enhanced = e[1]
-        if enhanced is not None and e is not None and e[1] == enhanced:
-            rest = rest[e.end() :]
+            code = parts[0]
+        rest = parts[2]
+        found, after = enhanced_prefix(rest)
+        if found is not None and number == 1:
+            enhanced = found
+        if enhanced is not None and found == enhanced:
+            rest = after.lstrip()
         texts.append(rest)
     assert code is not None
     return Reply(code=code, lines=tuple(texts), enhanced=enhanced)
