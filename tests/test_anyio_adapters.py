@@ -25,8 +25,8 @@ from sansio_smtp.adapters import (  # noqa: E402
     SyncServer,
     TLSMode,
 )
-from sansio_smtp.adapters.anyio_client import AnyioSMTPClient  # noqa: E402
 from sansio_smtp.adapters.anyio_server import AnyioServer, serve_anyio  # noqa: E402
+from sansio_smtp.adapters.client._anyio import AnyioSMTPClient  # noqa: E402
 from sansio_smtp.adapters.handlers import Session  # noqa: E402
 
 from .certs import test_certs  # noqa: E402

@@ -1,5 +1,5 @@
 # I/O adapters around the sans-IO core: servers (asyncio_server, sync_server) sharing one
-# handler API (handlers), and clients (sync_client, asyncio_client). Each adapter is a short
+# handler API (handlers), and clients (the client package). Each adapter is a short
 # loop: read, Connection.receive_data, drain next_event, answer, write. Timeouts, TLS and
 # concurrency live here, never in the core. This package re-exports both sides.
 """I/O adapters: ``AsyncioServer`` and ``SyncServer`` with their handler API, and the
@@ -15,12 +15,15 @@ clients ``SMTPClient`` (blocking) and ``AsyncSMTPClient``.
 
 from __future__ import annotations
 
-from ._client_common import (
+from .asyncio_server import AsyncioServer, serve
+from .client import (
+    AsyncSMTPClient,
     OutgoingMessage,
     SendResult,
     SMTPAuthError,
     SMTPAuthNeedsTLSError,
     SMTPBatchInterrupted,
+    SMTPClient,
     SMTPConnectError,
     SMTPDataError,
     SMTPError,
@@ -35,8 +38,6 @@ from ._client_common import (
     SMTPTLSError,
     TLSMode,
 )
-from .asyncio_client import AsyncSMTPClient
-from .asyncio_server import AsyncioServer, serve
 from .handlers import (
     Authenticator,
     Envelope,
@@ -52,7 +53,6 @@ from .handlers import (
     SinkHandler,
     received_header,
 )
-from .sync_client import SMTPClient
 from .sync_server import SyncServer
 
 __all__ = [
@@ -97,12 +97,14 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # The AnyIO flavour needs the optional extra sansio_smtp[anyio]: imported on first use.
-    if name in ("AnyioSMTPClient", "AnyioServer", "serve_anyio"):
+    if name == "AnyioSMTPClient":
+        from . import client
+
+        return client.AnyioSMTPClient
+    if name in ("AnyioServer", "serve_anyio"):
         try:
-            from . import anyio_client, anyio_server
+            from . import anyio_server
         except ImportError as exc:  # pragma: no cover - depends on the environment
             raise ImportError(f"{name} needs anyio: pip install 'sansio_smtp[anyio]'") from exc
-        if name == "AnyioSMTPClient":
-            return anyio_client.AnyioSMTPClient
         return getattr(anyio_server, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -84,7 +84,7 @@ except ImportError:  # pragma: no cover - Windows: no mbox locking
 if TYPE_CHECKING:
     import ssl
 
-    from ._client_common import SendResult, TLSMode
+    from .client import SendResult, TLSMode
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -812,8 +812,7 @@ class RelayHandler(Handler):
         return sender, [str(r) for r in envelope.rcpt_tos], envelope.with_trace(), params
 
     def _send_blocking(self, envelope: Envelope) -> SendResult | Reply:
-        from ._client_common import SMTPError
-        from .sync_client import SMTPClient
+        from .client import SMTPClient, SMTPError
 
         sender, rcpts, content, params = self._arguments(envelope)
         try:
@@ -823,8 +822,7 @@ class RelayHandler(Handler):
             return self._failure(exc)
 
     async def _send_async(self, session: Session, envelope: Envelope) -> Reply | list[Reply]:
-        from ._client_common import SMTPError
-        from .asyncio_client import AsyncSMTPClient
+        from .client import AsyncSMTPClient, SMTPError
 
         sender, rcpts, content, params = self._arguments(envelope)
         outcome: SendResult | Reply

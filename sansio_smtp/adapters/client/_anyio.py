@@ -1,6 +1,6 @@
 # AnyIO SMTP/ESMTP/LMTP client (asyncio or trio underneath).
 #
-# Strategy: AnyioSMTPClient is the I/O loop around _client_common.ClientEngine, as the sync
+# Strategy: AnyioSMTPClient is the I/O loop around ClientEngine (_engine), as the sync
 # and asyncio clients are: the engine's generators say READ / Write / HANDSHAKE and each is
 # served here with an AnyIO byte stream, every wait under anyio.fail_after with the time
 # left until the step's due time from the engine: a whole reply (RFC 5321 §4.5.3.2
@@ -33,18 +33,16 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from ._client_common import (
-    WRITE_BLOCK,
-    AsyncClientCommands,
-    ClientEngine,
+from .._io import READ, Steps, Write
+from ._base import AsyncClientCommands
+from ._engine import ClientEngine
+from ._errors import (
     SMTPConnectError,
     SMTPError,
     SMTPServerDisconnected,
     SMTPTLSError,
-    TLSMode,
-    address_literal,
 )
-from ._io import READ, Steps, Write
+from ._options import WRITE_BLOCK, TLSMode, address_literal
 
 __all__ = ["AnyioSMTPClient"]
 

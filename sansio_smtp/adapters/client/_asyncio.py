@@ -1,6 +1,6 @@
 # asyncio SMTP/ESMTP/LMTP client on a plain asyncio.Protocol (no streams).
 #
-# Strategy: AsyncSMTPClient is the I/O loop around _client_common.ClientEngine, like the
+# Strategy: AsyncSMTPClient is the I/O loop around ClientEngine (_engine), like the
 # sync client but not built on it: the engine's generators say READ / Write / HANDSHAKE,
 # and each is served here with the transport. A small Protocol buffers what arrives (and
 # pauses reading past a high-water mark), wakes one waiting reader, and reports write
@@ -32,54 +32,18 @@ import time
 import warnings
 from typing import TypeVar, cast
 
-from ._client_common import (
-    AsyncClientCommands,
-    ClientEngine,
-    OutgoingMessage,
-    SendResult,
-    SMTPAuthError,
-    SMTPAuthNeedsTLSError,
-    SMTPBatchInterrupted,
+from .._io import READ, Steps, Write
+from ._base import AsyncClientCommands
+from ._engine import ClientEngine
+from ._errors import (
     SMTPConnectError,
-    SMTPDataError,
     SMTPError,
-    SMTPHeloError,
-    SMTPNotSupportedError,
-    SMTPProtocolViolation,
-    SMTPRecipientsRefused,
-    SMTPReplyError,
-    SMTPSenderRefused,
     SMTPServerDisconnected,
-    SMTPTimeoutError,
     SMTPTLSError,
-    TLSMode,
-    TranscriptEntry,
-    address_literal,
 )
-from ._io import READ, Steps, Write
+from ._options import TLSMode, address_literal
 
-__all__ = [
-    "AsyncSMTPClient",
-    "OutgoingMessage",
-    "SMTPAuthError",
-    "SMTPAuthNeedsTLSError",
-    "SMTPBatchInterrupted",
-    "SMTPConnectError",
-    "SMTPDataError",
-    "SMTPError",
-    "SMTPHeloError",
-    "SMTPNotSupportedError",
-    "SMTPProtocolViolation",
-    "SMTPRecipientsRefused",
-    "SMTPReplyError",
-    "SMTPSenderRefused",
-    "SMTPServerDisconnected",
-    "SMTPTLSError",
-    "SMTPTimeoutError",
-    "SendResult",
-    "TLSMode",
-    "TranscriptEntry",
-]
+__all__ = ["AsyncSMTPClient"]
 
 T = TypeVar("T")
 _HIGH_WATER = 256 * 1024  # pause reading when this much is buffered and unread

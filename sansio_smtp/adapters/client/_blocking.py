@@ -1,9 +1,10 @@
 # Blocking SMTP/ESMTP/LMTP client on the stdlib socket and ssl modules.
 #
-# Strategy: SMTPClient is the I/O loop around _client_common.ClientEngine: the engine's
+# Strategy: SMTPClient is the I/O loop around ClientEngine (_engine): the engine's
 # generators say READ / Write / HANDSHAKE and this module serves each with socket calls
 # under that phase's timeout (RFC 5321 §4.5.3.2, from Connection.timeout). Protocol
-# decisions live in the engine (shared with asyncio_client, which is not built on this).
+# decisions live in the engine (shared with the asyncio and AnyIO runtimes, which are not
+# built on this one).
 #
 # Rules: the socket is non-blocking and every wait is a poll() bounded by the time left
 # until the step's due time from the engine (a whole reply, a whole write block, the TLS
@@ -35,59 +36,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar, cast
 
-from .._events import Help, Noop, Reply, Rset, Vrfy
-from ._client_common import (
-    ClientBase,
-    ClientEngine,
-    MessageSpec,
-    OutgoingMessage,
-    SendResult,
-    SMTPAuthError,
-    SMTPAuthNeedsTLSError,
-    SMTPBatchInterrupted,
+from ..._events import Help, Noop, Reply, Rset, Vrfy
+from .._io import READ, Steps, Write
+from ._base import ClientBase
+from ._engine import ClientEngine
+from ._errors import (
     SMTPConnectError,
-    SMTPDataError,
     SMTPError,
-    SMTPHeloError,
-    SMTPNotSupportedError,
-    SMTPProtocolViolation,
-    SMTPRecipientsRefused,
-    SMTPReplyError,
-    SMTPSenderRefused,
     SMTPServerDisconnected,
     SMTPTimeoutError,
     SMTPTLSError,
-    TLSMode,
-    TranscriptEntry,
-    address_literal,
-    as_content,
-    as_recipients,
-    flatten_message,
 )
-from ._io import READ, Steps, Write
+from ._message import MessageSpec, as_content, as_recipients, flatten_message
+from ._options import TLSMode, address_literal
+from ._results import SendResult
 
-__all__ = [
-    "OutgoingMessage",
-    "SMTPAuthError",
-    "SMTPAuthNeedsTLSError",
-    "SMTPBatchInterrupted",
-    "SMTPClient",
-    "SMTPConnectError",
-    "SMTPDataError",
-    "SMTPError",
-    "SMTPHeloError",
-    "SMTPNotSupportedError",
-    "SMTPProtocolViolation",
-    "SMTPRecipientsRefused",
-    "SMTPReplyError",
-    "SMTPSenderRefused",
-    "SMTPServerDisconnected",
-    "SMTPTLSError",
-    "SMTPTimeoutError",
-    "SendResult",
-    "TLSMode",
-    "TranscriptEntry",
-]
+__all__ = ["SMTPClient"]
 
 T = TypeVar("T")
 _RECV_SIZE = 65536

@@ -1,0 +1,138 @@
+"""The client as a package of thin parts (issue 12 items 6-8): its layout, its exports, and
+the transaction bookkeeping's Outcome."""
+
+from __future__ import annotations
+
+import importlib
+import pathlib
+
+import pytest
+
+import sansio_smtp.adapters as adapters
+from sansio_smtp import Bdat, Data, EndOfMessage, MailFrom, RcptTo, Reply
+from sansio_smtp.adapters import client
+from sansio_smtp.adapters.client._transactions import Outcome, Transaction, send_result
+
+CLIENT_DIR = pathlib.Path(client.__file__).parent
+
+# What sansio_smtp.adapters exported from the client modules before the split.
+CLIENT_NAMES = (
+    "AsyncSMTPClient",
+    "OutgoingMessage",
+    "SMTPAuthError",
+    "SMTPAuthNeedsTLSError",
+    "SMTPBatchInterrupted",
+    "SMTPClient",
+    "SMTPConnectError",
+    "SMTPDataError",
+    "SMTPError",
+    "SMTPHeloError",
+    "SMTPNotSupportedError",
+    "SMTPProtocolViolation",
+    "SMTPRecipientsRefused",
+    "SMTPReplyError",
+    "SMTPSenderRefused",
+    "SMTPServerDisconnected",
+    "SMTPTLSError",
+    "SMTPTimeoutError",
+    "SendResult",
+    "TLSMode",
+)
+
+OK = Reply(code=250, lines=("OK",))
+GO = Reply(code=354, lines=("go ahead",))
+NO_USER = Reply(code=550, lines=("no such user",), enhanced="5.1.1")
+NO_SENDER = Reply(code=553, lines=("sender refused",), enhanced="5.1.8")
+TOO_BIG = Reply(code=552, lines=("too big",), enhanced="5.3.4")
+CLOSING = Reply(code=421, lines=("closing",), enhanced="4.3.2")
+MAIL = MailFrom(reverse_path="a@example.org")
+RCPT = RcptTo(forward_path="b@example.org")
+
+
+# issue 12 item 7: adapters keep exporting every name they exported, as the same objects
+@pytest.mark.parametrize("name", CLIENT_NAMES)
+def test_adapters_export_the_client_names(name: str) -> None:
+    assert name in adapters.__all__
+    assert getattr(adapters, name) is getattr(client, name)
+
+
+# issue 12 item 7: the AnyIO client is imported on first use, from both paths
+def test_anyio_client_is_lazy_and_the_same() -> None:
+    pytest.importorskip("anyio")
+    assert adapters.AnyioSMTPClient is client.AnyioSMTPClient  # type: ignore[attr-defined]
+    assert client.AnyioSMTPClient.__module__ == "sansio_smtp.adapters.client._anyio"
+
+
+# issue 12 item 7: the old flat modules are gone
+@pytest.mark.parametrize("old", ["_client_common", "sync_client", "asyncio_client", "anyio_client"])
+def test_old_client_modules_are_gone(old: str) -> None:
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"sansio_smtp.adapters.{old}")
+
+
+# issue 12 item 7: one responsibility per file, none over about 600 lines
+@pytest.mark.parametrize("path", sorted(CLIENT_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_client_modules_are_small(path: pathlib.Path) -> None:
+    assert len(path.read_text(encoding="utf-8").splitlines()) <= 600
+
+
+# issue 12 item 8: an outcome enum, not exception classes, tags a finished transaction
+def test_outcome_sender_refused() -> None:
+    tx = Transaction(["b@example.org"])
+    tx.record(MAIL, NO_SENDER)
+    tx.record(RCPT, Reply(code=503, lines=("need MAIL",)))  # pipelined (RFC 2920 §3.1)
+    assert tx.finish() is Outcome.SENDER_REFUSED
+    assert tx.failure_reply == NO_SENDER
+    assert tx.refused == {"b@example.org": NO_SENDER}
+    result = send_result("a@example.org", tx.keys, [tx])
+    assert result.data_replies == ()  # a refused MAIL has no data reply
+
+
+def test_outcome_recipients_refused() -> None:
+    tx = Transaction(["b@example.org", "c@example.org"])
+    tx.record(MAIL, OK)
+    tx.record(RCPT, NO_USER)
+    tx.record(RCPT, NO_USER)
+    assert tx.finish() is Outcome.RECIPIENTS_REFUSED
+    assert tx.finish().refused
+
+
+def test_outcome_data_refused_and_delivered() -> None:
+    refused = Transaction(["b@example.org"])
+    refused.record(MAIL, OK)
+    refused.record(RCPT, OK)
+    refused.record(Data(), GO)
+    refused.record(EndOfMessage(), TOO_BIG)
+    assert refused.finish() is Outcome.DATA_REFUSED
+    assert refused.refused == {"b@example.org": TOO_BIG}
+
+    delivered = Transaction(["b@example.org"])
+    delivered.record(MAIL, OK)
+    delivered.record(RCPT, OK)
+    delivered.record(Bdat(size=3, last=True), OK)
+    assert delivered.finish() is Outcome.DELIVERED
+    assert not Outcome.DELIVERED.refused
+
+
+def test_outcome_lmtp_per_recipient() -> None:
+    # RFC 2033 §4.2: one reply per accepted recipient after the data
+    tx = Transaction(["b@example.org", "c@example.org"], lmtp=True)
+    tx.record(MAIL, OK)
+    tx.record(RCPT, OK)
+    tx.record(RCPT, OK)
+    tx.record(Data(), GO)
+    tx.record(RCPT, OK)  # Connection.last_answered for an LMTP delivery reply
+    tx.record(RCPT, NO_USER)
+    assert tx.finish() is Outcome.DELIVERED
+    assert list(tx.accepted) == ["b@example.org"]
+    assert tx.refused == {"c@example.org": NO_USER}
+
+
+def test_outcome_closed_before_any_reply() -> None:
+    # RFC 5321 §3.8: a 421 ends the session; the RCPTs never answered are refused with it
+    tx = Transaction(["b@example.org"])
+    tx.record(MAIL, OK)
+    tx.closed_by(CLOSING)
+    assert tx.finish() is Outcome.RECIPIENTS_REFUSED
+    assert tx.refused == {"b@example.org": CLOSING}
+    assert Transaction(["b@example.org"]).finish() is Outcome.NO_REPLY
