@@ -5,13 +5,31 @@ from __future__ import annotations
 
 import importlib
 import pathlib
+from typing import TypeVar, cast
 
 import pytest
 
 import sansio_smtp.adapters as adapters
-from sansio_smtp import Bdat, Data, EndOfMessage, MailFrom, RcptTo, Reply
+from sansio_smtp import (
+    Bdat,
+    Data,
+    EndOfMessage,
+    MailFrom,
+    Noop,
+    PlaintextAfterStartTLS,
+    RcptTo,
+    RemoteProtocolError,
+    Reply,
+)
+from sansio_smtp._state import Phase
 from sansio_smtp.adapters import client
+from sansio_smtp.adapters._io import HANDSHAKE, READ, Steps, Write
+from sansio_smtp.adapters.client import SMTPProtocolViolation, SMTPTLSError, TLSMode
+from sansio_smtp.adapters.client._engine import ClientEngine
+from sansio_smtp.adapters.client._options import TIMEOUT_PHASES, ClientOptions
 from sansio_smtp.adapters.client._transactions import Outcome, Transaction, send_result
+
+T = TypeVar("T")
 
 CLIENT_DIR = pathlib.Path(client.__file__).parent
 
@@ -136,3 +154,90 @@ def test_outcome_closed_before_any_reply() -> None:
     assert tx.finish() is Outcome.RECIPIENTS_REFUSED
     assert tx.refused == {"b@example.org": CLOSING}
     assert Transaction(["b@example.org"]).finish() is Outcome.NO_REPLY
+
+
+def _run(engine: ClientEngine, steps: Steps[T], incoming: list[bytes]) -> T:
+    """Serve the engine's I/O requests from ``incoming`` (one chunk per READ)."""
+    try:
+        op = next(steps)
+        while True:
+            if op is READ:
+                engine.conn.receive_data(incoming.pop(0) if incoming else b"")
+            elif op is HANDSHAKE:
+                raise AssertionError("no handshake expected")
+            op = steps.send(None)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+
+
+def _engine(tls: TLSMode = TLSMode.PLAIN) -> ClientEngine:
+    return ClientEngine(ClientOptions(host="mx.example.org", port=25, tls=tls))
+
+
+# issue 12 item 8: plaintext after STARTTLS is known by its type (PlaintextAfterStartTLS),
+# not by the text of the error: a malformed reply that quotes "STARTTLS" is a protocol
+# violation, not a TLS failure
+def test_malformed_reply_mentioning_starttls_is_a_protocol_violation() -> None:
+    engine = _engine()
+    _run(engine, engine.open(), [b"220 mx.example.org\r\n", b"250 mx.example.org\r\n"])
+    with pytest.raises(SMTPProtocolViolation) as info:
+        _run(engine, engine.command(Noop()), [b"2x0 STARTTLS\r\n"])
+    assert type(info.value.__cause__) is RemoteProtocolError
+    assert not engine.usable
+
+
+# RFC 3207 §4.2, CVE-2011-0411: bytes after the 220 to STARTTLS fail TLS setup
+def test_plaintext_after_starttls_is_a_tls_error() -> None:
+    engine = _engine(TLSMode.STARTTLS_REQUIRED)
+    incoming = [
+        b"220 mx.example.org\r\n",
+        b"250-mx.example.org\r\n250 STARTTLS\r\n",
+        b"220 go ahead\r\n250 injected\r\n",
+    ]
+    with pytest.raises(SMTPTLSError) as info:
+        _run(engine, engine.open(), incoming)
+    assert isinstance(info.value.__cause__, PlaintextAfterStartTLS)
+    assert not engine.usable
+
+
+# issue 12 item 8: the engine's timeouts and writes name sansio_smtp._state.Phase members,
+# and a timeouts= mapping may still name them by their strings
+def test_phases_are_phase_members() -> None:
+    engine = ClientEngine(
+        ClientOptions(
+            host="mx.example.org",
+            port=25,
+            tls=TLSMode.PLAIN,
+            timeouts={"MAIL": 5, Phase.DATA_BLOCK: 7, "connect": 3},
+        )
+    )
+    assert engine.timeout(Phase.MAIL) == 5
+    assert engine.timeout(Phase.DATA_BLOCK) == 7
+    assert engine.timeout(Phase.CONNECT) == 3
+    assert all(isinstance(p, Phase) for p in TIMEOUT_PHASES)
+    phase, seconds = engine.read_timeout()
+    assert phase is Phase.GREETING and seconds == 300.0  # RFC 5321 §4.5.3.2.1
+    error = engine.timed_out(Phase.MAIL, 0.0)
+    assert error.phase is Phase.MAIL and error.phase == "MAIL"
+    with pytest.raises(ValueError, match="unknown timeout phase"):
+        ClientOptions(host="h", port=25, tls=TLSMode.PLAIN, timeouts={"mail": 5})
+
+
+def test_writes_carry_phases() -> None:
+    engine = _engine()
+    _run(engine, engine.open(), [b"220 mx.example.org\r\n", b"250 mx.example.org\r\n"])
+    steps = engine.send_mail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nhi\r\n")
+    incoming = [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"]
+    phases = []
+    try:
+        op = next(steps)
+        while True:
+            if op is READ:
+                engine.conn.receive_data(incoming.pop(0))
+            elif isinstance(op, Write):
+                phases.append(op.phase)
+            op = steps.send(None)
+    except StopIteration as stop:
+        assert stop.value.ok
+    assert all(isinstance(p, Phase) for p in phases)
+    assert phases[-1] is Phase.DATA_BLOCK  # the content and "." (RFC 5321 §4.5.3.2.5)

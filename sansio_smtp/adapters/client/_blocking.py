@@ -37,6 +37,7 @@ from types import TracebackType
 from typing import TypeVar, cast
 
 from ..._events import Help, Noop, Reply, Rset, Vrfy
+from ..._state import Phase
 from .._io import READ, Steps, Write
 from ._base import ClientBase
 from ._engine import ClientEngine
@@ -124,13 +125,13 @@ class SMTPClient(ClientBase):
         engine = self._engine = ClientEngine(opts)
         now = time.monotonic()
         engine.start_clock(now)
-        due = engine.step_due("connect", now)
+        due = engine.step_due(Phase.CONNECT, now)
         try:
             sock = socket.create_connection(
                 (opts.host, opts.port), timeout=due - now, source_address=self._source_address
             )
         except TimeoutError:
-            raise engine.timed_out("connect", due) from None
+            raise engine.timed_out(Phase.CONNECT, due) from None
         except OSError as exc:
             raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         with contextlib.suppress(OSError):
@@ -291,7 +292,7 @@ class SMTPClient(ClientBase):
                 self.close()
             raise
 
-    def _wait(self, sock: socket.socket, events: int, due: float, phase: str) -> None:
+    def _wait(self, sock: socket.socket, events: int, due: float, phase: Phase) -> None:
         """Wait until ``sock`` is ready for ``events`` (select.POLLIN / POLLOUT), at the
         latest until the clock reaches ``due``. The socket is non-blocking, so no call
         below can block for longer."""
@@ -334,7 +335,7 @@ class SMTPClient(ClientBase):
         sock = self._sock
         assert sock is not None
         engine = self._engine
-        phase = op.phase
+        phase = Phase(op.phase)  # Write.phase is a str; the engine's are Phase members
         started = time.monotonic()
         done = 0  # octets of op written so far: each started block extends the time allowed
         try:
@@ -378,7 +379,7 @@ class SMTPClient(ClientBase):
         context = self._ssl_context
         if context is None:
             context = self._ssl_context = ssl.create_default_context()
-        due = engine.step_due("tls", time.monotonic())
+        due = engine.step_due(Phase.TLS, time.monotonic())
         self._poller.unregister(sock)
         name = opts.server_hostname or opts.host
         try:
@@ -396,9 +397,9 @@ class SMTPClient(ClientBase):
                     tls_sock.do_handshake()
                     break
                 except ssl.SSLWantReadError:
-                    self._wait(tls_sock, select.POLLIN, due, "tls")
+                    self._wait(tls_sock, select.POLLIN, due, Phase.TLS)
                 except ssl.SSLWantWriteError:
-                    self._wait(tls_sock, select.POLLOUT, due, "tls")
+                    self._wait(tls_sock, select.POLLOUT, due, Phase.TLS)
         except SMTPTimeoutError:
             raise
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:

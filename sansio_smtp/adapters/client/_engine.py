@@ -24,7 +24,7 @@ from ..._extensions import Extensions
 from ..._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ..._mailparams import validate_rcpt_params
 from ..._params import Params
-from ..._state import State
+from ..._state import Phase, State
 from ..._util import LocalProtocolError
 from ...config import DEFAULT_MAX_DATA_LINE
 from .._io import Steps, Write, coalesce
@@ -291,15 +291,15 @@ class ClientEngine(SessionEngine):
                     wire.extend(self._bdat_wire(data))
                 else:
                     wire.append(self.send(Data()))
-                yield Write(coalesce(wire), "data block" if bdat else "command")
+                yield Write(coalesce(wire), Phase.DATA_BLOCK if bdat else Phase.COMMAND)
                 yield from self._collect(tx)
             else:
-                yield Write(wire)
+                yield Write(wire, Phase.COMMAND)
                 yield from self._collect(tx)
                 if self.broken or tx.mail_reply is None or not tx.mail_reply.is_positive:
                     return
                 for rcpt in rcpts:
-                    yield Write([self.send(rcpt)])
+                    yield Write([self.send(rcpt)], Phase.COMMAND)
                     yield from self._collect(tx)
                     if self.broken:
                         return
@@ -307,12 +307,12 @@ class ClientEngine(SessionEngine):
                     return
                 if bdat:
                     for chunk_wire in self._bdat_chunks(data):
-                        yield Write(coalesce(chunk_wire), "data block")
+                        yield Write(coalesce(chunk_wire), Phase.DATA_BLOCK)
                         yield from self._collect(tx)
                         if self.broken or not tx.accepted or tx.data_reply is not None:
                             break  # the last chunk was answered, or a chunk failed
                     return
-                yield Write([self.send(Data())])
+                yield Write([self.send(Data())], Phase.COMMAND)
                 yield from self._collect(tx)
         except LocalProtocolError:
             if not wire:
@@ -332,7 +332,7 @@ class ClientEngine(SessionEngine):
         if self._log:
             self._record("C", f"<message content, {len(data)} octets>")
             self._record("C", ".")
-        yield Write(coalesce(out), "data block")
+        yield Write(coalesce(out), Phase.DATA_BLOCK)
         yield from self._collect(tx)
 
     def _bdat_chunks(self, data: bytes) -> Iterable[list[BytesLike]]:
@@ -449,7 +449,7 @@ class ClientEngine(SessionEngine):
             self._check_going()
             if rcptmax is not None and len(item.rcpts) > rcptmax:
                 if held is not None:  # finish the pipeline, then send_mail's splitting
-                    yield Write(coalesce(tail), "data block")
+                    yield Write(coalesce(tail), Phase.DATA_BLOCK)
                     tail = []
                     yield from self._end_held(held, results)
                     held = None
@@ -474,7 +474,7 @@ class ClientEngine(SessionEngine):
                     conn.send_failed()
                     self.broken = True
                 raise
-            yield Write(coalesce(wire), "command" if held is None else "data block")
+            yield Write(coalesce(wire), Phase.COMMAND if held is None else Phase.DATA_BLOCK)
             if held is not None:
                 yield from self._end_held(held, results)
                 held = None
@@ -501,7 +501,7 @@ class ClientEngine(SessionEngine):
                 self._reset_due = True
             results.append(send_result(item.message.sender, item.keys, [tx]))
         if held is not None:
-            yield Write(coalesce(tail), "data block")
+            yield Write(coalesce(tail), Phase.DATA_BLOCK)
             yield from self._end_held(held, results)
 
     def _end_held(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from ..._events import (
     Reply,
 )
+from ..._state import Phase
 
 if TYPE_CHECKING:
     from ._results import SendResult
@@ -109,13 +110,14 @@ class SMTPProtocolViolation(SMTPError):
 
 class SMTPTimeoutError(SMTPError, TimeoutError):
     """The timeout of ``phase`` passed (RFC 5321 §4.5.3.2): a whole reply did not come in
-    time, however it trickled in, or a write did not finish in time. ``phase`` is
-    "session" when the session's ``deadline`` passed first (``waiting_for`` then names the
-    phase it cut short). The connection is closed, so no late reply can be mistaken for
-    the answer to a later command."""
+    time, however it trickled in, or a write did not finish in time. ``phase`` is a
+    sansio_smtp._state.Phase (equal to its string: "MAIL", "data block", ...):
+    Phase.SESSION ("session") when the session's ``deadline`` passed first
+    (``waiting_for`` then names the phase it cut short). The connection is closed, so no
+    late reply can be mistaken for the answer to a later command."""
 
-    def __init__(self, phase: str, seconds: float, *, waiting_for: str | None = None) -> None:
-        if phase == "session":
+    def __init__(self, phase: Phase, seconds: float, *, waiting_for: Phase | None = None) -> None:
+        if phase == Phase.SESSION:
             during = f" (waiting for {waiting_for})" if waiting_for else ""
             text = f"timed out: the session deadline of {seconds:g} s passed{during}"
         else:

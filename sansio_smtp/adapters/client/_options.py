@@ -9,7 +9,7 @@ from typing import Final, final
 
 import attrs
 
-from ..._state import CLIENT_TIMEOUTS
+from ..._state import CLIENT_TIMEOUTS, Phase
 from ._results import TranscriptEntry
 
 __all__ = [
@@ -33,8 +33,9 @@ DEFAULT_BDAT_CHUNK: Final = 8 * 1024 * 1024  # larger messages go as several BDA
 #: hold a write for longer than ``timeout * (1 + size // WRITE_BLOCK)``.
 WRITE_BLOCK: Final = 1024 * 1024
 #: The phases a ``timeouts=`` mapping may name: the RFC 5321 §4.5.3.2 ones of the core
-#: (``Connection.timeout``), plus "connect" and "tls" (handshake), which the RFC leaves open.
-TIMEOUT_PHASES: Final[frozenset[str]] = frozenset({"connect", "tls", *CLIENT_TIMEOUTS})
+#: (``Connection.timeout``), plus CONNECT and TLS (handshake), which the RFC leaves open.
+#: Members of sansio_smtp._state.Phase, equal to their strings ("MAIL", "data block").
+TIMEOUT_PHASES: Final[frozenset[Phase]] = frozenset({Phase.CONNECT, Phase.TLS, *CLIENT_TIMEOUTS})
 
 
 class TLSMode(enum.Enum):

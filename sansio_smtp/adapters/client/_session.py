@@ -32,7 +32,7 @@ from ..._events import (
     StartTLS,
 )
 from ..._state import CLIENT_TIMEOUTS, Phase, Role, State
-from ..._util import RemoteProtocolError
+from ..._util import PlaintextAfterStartTLS, RemoteProtocolError
 from ...config import MAX_AUTH_LINE, Config
 from .._io import HANDSHAKE, READ, Steps, TLSInfo, Write
 from ._errors import (
@@ -119,17 +119,17 @@ class SessionEngine:
             State.REJECTED,
         )
 
-    def timeout(self, phase: str) -> float:
+    def timeout(self, phase: Phase) -> float:
         """Seconds allowed for ``phase``: the ``timeouts`` mapping, else ``timeout``, else
         the RFC 5321 §4.5.3.2 value (60 s for "connect" and "tls")."""
         seconds = self._timeouts.get(phase)
-        return seconds if seconds is not None else self._timeouts["command"]
+        return seconds if seconds is not None else self._timeouts[Phase.COMMAND]
 
-    def read_timeout(self) -> tuple[str, float]:
+    def read_timeout(self) -> tuple[Phase, float]:
         """What the connection waits for now, and the whole timeout for it."""
         awaited = self.conn.timeout
-        phase = awaited.phase if awaited is not None else "command"
-        return phase, self._timeouts.get(phase) or self._timeouts["command"]
+        phase = awaited.phase if awaited is not None else Phase.COMMAND
+        return phase, self._timeouts.get(phase) or self._timeouts[Phase.COMMAND]
 
     # --------------------------------------------------------------- deadlines
     # Adapters pass their monotonic clock's "now" and get back clock values ("due") by
@@ -145,11 +145,11 @@ class SessionEngine:
         end = self._session_end
         return due if end is None or due < end else end
 
-    def step_due(self, phase: str, now: float) -> float:
-        """When a step starting at ``now`` ("connect", "tls") must be done."""
+    def step_due(self, phase: Phase, now: float) -> float:
+        """When a step starting at ``now`` (Phase.CONNECT, Phase.TLS) must be done."""
         return self._cap(now + self.timeout(phase))
 
-    def read_due(self, now: float) -> tuple[str, float]:
+    def read_due(self, now: float) -> tuple[Phase, float]:
         """The phase of the READ asked for now and when it must be done: the whole reply
         awaited is due ``timeout(phase)`` after the first read for it (RFC 5321
         §4.5.3.2), not after the last octet received."""
@@ -158,18 +158,18 @@ class SessionEngine:
             self._reply_due = now + seconds
         return phase, self._cap(self._reply_due)
 
-    def write_due(self, phase: str, started: float, sent: int) -> float:
+    def write_due(self, phase: Phase, started: float, sent: int) -> float:
         """When a Write of ``phase`` begun at ``started``, with ``sent`` octets written so
         far, must be done: the phase's timeout for each block of WRITE_BLOCK octets it
         has started (RFC 5321 §4.5.3.2.5)."""
         return self._cap(started + self.timeout(phase) * (1 + sent // WRITE_BLOCK))
 
-    def timed_out(self, phase: str, due: float) -> SMTPTimeoutError:
+    def timed_out(self, phase: Phase, due: float) -> SMTPTimeoutError:
         """The error for a step of ``phase`` whose ``due`` time passed; the session
         cannot go on (``broken``)."""
         self.broken = True
         if due == self._session_end and self.options.deadline is not None:
-            return SMTPTimeoutError("session", self.options.deadline, waiting_for=phase)
+            return SMTPTimeoutError(Phase.SESSION, self.options.deadline, waiting_for=phase)
         return SMTPTimeoutError(phase, self.timeout(phase))
 
     def tls_ready(self, tls: TLSInfo) -> None:
@@ -227,7 +227,7 @@ class SessionEngine:
 
     def _violation(self, exc: RemoteProtocolError) -> SMTPError:
         self.broken = True
-        if self.conn.state is State.TLS or "STARTTLS" in str(exc):
+        if isinstance(exc, PlaintextAfterStartTLS):  # RFC 3207 §4.2, CVE-2011-0411
             return SMTPTLSError(f"plaintext received after the 220 to STARTTLS: {exc}")
         return SMTPProtocolViolation(f"the server broke the protocol: {exc}")
 
@@ -254,7 +254,7 @@ class SessionEngine:
             self.broken = True  # pragma: no cover - a bug in the engine
             raise SMTPProtocolViolation(f"unexpected {event!r}")  # pragma: no cover
 
-    def _exchange(self, command: Command, phase: str = "command") -> Steps[Reply]:
+    def _exchange(self, command: Command, phase: Phase = Phase.COMMAND) -> Steps[Reply]:
         """Send one command and read its reply (lock-step)."""
         yield Write([self.send(command)], phase)
         return (yield from self._reply())
@@ -323,7 +323,7 @@ class SessionEngine:
             self.note("STARTTLS refused; continuing without TLS")
             return
         try:
-            conn.next_event()  # PAUSED, or RemoteProtocolError for plaintext after 220
+            conn.next_event()  # PAUSED, or PlaintextAfterStartTLS for bytes after the 220
         except RemoteProtocolError as exc:
             raise self._violation(exc) from exc
         yield HANDSHAKE
