@@ -14,17 +14,25 @@ from sansio_smtp import (
     Bdat,
     Data,
     EndOfMessage,
+    LocalProtocolError,
     MailFrom,
     Noop,
     PlaintextAfterStartTLS,
     RcptTo,
     RemoteProtocolError,
     Reply,
+    State,
 )
 from sansio_smtp._state import Phase
 from sansio_smtp.adapters import client
 from sansio_smtp.adapters._io import HANDSHAKE, READ, Steps, Write
-from sansio_smtp.adapters.client import SMTPProtocolViolation, SMTPTLSError, TLSMode
+from sansio_smtp.adapters.client import (
+    SMTPNotSupportedError,
+    SMTPProtocolViolation,
+    SMTPRecipientsRefused,
+    SMTPTLSError,
+    TLSMode,
+)
 from sansio_smtp.adapters.client._engine import ClientEngine
 from sansio_smtp.adapters.client._options import TIMEOUT_PHASES, ClientOptions
 from sansio_smtp.adapters.client._transactions import Outcome, Transaction, send_result
@@ -241,3 +249,112 @@ def test_writes_carry_phases() -> None:
         assert stop.value.ok
     assert all(isinstance(p, Phase) for p in phases)
     assert phases[-1] is Phase.DATA_BLOCK  # the content and "." (RFC 5321 §4.5.3.2.5)
+
+
+def _opened(ehlo: bytes, **options: object) -> ClientEngine:
+    engine = ClientEngine(
+        ClientOptions(host="mx.example.org", port=25, tls=TLSMode.PLAIN, **options)  # type: ignore[arg-type]
+    )
+    _run(engine, engine.open(), [b"220 mx.example.org\r\n", ehlo])
+    return engine
+
+
+def _send(
+    engine: ClientEngine, steps: Steps[T], replies: list[bytes], written: list[bytes] | None = None
+) -> tuple[T, list[bytes]]:
+    """Run ``steps`` answering each READ with the next of ``replies``; the octets written
+    (also appended to ``written``)."""
+    out = [] if written is None else written
+    try:
+        op = next(steps)
+        while True:
+            if op is READ:
+                engine.conn.receive_data(replies.pop(0))
+            elif isinstance(op, Write):
+                out.append(b"".join(bytes(c) for c in op.chunks))
+            op = steps.send(None)
+    except StopIteration as stop:
+        return cast(T, stop.value), out
+
+
+EIGHT_BIT = "Subject: grüße\r\n\r\nÄpfel\r\n".encode()
+
+
+# issue 12 item 6: the engine no longer turns the core's 8-bit rule off (RFC 6152 §3): the
+# core checks 8-bit content against the declared BODY, over DATA, BDAT LAST and several
+# BDAT chunks (the "core issue" the override's comment named does not reproduce)
+@pytest.mark.parametrize("chunk", [None, 10])
+@pytest.mark.parametrize("chunking", [False, True])
+def test_eight_bit_content_with_the_core_rule_in_force(chunking: bool, chunk: int | None) -> None:
+    ehlo = b"250-mx.example.org\r\n250-8BITMIME\r\n" + (
+        b"250 CHUNKING\r\n" if chunking else b"250 HELP\r\n"
+    )
+    engine = _opened(ehlo, bdat_chunk_size=chunk or 1 << 20)
+    assert engine.conn.config.allow_8bit_without_8bitmime is False
+    if chunking:
+        chunks = -(-len(EIGHT_BIT) // (chunk or len(EIGHT_BIT)))
+        replies = [b"250 ok\r\n", b"250 ok\r\n"] + [b"250 ok\r\n"] * chunks
+    else:
+        replies = [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"]
+    result, written = _send(
+        engine, engine.send_mail("a@example.org", ["b@example.org"], EIGHT_BIT), replies
+    )
+    assert result.ok and engine.usable
+    assert written[0].startswith(b"MAIL FROM:<a@example.org> BODY=8BITMIME")
+    if chunk is None:
+        assert EIGHT_BIT in b"".join(written)
+
+
+# issue 12 item 6: whether the server can take what a message declares is the core's
+# rule (Connection.check), not the engine's: the refusal carries the core's error
+@pytest.mark.parametrize(
+    ("sender", "content", "ehlo", "code", "needs"),
+    [
+        ("pépé@example.org", b"Subject: x\r\n\r\nx\r\n", b"250 8BITMIME\r\n", 555, "SMTPUTF8"),
+        ("a@example.org", EIGHT_BIT, b"250 HELP\r\n", 555, "8BITMIME"),
+        (
+            "a@example.org",
+            b"\x00\x01" + b"x" * 2000 + b"\r\n",
+            b"250 8BITMIME\r\n",
+            555,
+            "BINARYMIME",
+        ),
+        ("a@example.org", b"x" * 300 + b"\r\n", b"250 SIZE 200\r\n", 552, "SIZE"),
+    ],
+)
+def test_the_core_judges_what_is_declared(
+    sender: str, content: bytes, ehlo: bytes, code: int, needs: str
+) -> None:
+    engine = _opened(b"250-mx.example.org\r\n" + ehlo)
+    with pytest.raises(SMTPNotSupportedError, match=needs) as info:
+        _send(engine, engine.send_mail(sender, ["b@example.org"], content), [])
+    cause = info.value.__cause__
+    assert isinstance(cause, LocalProtocolError)
+    assert cause.reply_hint is not None and cause.reply_hint.code == code
+    assert engine.usable and engine.conn.state is State.READY  # nothing was sent
+
+
+# RFC 5321 §4.1.1.5: after a transaction that every recipient refused, the session is
+# settled (RSET) before the core judges the next message; nothing of it is sent
+def test_refusal_after_an_open_transaction_sends_nothing_of_the_message() -> None:
+    engine = _opened(b"250-mx.example.org\r\n250 PIPELINING\r\n")
+    replies = [b"250 ok\r\n", b"550 5.1.1 no such user\r\n", b"554 no valid recipients\r\n"]
+    with pytest.raises(SMTPRecipientsRefused):
+        _send(engine, engine.send_mail("a@example.org", ["b@example.org"], b"x\r\n"), replies)
+    assert engine.conn.state is not State.READY and engine.usable
+    written: list[bytes] = []
+    with pytest.raises(SMTPNotSupportedError, match="8BITMIME"):
+        _send(
+            engine,
+            engine.send_mail("a@example.org", ["b@example.org"], EIGHT_BIT),
+            [b"250 ok\r\n"],
+            written,
+        )
+    assert written == [b"RSET\r\n"]  # the open transaction ended; no MAIL went
+    assert engine.usable and engine.conn.state is State.READY
+    _, written = _send(
+        engine,
+        engine.send_mail("a@example.org", ["b@example.org"], b"x\r\n"),
+        [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"],
+    )
+    assert written[0].startswith(b"MAIL FROM:<a@example.org>")  # the RSET went already

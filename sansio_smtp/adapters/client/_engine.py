@@ -1,9 +1,11 @@
 # ClientEngine: the client's mail transactions and batches, on the session of
-# SessionEngine (_session). The protocol decisions for a message are made once, here:
-# which MAIL parameters to declare (SMTPUTF8, BODY, SIZE), DATA or BDAT, pipelining,
-# RCPTMAX splitting, LMTP's per-recipient replies, and batches. A batch (send_many) writes
-# one message's content and "." with the next message's group, then reads every reply
-# before writing again (RFC 2920 §3.1).
+# SessionEngine (_session). The engine's choices for a message are made once, here: which
+# MAIL parameters to declare (SMTPUTF8, BODY, SIZE), DATA or BDAT, pipelining, RCPTMAX
+# splitting, LMTP's per-recipient replies, and batches. Whether the server can take what
+# is declared is the core's rule: the engine asks it (Connection.check) before anything
+# of the message is sent, and the core checks every command and the content as they go.
+# A batch (send_many) writes one message's content and "." with the next message's
+# group, then reads every reply before writing again (RFC 2920 §3.1).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +51,10 @@ __all__ = ["ClientEngine"]
 
 _EVENT_CACHE: Final = 512  # MAIL/RCPT events kept for reuse
 _NO_PARAMS: Final = Params()
+#: Reply codes of a core refusal that mean the server does not offer what a message
+#: needs: 555 (a MAIL parameter not recognized or not implemented, RFC 5321 §4.1.1.11)
+#: and 552 (over the SIZE limit, RFC 1870 §6.1).
+_NOT_SUPPORTED: Final = frozenset({552, 555})
 
 
 def rcpt_limit(extensions: Extensions) -> int | None:
@@ -61,27 +67,16 @@ def rcpt_limit(extensions: Extensions) -> int | None:
 
 
 class _Capabilities:
-    """What the server's EHLO reply allows, worked out once per reply."""
+    """What the engine chooses from the server's EHLO reply, worked out once per reply:
+    BDAT or DATA, which optional parameters to declare, how to split recipients."""
 
-    __slots__ = (
-        "binarymime",
-        "chunking",
-        "eightbit",
-        "extensions",
-        "rcptmax",
-        "size",
-        "size_limit",
-        "smtputf8",
-    )
+    __slots__ = ("chunking", "eightbit", "extensions", "rcptmax", "size")
 
-    def __init__(self, ext: Extensions, size_limit: int | None, use_chunking: bool) -> None:
+    def __init__(self, ext: Extensions, use_chunking: bool) -> None:
         self.extensions = ext
         self.chunking = use_chunking and "CHUNKING" in ext  # RFC 3030 §2
-        self.binarymime = self.chunking and "BINARYMIME" in ext  # RFC 3030 §3
         self.eightbit = "8BITMIME" in ext  # RFC 6152
-        self.smtputf8 = "SMTPUTF8" in ext  # RFC 6531
         self.size = "SIZE" in ext  # RFC 1870
-        self.size_limit = size_limit
         self.rcptmax = rcpt_limit(ext)  # RFC 9422 §4.2
 
 
@@ -108,26 +103,20 @@ class ClientEngine(SessionEngine):
         international: bool = False,
     ) -> tuple[MailFrom, list[RcptTo], bytes, bool]:
         """Choose the parameters and the transfer for a message (nothing is sent):
-        SMTPUTF8 (RFC 6531 §3.4), BODY=8BITMIME (RFC 6152) or BINARYMIME (RFC 3030 §3),
-        SIZE (RFC 1870), BDAT when CHUNKING is offered. Returns (MAIL, RCPTs, content,
-        use BDAT). Raises SMTPNotSupportedError, ValueError for bad addresses."""
+        declare SMTPUTF8 for a non-ASCII address (RFC 6531 §3.4), BODY=8BITMIME for 8-bit
+        content (RFC 6152) or BINARYMIME for NULs and over-long lines (RFC 3030 §3), SIZE
+        (RFC 1870); BDAT when CHUNKING is offered. Whether the server can take what is
+        declared is the core's rule: it is asked (``Connection.check``) before anything
+        is sent. Needs the session at rest (State.READY: ``settle()``). Returns (MAIL,
+        RCPTs, content, use BDAT). Raises SMTPNotSupportedError, ValueError for bad
+        addresses."""
+        self._check_can_send(recipients)
         conn = self.conn
-        if not self.usable:
-            raise SMTPServerDisconnected("the session is not usable (closed or broken)")
-        if conn.state in (State.CONNECTED, State.REJECTED):
-            raise SMTPError("no session: the server did not accept our EHLO/HELO")
-        if not recipients:
-            raise ValueError("no recipients")
         caps = self._capabilities()
         user = _NO_PARAMS if not mail_params else Params(mail_params)
         auto: dict[str, str | None] = {}
         utf8 = international or not sender.isascii() or not all(r.isascii() for r in recipients)
         if utf8 and "SMTPUTF8" not in user:
-            if not caps.smtputf8:
-                raise SMTPNotSupportedError(
-                    "a non-ASCII address needs SMTPUTF8, which the server does not offer"
-                    " (RFC 6531 §3.4)"
-                )
             auto["SMTPUTF8"] = None
         data = content
         binary = b"\0" in content
@@ -139,37 +128,31 @@ class ClientEngine(SessionEngine):
         if binary:
             data = content  # BINARYMIME: the octets exactly as given
             if body is None:
-                if not caps.binarymime:
-                    raise SMTPNotSupportedError(
-                        "content with NULs or lines over 998 octets needs BINARYMIME and"
-                        " CHUNKING, which the server does not offer (RFC 3030 §3,"
-                        " RFC 5321 §4.5.3.1.6)"
-                    )
                 auto["BODY"] = "BINARYMIME"
         else:
             if data and not data.endswith(b"\r\n"):
                 data += b"\r\n"  # what DATA would add (RFC 5321 §4.1.1.4); same for BDAT
             if body is None and not data.isascii():
-                if caps.eightbit:
+                # SMTPUTF8 alone lets 8-bit content go (RFC 6531 §3.4); else BODY=8BITMIME
+                if caps.eightbit or not utf8:
                     auto["BODY"] = "8BITMIME"
-                elif not utf8:
-                    raise SMTPNotSupportedError(
-                        "8-bit content needs 8BITMIME, which the server does not offer"
-                        " (RFC 6152 §3)"
-                    )
             elif body is not None and body.upper() == "7BIT" and not data.isascii():
                 raise SMTPNotSupportedError("BODY=7BIT given for 8-bit content (RFC 6152 §3)")
+        if caps.size and "SIZE" not in user:
+            auto["SIZE"] = str(len(data))
+        if auto:
+            self._admit(sender, auto)
         binary = binary or (body or "").upper() == "BINARYMIME"
         if binary and not caps.chunking:
             raise SMTPNotSupportedError("BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)")
-        limit = caps.size_limit
-        if limit is not None and len(data) > limit:
+        limit = conn.size_limit
+        if "SIZE" in user and limit is not None and len(data) > limit:
+            # The core refuses content over the limit as it goes (RFC 1870 §6.1), after
+            # the MAIL; a SIZE the caller declared does not say how big it is.
             raise SMTPNotSupportedError(
                 f"the message ({len(data)} octets) is over the server's SIZE limit of"
                 f" {limit} (RFC 1870 §6.1)"
             )
-        if caps.size and "SIZE" not in user:
-            auto["SIZE"] = str(len(data))
         params = Params({**auto, **dict(user)}) if auto else user
         mail = self._event(MailFrom, sender, params)
         rparams = _NO_PARAMS if not rcpt_params else Params(rcpt_params)
@@ -177,6 +160,36 @@ class ClientEngine(SessionEngine):
             validate_rcpt_params(rparams, extensions=conn.extensions)
         rcpts = [self._event(RcptTo, r, rparams) for r in recipients]
         return mail, rcpts, data, caps.chunking
+
+    def _check_can_send(self, recipients: Sequence[str]) -> None:
+        if not self.usable:
+            raise SMTPServerDisconnected("the session is not usable (closed or broken)")
+        if self.conn.state in (State.CONNECTED, State.REJECTED):
+            raise SMTPError("no session: the server did not accept our EHLO/HELO")
+        if not recipients:
+            raise ValueError("no recipients")
+
+    def _admit(self, sender: str, declared: dict[str, str | None]) -> None:
+        """Ask the core whether a MAIL with the parameters the engine ``declared`` may be
+        sent (what the server advertised: SMTPUTF8, 8BITMIME, BINARYMIME with CHUNKING,
+        the SIZE limit); raise SMTPNotSupportedError when the server does not offer what
+        they need (555, RFC 5321 §4.1.1.11) or the message is too big (552, RFC 1870
+        §6.1). Other refusals (the caller's own parameters, LIMITS MAILMAX) come from
+        ``Connection.send`` as they always did."""
+        error = self.conn.check(self._event(MailFrom, sender, Params(declared)))
+        hint = error.reply_hint if error is not None else None
+        if hint is not None and hint.code in _NOT_SUPPORTED:
+            raise SMTPNotSupportedError(f"the server cannot take this message: {error}") from error
+
+    def settle(self) -> Steps[None]:
+        """End a transaction still open after a refusal (RSET, RFC 5321 §4.1.1.5), so the
+        session is at rest (State.READY) and the core can judge the next MAIL
+        (``prepare``). Nothing when it is at rest already, or not usable."""
+        if self.usable and self.conn.state in (State.MAIL, State.RCPT, State.BDAT):
+            reply = yield from self._exchange(Rset())
+            if not reply.is_positive:
+                raise SMTPReplyError("RSET refused", reply)
+            self._reset_due = False
 
     @overload
     def _event(self, kind: type[MailFrom], address: str, params: Params) -> MailFrom: ...
@@ -203,7 +216,7 @@ class ClientEngine(SessionEngine):
         ext = self.conn.extensions
         caps = self._caps
         if caps is None or caps.extensions is not ext:
-            caps = self._caps = _Capabilities(ext, self.conn.size_limit, self.options.chunking)
+            caps = self._caps = _Capabilities(ext, self.options.chunking)
         return caps
 
     def send_mail(
@@ -219,6 +232,8 @@ class ClientEngine(SessionEngine):
         """Send one message to ``recipients``; split across transactions by LIMITS
         RCPTMAX (RFC 9422 §4.2). Raises when no recipient got it (SMTPSenderRefused,
         SMTPRecipientsRefused, SMTPDataError); else returns the SendResult."""
+        self._check_can_send(recipients)
+        yield from self.settle()
         mail, rcpts, data, bdat = self.prepare(
             sender, recipients, content, mail_params, rcpt_params, international=international
         )
@@ -395,6 +410,10 @@ class ClientEngine(SessionEngine):
         cannot share the write), and for a message split by LIMITS RCPTMAX.
         """
         batch = [m if isinstance(m, OutgoingMessage) else OutgoingMessage(*m) for m in messages]
+        for m in batch:
+            self._check_can_send(m.recipients)
+        if batch:
+            yield from self.settle()
         prepared = [
             Prepared(
                 m, *self.prepare(m.sender, m.recipients, m.content, m.mail_params, m.rcpt_params)

@@ -66,14 +66,9 @@ class SessionEngine:
 
     def __init__(self, options: ClientOptions) -> None:
         self.options = options
-        # prepare() enforces RFC 6152 §3 itself, before anything is sent; the core's own
-        # check is off because sending BDAT LAST forgets the MAIL parameters before the
-        # chunk's octets are sent (a core issue), which would refuse 8-bit BDAT content.
-        config = Config(
-            lmtp=options.lmtp,
-            allow_plaintext_auth=options.allow_plaintext_auth,
-            allow_8bit_without_8bitmime=True,
-        )
+        # The core's rules are all in force (8-bit content only when declared, RFC 6152
+        # §3): the engine declares what a message needs and asks the core (ClientEngine).
+        config = Config(lmtp=options.lmtp, allow_plaintext_auth=options.allow_plaintext_auth)
         self.conn = Connection(Role.CLIENT, config, tls=options.tls is TLSMode.IMPLICIT)
         self.greeting: Greeting | None = None
         self.esmtp = False  # EHLO/LHLO was accepted (not HELO)
