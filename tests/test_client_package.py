@@ -30,6 +30,7 @@ from sansio_smtp.adapters.client import (
     SMTPNotSupportedError,
     SMTPProtocolViolation,
     SMTPRecipientsRefused,
+    SMTPSenderRefused,
     SMTPTLSError,
     TLSMode,
 )
@@ -358,3 +359,31 @@ def test_refusal_after_an_open_transaction_sends_nothing_of_the_message() -> Non
         [b"250 ok\r\n", b"250 ok\r\n", b"354 go\r\n", b"250 queued\r\n"],
     )
     assert written[0].startswith(b"MAIL FROM:<a@example.org>")  # the RSET went already
+
+
+# RFC 5321 §4.1.1.5: after a refused MAIL an RSET goes before the next MAIL in the same
+# write (RFC 2920 §3.1), so the core judges the next message up front: nothing is written
+def test_refusal_after_a_refused_sender_writes_nothing() -> None:
+    engine = _opened(b"250-mx.example.org\r\n250 PIPELINING\r\n")
+    replies = [b"550 5.7.1 sender refused\r\n", b"503 no MAIL\r\n", b"503 no MAIL\r\n"]
+    with pytest.raises(SMTPSenderRefused):
+        _send(engine, engine.send_mail("a@example.org", ["b@example.org"], b"x\r\n"), replies)
+    assert engine.conn.state is State.READY and engine.usable
+    written: list[bytes] = []
+    with pytest.raises(SMTPNotSupportedError, match="8BITMIME") as info:
+        _send(engine, engine.send_mail("a@example.org", ["b@example.org"], EIGHT_BIT), [], written)
+    assert written == [] and engine.usable
+    assert isinstance(info.value.__cause__, LocalProtocolError)
+
+
+# the batch contract: a message the server cannot take raises before anything is written
+def test_batch_refusal_before_anything_is_written() -> None:
+    engine = _opened(b"250-mx.example.org\r\n250 PIPELINING\r\n")
+    written: list[bytes] = []
+    batch = [
+        ("a@example.org", ["b@example.org"], b"x\r\n"),
+        ("a@example.org", ["b@example.org"], EIGHT_BIT),
+    ]
+    with pytest.raises(SMTPNotSupportedError, match="8BITMIME"):
+        _send(engine, engine.send_many(batch), [], written)
+    assert written == [] and engine.usable

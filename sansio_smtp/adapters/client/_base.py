@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import email.generator
 import email.message
-import email.utils
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 

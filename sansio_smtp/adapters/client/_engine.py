@@ -101,15 +101,16 @@ class ClientEngine(SessionEngine):
         rcpt_params: Mapping[str, str | None] | None,
         *,
         international: bool = False,
-    ) -> tuple[MailFrom, list[RcptTo], bytes, bool]:
+        admit: bool = True,
+    ) -> tuple[MailFrom, list[RcptTo], bytes, bool, dict[str, str | None]]:
         """Choose the parameters and the transfer for a message (nothing is sent):
         declare SMTPUTF8 for a non-ASCII address (RFC 6531 §3.4), BODY=8BITMIME for 8-bit
         content (RFC 6152) or BINARYMIME for NULs and over-long lines (RFC 3030 §3), SIZE
         (RFC 1870); BDAT when CHUNKING is offered. Whether the server can take what is
-        declared is the core's rule: it is asked (``Connection.check``) before anything
-        is sent. Needs the session at rest (State.READY: ``settle()``). Returns (MAIL,
-        RCPTs, content, use BDAT). Raises SMTPNotSupportedError, ValueError for bad
-        addresses."""
+        declared is the core's rule: with ``admit`` it is asked now (``_admit``), which
+        needs the session at rest (State.READY: ``settle()``). Returns (MAIL, RCPTs,
+        content, use BDAT, the parameters declared). Raises SMTPNotSupportedError,
+        ValueError for bad addresses."""
         self._check_can_send(recipients)
         conn = self.conn
         caps = self._capabilities()
@@ -140,10 +141,10 @@ class ClientEngine(SessionEngine):
                 raise SMTPNotSupportedError("BODY=7BIT given for 8-bit content (RFC 6152 §3)")
         if caps.size and "SIZE" not in user:
             auto["SIZE"] = str(len(data))
-        if auto:
+        if auto and admit:
             self._admit(sender, auto)
         binary = binary or (body or "").upper() == "BINARYMIME"
-        if binary and not caps.chunking:
+        if binary and not self.options.chunking:  # the server's side is the core's rule
             raise SMTPNotSupportedError("BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)")
         limit = conn.size_limit
         if "SIZE" in user and limit is not None and len(data) > limit:
@@ -159,7 +160,7 @@ class ClientEngine(SessionEngine):
         if rparams:
             validate_rcpt_params(rparams, extensions=conn.extensions)
         rcpts = [self._event(RcptTo, r, rparams) for r in recipients]
-        return mail, rcpts, data, caps.chunking
+        return mail, rcpts, data, caps.chunking, auto
 
     def _check_can_send(self, recipients: Sequence[str]) -> None:
         if not self.usable:
@@ -234,12 +235,26 @@ class ClientEngine(SessionEngine):
         SMTPRecipientsRefused, SMTPDataError); else returns the SendResult."""
         self._check_can_send(recipients)
         yield from self.settle()
-        mail, rcpts, data, bdat = self.prepare(
-            sender, recipients, content, mail_params, rcpt_params, international=international
+        # The core judges what is declared: here by the MAIL's own send(), which is atomic
+        # when the MAIL is the first command of its write (a refusal leaves nothing sent);
+        # up front when an RSET goes before it, after a refused transaction.
+        mail, rcpts, data, bdat, declared = self.prepare(
+            sender,
+            recipients,
+            content,
+            mail_params,
+            rcpt_params,
+            international=international,
+            admit=self._reset_due,
         )
-        result, failures = yield from self._send_prepared(
-            sender, list(recipients), mail, rcpts, data, bdat
-        )
+        try:
+            result, failures = yield from self._send_prepared(
+                sender, list(recipients), mail, rcpts, data, bdat
+            )
+        except LocalProtocolError:
+            if declared and not self.broken:  # nothing was sent: the MAIL was refused
+                self._admit(sender, declared)  # the server lacks what the message needs?
+            raise
         if result.ok:
             return result
         if not failures or not result.refused:
@@ -416,7 +431,8 @@ class ClientEngine(SessionEngine):
             yield from self.settle()
         prepared = [
             Prepared(
-                m, *self.prepare(m.sender, m.recipients, m.content, m.mail_params, m.rcpt_params)
+                m,
+                *self.prepare(m.sender, m.recipients, m.content, m.mail_params, m.rcpt_params)[:4],
             )
             for m in batch
         ]

@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from ..._events import (
-    Reply,
-)
+from ..._events import Reply
 from ..._state import Phase
 
 if TYPE_CHECKING:

@@ -7,9 +7,7 @@ from typing import final
 
 import attrs
 
-from ..._events import (
-    Reply,
-)
+from ..._events import Reply
 
 __all__ = ["SendResult", "TranscriptEntry"]
 
