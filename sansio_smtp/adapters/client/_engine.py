@@ -2,8 +2,9 @@
 # SessionEngine (_session). The engine's choices for a message are made once, here: which
 # MAIL parameters to declare (SMTPUTF8, BODY, SIZE), DATA or BDAT, pipelining, RCPTMAX
 # splitting, LMTP's per-recipient replies, and batches. Whether the server can take what
-# is declared is the core's rule: the engine asks it (Connection.check) before anything
-# of the message is sent, and the core checks every command and the content as they go.
+# is declared is the core's rule, asked before anything of the message is written: the
+# MAIL's own send() (atomic) when the MAIL opens its write, Connection.check when an RSET
+# goes first or for a batch; the core checks every command and the content as they go.
 # A batch (send_many) writes one message's content and "." with the next message's
 # group, then reads every reply before writing again (RFC 2920 §3.1).
 from __future__ import annotations
@@ -58,7 +59,9 @@ _NOT_SUPPORTED: Final = frozenset({552, 555})
 
 
 def rcpt_limit(extensions: Extensions) -> int | None:
-    """LIMITS RCPTMAX=n (RFC 9422 §4.2): recipients per transaction, or None."""
+    """LIMITS RCPTMAX=n (RFC 9422 §4.2): recipients per transaction, or None. Read as
+    the core's rules read it (they refuse the RCPT over it); Connection has no accessor
+    for it, and the engine needs it to split the recipients before sending."""
     for word in extensions.get("LIMITS", ()):
         key, _, value = word.partition("=")
         if key.upper() == "RCPTMAX" and value.isdigit() and int(value) > 0:
