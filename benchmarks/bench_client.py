@@ -58,9 +58,7 @@ from sansio_smtp import (  # noqa: E402
     Reply,
     State,
 )
-from sansio_smtp.adapters._client_common import TLSMode  # noqa: E402
-from sansio_smtp.adapters.asyncio_client import AsyncSMTPClient  # noqa: E402
-from sansio_smtp.adapters.sync_client import SMTPClient  # noqa: E402
+from sansio_smtp.adapters.client import AsyncSMTPClient, SMTPClient, TLSMode  # noqa: E402
 
 SENDER = "bench@example.org"
 RECIPIENT = "sink@example.net"

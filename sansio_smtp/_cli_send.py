@@ -1,5 +1,5 @@
 # ``python -m sansio_smtp send``: send one RFC 5322 message in one transaction with the
-# blocking client (adapters.sync_client). __main__ calls add_arguments() on its "send"
+# blocking client (adapters.client.SMTPClient). __main__ calls add_arguments() on its "send"
 # subparser and run() with the parsed arguments.
 #
 # Rules: the message is sent as the bytes read (no re-generation); exit status 0 when at
@@ -17,14 +17,14 @@ import sys
 from typing import TextIO
 
 from ._events import Reply
-from .adapters._client_common import (
+from .adapters.client import (
     SendResult,
+    SMTPClient,
     SMTPError,
     SMTPReplyError,
     TLSMode,
     TranscriptEntry,
 )
-from .adapters.sync_client import SMTPClient
 
 __all__ = ["add_arguments", "run"]
 

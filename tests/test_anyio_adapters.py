@@ -25,7 +25,7 @@ from sansio_smtp.adapters import (  # noqa: E402
     SyncServer,
     TLSMode,
 )
-from sansio_smtp.adapters.anyio_client import AnyioSMTPClient  # noqa: E402
+from sansio_smtp.adapters.client._anyio import AnyioSMTPClient  # noqa: E402
 from sansio_smtp.adapters.server import Session  # noqa: E402
 from sansio_smtp.adapters.server._anyio import AnyioServer, serve_anyio  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The sync and asyncio SMTP clients (sansio_smtp.adapters.sync_client / asyncio_client)
+"""The sync and asyncio SMTP clients (sansio_smtp.adapters.client: SMTPClient / AsyncSMTPClient)
 and the ``send`` CLI, against an in-test server on 127.0.0.1 built on the core's server
 Connection (``FakeServer`` below: threads, TLS, scripted refusals).
 
@@ -55,9 +55,11 @@ from sansio_smtp import (
     State,
     sasl,
 )
-from sansio_smtp.adapters._client_common import (
+from sansio_smtp.adapters.client import (
+    AsyncSMTPClient,
     SendResult,
     SMTPAuthError,
+    SMTPClient,
     SMTPConnectError,
     SMTPDataError,
     SMTPError,
@@ -73,8 +75,6 @@ from sansio_smtp.adapters._client_common import (
     TLSMode,
     flatten_message,
 )
-from sansio_smtp.adapters.asyncio_client import AsyncSMTPClient
-from sansio_smtp.adapters.sync_client import SMTPClient
 
 from .certs import TestCerts, test_certs
 from .loopback import ThreadedListener

@@ -155,7 +155,7 @@ def batch(
 
     async def main() -> list[SendResult]:
         if flavour == "anyio":
-            from sansio_smtp.adapters.anyio_client import AnyioSMTPClient
+            from sansio_smtp.adapters.client._anyio import AnyioSMTPClient
 
             cls: Any = AnyioSMTPClient
         else:

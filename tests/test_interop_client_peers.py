@@ -31,16 +31,16 @@ from typing import Any
 
 import pytest
 
-from sansio_smtp.adapters._client_common import (
+from sansio_smtp.adapters.client import (
+    AsyncSMTPClient,
     SendResult,
     SMTPAuthError,
+    SMTPClient,
     SMTPDataError,
     SMTPRecipientsRefused,
     SMTPTLSError,
     TLSMode,
 )
-from sansio_smtp.adapters.asyncio_client import AsyncSMTPClient
-from sansio_smtp.adapters.sync_client import SMTPClient
 
 from .certs import TestCerts, test_certs
 

@@ -29,17 +29,17 @@ from typing import Any
 import anyio
 import pytest
 
-from sansio_smtp.adapters._client_common import (
+from sansio_smtp.adapters.client import (
+    AsyncSMTPClient,
     SMTPAuthError,
     SMTPAuthNeedsTLSError,
+    SMTPClient,
     SMTPError,
     SMTPTimeoutError,
     SMTPTLSError,
     TLSMode,
 )
-from sansio_smtp.adapters.anyio_client import AnyioSMTPClient
-from sansio_smtp.adapters.asyncio_client import AsyncSMTPClient
-from sansio_smtp.adapters.sync_client import SMTPClient
+from sansio_smtp.adapters.client._anyio import AnyioSMTPClient
 
 ROOT = Path(__file__).resolve().parent.parent
 WATCHDOG = 15.0  # seconds a scripted server keeps a connection open at most

@@ -1368,7 +1368,7 @@ class UpstreamPolicy(MemoryHandler):
 @pytest.mark.parametrize("kind", KINDS)
 def test_relay_handler(kind: str, make_server: Callable[..., Server]) -> None:
     from sansio_smtp.adapters import RelayHandler
-    from sansio_smtp.adapters._client_common import TLSMode
+    from sansio_smtp.adapters.client import TLSMode
 
     upstream_handler = UpstreamPolicy()
     upstream = make_server("asyncio", upstream_handler)
@@ -1397,7 +1397,7 @@ def test_relay_handler(kind: str, make_server: Callable[..., Server]) -> None:
 
 def test_relay_handler_lmtp_and_unreachable(make_server: Callable[..., Server]) -> None:
     from sansio_smtp.adapters import RelayHandler
-    from sansio_smtp.adapters._client_common import TLSMode
+    from sansio_smtp.adapters.client import TLSMode
 
     upstream_handler = UpstreamPolicy()
     upstream = make_server("asyncio", upstream_handler)

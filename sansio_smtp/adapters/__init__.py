@@ -1,6 +1,6 @@
-# I/O adapters around the sans-IO core: servers (the server package: handler API,
-# dispatcher, stores, blocking/asyncio/AnyIO runtimes), and clients (sync_client,
-# asyncio_client). Each adapter is a short
+# I/O adapters around the sans-IO core, by role: the server package (handler API,
+# dispatcher, stores, relay, credentials, blocking/asyncio/AnyIO runtimes) and the client
+# package (engine, errors, results, blocking/asyncio/AnyIO runtimes). Each is a short
 # loop: read, Connection.receive_data, drain next_event, answer, write. Timeouts, TLS and
 # concurrency live here, never in the core. This package re-exports both sides.
 """I/O adapters: ``AsyncioServer`` and ``SyncServer`` with their handler API, and the
@@ -16,12 +16,14 @@ clients ``SMTPClient`` (blocking) and ``AsyncSMTPClient``.
 
 from __future__ import annotations
 
-from ._client_common import (
+from .client import (
+    AsyncSMTPClient,
     OutgoingMessage,
     SendResult,
     SMTPAuthError,
     SMTPAuthNeedsTLSError,
     SMTPBatchInterrupted,
+    SMTPClient,
     SMTPConnectError,
     SMTPDataError,
     SMTPError,
@@ -36,7 +38,6 @@ from ._client_common import (
     SMTPTLSError,
     TLSMode,
 )
-from .asyncio_client import AsyncSMTPClient
 from .server import (
     AsyncioServer,
     Authenticator,
@@ -56,7 +57,6 @@ from .server import (
     received_header,
     serve,
 )
-from .sync_client import SMTPClient
 
 __all__ = [
     "AsyncSMTPClient",
@@ -101,14 +101,12 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # The AnyIO flavour needs the optional extra sansio_smtp[anyio]: imported on first use.
+    if name == "AnyioSMTPClient":
+        from . import client
+
+        return client.AnyioSMTPClient
     if name in ("AnyioServer", "serve_anyio"):
         from . import server
 
         return getattr(server, name)
-    if name in ("AnyioSMTPClient",):
-        try:
-            from . import anyio_client
-        except ImportError as exc:  # pragma: no cover - depends on the environment
-            raise ImportError(f"{name} needs anyio: pip install 'sansio_smtp[anyio]'") from exc
-        return anyio_client.AnyioSMTPClient
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

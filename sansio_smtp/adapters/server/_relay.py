@@ -16,7 +16,7 @@ from ._handler import DataResult, Envelope, Handler, Session
 if TYPE_CHECKING:
     import ssl
 
-    from .._client_common import SendResult, TLSMode
+    from ..client import SendResult, TLSMode
 
 log = logging.getLogger("sansio_smtp.server")
 
@@ -79,8 +79,7 @@ class RelayHandler(Handler):
         return sender, [str(r) for r in envelope.rcpt_tos], envelope.with_trace(), params
 
     def _send_blocking(self, envelope: Envelope) -> SendResult | Reply:
-        from .._client_common import SMTPError
-        from ..sync_client import SMTPClient
+        from ..client import SMTPClient, SMTPError
 
         sender, rcpts, content, params = self._arguments(envelope)
         try:
@@ -90,8 +89,7 @@ class RelayHandler(Handler):
             return self._failure(exc)
 
     async def _send_async(self, session: Session, envelope: Envelope) -> Reply | list[Reply]:
-        from .._client_common import SMTPError
-        from ..asyncio_client import AsyncSMTPClient
+        from ..client import AsyncSMTPClient, SMTPError
 
         sender, rcpts, content, params = self._arguments(envelope)
         outcome: SendResult | Reply

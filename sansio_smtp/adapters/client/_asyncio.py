@@ -1,6 +1,6 @@
 # asyncio SMTP/ESMTP/LMTP client on a plain asyncio.Protocol (no streams).
 #
-# Strategy: AsyncSMTPClient is the I/O loop around _client_common.ClientEngine, like the
+# Strategy: AsyncSMTPClient is the I/O loop around ClientEngine (_engine), like the
 # sync client but not built on it: the engine's generators say READ / Write / HANDSHAKE,
 # and each is served here with the transport. A small Protocol buffers what arrives (and
 # pauses reading past a high-water mark), wakes one waiting reader, and reports write
@@ -32,54 +32,19 @@ import time
 import warnings
 from typing import TypeVar, cast
 
-from ._client_common import (
-    AsyncClientCommands,
-    ClientEngine,
-    OutgoingMessage,
-    SendResult,
-    SMTPAuthError,
-    SMTPAuthNeedsTLSError,
-    SMTPBatchInterrupted,
+from ..._state import Phase
+from .._io import READ, Steps, Write
+from ._base import AsyncClientCommands
+from ._engine import ClientEngine
+from ._errors import (
     SMTPConnectError,
-    SMTPDataError,
     SMTPError,
-    SMTPHeloError,
-    SMTPNotSupportedError,
-    SMTPProtocolViolation,
-    SMTPRecipientsRefused,
-    SMTPReplyError,
-    SMTPSenderRefused,
     SMTPServerDisconnected,
-    SMTPTimeoutError,
     SMTPTLSError,
-    TLSMode,
-    TranscriptEntry,
-    address_literal,
 )
-from ._io import READ, Steps, Write
+from ._options import TLSMode, address_literal
 
-__all__ = [
-    "AsyncSMTPClient",
-    "OutgoingMessage",
-    "SMTPAuthError",
-    "SMTPAuthNeedsTLSError",
-    "SMTPBatchInterrupted",
-    "SMTPConnectError",
-    "SMTPDataError",
-    "SMTPError",
-    "SMTPHeloError",
-    "SMTPNotSupportedError",
-    "SMTPProtocolViolation",
-    "SMTPRecipientsRefused",
-    "SMTPReplyError",
-    "SMTPSenderRefused",
-    "SMTPServerDisconnected",
-    "SMTPTLSError",
-    "SMTPTimeoutError",
-    "SendResult",
-    "TLSMode",
-    "TranscriptEntry",
-]
+__all__ = ["AsyncSMTPClient"]
 
 T = TypeVar("T")
 _HIGH_WATER = 256 * 1024  # pause reading when this much is buffered and unread
@@ -232,7 +197,7 @@ class AsyncSMTPClient(AsyncClientCommands):
         protocol = _ClientProtocol(loop)
         now = time.monotonic()
         engine.start_clock(now)
-        due = engine.step_due("connect", now)
+        due = engine.step_due(Phase.CONNECT, now)
         try:
             transport, _ = await asyncio.wait_for(
                 loop.create_connection(
@@ -241,7 +206,7 @@ class AsyncSMTPClient(AsyncClientCommands):
                 due - now,
             )
         except asyncio.TimeoutError:
-            raise engine.timed_out("connect", due) from None
+            raise engine.timed_out(Phase.CONNECT, due) from None
         except OSError as exc:
             raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         self._protocol = protocol
@@ -365,16 +330,17 @@ class AsyncSMTPClient(AsyncClientCommands):
         """Wait for the write buffer to drain, until the write's due time; the octets the
         kernel took meanwhile (each started block) extend it (engine.write_due)."""
         engine = self._engine
+        phase = Phase(op.phase)  # Write.phase is a str; the engine's are Phase members
         total = 0
         for chunk in op.chunks:
             total += len(chunk)
         while protocol.writing_paused and not protocol.eof:
             transport = self._transport
             unsent = transport.get_write_buffer_size() if transport is not None else 0
-            due = engine.write_due(op.phase, started, max(0, total - unsent))
+            due = engine.write_due(phase, started, max(0, total - unsent))
             seconds = due - time.monotonic()
             if seconds <= 0:
-                raise engine.timed_out(op.phase, due)
+                raise engine.timed_out(phase, due)
             with contextlib.suppress(TimeoutError):
                 await protocol.drain(seconds)
 
@@ -401,7 +367,7 @@ class AsyncSMTPClient(AsyncClientCommands):
         if context is None:
             context = self._ssl_context = ssl.create_default_context()
         now = time.monotonic()
-        due = engine.step_due("tls", now)
+        due = engine.step_due(Phase.TLS, now)
         seconds = max(0.001, due - now)
         name = opts.server_hostname or opts.host
         loop = asyncio.get_running_loop()
@@ -417,7 +383,7 @@ class AsyncSMTPClient(AsyncClientCommands):
                 seconds,
             )
         except asyncio.TimeoutError:
-            raise engine.timed_out("tls", due) from None
+            raise engine.timed_out(Phase.TLS, due) from None
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:
             engine.broken = True
             raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc

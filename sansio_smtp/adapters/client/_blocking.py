@@ -1,9 +1,10 @@
 # Blocking SMTP/ESMTP/LMTP client on the stdlib socket and ssl modules.
 #
-# Strategy: SMTPClient is the I/O loop around _client_common.ClientEngine: the engine's
+# Strategy: SMTPClient is the I/O loop around ClientEngine (_engine): the engine's
 # generators say READ / Write / HANDSHAKE and this module serves each with socket calls
 # under that phase's timeout (RFC 5321 §4.5.3.2, from Connection.timeout). Protocol
-# decisions live in the engine (shared with asyncio_client, which is not built on this).
+# decisions live in the engine (shared with the asyncio and AnyIO runtimes, which are not
+# built on this one).
 #
 # Rules: the socket is non-blocking and every wait is a poll() bounded by the time left
 # until the step's due time from the engine (a whole reply, a whole write block, the TLS
@@ -35,59 +36,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TypeVar, cast
 
-from .._events import Help, Noop, Reply, Rset, Vrfy
-from ._client_common import (
-    ClientBase,
-    ClientEngine,
-    MessageSpec,
-    OutgoingMessage,
-    SendResult,
-    SMTPAuthError,
-    SMTPAuthNeedsTLSError,
-    SMTPBatchInterrupted,
+from ..._events import Help, Noop, Reply, Rset, Vrfy
+from ..._state import Phase
+from .._io import READ, Steps, Write
+from ._base import ClientBase
+from ._engine import ClientEngine
+from ._errors import (
     SMTPConnectError,
-    SMTPDataError,
     SMTPError,
-    SMTPHeloError,
-    SMTPNotSupportedError,
-    SMTPProtocolViolation,
-    SMTPRecipientsRefused,
-    SMTPReplyError,
-    SMTPSenderRefused,
     SMTPServerDisconnected,
     SMTPTimeoutError,
     SMTPTLSError,
-    TLSMode,
-    TranscriptEntry,
-    address_literal,
-    as_content,
-    as_recipients,
-    flatten_message,
 )
-from ._io import READ, Steps, Write
+from ._message import MessageSpec, as_content, as_recipients, flatten_message
+from ._options import TLSMode, address_literal
+from ._results import SendResult
 
-__all__ = [
-    "OutgoingMessage",
-    "SMTPAuthError",
-    "SMTPAuthNeedsTLSError",
-    "SMTPBatchInterrupted",
-    "SMTPClient",
-    "SMTPConnectError",
-    "SMTPDataError",
-    "SMTPError",
-    "SMTPHeloError",
-    "SMTPNotSupportedError",
-    "SMTPProtocolViolation",
-    "SMTPRecipientsRefused",
-    "SMTPReplyError",
-    "SMTPSenderRefused",
-    "SMTPServerDisconnected",
-    "SMTPTLSError",
-    "SMTPTimeoutError",
-    "SendResult",
-    "TLSMode",
-    "TranscriptEntry",
-]
+__all__ = ["SMTPClient"]
 
 T = TypeVar("T")
 _RECV_SIZE = 65536
@@ -160,13 +125,13 @@ class SMTPClient(ClientBase):
         engine = self._engine = ClientEngine(opts)
         now = time.monotonic()
         engine.start_clock(now)
-        due = engine.step_due("connect", now)
+        due = engine.step_due(Phase.CONNECT, now)
         try:
             sock = socket.create_connection(
                 (opts.host, opts.port), timeout=due - now, source_address=self._source_address
             )
         except TimeoutError:
-            raise engine.timed_out("connect", due) from None
+            raise engine.timed_out(Phase.CONNECT, due) from None
         except OSError as exc:
             raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         with contextlib.suppress(OSError):
@@ -327,7 +292,7 @@ class SMTPClient(ClientBase):
                 self.close()
             raise
 
-    def _wait(self, sock: socket.socket, events: int, due: float, phase: str) -> None:
+    def _wait(self, sock: socket.socket, events: int, due: float, phase: Phase) -> None:
         """Wait until ``sock`` is ready for ``events`` (select.POLLIN / POLLOUT), at the
         latest until the clock reaches ``due``. The socket is non-blocking, so no call
         below can block for longer."""
@@ -370,7 +335,7 @@ class SMTPClient(ClientBase):
         sock = self._sock
         assert sock is not None
         engine = self._engine
-        phase = op.phase
+        phase = Phase(op.phase)  # Write.phase is a str; the engine's are Phase members
         started = time.monotonic()
         done = 0  # octets of op written so far: each started block extends the time allowed
         try:
@@ -414,7 +379,7 @@ class SMTPClient(ClientBase):
         context = self._ssl_context
         if context is None:
             context = self._ssl_context = ssl.create_default_context()
-        due = engine.step_due("tls", time.monotonic())
+        due = engine.step_due(Phase.TLS, time.monotonic())
         self._poller.unregister(sock)
         name = opts.server_hostname or opts.host
         try:
@@ -432,9 +397,9 @@ class SMTPClient(ClientBase):
                     tls_sock.do_handshake()
                     break
                 except ssl.SSLWantReadError:
-                    self._wait(tls_sock, select.POLLIN, due, "tls")
+                    self._wait(tls_sock, select.POLLIN, due, Phase.TLS)
                 except ssl.SSLWantWriteError:
-                    self._wait(tls_sock, select.POLLOUT, due, "tls")
+                    self._wait(tls_sock, select.POLLOUT, due, Phase.TLS)
         except SMTPTimeoutError:
             raise
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:

@@ -1,6 +1,6 @@
 # AnyIO SMTP/ESMTP/LMTP client (asyncio or trio underneath).
 #
-# Strategy: AnyioSMTPClient is the I/O loop around _client_common.ClientEngine, as the sync
+# Strategy: AnyioSMTPClient is the I/O loop around ClientEngine (_engine), as the sync
 # and asyncio clients are: the engine's generators say READ / Write / HANDSHAKE and each is
 # served here with an AnyIO byte stream, every wait under anyio.fail_after with the time
 # left until the step's due time from the engine: a whole reply (RFC 5321 §4.5.3.2
@@ -33,18 +33,17 @@ import anyio.abc
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from ._client_common import (
-    WRITE_BLOCK,
-    AsyncClientCommands,
-    ClientEngine,
+from ..._state import Phase
+from .._io import READ, Steps, Write
+from ._base import AsyncClientCommands
+from ._engine import ClientEngine
+from ._errors import (
     SMTPConnectError,
     SMTPError,
     SMTPServerDisconnected,
     SMTPTLSError,
-    TLSMode,
-    address_literal,
 )
-from ._io import READ, Steps, Write
+from ._options import WRITE_BLOCK, TLSMode, address_literal
 
 __all__ = ["AnyioSMTPClient"]
 
@@ -79,13 +78,13 @@ class AnyioSMTPClient(AsyncClientCommands):
         self._lock = anyio.Lock()
         now = time.monotonic()
         engine.start_clock(now)
-        due = engine.step_due("connect", now)
+        due = engine.step_due(Phase.CONNECT, now)
         local_host = self._source_address[0] if self._source_address else None
         try:
             with anyio.fail_after(due - now):
                 sock = await anyio.connect_tcp(opts.host, opts.port, local_host=local_host)
         except TimeoutError:
-            raise engine.timed_out("connect", due) from None
+            raise engine.timed_out(Phase.CONNECT, due) from None
         except OSError as exc:
             raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         self._stream = sock
@@ -99,7 +98,7 @@ class AnyioSMTPClient(AsyncClientCommands):
                 await self._run(engine.open())
         except BaseException:
             if self._stream is not None and engine.usable:
-                with anyio.move_on_after(engine.timeout("command"), shield=True):
+                with anyio.move_on_after(engine.timeout(Phase.COMMAND), shield=True):
                     with contextlib.suppress(SMTPError):
                         await self._run(engine.quit())
             await self.aclose()
@@ -186,7 +185,7 @@ class AnyioSMTPClient(AsyncClientCommands):
         write's due time so far (engine.write_due: a timeout per started block)."""
         stream = self._current()
         engine = self._engine
-        phase = op.phase
+        phase = Phase(op.phase)  # Write.phase is a str; the engine's are Phase members
         started = time.monotonic()
         done = 0
         due = engine.write_due(phase, started, done)
@@ -216,7 +215,7 @@ class AnyioSMTPClient(AsyncClientCommands):
         if context is None:
             context = self._ssl_context = ssl.create_default_context()
         now = time.monotonic()
-        due = engine.step_due("tls", now)
+        due = engine.step_due(Phase.TLS, now)
         name = opts.server_hostname or opts.host
         try:
             with anyio.fail_after(max(0.0, due - now)):
@@ -224,7 +223,7 @@ class AnyioSMTPClient(AsyncClientCommands):
                     stream, hostname=name, ssl_context=context, standard_compatible=False
                 )
         except TimeoutError:
-            raise engine.timed_out("tls", due) from None
+            raise engine.timed_out(Phase.TLS, due) from None
         except (ssl.SSLError, OSError, *_CLOSED) as exc:
             engine.broken = True
             raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc

@@ -1,0 +1,104 @@
+# Message shaping: the arguments of sendmail/sendmail_many/send_message as the envelope
+# and the octets the engine sends (OutgoingMessage, flatten_message, as_content,
+# as_recipients). No protocol decisions: the engine chooses parameters and transfer.
+from __future__ import annotations
+
+import copy
+import email.generator
+import email.message
+import email.utils
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import final
+
+import attrs
+
+__all__ = ["MessageSpec", "OutgoingMessage", "as_content", "as_recipients", "flatten_message"]
+
+
+def as_recipients(to_addrs: str | Iterable[str]) -> tuple[str, ...]:
+    """A recipient argument as a tuple: one str is one recipient (as smtplib)."""
+    return (to_addrs,) if isinstance(to_addrs, str) else tuple(to_addrs)
+
+
+def as_content(msg: bytes | bytearray | memoryview | str) -> bytes:
+    """Message content as bytes: str is encoded as UTF-8 (8-bit unless it is ASCII)."""
+    if isinstance(msg, str):
+        return msg.encode("utf-8")
+    if isinstance(msg, (bytearray, memoryview)):
+        return bytes(msg)
+    if isinstance(msg, bytes):
+        return msg
+    raise TypeError(f"message content must be bytes or str, not {type(msg).__name__}")
+
+
+@final
+@attrs.frozen
+class OutgoingMessage:
+    """One message of a batch (``sendmail_many``), with the arguments of ``sendmail``:
+    ``sender`` ("" for the null reverse-path), ``recipients`` (one str is one recipient),
+    ``content`` (bytes; str is encoded as UTF-8), optional ``mail_params`` and
+    ``rcpt_params`` (RFC 5321 §4.1.2 esmtp-params). A plain tuple ``(sender, recipients,
+    content)`` is accepted wherever an OutgoingMessage is."""
+
+    sender: str
+    recipients: tuple[str, ...] = attrs.field(converter=as_recipients)
+    content: bytes = attrs.field(converter=as_content, repr=lambda c: f"<{len(c)} octets>")
+    mail_params: Mapping[str, str | None] | None = None
+    rcpt_params: Mapping[str, str | None] | None = None
+
+
+#: What sendmail_many takes for each message.
+MessageSpec = (
+    OutgoingMessage | tuple[str, str | Sequence[str], bytes | bytearray | memoryview | str]
+)
+
+
+def flatten_message(
+    msg: email.message.Message,
+    from_addr: str | None = None,
+    to_addrs: str | Sequence[str] | None = None,
+) -> tuple[str, list[str], bytes, bool]:
+    """The envelope and the wire form of ``msg``, as ``smtplib.SMTP.send_message`` builds
+    them: ``(sender, recipients, content, international)``.
+
+    With a single Resent- block (RFC 5322 §3.6.6) the Resent- fields are used. The sender
+    is the Sender field, else the first From address; the recipients are those of To, Bcc
+    and Cc. Bcc and Resent-Bcc are removed from what is sent. ``international`` is True
+    when an envelope address is not ASCII: the message is then generated with the
+    policy's ``utf8=True`` clone (RFC 6532) and needs SMTPUTF8. Lines end in CRLF.
+    Raises ValueError for several Resent- blocks or a message with no sender.
+    """
+    resent = msg.get_all("Resent-Date")
+    if resent is None:
+        prefix = ""
+    elif len(resent) == 1:
+        prefix = "Resent-"
+    else:
+        raise ValueError("message has more than one 'Resent-' header block")
+    if from_addr is None:
+        field = msg[prefix + "Sender"] if (prefix + "Sender") in msg else msg[prefix + "From"]
+        if field is None:
+            raise ValueError(f"message has no {prefix}From or {prefix}Sender header")
+        from_addr = email.utils.getaddresses([str(field)])[0][1]
+    if to_addrs is None:
+        fields = [
+            str(f) for name in ("To", "Bcc", "Cc") for f in (msg.get_all(prefix + name) or ())
+        ]
+        recipients = [a for _name, a in email.utils.getaddresses(fields) if a]
+    elif isinstance(to_addrs, str):
+        recipients = [to_addrs]
+    else:
+        recipients = list(to_addrs)
+    msg_copy = copy.copy(msg)
+    del msg_copy["Bcc"]
+    del msg_copy["Resent-Bcc"]
+    international = not all(a.isascii() for a in (from_addr, *recipients))
+    buf = io.BytesIO()
+    if international:
+        policy = msg.policy.clone(utf8=True)  # type: ignore[call-arg]
+        gen = email.generator.BytesGenerator(buf, policy=policy)
+    else:
+        gen = email.generator.BytesGenerator(buf)
+    gen.flatten(msg_copy, linesep="\r\n")
+    return from_addr, recipients, buf.getvalue(), international

@@ -1,0 +1,56 @@
+# What the clients return: SendResult for a message (accepted and refused recipients,
+# each with its Reply), and TranscriptEntry for a line of the dialogue.
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import final
+
+import attrs
+
+from ..._events import Reply
+
+__all__ = ["SendResult", "TranscriptEntry"]
+
+
+@final
+@attrs.frozen(kw_only=True)
+class SendResult:
+    """What happened to one message (possibly several transactions, when LIMITS RCPTMAX
+    made the client split the recipients).
+
+    - ``sender``: the reverse-path used.
+    - ``accepted``: recipient -> the Reply that accepted it: the RCPT reply, or in LMTP the
+      per-recipient reply after the data (RFC 2033 §4.2). In recipient order.
+    - ``refused``: recipient -> the Reply that refused it: its RCPT reply, the MAIL reply if
+      the sender was refused, the final reply if the content was refused, or its LMTP
+      per-recipient reply. Every refusal keeps its code and enhanced code (RFC 3463).
+    - ``data_replies``: the final reply of each transaction that got as far as the content
+      (the reply to ``<CRLF>.<CRLF>`` or BDAT LAST).
+    """
+
+    sender: str
+    accepted: Mapping[str, Reply]
+    refused: Mapping[str, Reply]
+    data_replies: tuple[Reply, ...] = ()
+
+    @property
+    def data_reply(self) -> Reply | None:
+        """The final reply of the last transaction (None if none got that far)."""
+        return self.data_replies[-1] if self.data_replies else None
+
+    @property
+    def ok(self) -> bool:
+        """At least one recipient accepted the message."""
+        return bool(self.accepted)
+
+
+@attrs.frozen
+class TranscriptEntry:
+    """One line of the dialogue: ``direction`` "C" (client), "S" (server) or "*" (a note
+    such as the TLS handshake). AUTH data and message content are never shown."""
+
+    direction: str
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.direction}: {self.text}"
