@@ -41,6 +41,8 @@ class _Resolver:
                 rdata = dnslib.A(value)
             elif kind == "AAAA":
                 rdata = dnslib.AAAA(value)
+            elif kind == "TXT":
+                rdata = dnslib.TXT(value)
             else:
                 raise ValueError(kind)
             reply.add_answer(dnslib.RR(qname, getattr(dnslib.QTYPE, kind), rdata=rdata, ttl=60))

@@ -9,6 +9,7 @@ import email
 import os
 import random
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -357,3 +358,66 @@ def test_kill_9_mid_delivery_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     finally:
         handler.release.set()
         server.shutdown(timeout=2)
+
+
+def test_mta_sts_enforce_keeps_to_the_named_mx_with_verified_tls(tmp_path: Path) -> None:
+    # RFC 8461 §4.2: under an enforce policy only the MX hosts it names are tried, each
+    # with TLS and a certificate valid for its name; a better-preferred MX it does not
+    # name (here one that would take the message in the clear) gets nothing
+    trustme = pytest.importorskip("trustme")
+    from sansio_smtp.delivery import MtaSts, fetch_policy_https
+
+    from .test_mtasts import https_policy_server
+
+    try:
+        socket.create_server(("127.0.0.3", 0)).close()
+    except OSError:
+        pytest.skip("127.0.0.3 is not a loopback address here")
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mx.secure.test").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    zone = {
+        "secure.test": [("MX", (5, "rogue.other.test")), ("MX", (10, "mx.secure.test"))],
+        "mx.secure.test": [("A", "127.0.0.2")],
+        "rogue.other.test": [("A", "127.0.0.3")],
+        "_mta-sts.secure.test": [("TXT", "v=STSv1; id=20261203;")],
+    }
+    policy = b"version: STSv1\nmode: enforce\nmx: mx.secure.test\nmax_age: 86400\n"
+
+    async def scenario(with_policy: bool) -> tuple[MemoryHandler, MemoryHandler]:
+        port = _free_port()
+        good, rogue = MemoryHandler(), MemoryHandler()
+        with dns_server(zone) as ns, https_policy_server(policy) as (web_port, web_tls):
+            resolver = Resolver([ns], timeout=5)
+
+            async def fetch(url: str) -> str:
+                return await asyncio.to_thread(
+                    fetch_policy_https, url, context=web_tls, connect_to=("127.0.0.1", web_port)
+                )
+
+            async with (
+                AsyncioServer(good, host="127.0.0.2", port=port, tls_context=server_tls),
+                AsyncioServer(rogue, host="127.0.0.3", port=port),
+            ):
+                queue = SQLiteQueue(":memory:")
+                worker = DeliveryWorker(
+                    queue,
+                    resolver=resolver,
+                    hostname="mta.s.test",
+                    port=port,
+                    timeout=10,
+                    ssl_context=client_tls,
+                    mta_sts=MtaSts(resolver, fetch=fetch) if with_policy else None,
+                )
+                queue.enqueue("a@s.test", ["bob@secure.test"], MESSAGE, now=0.0)
+                (report,) = await worker.run()
+                assert isinstance(report.outcome, Delivered)
+                queue.close()
+        return good, rogue
+
+    good, rogue = asyncio.run(scenario(with_policy=True))
+    assert [m.protocol for m in good.messages] == ["ESMTPS"] and rogue.messages == []
+    good, rogue = asyncio.run(scenario(with_policy=False))  # without it, preference wins
+    assert good.messages == [] and len(rogue.messages) == 1

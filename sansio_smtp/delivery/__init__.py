@@ -27,6 +27,7 @@ from ._classify import (
 )
 from ._dns import Resolver
 from ._dsn import Action, DeliveryReport, RecipientStatus, build_report, parse_report
+from ._mtasts import MtaSts, StsMode, StsPolicy, apply_policy, fetch_policy_https
 from ._queue import (
     Queue,
     QueuedMessage,
@@ -48,6 +49,7 @@ __all__ = [
     "DeliveryReport",
     "DeliveryWorker",
     "Failed",
+    "MtaSts",
     "Outcome",
     "Queue",
     "QueuedMessage",
@@ -62,10 +64,14 @@ __all__ = [
     "Scope",
     "SessionResult",
     "Stage",
+    "StsMode",
+    "StsPolicy",
     "Verdict",
+    "apply_policy",
     "build_report",
     "classify",
     "connection_failure",
+    "fetch_policy_https",
     "open_queue",
     "parse_report",
     "route",

@@ -103,6 +103,16 @@ class Resolver:
             found.extend(str(getattr(r, "address", r)) for r in records or ())
         return found
 
+    async def txt(self, name: str) -> list[str]:
+        """The TXT records of ``name``, each its strings joined (empty when it has none).
+        Raises DNSError when DNS does not answer."""
+        records = await self._query(name, "TXT")
+        texts: list[str] = []
+        for r in records or ():
+            strings = getattr(r, "strings", ())
+            texts.append(b"".join(strings).decode("utf-8", "replace"))
+        return texts
+
     async def route(
         self,
         domain: str,

@@ -41,6 +41,7 @@ from ._classify import (
 )
 from ._dns import Resolver
 from ._dsn import Action, DeliveryReport, RecipientStatus, build_report
+from ._mtasts import MtaSts, apply_policy
 from ._queue import Queue, QueuedMessage, RecipientState, worker_owner
 from ._retry import RetryPolicy
 from ._route import Route
@@ -160,6 +161,8 @@ class DeliveryWorker:
       tests use another); ``hostname``: our name (EHLO, Reporting-MTA, MAILER-DAEMON).
     - ``policy``, ``rng``, ``clock``: the RetryPolicy, the random source of MX order and
       jitter, and the clock (``time.time``), all replaceable for tests.
+    - ``mta_sts``: an MtaSts: domains that publish an enforce policy (RFC 8461) get only
+      the MX hosts it names, each with verified TLS.
     - ``max_sessions`` / ``max_sessions_per_host``: concurrency bounds; ``timeout``: the
       client's per-reply timeout; ``lease``: how long a claim keeps other workers off.
     """
@@ -181,6 +184,7 @@ class DeliveryWorker:
         lease: float = 3600.0,
         owner: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        mta_sts: MtaSts | None = None,
     ) -> None:
         self.queue = queue
         self.resolver = resolver
@@ -196,6 +200,7 @@ class DeliveryWorker:
         self._sessions = asyncio.Semaphore(max_sessions)
         self._per_host_limit = max_sessions_per_host
         self._per_host: dict[str, asyncio.Semaphore] = {}
+        self.mta_sts = mta_sts
         self._verified = ssl_context or ssl.create_default_context()
         self._opportunistic = ssl.create_default_context()
         self._opportunistic.check_hostname = False
@@ -261,13 +266,17 @@ class DeliveryWorker:
             )
             return {r: Failed(result=bad) for r in recipients}
         found = await self.resolver.route(domain, local_names=self.local_names, rng=self.rng)
+        verify = False
+        if self.mta_sts is not None and not isinstance(found, Classification):
+            # RFC 8461 §4.2: under enforce, only the named MX hosts, each with verified TLS
+            found, verify = apply_policy(found, await self.mta_sts.policy(domain))
         if isinstance(found, Classification):
             attempt = Attempt(recipients, Route(domain=domain, hosts=()))
             attempt.no_route(found)
         else:
             attempt = Attempt(recipients, found)
             while (host := attempt.next_host()) is not None:
-                attempt.record(await self._session(host, msg, list(attempt.pending)))
+                attempt.record(await self._session(host, msg, list(attempt.pending), verify=verify))
         return attempt.outcomes(
             policy=self.policy,
             arrival=msg.arrival,
@@ -276,13 +285,17 @@ class DeliveryWorker:
             rng=self.rng,
         )
 
-    async def _session(self, host: str, msg: QueuedMessage, recipients: list[str]) -> SessionResult:
+    async def _session(
+        self, host: str, msg: QueuedMessage, recipients: list[str], *, verify: bool = False
+    ) -> SessionResult:
         from ..adapters import AsyncSMTPClient, SMTPError, TLSMode
 
         addresses = [host] if _is_ip(host) else await self.resolver.addresses(host)
         if not addresses:
             return SessionResult(host=host, connection=connection_failure(f"{host} has no address"))
-        require_tls = "REQUIRETLS" in {k.upper() for k in msg.params}
+        # RFC 8689 §4.2.1 (REQUIRETLS) and RFC 8461 §4.2 (MTA-STS enforce): TLS with a
+        # certificate valid for the MX host's name, or no delivery to that host
+        require_tls = verify or "REQUIRETLS" in {k.upper() for k in msg.params}
         params = {k: v for k, v in msg.params.items() if k.upper() in _PASSED_ON} or None
         semaphore = self._per_host.setdefault(host, asyncio.Semaphore(self._per_host_limit))
         result = SessionResult(
