@@ -268,8 +268,21 @@ class Reply(_ReplyFields):
         return cls(code=334, lines=base64.b64encode(data).decode("ascii"))
 
     def __str__(self) -> str:
-        esc = f"{self.enhanced} " if self.enhanced else ""
-        return "\n".join(f"{self.code} {esc}{line}".rstrip() for line in self.lines)
+        """The reply as it goes on the wire (RFC 5321 §4.2.1: ``250-`` on every line but
+        the last), one line per line, without CRLF."""
+        return _wire_text(self.code, self.lines, self.enhanced)
+
+
+def _wire_text(code: int, lines: tuple[str, ...], enhanced: object) -> str:
+    """The lines write_reply puts on the wire, without their CRLFs."""
+    esc = f"{enhanced} " if enhanced else ""
+    last = len(lines) - 1
+    out = []
+    for i, text in enumerate(lines):
+        sep = "-" if i < last else " "
+        body = esc + text if text else esc.rstrip(" ")
+        out.append(f"{code}{sep}{body}" if body else f"{code}{sep.strip()}")
+    return "\n".join(out)
 
 
 def _check_greeting_code(_inst: object, _attr: object, code: int) -> None:
@@ -290,4 +303,5 @@ class Greeting(_ReplyFields):
     lines: tuple[str, ...] = attrs.field(default=("",), converter=_coerce_lines)
 
     def __str__(self) -> str:
-        return "\n".join(f"{self.code} {line}".rstrip() for line in self.lines)
+        """The greeting as it goes on the wire, without CRLF."""
+        return _wire_text(self.code, self.lines, None)
