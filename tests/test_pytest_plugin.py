@@ -117,3 +117,17 @@ def test_address_equals_its_text() -> None:
     assert {address: 1}["a@example.net"] == 1
     assert Address("john doe", "example.net") == '"john doe"@example.net'
     assert address != 42
+
+
+def test_the_readme_example_runs(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # issue 15: the README's fixture example is one a user can paste
+    readme = (Path(ROOT) / "README.md").read_text()
+    start = readme.index("Paste this into a test file:")
+    block = readme[readme.index("```python\n", start) + len("```python\n") :]
+    example = block[: block.index("```")]
+    monkeypatch.setenv("PYTHONPATH", ROOT)
+    pytester.makepyfile(example)
+    result = pytester.runpytest_subprocess(*_args())
+    result.assert_outcomes(passed=2)
