@@ -28,10 +28,12 @@ from sansio_smtp.delivery import (
     RecipientState,
     RetryPolicy,
     SQLiteQueue,
+    open_queue,
     parse_report,
 )
 
 from .dnsserver import dns_server
+from .test_queue import _fresh_database, postgres_url  # noqa: F401 - a fixture
 
 pytest.importorskip("dns.asyncresolver")
 
@@ -310,9 +312,13 @@ class StallsAtRcpt(MemoryHandler):
         return None
 
 
-def test_kill_9_mid_delivery_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_kill_9_mid_delivery_loses_and_duplicates_nothing(
+    tmp_path: Path, kind: str, request: pytest.FixtureRequest
+) -> None:
     # issue 14: a worker killed mid-delivery leaves the recipient queued; the next worker
-    # takes the message at once (the dead worker's lease is known dead) and delivers once
+    # takes the message at once (the dead worker's lease is known dead) and delivers once,
+    # on either queue
     try:
         socket.create_server(("127.0.0.2", 0)).close()
     except OSError:
@@ -321,7 +327,10 @@ def test_kill_9_mid_delivery_loses_and_duplicates_nothing(tmp_path: Path) -> Non
     handler = StallsAtRcpt()
     server = SyncServer(handler, host="127.0.0.2", port=port, config=Config(hostname="mx.a.test"))
     server.start()
-    queue_path = str(tmp_path / "queue.sqlite")
+    if kind == "sqlite":
+        queue_path = str(tmp_path / "queue.sqlite")
+    else:
+        queue_path = _fresh_database(request.getfixturevalue("postgres_url"))
     try:
         with dns_server(ZONE) as (ns_host, ns_port):
             common = ["--dns-server", f"{ns_host}:{ns_port}", "--port", str(port)]
@@ -345,7 +354,7 @@ def test_kill_9_mid_delivery_loses_and_duplicates_nothing(tmp_path: Path) -> Non
             worker.kill()  # SIGKILL, mid-session
             worker.wait(timeout=30)
             handler.release.set()
-            with SQLiteQueue(queue_path) as queue:
+            with contextlib.closing(open_queue(queue_path)) as queue:
                 (msg,) = queue.messages()
                 (rcpt,) = msg.recipients
                 assert rcpt.state is RecipientState.QUEUED and rcpt.attempts == 0

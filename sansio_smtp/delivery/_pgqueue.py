@@ -5,16 +5,18 @@
 # SELECT ... FOR UPDATE SKIP LOCKED and leases them in the same statement, so two workers
 # never claim one message and neither waits for the other's rows; a worker that dies leaves
 # a lease that expires (``lease`` seconds), after which its recipients, still queued, are
-# claimed by another. The schema is created when missing.
+# claimed by another, at once when the dead worker ran on the claiming host (as for the
+# SQLite queue). The schema is created when missing.
 from __future__ import annotations
 
 import json
 import secrets
+import socket
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._queue import QueuedMessage, QueuedRecipient, RecipientState
+from ._queue import QueuedMessage, QueuedRecipient, RecipientState, dead_owner
 
 if TYPE_CHECKING:
     import psycopg
@@ -120,6 +122,18 @@ class PostgresQueue:
     ) -> list[QueuedMessage]:
         due = now if due_only else float("inf")
         with self._lock, self._db.transaction():
+            # the leases of workers known dead (this host, their process gone) end now
+            held = self._db.execute(
+                "SELECT DISTINCT owner FROM smtp_messages WHERE lease_until > %s"
+                " AND owner LIKE %s AND owner <> %s",
+                (now, f"{socket.gethostname()}:%", owner),
+            ).fetchall()
+            dead = [row[0] for row in held if dead_owner(row[0])]
+            if dead:
+                self._db.execute(
+                    "UPDATE smtp_messages SET owner = NULL, lease_until = 0 WHERE owner = ANY(%s)",
+                    (dead,),
+                )
             rows = self._db.execute(
                 "WITH due AS (SELECT m.id FROM smtp_messages m WHERE m.lease_until <= %s"
                 " AND EXISTS (SELECT 1 FROM smtp_recipients r WHERE r.message_id = m.id"

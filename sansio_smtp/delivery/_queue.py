@@ -35,6 +35,7 @@ __all__ = [
     "QueuedRecipient",
     "RecipientState",
     "SQLiteQueue",
+    "dead_owner",
     "worker_owner",
 ]
 
@@ -44,7 +45,7 @@ def worker_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _dead(owner: str | None) -> bool:
+def dead_owner(owner: str | None) -> bool:
     """``owner`` (a worker_owner() name) ran on this host and its process is gone."""
     if not owner:
         return False
@@ -268,9 +269,9 @@ class SQLiteQueue:
                 " AND (m.lease_until <= ? OR m.owner LIKE ?) ORDER BY m.arrival",
                 (RecipientState.QUEUED.value, due, now, f"{socket.gethostname()}:%"),
             ).fetchall()
-            ids = [row[0] for row in rows if row[2] <= now or (row[3] != owner and _dead(row[3]))][
-                :limit
-            ]
+            ids = [
+                row[0] for row in rows if row[2] <= now or (row[3] != owner and dead_owner(row[3]))
+            ][:limit]
             db.executemany(
                 "UPDATE messages SET owner = ?, lease_until = ? WHERE id = ?",
                 [(owner, now + lease, i) for i in ids],
