@@ -16,7 +16,13 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._queue import QueuedMessage, QueuedRecipient, RecipientState, dead_owner
+from ._queue import (
+    QueuedMessage,
+    RecipientState,
+    dead_owner,
+    message_from_rows,
+    recipient_map,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -92,13 +98,7 @@ class PostgresQueue:
         now: float,
         params: Mapping[str, str] | None = None,
     ) -> str:
-        rcpts: Mapping[str, Mapping[str, str]] = (
-            recipients
-            if isinstance(recipients, Mapping)
-            else {r: {} for r in dict.fromkeys(recipients)}
-        )
-        if not rcpts:
-            raise ValueError("a message needs at least one recipient")
+        rcpts = recipient_map(recipients)
         message_id = secrets.token_hex(8)
         with self._lock, self._db.transaction():
             self._db.execute(
@@ -218,27 +218,4 @@ class PostgresQueue:
             " FROM smtp_recipients WHERE message_id = %s ORDER BY position",
             (message_id,),
         ).fetchall()
-        return QueuedMessage(
-            id=message_id,
-            sender=row[0],
-            params=_json(row[1]),
-            arrival=row[2],
-            content=bytes(row[3]),
-            recipients=tuple(
-                QueuedRecipient(
-                    address=a,
-                    params=_json(p),
-                    state=RecipientState(s),
-                    attempts=n,
-                    next_attempt=t,
-                    last_reply=last,
-                    warned=bool(w),
-                )
-                for a, p, s, n, t, last, w in rcpts
-            ),
-        )
-
-
-def _json(value: object) -> dict[str, str]:
-    loaded = json.loads(value) if isinstance(value, str | bytes) else value
-    return dict(loaded) if isinstance(loaded, Mapping) else {}
+        return message_from_rows(message_id, row, rcpts)

@@ -25,7 +25,7 @@ import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Protocol, final
+from typing import Any, Protocol, final
 
 import attrs
 
@@ -104,6 +104,55 @@ class QueuedMessage:
             for r in self.recipients
             if r.state is RecipientState.QUEUED and (now is None or r.next_attempt <= now)
         )
+
+
+def recipient_map(
+    recipients: Sequence[str] | Mapping[str, Mapping[str, str]],
+) -> Mapping[str, Mapping[str, str]]:
+    """Recipients as address -> RCPT parameters, each address once; ValueError for none."""
+    rcpts: Mapping[str, Mapping[str, str]] = (
+        recipients
+        if isinstance(recipients, Mapping)
+        else {r: {} for r in dict.fromkeys(recipients)}
+    )
+    if not rcpts:
+        raise ValueError("a message needs at least one recipient")
+    return rcpts
+
+
+def _params(value: object) -> dict[str, str]:
+    """Stored parameters (JSON text, or what a driver decoded already) as a dict."""
+    loaded = json.loads(value) if isinstance(value, str | bytes) else value
+    return dict(loaded) if isinstance(loaded, Mapping) else {}
+
+
+def message_from_rows(
+    message_id: str, row: Sequence[Any], recipient_rows: Iterable[Sequence[Any]]
+) -> QueuedMessage:
+    """A QueuedMessage from a stored message row (sender, params, arrival, content) and
+    its recipients' rows (address, params, state, attempts, next_attempt, last_reply,
+    warned), as both stores keep them."""
+    return QueuedMessage(
+        id=message_id,
+        sender=row[0],
+        params=_params(row[1]),
+        arrival=row[2],
+        content=bytes(row[3]),
+        recipients=tuple(
+            QueuedRecipient(
+                address=address,
+                params=_params(params),
+                state=RecipientState(state),
+                attempts=attempts,
+                next_attempt=next_attempt,
+                last_reply=last_reply,
+                warned=bool(warned),
+            )
+            for address, params, state, attempts, next_attempt, last_reply, warned in (
+                recipient_rows
+            )
+        ),
+    )
 
 
 class Queue(Protocol):
@@ -231,13 +280,7 @@ class SQLiteQueue:
     ) -> str:
         """Store a message for delivery now; returns its id. ``recipients``: addresses, or
         address -> RCPT parameters (NOTIFY, ORCPT). Durable when this returns."""
-        rcpts: Mapping[str, Mapping[str, str]] = (
-            recipients
-            if isinstance(recipients, Mapping)
-            else {r: {} for r in dict.fromkeys(recipients)}
-        )
-        if not rcpts:
-            raise ValueError("a message needs at least one recipient")
+        rcpts = recipient_map(recipients)
         message_id = secrets.token_hex(8)
         with self._transaction() as db:
             db.execute(
@@ -360,27 +403,9 @@ class SQLiteQueue:
         ).fetchone()
         if row is None:
             return None
-        recipients = tuple(
-            QueuedRecipient(
-                address=address,
-                params=json.loads(params),
-                state=RecipientState(state),
-                attempts=attempts,
-                next_attempt=next_attempt,
-                last_reply=last_reply,
-                warned=bool(warned),
-            )
-            for address, params, state, attempts, next_attempt, last_reply, warned in db.execute(
-                "SELECT address, params, state, attempts, next_attempt, last_reply, warned"
-                " FROM recipients WHERE message_id = ? ORDER BY position",
-                (message_id,),
-            )
+        recipient_rows = db.execute(
+            "SELECT address, params, state, attempts, next_attempt, last_reply, warned"
+            " FROM recipients WHERE message_id = ? ORDER BY position",
+            (message_id,),
         )
-        return QueuedMessage(
-            id=message_id,
-            sender=row[0],
-            params=json.loads(row[1]),
-            arrival=row[2],
-            content=bytes(row[3]),
-            recipients=recipients,
-        )
+        return message_from_rows(message_id, row, recipient_rows)
