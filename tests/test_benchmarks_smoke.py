@@ -72,3 +72,12 @@ def test_floor_finds_the_end_across_reads() -> None:
     assert len(protocol.buffer) <= 4  # type: ignore[attr-defined]
     protocol.data_received(b"\r\nNOOP\r\n")  # type: ignore[attr-defined]
     assert transport.writes[1:] == [b"250 2.0.0 OK\r\n250 2.0.0 OK\r\n"]
+
+
+def test_profile_hot_runs() -> None:
+    # issue 13 "Make it fast": the profile of the server under S2 is one command
+    cmd = [sys.executable, str(BENCHMARKS / "profile_hot.py"), "S2", "-n", "8", "--top", "5"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "server under S2: 8 messages" in done.stdout
+    assert "Ordered by: cumulative time" in done.stdout

@@ -178,3 +178,26 @@ def test_workers_must_be_positive() -> None:
     result = _serve("--workers", "0")
     assert result.returncode == 2
     assert "--workers must be 1 or more" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "SO_REUSEPORT"), reason="no SO_REUSEPORT")
+def test_workers_report_a_port_they_cannot_share() -> None:
+    # issue 13 "Scale past one process": a port held without SO_REUSEPORT cannot be
+    # joined; the workers' error is reported once and the command exits 1
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        command = [sys.executable, "-m", "sansio_smtp", "serve", "--sink", "--workers", "2"]
+        result = subprocess.run(
+            [*command, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "listening on" not in result.stdout
