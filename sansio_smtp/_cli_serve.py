@@ -3,6 +3,9 @@
 # Strategy: translate the options into a Config, a handler and AsyncioServer options, print
 # "listening on HOST:PORT" (flushed: scripts wait for it, and --port 0 needs it), then serve
 # until SIGINT/SIGTERM and shut down gracefully (a second signal stops at once).
+# With --workers N the parent process serves nothing itself: it starts N worker processes
+# that each bind the same port with SO_REUSEPORT (the kernel spreads connections over
+# them), prints "listening on" once all are up, and forwards SIGINT/SIGTERM to them.
 # Rules: the option set is a contract shared with __main__ (add_arguments/run); bad
 # combinations are usage errors (exit 2) found before anything binds.
 """The ``serve`` subcommand: an SMTP/LMTP server that stores, prints or discards mail."""
@@ -15,12 +18,17 @@ import contextlib
 import importlib
 import inspect
 import logging
+import multiprocessing
+import os
 import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from multiprocessing.connection import Connection as Pipe
+from multiprocessing.connection import wait as wait_for_any
 from pathlib import Path
+from typing import Any
 
 from . import sasl
 from ._events import Reply
@@ -154,6 +162,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         " header naming the real client (connections without one are closed)",
     )
     parser.add_argument("--hostname", metavar="NAME", help="our name in the greeting")
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="serve from N processes sharing the port (SO_REUSEPORT: Linux, BSD, macOS);"
+        " the kernel spreads connections over them (default: %(default)s)",
+    )
 
 
 class UsageError(ValueError):
@@ -194,9 +210,10 @@ def _load_handler(spec: str) -> object:
     return cls()
 
 
-def _announce(handler: object) -> None:
+def _announce(handler: object, *, worker: bool = False) -> None:
     """Print a line per accepted message to stderr: sender, recipients, size, where it
-    was stored. The handler's own data() still decides."""
+    was stored (prefixed with "worker PID: " in a --workers process). The handler's own
+    data() still decides."""
     base = type(handler)
     data: Callable[..., object] = getattr(base, "data", None) or (lambda *_: None)
 
@@ -208,7 +225,8 @@ def _announce(handler: object) -> None:
         rcpts = ", ".join(f"<{r}>" for r in envelope.rcpt_tos)
         where = f" into {envelope.stored}" if envelope.stored else ""
         size = f"{len(envelope.content)} octets" if envelope.content else "streamed"
-        print(f"accepted {sender} -> {rcpts} ({size}){where}", file=sys.stderr, flush=True)
+        who = f"worker {os.getpid()}: " if worker else ""
+        print(f"{who}accepted {sender} -> {rcpts} ({size}){where}", file=sys.stderr, flush=True)
 
     def announced(self: object, session: Session, envelope: Envelope) -> object:
         result = data(self, session, envelope)
@@ -264,6 +282,14 @@ def build(args: argparse.Namespace) -> AsyncioServer:
         raise UsageError("--port must be 0-65535")
     if args.max_connections <= 0:
         raise UsageError("--max-connections must be positive")
+    workers = getattr(args, "workers", 1)
+    if workers < 1:
+        raise UsageError("--workers must be 1 or more")
+    if workers > 1 and not hasattr(socket, "SO_REUSEPORT"):
+        raise UsageError(
+            "--workers needs SO_REUSEPORT (Linux, BSD, macOS), which this platform lacks:"
+            " run one server per port instead"
+        )
     if args.auth_mechanisms and not args.auth:
         raise UsageError("--auth-mechanisms needs --auth USER:PASSWORD")
     context: ssl.SSLContext | None = None
@@ -303,7 +329,7 @@ def build(args: argparse.Namespace) -> AsyncioServer:
         allow_plaintext_auth=args.allow_plaintext_auth,
     )
     handler = _handler(args)
-    _announce(handler)
+    _announce(handler, worker=getattr(args, "workers", 1) > 1)
     if args.log_traffic:
         traffic = logging.getLogger("sansio_smtp.traffic")
         traffic.setLevel(logging.DEBUG)
@@ -327,12 +353,20 @@ def build(args: argparse.Namespace) -> AsyncioServer:
     )
 
 
-async def _serve(server: AsyncioServer) -> None:
+async def _serve(
+    server: AsyncioServer,
+    *,
+    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM),
+    ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve until one of ``signals``; ``ready`` replaces the "listening on" line."""
     await server.start()
-    print(f"listening on {server.host}:{server.port}", flush=True)
+    if ready is None:
+        print(f"listening on {server.host}:{server.port}", flush=True)
+    else:
+        ready()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    signals = (signal.SIGINT, signal.SIGTERM)
     for sig in signals:
         _on_signal(loop, sig, stop.set)
     try:
@@ -371,6 +405,8 @@ def run(args: argparse.Namespace) -> int:
             " (or --allow-plaintext-auth)",
             file=sys.stderr,
         )
+    if getattr(args, "workers", 1) > 1:
+        return _run_workers(args)
     try:
         asyncio.run(_serve(server))
     except OSError as exc:
@@ -381,3 +417,148 @@ def run(args: argparse.Namespace) -> int:
         if isinstance(server.handler, PrintHandler):  # what is still queued, if stdout moves
             server.handler.flush(PRINT_FLUSH_TIMEOUT)
     return 0
+
+
+# ------------------------------------------------------------------------ --workers N
+
+WORKER_START_TIMEOUT = 60.0  # seconds a worker gets to import, build and bind
+ORPHAN_CHECK_INTERVAL = 1.0  # seconds between a worker's checks that its parent lives
+
+
+class _ReusePortLoop(asyncio.SelectorEventLoop):
+    """The standard selector loop, except that its TCP servers bind with SO_REUSEPORT, so
+    the listening sockets of all --workers processes share one port (on Linux the kernel
+    spreads new connections over them by a hash of the addresses; only processes of the
+    same user may join)."""
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> asyncio.Server:
+        kwargs["reuse_port"] = True
+        return await super().create_server(*args, **kwargs)
+
+
+def _reserve_port(host: str) -> socket.socket:
+    """A socket bound (not listening) with SO_REUSEPORT to a free port on ``host``: the
+    port --port 0 gives every worker. Unlistened, it gets no connections."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _worker(args: argparse.Namespace, port: int, pipe: Pipe, parent: int) -> None:
+    """One --workers process: serve ``port`` with SO_REUSEPORT until SIGTERM (the parent
+    forwards SIGINT as SIGTERM, so a terminal's Ctrl-C is not counted twice); tell the
+    parent "ready" or the error on ``pipe``; stop too if the parent goes away."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    args.port = port
+    server = build(args)
+
+    def ready() -> None:
+        pipe.send("ready")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+
+        def orphaned() -> None:
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGTERM)
+            else:
+                loop.call_later(ORPHAN_CHECK_INTERVAL, orphaned)
+
+        loop.call_later(ORPHAN_CHECK_INTERVAL, orphaned)
+        await _serve(server, signals=(signal.SIGTERM,), ready=ready)
+
+    loop = _ReusePortLoop()
+    try:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(main())
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    except OSError as exc:
+        pipe.send(f"cannot listen on {args.host}:{port}: {exc}")
+        server.close()
+        sys.exit(1)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+        if isinstance(server.handler, PrintHandler):
+            server.handler.flush(PRINT_FLUSH_TIMEOUT)
+
+
+def _run_workers(args: argparse.Namespace) -> int:
+    """Start ``args.workers`` worker processes on one port; print "listening on" when all
+    are up; forward SIGINT/SIGTERM to them (a second signal stops them at once) and wait
+    for all. A worker that fails to start or dies stops the others. Exit 0 or 1."""
+    try:
+        reserved = _reserve_port(args.host) if args.port == 0 else None
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    port = reserved.getsockname()[1] if reserved is not None else args.port
+    context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+    workers: list[multiprocessing.process.BaseProcess] = []
+    signalled: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        signalled.append(signum)
+        for worker in workers:
+            if worker.pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGTERM)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        pipes: list[Pipe] = []
+        for _ in range(args.workers):
+            receiver, sender = context.Pipe(duplex=False)
+            worker: multiprocessing.process.BaseProcess = context.Process(
+                target=_worker, args=(args, port, sender, os.getpid()), daemon=False
+            )
+            worker.start()
+            sender.close()
+            workers.append(worker)
+            pipes.append(receiver)
+        failure = _await_ready(pipes)
+        if reserved is not None:
+            reserved.close()
+        if failure is None and not signalled:
+            print(f"listening on {args.host}:{port}", flush=True)
+            pids = " ".join(str(w.pid) for w in workers)
+            print(f"{len(workers)} workers (SO_REUSEPORT): {pids}", file=sys.stderr, flush=True)
+        elif failure is not None:
+            print(f"error: {failure}", file=sys.stderr, flush=True)
+            forward(signal.SIGTERM, None)
+        while any(w.is_alive() for w in workers):
+            wait_for_any([w.sentinel for w in workers if w.is_alive()], ORPHAN_CHECK_INTERVAL)
+            if not signalled and any(w.exitcode is not None for w in workers):
+                failure = failure or "a worker stopped; stopping the others"
+                print(f"error: {failure}", file=sys.stderr, flush=True)
+                forward(signal.SIGTERM, None)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for worker in workers:
+            worker.join(SHUTDOWN_TIMEOUT)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+    return 0 if failure is None and all(w.exitcode == 0 for w in workers) else 1
+
+
+def _await_ready(pipes: list[Pipe]) -> str | None:
+    """Wait until every worker said "ready"; the first error otherwise (or None)."""
+    for pipe in pipes:
+        try:
+            if not pipe.poll(WORKER_START_TIMEOUT):
+                return f"a worker did not start within {WORKER_START_TIMEOUT:.0f} s"
+            message = pipe.recv()
+        except (EOFError, OSError):
+            return "a worker stopped while starting"
+        if message != "ready":
+            return str(message)
+    return None

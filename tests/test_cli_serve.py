@@ -132,3 +132,72 @@ def test_log_traffic_redacts_auth() -> None:
     import base64
 
     assert base64.b64encode(b"\0alice\0s3cret").decode() not in log
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "SO_REUSEPORT"), reason="no SO_REUSEPORT")
+def test_workers_share_one_port_and_stop_together() -> None:
+    # issue 13 "Scale past one process": serve --workers N runs N processes on one port
+    # with SO_REUSEPORT; the kernel spreads connections; SIGTERM stops them all
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sansio_smtp", "serve", "--port", "0", "--sink", "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening on "), line
+        port = int(line.rsplit(":", 1)[1])
+        pids = [int(p) for p in proc.stderr.readline().split(":", 1)[1].split()]
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+        # a new connection each time: its source port changes the kernel's hash, so 40
+        # connections all landing on one of two workers would be a 1 in 2**39 chance
+        for _ in range(40):
+            with smtplib.SMTP("127.0.0.1", port, timeout=10) as client:
+                client.sendmail("a@example.org", ["b@example.net"], b"Subject: w\r\n\r\nhi\r\n")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    served = {ln.split(":", 1)[0] for ln in err.splitlines() if "accepted <a@example.org>" in ln}
+    assert served == {f"worker {pid}" for pid in pids}, err
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_workers_must_be_positive() -> None:
+    result = _serve("--workers", "0")
+    assert result.returncode == 2
+    assert "--workers must be 1 or more" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("socket"), "SO_REUSEPORT"), reason="no SO_REUSEPORT")
+def test_workers_report_a_port_they_cannot_share() -> None:
+    # issue 13 "Scale past one process": a port held without SO_REUSEPORT cannot be
+    # joined; the workers' error is reported once and the command exits 1
+    import socket
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        command = [sys.executable, "-m", "sansio_smtp", "serve", "--sink", "--workers", "2"]
+        result = subprocess.run(
+            [*command, "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"error: cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "listening on" not in result.stdout

@@ -1,0 +1,113 @@
+#!/usr/bin/env python
+"""cProfile of our server under the S2 load and of our blocking client under C1.
+
+    python benchmarks/profile_hot.py S2            # server, 4 connections, pipelined
+    python benchmarks/profile_hot.py C1 --top 40   # blocking client to smtp-sink (or the floor)
+    python benchmarks/profile_hot.py S2 --save s2.prof   # for snakeviz, pstats, ...
+
+The server runs in its own process under cProfile (the load comes from this process, as in
+run_all.py); the client runs here under cProfile. Prints the top functions by cumulative
+time, then by own time. The profiler slows Python code (about 2x), so compare shares of the
+total, not absolute times, with run_all.py's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import io
+import pstats
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+import bench_server  # noqa: E402
+import run_all  # noqa: E402
+
+
+def _report(stats: pstats.Stats, top: int) -> str:
+    out = io.StringIO()
+    stats.stream = out  # type: ignore[attr-defined]
+    stats.strip_dirs().sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def _serve_profiled(path: str) -> None:
+    """Serve as run_all.py does; profile from SIGUSR1 on (after the warm-up)."""
+    profile = cProfile.Profile()
+    signal.signal(signal.SIGUSR1, lambda _signum, _frame: profile.enable())
+    try:
+        asyncio.run(run_all._serve("sansio_smtp"))
+    finally:
+        profile.disable()
+        profile.dump_stats(path)
+
+
+def profile_server(messages: int, top: int, save: str | None) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = save or str(Path(tmp) / "server.prof")
+        proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-profiled", path],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=run_all.ROOT,
+        )
+        assert proc.stdin is not None and proc.stdout is not None
+        port = int(proc.stdout.readline())
+        n = messages - messages % 4
+        asyncio.run(bench_server._load(port, 2, 10, True))  # imports, first connections
+        proc.send_signal(signal.SIGUSR1)
+        time.sleep(0.2)
+        asyncio.run(bench_server._load(port, 4, n // 4, True))
+        proc.stdin.close()
+        proc.wait(60)
+        return f"server under S2: {n} messages, 4 connections, pipelined\n" + _report(
+            pstats.Stats(path), top
+        )
+
+
+def profile_client(messages: int, top: int, save: str | None) -> str:
+    kind = run_all._sink_kind()
+    with run_all.servers([kind]) as running:
+        port = running[kind].port
+        run_all._ours_sync(port, 5, [run_all.RECIPIENT])  # imports, first connection
+        profile = cProfile.Profile()
+        profile.runcall(run_all._ours_sync, port, messages, [run_all.RECIPIENT])
+    if save:
+        profile.dump_stats(save)
+    title = f"blocking client under C1: {messages} messages to {kind} (PIPELINING)\n"
+    return title + _report(pstats.Stats(profile), top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("workload", nargs="?", choices=["S2", "C1"])
+    parser.add_argument("-n", "--messages", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--save", metavar="FILE.prof", help="also keep the raw profile")
+    parser.add_argument("--serve-profiled", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_profiled:
+        with contextlib.suppress(KeyboardInterrupt):
+            _serve_profiled(args.serve_profiled)
+        return 0
+    if args.workload is None:
+        parser.error("name a workload: S2 or C1")
+    run = profile_server if args.workload == "S2" else profile_client
+    print(run(args.messages, args.top, args.save))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
