@@ -8,10 +8,10 @@ codes. The value types that MailFrom/RcptTo properties return are in
 ``sansio_smtp.params``; the notebook widgets in ``sansio_smtp.notebook``.
 """
 
-from . import (
-    _repr,  # noqa: F401  (registers the HTML/pretty renderers: presentation on top)
-    codes,
-)
+import importlib
+from typing import TYPE_CHECKING
+
+from . import _display
 from ._address import Address
 from ._connection import NEED_DATA, PAUSED, Connection
 from ._connection import Sentinel as Sentinel  # importable, not in __all__: internal
@@ -55,6 +55,20 @@ from ._state import LmtpDelivery as LmtpDelivery  # importable, not in __all__: 
 from ._status import EnhancedStatusCode, ReplyClass
 from ._transcript import Transcript, TranscriptEvent, TranscriptLine
 from .config import Config, LineEndingPolicy
+
+if TYPE_CHECKING:
+    from . import codes
+
+# Presentation on top, loaded when first needed: the HTML/pretty renderers on the first
+# display, the code catalogue on first use (a program that speaks SMTP needs neither).
+_display.on_first_use(lambda: importlib.import_module(f"{__name__}._repr"))
+
+
+def __getattr__(name: str) -> object:
+    if name == "codes":
+        return importlib.import_module(f"{__name__}.codes")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 CLIENT = Role.CLIENT
 SERVER = Role.SERVER

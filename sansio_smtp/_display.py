@@ -4,18 +4,18 @@
 # Strategy: an inversion, as in IPython's own type_pprinters. Event, Connection and
 # Transcript define _repr_html_ / _repr_pretty_ once, and those look the renderer up here
 # by the object's type (its MRO, nearest class first); sansio_smtp._repr, the presentation
-# layer, registers its renderers when it is imported, and ``import sansio_smtp`` imports it.
-# With nothing registered an object shows as its repr, escaped.
+# layer, registers its renderers when it is imported; ``import sansio_smtp`` names it as the
+# loader to run on the first display (on_first_use), so a program that never displays
+# anything never imports it. With nothing registered an object shows as its repr, escaped.
 #
 # Rules: the lowest layer; imports nothing of the package. No IPython import: the pretty
 # printer is a Protocol of the few methods IPython's RepresentationPrinter offers.
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from typing import Protocol, TypeVar
 
-__all__ = ["PrettyPrinter", "html_of", "pretty_of", "register"]
+__all__ = ["PrettyPrinter", "html_of", "on_first_use", "pretty_of", "register"]
 
 
 class PrettyPrinter(Protocol):
@@ -35,6 +35,17 @@ PrettyRenderer = Callable[[_T, PrettyPrinter, bool], None]
 
 _HTML: dict[type, Callable[[object], str]] = {}
 _PRETTY: dict[type, Callable[[object, PrettyPrinter, bool], None]] = {}
+_loaders: list[Callable[[], object]] = []
+
+
+def on_first_use(loader: Callable[[], object]) -> None:
+    """Run ``loader`` (which registers renderers) before the first display."""
+    _loaders.append(loader)
+
+
+def _load() -> None:
+    while _loaders:
+        _loaders.pop(0)()
 
 
 def register(
@@ -57,14 +68,18 @@ def _lookup(table: dict[type, _T], obj: object) -> _T | None:
 
 def html_of(obj: object) -> str:
     """``obj`` as HTML: its registered renderer's, or its repr escaped."""
+    _load()
     render = _lookup(_HTML, obj)
     if render is None:
+        import html
+
         return f"<pre>{html.escape(repr(obj))}</pre>"
     return render(obj)
 
 
 def pretty_of(obj: object, p: PrettyPrinter, cycle: bool) -> None:
     """``obj`` for IPython's pretty printer: its registered renderer's, or its repr."""
+    _load()
     render = _lookup(_PRETTY, obj)
     if render is None:
         p.text(repr(obj))
