@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, overload
 
+from ..._errors import LocalProtocolError
 from ..._events import (
     Bdat,
     BytesLike,
@@ -28,7 +29,6 @@ from ..._lines import has_bare_line_ending, normalize_line_endings, scan_line_le
 from ..._params import Params
 from ..._rules import validate_rcpt_params
 from ..._state import Phase, State
-from ..._util import LocalProtocolError
 from ...config import DEFAULT_MAX_DATA_LINE
 from .._io import Steps, Write, coalesce
 from ._errors import (

@@ -18,6 +18,7 @@ from typing import Final
 
 from ... import sasl
 from ..._connection import NEED_DATA, Connection
+from ..._errors import PlaintextAfterStartTLS, RemoteProtocolError
 from ..._events import (
     Auth,
     AuthResponse,
@@ -32,7 +33,6 @@ from ..._events import (
     StartTLS,
 )
 from ..._state import CLIENT_TIMEOUTS, Phase, Role, State
-from ..._util import PlaintextAfterStartTLS, RemoteProtocolError
 from ...config import MAX_AUTH_LINE, Config
 from .._io import HANDSHAKE, READ, Steps, TLSInfo, Write
 from ._errors import (

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 from ... import sasl
 from ..._connection import NEED_DATA, PAUSED, Connection
+from ..._errors import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ..._events import (
     Auth,
     AuthResponse,
@@ -47,7 +48,6 @@ from ..._events import (
     Rset,
 )
 from ..._state import LmtpDelivery, Phase, State
-from ..._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ...proxy import ProxyProtocolError
 from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
