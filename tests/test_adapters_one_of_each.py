@@ -6,14 +6,24 @@ from __future__ import annotations
 
 import ast
 import inspect
+import logging
+import time
 from pathlib import Path
 
 import pytest
 
 import sansio_smtp
-from sansio_smtp import RcptTo
+from sansio_smtp import Config, Greeting, RcptTo, Reply, Transcript, TranscriptLine
 from sansio_smtp._state import LmtpDelivery, Phase
-from sansio_smtp.adapters import _io
+from sansio_smtp.adapters import (
+    MemoryHandler,
+    SMTPClient,
+    SyncServer,
+    TLSMode,
+    _io,
+)
+from sansio_smtp.adapters.client import TranscriptEntry
+from sansio_smtp.adapters.server._traffic import TrafficLog
 
 ADAPTERS = Path(sansio_smtp.__file__).parent / "adapters"
 
@@ -48,3 +58,134 @@ def test_lmtp_delivery_uses_the_event_renderer() -> None:
     delivery = LmtpDelivery(recipient=RcptTo(forward_path="a@example.org"))
     assert repr(delivery).startswith("LmtpDelivery(recipient=RcptTo(")
     assert "forward_path='a@example.org'" in pretty.pretty(delivery)
+
+
+# ------------------------------------------------ one Transcript, one AUTH redaction
+
+
+def _literals(path: Path) -> list[str | bytes]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes))
+    ]
+
+
+def test_the_adapters_write_no_redaction_of_their_own() -> None:
+    # issue 12 item 5: AUTH redaction lives in _redact; no adapter spells "<redacted>"
+    # or picks 334 lines out of the bytes itself
+    for path in ADAPTERS.rglob("*.py"):
+        for value in _literals(path):
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            assert "<redacted>" not in text, path
+            assert not text.startswith(("334 ", "334-")), path
+
+
+MECHANISMS = {"AUTH": ("LOGIN",), "PIPELINING": (), "ENHANCEDSTATUSCODES": ()}
+SECRET = "wonder land"
+
+
+def _server(**options: object) -> SyncServer:
+    config = Config(hostname="mx.test", extensions=MECHANISMS, allow_plaintext_auth=True)
+    return SyncServer(MemoryHandler(), port=0, config=config, auth={"alice": SECRET}, **options)  # type: ignore[arg-type]
+
+
+def test_client_transcript_is_the_core_transcript() -> None:
+    # issue 12 items 5 and 6: the clients' transcript=True/on_transcript are a core
+    # Transcript's lines; TranscriptEntry is the core's TranscriptLine
+    assert TranscriptEntry is TranscriptLine
+    streamed: list[TranscriptLine] = []
+    with (
+        _server() as srv,
+        SMTPClient(
+            "127.0.0.1",
+            srv.port,
+            tls=TLSMode.PLAIN,
+            username="alice",
+            password=SECRET,
+            allow_plaintext_auth=True,
+            transcript=True,
+            on_transcript=streamed.append,
+        ) as client,
+    ):
+        client.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nhi\r\n")
+    lines = client.transcript
+    assert lines == streamed and all(type(line) is TranscriptLine for line in lines)
+    text = [str(line) for line in lines]
+    # RFC 4954 §4: the LOGIN exchange, challenges and responses redacted by _redact
+    start = text.index("C: AUTH LOGIN")
+    assert text[start + 1 : start + 5] == [
+        "S: 334 <redacted>",
+        "C: <redacted>",
+        "S: 334 <redacted>",
+        "C: <redacted>",
+    ]
+    assert SECRET not in "\n".join(text)
+    kinds = {line.text: line.kind for line in lines}
+    assert kinds["<message content, 18 octets>"] == kinds["."] == "content"
+    [accepted] = [line for line in lines if line.code == 235]
+    assert accepted.enhanced == "2.7.0" and accepted.last
+    ehlo = [line for line in lines if line.code == 250 and line.text.startswith("250-")]
+    assert ehlo and not any(line.last for line in ehlo)
+
+
+def test_client_without_transcript_keeps_none() -> None:
+    with _server() as srv, SMTPClient("127.0.0.1", srv.port, tls=TLSMode.PLAIN) as client:
+        client.noop()
+        assert client.transcript == []
+
+
+def test_server_traffic_log_is_a_transcript(caplog: pytest.LogCaptureFixture) -> None:
+    # issue 12 item 5: each session's Connection records into a Transcript(store=False)
+    # whose lines go to the traffic log; AUTH redacted by _redact (RFC 4954 §4)
+    import smtplib
+
+    with (
+        caplog.at_level(logging.DEBUG, logger="sansio_smtp.traffic"),
+        _server(traffic_log=True) as srv,
+    ):
+        with smtplib.SMTP("127.0.0.1", srv.port, timeout=10) as smtp:
+            smtp.ehlo("c.example")
+            smtp.login("alice", SECRET)
+            smtp.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nhi\r\n")
+        time.sleep(0.2)
+    messages = [r.getMessage() for r in caplog.records if r.name == "sansio_smtp.traffic"]
+    ids = {m.split(" ", 1)[0] for m in messages}
+    assert len(ids) == 1  # one session, every line prefixed by its id
+    lines = [m.split(" ", 1)[1] for m in messages]
+    # smtplib sends LOGIN's user name as an initial response, the password after a 334
+    start = lines.index("C: AUTH LOGIN <redacted>")
+    assert lines[start + 1 : start + 3] == ["S: 334 <redacted>", "C: <redacted>"]
+    assert lines[start + 3].startswith("S: 235 ")
+    assert "C: mail FROM:<a@example.org> size=18" in lines
+    assert "C: Subject: x" in lines and "C: ." in lines
+    assert SECRET not in caplog.text
+
+
+def test_traffic_log_transcript_keeps_nothing() -> None:
+    logger = logging.getLogger("test_adapters_one_of_each")
+    t = TrafficLog(logger).transcript("S1")
+    assert isinstance(t, Transcript)
+    t.note("x")
+    assert len(t) == 0
+
+
+def test_transcript_add_reply_writes_wire_lines() -> None:
+    # RFC 5321 §4.2.1: code "-" text for all but the last line; RFC 2034 §3: the enhanced
+    # code before each text; RFC 4954 §4: a 334 challenge's text redacted
+    t = Transcript()
+    t.add_reply(Reply(code=250, lines=("mx.test", "PIPELINING"), enhanced="2.0.0"))
+    t.add_reply(Greeting(lines="mx.test ESMTP"))
+    t.add_reply(Reply(code=334, lines="VXNlcm5hbWU6"))
+    t.add_reply(Reply(code=334, lines=""))
+    assert str(t).splitlines() == [
+        "S: 250-2.0.0 mx.test",
+        "S: 250 2.0.0 PIPELINING",
+        "S: 220 mx.test ESMTP",
+        "S: 334 <redacted>",
+        "S: 334 <redacted>",
+    ]
+    first, second = t.lines()[:2]
+    assert (first.code, first.enhanced, first.last) == (250, "2.0.0", False)
+    assert (second.kind, second.last) == ("reply", True)

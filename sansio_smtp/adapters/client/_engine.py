@@ -363,8 +363,8 @@ class ClientEngine(SessionEngine):
         out = conn.send_with_data_passthrough(MessageData(data=data))
         out.append(conn.send(EndOfMessage()))
         if self._log:
-            self._record("C", f"<message content, {len(data)} octets>")
-            self._record("C", ".")
+            self._record("C", f"<message content, {len(data)} octets>", "content")
+            self._record("C", ".", "content")
         yield Write(coalesce(out), Phase.DATA_BLOCK)
         yield from self._collect(tx)
 
@@ -382,7 +382,7 @@ class ClientEngine(SessionEngine):
             if end > start:
                 wire.extend(self.conn.send_with_data_passthrough(MessageData(data=chunk)))
             if self._log and end > start:
-                self._record("C", f"<message content, {end - start} octets>")
+                self._record("C", f"<message content, {end - start} octets>", "content")
             yield wire
             if last:
                 return
@@ -530,8 +530,8 @@ class ClientEngine(SessionEngine):
                     self.broken = True
                     raise
                 if self._log:
-                    self._record("C", f"<message content, {len(item.data)} octets>")
-                    self._record("C", ".")
+                    self._record("C", f"<message content, {len(item.data)} octets>", "content")
+                    self._record("C", ".", "content")
                 held = (item, tx)
                 continue
             # refused before the content, or a 421 closed the session
