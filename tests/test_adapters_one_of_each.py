@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import sansio_smtp
 from sansio_smtp import Config, Greeting, RcptTo, Reply, Transcript, TranscriptLine
@@ -189,3 +191,56 @@ def test_transcript_add_reply_writes_wire_lines() -> None:
     first, second = t.lines()[:2]
     assert (first.code, first.enhanced, first.last) == (250, "2.0.0", False)
     assert (second.kind, second.last) == ("reply", True)
+
+
+# ------------------------------------------- the adapters decide nothing the core does
+
+LIMITS_WORDS = st.lists(
+    st.one_of(
+        st.sampled_from(["RCPTMAX=2", "rcptmax=10", "RCPTMAX=0", "RCPTMAX=x", "MAILMAX=3"]),
+        st.from_regex(r"\A[A-Za-z]{1,8}=[0-9]{0,3}\Z"),
+    ),
+    max_size=4,
+)
+
+
+@given(LIMITS_WORDS)
+def test_the_client_splits_by_the_cores_rcptmax(words: list[str]) -> None:
+    # issue 12 item 6 (RFC 9422 §4.2): the engine's RCPTMAX is the core's reading of
+    # LIMITS, the one the rules refuse a RCPT over
+    from sansio_smtp._extensions import Extensions
+    from sansio_smtp._rules import advertised_limit
+    from sansio_smtp.adapters.client import _engine
+
+    assert not hasattr(_engine, "rcpt_limit")
+    ext = Extensions.from_ehlo_lines(["LIMITS " + " ".join(words)] if words else [])
+    caps = _engine._Capabilities(ext, use_chunking=True)
+    assert caps.rcptmax == advertised_limit(ext, "RCPTMAX")
+
+
+@pytest.mark.parametrize(
+    ("params", "binary"),
+    [
+        ({"BODY": "BINARYMIME"}, True),
+        ({"BODY": "binarymime"}, True),
+        ({"BODY": "8BITMIME"}, False),
+        ({"BODY": "7BIT"}, False),
+        ({"BODY": "NONSENSE"}, False),
+        ({"BODY": None}, False),
+        ({}, False),
+    ],
+)
+def test_the_stores_read_body_by_the_core(
+    params: dict[str, str | None], binary: bool, tmp_path: Path
+) -> None:
+    # RFC 3030 §3: an mbox cannot keep BINARYMIME content; BODY is read by the core's
+    # parameter grammar (sansio_smtp.params.Body), not by the store
+    from sansio_smtp import MailFrom, Params
+    from sansio_smtp.adapters import MboxHandler
+    from sansio_smtp.adapters.server import _stores
+    from sansio_smtp.adapters.server._handler import Session
+
+    assert _stores._binary_body(Params(params)) is binary
+    handler = MboxHandler(tmp_path / "mbox")
+    reply = handler.mail(Session(), MailFrom(reverse_path="a@example.org", params=params))
+    assert (reply is not None and reply.code == 555) is binary

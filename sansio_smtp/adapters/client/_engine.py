@@ -27,7 +27,7 @@ from ..._events import (
 from ..._extensions import Extensions
 from ..._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ..._params import Params
-from ..._rules import validate_rcpt_params
+from ..._rules import advertised_limit, validate_rcpt_params
 from ..._state import Phase, State
 from ...config import DEFAULT_MAX_DATA_LINE
 from .._io import Steps, Write, coalesce
@@ -58,17 +58,6 @@ _NO_PARAMS: Final = Params()
 _NOT_SUPPORTED: Final = frozenset({552, 555})
 
 
-def rcpt_limit(extensions: Extensions) -> int | None:
-    """LIMITS RCPTMAX=n (RFC 9422 §4.2): recipients per transaction, or None. Read as
-    the core's rules read it (they refuse the RCPT over it); Connection has no accessor
-    for it, and the engine needs it to split the recipients before sending."""
-    for word in extensions.get("LIMITS", ()):
-        key, _, value = word.partition("=")
-        if key.upper() == "RCPTMAX" and value.isdigit() and int(value) > 0:
-            return int(value)
-    return None
-
-
 class _Capabilities:
     """What the engine chooses from the server's EHLO reply, worked out once per reply:
     BDAT or DATA, which optional parameters to declare, how to split recipients."""
@@ -80,7 +69,7 @@ class _Capabilities:
         self.chunking = use_chunking and "CHUNKING" in ext  # RFC 3030 §2
         self.eightbit = "8BITMIME" in ext  # RFC 6152
         self.size = "SIZE" in ext  # RFC 1870
-        self.rcptmax = rcpt_limit(ext)  # RFC 9422 §4.2
+        self.rcptmax = advertised_limit(ext, "RCPTMAX")  # RFC 9422 §4.2, the core's reading
 
 
 class ClientEngine(SessionEngine):
