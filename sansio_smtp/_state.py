@@ -264,7 +264,7 @@ def out_of_sequence_reply(state: State, command: Event, *, lmtp: bool = False) -
 
 
 @final
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, repr=False)  # Event.__repr__, as for every event
 class LmtpDelivery(Event):
     """A pending LMTP reply: after the end of a message, one reply per accepted recipient,
     in RCPT order (RFC 2033 §4.2). The first answers the end of the message itself; these

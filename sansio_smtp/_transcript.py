@@ -22,7 +22,8 @@
 # ``clock`` given by the caller stamps each line (``TranscriptLine.at``; the core has no
 # clock of its own), ``on_line`` is called with each wire line and note as it is added
 # (a live log), ``store=False`` keeps nothing (a log that only streams), and ``add_line``
-# takes a line an adapter wrote itself (the client's "<message content, N octets>").
+# takes a line an adapter wrote itself (the client's "<message content, N octets>"),
+# ``add_reply`` a reply the adapter read as an event.
 # Nothing here does I/O; rendering (_repr_html_, _repr_pretty_) is registered by _repr.
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from ._events import (
     BytesLike,
     Command,
     Event,
+    Greeting,
     InvalidCommand,
     MessageData,
     Reply,
@@ -484,6 +486,30 @@ class Transcript:
                     line, code=code, enhanced=_enhanced(_decode(rest)), last=separator != b"-"
                 )
         return self._add_line(line)
+
+    def add_reply(self, reply: Reply | Greeting) -> None:
+        """Add the lines of a reply an adapter read itself (the event, not its bytes), as
+        they stand on the wire: ``code-text`` for all but the last, the enhanced status
+        code before each text (RFC 5321 §4.2.1, RFC 2034 §3). A 334 challenge's text is
+        redacted. Each line is stamped and passed to ``on_line`` like a recorded one."""
+        code = reply.code
+        enhanced = reply.enhanced if type(reply) is Reply else None
+        esc = "" if enhanced is None else f"{enhanced} "
+        last = len(reply.lines) - 1
+        for i, text in enumerate(reply.lines):
+            line = f"{code}{'-' if i < last else ' '}{esc}{text}".rstrip()
+            if code == 334:
+                line = redact_server_line(line.encode("utf-8")).decode("utf-8")
+            self._add_line(
+                TranscriptLine(
+                    direction="S",
+                    text=line,
+                    kind="reply",
+                    code=code,
+                    enhanced=None if enhanced is None else str(enhanced),
+                    last=i == last,
+                )
+            )
 
     @classmethod
     def from_entries(cls, entries: Iterable[_EntryLike]) -> Transcript:

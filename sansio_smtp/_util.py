@@ -5,14 +5,7 @@
 # within the 512-octet reply line (RFC 5321 §4.5.3.1.5) whatever the peer sent.
 from __future__ import annotations
 
-__all__ = [
-    "MAX_QUOTED",
-    "LocalProtocolError",
-    "PlaintextAfterStartTLS",
-    "RemoteProtocolError",
-    "SMTPProtocolError",
-    "quote",
-]
+__all__ = ["MAX_QUOTED", "quote"]
 
 #: The most characters of peer text a reply or error message shows (after escaping). A
 #: reply text quotes at most two such pieces besides its own words, far below the 512
@@ -33,13 +26,3 @@ def quote(text: str, limit: int = MAX_QUOTED) -> str:
             return "'" + "".join(out) + "'..."
         out.append(piece)
     return "'" + "".join(out) + "'"
-
-
-# The protocol errors live in _errors (above Reply, which their reply_hint is); they are
-# re-exported here, at the end, for the modules that still import them from _util.
-from ._errors import (  # noqa: E402
-    LocalProtocolError,
-    PlaintextAfterStartTLS,
-    RemoteProtocolError,
-    SMTPProtocolError,
-)

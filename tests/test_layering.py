@@ -83,15 +83,7 @@ FORBIDDEN_IN_CORE = frozenset({"socket", "asyncio", "ssl", "time", "random", "lo
 #: Arrows that point up today and are being removed in other branches of issue 12. The
 #: test passes with them and fails when one of them no longer exists: empty this list as
 #: they go (it must end empty).
-KNOWN: frozenset[tuple[str, str]] = frozenset(
-    {
-        # _mailparams raises ValueError and builds no Reply (the state machine's branch)
-        # the rules and Connection ask the state machine, not sasl, about mechanisms
-        # the errors' old home, re-exported for the adapters that import them from _util
-        # (the adapters' branches import them from _errors, or from sansio_smtp)
-        ("_util", "_errors"),
-    }
-)
+KNOWN: frozenset[tuple[str, str]] = frozenset()
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Generator
 from typing import Final, Literal, Protocol, TypeVar, final
 
 from .._events import BytesLike
+from .._state import Phase
 
 __all__ = [
     "CLOSE",
@@ -65,11 +66,12 @@ class _Handshake:
 
 @final
 class Write:
-    """Write ``chunks`` in order, within ``engine.timeout(phase)`` seconds."""
+    """Write ``chunks`` in order, within ``engine.timeout(phase)`` seconds (``phase``: what
+    the write is, RFC 5321 §4.5.3.2: a command, a data block)."""
 
     __slots__ = ("chunks", "phase")
 
-    def __init__(self, chunks: list[BytesLike], phase: str = "command") -> None:
+    def __init__(self, chunks: list[BytesLike], phase: Phase = Phase.COMMAND) -> None:
         self.chunks = chunks
         self.phase = phase
 

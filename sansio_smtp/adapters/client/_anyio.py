@@ -185,7 +185,7 @@ class AnyioSMTPClient(AsyncClientCommands):
         write's due time so far (engine.write_due: a timeout per started block)."""
         stream = self._current()
         engine = self._engine
-        phase = Phase(op.phase)  # Write.phase is a str; the engine's are Phase members
+        phase = op.phase
         started = time.monotonic()
         done = 0
         due = engine.write_due(phase, started, done)

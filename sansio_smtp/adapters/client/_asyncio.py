@@ -330,7 +330,7 @@ class AsyncSMTPClient(AsyncClientCommands):
         """Wait for the write buffer to drain, until the write's due time; the octets the
         kernel took meanwhile (each started block) extend it (engine.write_due)."""
         engine = self._engine
-        phase = Phase(op.phase)  # Write.phase is a str; the engine's are Phase members
+        phase = op.phase
         total = 0
         for chunk in op.chunks:
             total += len(chunk)

@@ -134,7 +134,8 @@ class ClientBase(abc.ABC):
 
     @property
     def transcript(self) -> list[TranscriptEntry]:
-        """The dialogue so far when ``transcript=True`` (AUTH data redacted)."""
+        """The dialogue so far when ``transcript=True`` (AUTH data redacted): the lines of
+        the client's Transcript (sansio_smtp.Transcript), each a TranscriptLine."""
         return self._engine.transcript
 
     @property

@@ -335,7 +335,7 @@ class SMTPClient(ClientBase):
         sock = self._sock
         assert sock is not None
         engine = self._engine
-        phase = Phase(op.phase)  # Write.phase is a str; the engine's are Phase members
+        phase = op.phase
         started = time.monotonic()
         done = 0  # octets of op written so far: each started block extends the time allowed
         try:

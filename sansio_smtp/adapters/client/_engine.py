@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final, overload
 
+from ..._errors import LocalProtocolError
 from ..._events import (
     Bdat,
     BytesLike,
@@ -26,9 +27,8 @@ from ..._events import (
 from ..._extensions import Extensions
 from ..._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ..._params import Params
-from ..._rules import validate_rcpt_params
+from ..._rules import advertised_limit, validate_rcpt_params
 from ..._state import Phase, State
-from ..._util import LocalProtocolError
 from ...config import DEFAULT_MAX_DATA_LINE
 from .._io import Steps, Write, coalesce
 from ._errors import (
@@ -58,17 +58,6 @@ _NO_PARAMS: Final = Params()
 _NOT_SUPPORTED: Final = frozenset({552, 555})
 
 
-def rcpt_limit(extensions: Extensions) -> int | None:
-    """LIMITS RCPTMAX=n (RFC 9422 §4.2): recipients per transaction, or None. Read as
-    the core's rules read it (they refuse the RCPT over it); Connection has no accessor
-    for it, and the engine needs it to split the recipients before sending."""
-    for word in extensions.get("LIMITS", ()):
-        key, _, value = word.partition("=")
-        if key.upper() == "RCPTMAX" and value.isdigit() and int(value) > 0:
-            return int(value)
-    return None
-
-
 class _Capabilities:
     """What the engine chooses from the server's EHLO reply, worked out once per reply:
     BDAT or DATA, which optional parameters to declare, how to split recipients."""
@@ -80,7 +69,7 @@ class _Capabilities:
         self.chunking = use_chunking and "CHUNKING" in ext  # RFC 3030 §2
         self.eightbit = "8BITMIME" in ext  # RFC 6152
         self.size = "SIZE" in ext  # RFC 1870
-        self.rcptmax = rcpt_limit(ext)  # RFC 9422 §4.2
+        self.rcptmax = advertised_limit(ext, "RCPTMAX")  # RFC 9422 §4.2, the core's reading
 
 
 class ClientEngine(SessionEngine):
@@ -363,8 +352,8 @@ class ClientEngine(SessionEngine):
         out = conn.send_with_data_passthrough(MessageData(data=data))
         out.append(conn.send(EndOfMessage()))
         if self._log:
-            self._record("C", f"<message content, {len(data)} octets>")
-            self._record("C", ".")
+            self._record("C", f"<message content, {len(data)} octets>", "content")
+            self._record("C", ".", "content")
         yield Write(coalesce(out), Phase.DATA_BLOCK)
         yield from self._collect(tx)
 
@@ -382,7 +371,7 @@ class ClientEngine(SessionEngine):
             if end > start:
                 wire.extend(self.conn.send_with_data_passthrough(MessageData(data=chunk)))
             if self._log and end > start:
-                self._record("C", f"<message content, {end - start} octets>")
+                self._record("C", f"<message content, {end - start} octets>", "content")
             yield wire
             if last:
                 return
@@ -530,8 +519,8 @@ class ClientEngine(SessionEngine):
                     self.broken = True
                     raise
                 if self._log:
-                    self._record("C", f"<message content, {len(item.data)} octets>")
-                    self._record("C", ".")
+                    self._record("C", f"<message content, {len(item.data)} octets>", "content")
+                    self._record("C", ".", "content")
                 held = (item, tx)
                 continue
             # refused before the content, or a 421 closed the session

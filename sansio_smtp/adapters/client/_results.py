@@ -1,5 +1,6 @@
 # What the clients return: SendResult for a message (accepted and refused recipients,
-# each with its Reply), and TranscriptEntry for a line of the dialogue.
+# each with its Reply), and TranscriptEntry for a line of the dialogue: the core's
+# TranscriptLine (the clients keep their transcript in the core's Transcript).
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -8,6 +9,7 @@ from typing import final
 import attrs
 
 from ..._events import Reply
+from ..._transcript import TranscriptLine
 
 __all__ = ["SendResult", "TranscriptEntry"]
 
@@ -44,13 +46,8 @@ class SendResult:
         return bool(self.accepted)
 
 
-@attrs.frozen
-class TranscriptEntry:
-    """One line of the dialogue: ``direction`` "C" (client), "S" (server) or "*" (a note
-    such as the TLS handshake). AUTH data and message content are never shown."""
-
-    direction: str
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.direction}: {self.text}"
+#: One line of a client's transcript (``client.transcript``, ``on_transcript``): the core's
+#: TranscriptLine, ``direction`` "C", "S" or "*" (a note such as the TLS handshake) and
+#: ``text``, AUTH data redacted and message content shown by its size; ``str()`` is
+#: ``"C: text"``. The name stays for the clients' users.
+TranscriptEntry = TranscriptLine

@@ -1,6 +1,10 @@
 # The session half of the client engine: the Connection it drives, the clock (due times
 # from the adapter's "now"), the transcript, reading replies, and setting up the session:
 # greeting, EHLO/LHLO (HELO fallback), STARTTLS, AUTH; NOOP/RSET/VRFY/HELP and QUIT.
+# The transcript is the core's Transcript: the engine adds the commands it sent (as
+# _redact shows them), the replies it read and its notes; message content is shown by
+# its size (ClientEngine). ``client.transcript`` is its lines, ``on_transcript`` its
+# ``on_line``.
 #
 # Strategy: SessionEngine is sans-IO like the core it drives. Each operation is a
 # generator that yields I/O requests (READ, Write(chunks, phase), HANDSHAKE; adapters/_io)
@@ -18,6 +22,7 @@ from typing import Final
 
 from ... import sasl
 from ..._connection import NEED_DATA, Connection
+from ..._errors import PlaintextAfterStartTLS, RemoteProtocolError
 from ..._events import (
     Auth,
     AuthResponse,
@@ -31,8 +36,9 @@ from ..._events import (
     Reply,
     StartTLS,
 )
+from ..._redact import redact_client_line
 from ..._state import CLIENT_TIMEOUTS, Phase, Role, State
-from ..._util import PlaintextAfterStartTLS, RemoteProtocolError
+from ..._transcript import LineKind, Transcript, TranscriptLine
 from ...config import MAX_AUTH_LINE, Config
 from .._io import HANDSHAKE, READ, Steps, TLSInfo, Write
 from ._errors import (
@@ -53,7 +59,6 @@ from ._options import (
     ClientOptions,
     TLSMode,
 )
-from ._results import TranscriptEntry
 
 __all__ = ["SessionEngine"]
 
@@ -74,9 +79,9 @@ class SessionEngine:
         self.esmtp = False  # EHLO/LHLO was accepted (not HELO)
         self.broken = False  # an operation left the session in an unknown state
         self.local_hostname = options.local_hostname or "localhost"
-        self.transcript: list[TranscriptEntry] = []
         self._log = options.transcript or options.on_transcript is not None
-        self._in_auth = False
+        #: The dialogue (kept with ``transcript=True``, streamed to ``on_transcript``).
+        self.log = Transcript(on_line=options.on_transcript, store=options.transcript)
         defaults: dict[Phase, float] = {
             Phase.CONNECT: DEFAULT_CONNECT_TIMEOUT,
             Phase.TLS: DEFAULT_TLS_TIMEOUT,
@@ -179,39 +184,26 @@ class SessionEngine:
             except ValueError as exc:
                 self.note(f"no channel binding: {exc}")
 
+    @property
+    def transcript(self) -> list[TranscriptLine]:
+        """The lines of the dialogue so far (none unless ``transcript=True``)."""
+        return self.log.lines()
+
     def note(self, text: str) -> None:
         """Add a "*" line to the transcript (adapters: connection and TLS events)."""
         if self._log:
-            self._record("*", text)
+            self.log.note(text)
 
-    def _record(self, direction: str, text: str) -> None:
-        entry = TranscriptEntry(direction, text)
-        if self.options.transcript:
-            self.transcript.append(entry)
-        callback = self.options.on_transcript
-        if callback is not None:
-            callback(entry)
+    def _record(self, direction: str, text: str, kind: LineKind | None = None) -> None:
+        self.log.add_line(direction, text, kind=kind)
 
     def _log_command(self, command: Command, wire: bytes) -> None:
-        if isinstance(command, Auth):
-            text = f"AUTH {command.mechanism}"
-            if command.initial_response is not None:
-                text += " <redacted>"
-        elif isinstance(command, AuthResponse):
-            text = "*" if command.data is None else "<redacted>"
-        else:
-            text = wire.decode("utf-8", "replace").rstrip("\r\n")
-        self._record("C", text)
+        # the command line as _redact shows it; an AuthResponse answers a 334 challenge
+        line = redact_client_line(wire.rstrip(b"\r\n"), in_auth=type(command) is AuthResponse)
+        self._record("C", line.decode("utf-8", "replace"))
 
     def _log_reply(self, reply: Reply | Greeting) -> None:
-        if self._in_auth and reply.code == 334:
-            self._record("S", "334 <redacted>")
-            return
-        esc = f"{reply.enhanced} " if isinstance(reply, Reply) and reply.enhanced else ""
-        last = len(reply.lines) - 1
-        for i, text in enumerate(reply.lines):
-            sep = "-" if i < last else " "
-            self._record("S", f"{reply.code}{sep}{esc}{text}".rstrip())
+        self.log.add_reply(reply)
 
     def send(self, command: Command) -> bytes:
         """``conn.send(command)``, logged."""
@@ -377,20 +369,16 @@ class SessionEngine:
         initial = mech.initial_response()
         if initial is not None and (len(initial) + 2) // 3 * 4 + len(name) + 8 > MAX_AUTH_LINE:
             initial = None  # RFC 4954 §4: too long for the AUTH line; answer the 334 instead
-        self._in_auth = True
-        try:
-            reply = yield from self._exchange(Auth(mechanism=name, initial_response=initial))
-            while reply.code == 334:
-                try:
-                    response: bytes | None = mech.respond(reply.challenge)
-                    problem = None
-                except (sasl.SASLError, ValueError) as exc:
-                    response, problem = None, exc  # RFC 4954 §4: cancel with "*"
-                reply = yield from self._exchange(AuthResponse(data=response))
-                if problem is not None:
-                    raise SMTPAuthError(f"AUTH {name} cancelled: {problem}", reply) from problem
-        finally:
-            self._in_auth = False
+        reply = yield from self._exchange(Auth(mechanism=name, initial_response=initial))
+        while reply.code == 334:
+            try:
+                response: bytes | None = mech.respond(reply.challenge)
+                problem = None
+            except (sasl.SASLError, ValueError) as exc:
+                response, problem = None, exc  # RFC 4954 §4: cancel with "*"
+            reply = yield from self._exchange(AuthResponse(data=response))
+            if problem is not None:
+                raise SMTPAuthError(f"AUTH {name} cancelled: {problem}", reply) from problem
         if not reply.is_positive:
             raise SMTPAuthError(f"AUTH {name} refused", reply)
         try:

@@ -25,9 +25,7 @@ import anyio.to_thread
 from anyio.abc import SocketAttribute
 from anyio.streams.tls import TLSAttribute, TLSStream
 
-from ..._connection import Connection
 from ..._events import BytesLike, Reply
-from ..._state import Role, State
 from .._io import HANDSHAKE, READ, Await, Write
 from ._dispatcher import Dispatcher
 from ._handler import Session
@@ -268,7 +266,7 @@ class AnyioServer(ServerBase):
                 return
             stream = tls
             session.tls_version, session.tls_cipher = _tls_info(tls)
-        conn = Connection(Role.SERVER, self.config, tls=self.implicit_tls)
+        conn = self._connection(session, tls=self.implicit_tls)
         d = Dispatcher(
             conn,
             self._hooks,
@@ -351,8 +349,6 @@ class AnyioServer(ServerBase):
         data = b"".join(chunks)
         if not data:
             return True
-        if self.traffic is not None:
-            self.traffic.server(client.d.session.id, data)
         # a client that does not read holds this send at most the idle timeout (a 421
         # before closing: less); then the connection is dropped
         try:
@@ -386,8 +382,6 @@ class AnyioServer(ServerBase):
                 client.read_scope = None
         if data is None:
             return self._shutdown_reply if self._closing and d.idle else self._expired_reply(slow)
-        if self.traffic is not None:
-            self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
         client.rd.received(len(data))
         return data
 

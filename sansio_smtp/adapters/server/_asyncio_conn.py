@@ -18,7 +18,6 @@ from typing import Final
 
 from ..._connection import Connection
 from ..._events import BytesLike, Reply
-from ..._state import Role, State
 from .._io import CLOSE, READ, Await, ServerSteps, Write
 from ._dispatcher import Dispatcher
 from ._handler import PeerAddress, Session
@@ -193,7 +192,7 @@ class SMTPProtocol(asyncio.Protocol):
             if ssl_object is not None:
                 session.tls_version = ssl_object.version()
                 session.tls_cipher = (ssl_object.cipher() or (None,))[0]
-        conn = Connection(Role.SERVER, config, tls=tls)
+        conn = server._connection(session, tls=tls)
         self.d = Dispatcher(
             conn,
             server._hooks,
@@ -216,9 +215,6 @@ class SMTPProtocol(asyncio.Protocol):
         if self._stash is not None:  # decrypted data before start_tls() returned
             self._stash.append(data)
             return
-        traffic = self.server.traffic
-        if traffic is not None:
-            traffic.client(d.session.id, data, in_auth=d.conn.state is State.AUTH)
         self._rd.received(len(data))
         try:
             d.feed(data)
@@ -346,8 +342,6 @@ class SMTPProtocol(asyncio.Protocol):
         d, transport = self.d, self.transport
         if not data or transport is None or d is None:
             return
-        if self.server.traffic is not None:
-            self.server.traffic.server(d.session.id, data)
         transport.write(data)
         self._rd.sent()
 

@@ -25,9 +25,7 @@ import time
 import warnings
 from typing import TYPE_CHECKING, Final
 
-from ..._connection import Connection
 from ..._events import BytesLike, Reply
-from ..._state import Role, State
 from .._io import CLOSE, HANDSHAKE, READ, Write
 from ._dispatcher import Dispatcher
 from ._handler import Session
@@ -297,7 +295,7 @@ class SyncServer(ServerBase):
             session.tls_version = sock.version()
             session.tls_cipher = (sock.cipher() or (None,))[0]
         d = Dispatcher(
-            Connection(Role.SERVER, self.config, tls=tls),
+            self._connection(session, tls=tls),
             self._hooks,
             session,
             greeting=self.greeting,
@@ -339,8 +337,6 @@ class SyncServer(ServerBase):
                         self._send(sock, d, [d.goodbye(data)])
                         return
                     rd.received(len(data))
-                    if self.traffic is not None:
-                        self.traffic.client(d.session.id, data, in_auth=conn.state is State.AUTH)
                     d.feed(data)
                 elif type(op) is Write:
                     if not self._send(sock, d, op.chunks):
@@ -388,8 +384,6 @@ class SyncServer(ServerBase):
         data = b"".join(chunks)
         if not data:
             return True
-        if self.traffic is not None:
-            self.traffic.server(d.session.id, data)
         try:
             # since Python 3.5 the timeout bounds the whole sendall: a client that does not
             # read holds this thread at most the idle timeout (a 421 before closing: less)

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Final, TypeAlias, cast
 
 from ... import sasl
 from ..._connection import NEED_DATA, PAUSED, Connection
+from ..._errors import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ..._events import (
     Auth,
     AuthResponse,
@@ -46,8 +47,8 @@ from ..._events import (
     Reply,
     Rset,
 )
+from ..._extensions import Extensions
 from ..._state import LmtpDelivery, Phase, State
-from ..._util import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ...proxy import ProxyProtocolError
 from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
@@ -564,10 +565,13 @@ class Dispatcher:
     # ------------------------------------------------------------------------- AUTH
 
     def _auth_start(self, event: Auth) -> Generator[ServerOp, object, None]:
-        config = self.conn.config
+        conn = self.conn
+        config = conn.config
         binding = self.hooks.channel_binding
-        offered = config.extensions.get("AUTH", ())
-        plus = self.session.tls and any(sasl.binds_channel(m) for m in offered)
+        # What this server offers now is the core's rule (Connection.ehlo_reply: -PLUS
+        # only under TLS, RFC 5802 §6), asked here rather than worked out again.
+        offered = Extensions.from_ehlo_lines(conn.ehlo_reply().lines[1:]).get("AUTH", ())
+        plus = any(sasl.binds_channel(m) for m in offered)
         try:
             mech = sasl.server_mechanism(
                 event.mechanism,

@@ -123,7 +123,9 @@ class ServerOptions:
     - ``max_message_size``: the size limit (octets, advertised as SIZE, RFC 1870) when
       ``config`` sets none: DEFAULT_MAX_MESSAGE_SIZE (32 MiB) unless given; None: none.
     - ``greeting``: the 220 text after our hostname; ``traffic_log``: True (logger
-      ``sansio_smtp.traffic``) or a Logger to log every byte at DEBUG, AUTH redacted.
+      ``sansio_smtp.traffic``) or a Logger to log each session's dialogue line by line at
+      DEBUG (a Transcript: the first lines of each message's content, a count of the
+      rest), AUTH redacted.
     - ``proxy_protocol``: each connection starts with a PROXY protocol header (v1 or v2,
       HAProxy's; sent by a load balancer) naming the real client, which ``session.peer``
       then holds; a connection without a valid one is closed before the greeting.
@@ -354,6 +356,13 @@ class ServerBase:
             hooks.auth = self._budgeted_auth(hooks.auth)
             hooks.disconnect = self._settling_disconnect(hooks.disconnect)
         self._limit_size(options.max_message_size)
+
+    def _connection(self, session: Session, *, tls: bool) -> Connection:
+        """The server Connection of ``session``; with the traffic log on it records into
+        the session's log (TrafficLog.transcript)."""
+        traffic = self.traffic
+        transcript = None if traffic is None else traffic.transcript(session.id)
+        return Connection(Role.SERVER, self.config, tls=tls, transcript=transcript)
 
     # ------------------------------------------------------------ deadlines and timeouts
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from ..._events import MailFrom, Reply, Rset
+from ..._mailparams import Body, body
 from ..._params import Params
 
 try:
@@ -121,9 +122,18 @@ class _Spool:
                 os.unlink(self.path)
 
 
+def _binary_body(params: Params) -> bool:
+    """BODY=BINARYMIME (RFC 3030 §3): the content is octets, not lines. The BODY value
+    is read by the core's parameter grammar (sansio_smtp.params); one it does not know
+    is not BINARYMIME."""
+    try:
+        return body(params) is Body.BINARY_MIME
+    except ValueError:
+        return False
+
+
 def _binary(envelope: Envelope) -> bool:
-    """BODY=BINARYMIME (RFC 3030 §3): the content is octets, not lines."""
-    return (envelope.mail_params.get("BODY") or "").upper() == "BINARYMIME"
+    return _binary_body(envelope.mail_params)
 
 
 class _SpoolingHandler(Handler):
@@ -293,7 +303,7 @@ class MboxHandler(_SpoolingHandler):
             pass
 
     def mail(self, session: Session, event: MailFrom) -> Reply | None:
-        if (event.params.get("BODY") or "").upper() == "BINARYMIME":
+        if _binary_body(event.params):
             # RFC 3463 5.6.1: media not supported (RFC 3030 §3)
             return Reply(
                 code=555, lines="BODY=BINARYMIME cannot be stored in an mbox", enhanced="5.6.1"

@@ -1,40 +1,36 @@
-# The opt-in traffic log of a server: every byte at DEBUG level, AUTH redacted.
+# The opt-in traffic log of a server: each session's dialogue, line by line, at DEBUG
+# level, AUTH redacted.
 #
-# Rules: the arguments of an AUTH line, every line of an AUTH exchange (RFC 4954 §4) and
-# the text of 334 challenges never reach the log.
+# Strategy: the log is the core's Transcript. Each session's Connection records into a
+# Transcript(store=False) whose on_line writes the line to the logger, prefixed by the
+# session id, as the line is cut: the commands and replies as they are on the wire, the
+# first lines of each message's content and a count of the rest (Transcript's
+# max_content_lines), nothing kept in memory. What is secret in an AUTH exchange (RFC
+# 4954 §4) is decided by _redact, the one AUTH redaction rule, which the Transcript
+# applies before a line reaches the log.
 from __future__ import annotations
 
 import logging
 
+from ..._redact import redact_client_data, redact_server_data
+from ..._transcript import Transcript, TranscriptLine
+
+__all__ = ["TrafficLog", "redact_client", "redact_server"]
+
 
 def redact_client(data: bytes, *, in_auth: bool) -> bytes:
-    """Client bytes for a log: the arguments of an ``AUTH`` line and every line of an AUTH
-    exchange (RFC 4954 §4 responses) become ``<redacted>``."""
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines):
-        cr = b"\r" if line.endswith(b"\r") else b""
-        if line[:5].upper() == b"AUTH ":
-            words = line.rstrip(b"\r").split(b" ", 2)
-            lines[i] = b" ".join(words[:2]) + (b" <redacted>" if len(words) > 2 else b"") + cr
-            in_auth = True
-        elif in_auth and line.strip():
-            lines[i] = b"<redacted>" + cr
-    return b"\n".join(lines)
+    """Client bytes for a log of raw chunks: ``_redact.redact_client_data``'s bytes."""
+    return redact_client_data(data, in_auth=in_auth)[0]
 
 
 def redact_server(data: bytes) -> bytes:
-    """Server bytes for a log: the text of 334 challenges becomes ``<redacted>``."""
-    if b"334" not in data:
-        return data
-    lines = data.split(b"\n")
-    for i, line in enumerate(lines):
-        if line[:4] in (b"334 ", b"334-"):
-            lines[i] = line[:4] + b"<redacted>\r"
-    return b"\n".join(lines)
+    """Server bytes for a log of raw chunks: ``_redact.redact_server_data``."""
+    return redact_server_data(data)
 
 
 class TrafficLog:
-    """The opt-in traffic log of a server: every byte at DEBUG level, AUTH redacted."""
+    """The opt-in traffic log of a server: every line of every session at DEBUG level,
+    AUTH redacted."""
 
     def __init__(self, logger: logging.Logger) -> None:
         self.logger = logger
@@ -45,8 +41,12 @@ class TrafficLog:
             return cls(option)
         return cls(logging.getLogger("sansio_smtp.traffic")) if option else None
 
-    def client(self, session_id: str, data: bytes, *, in_auth: bool) -> None:
-        self.logger.debug("%s C: %r", session_id, redact_client(data, in_auth=in_auth))
+    def transcript(self, session_id: str) -> Transcript:
+        """The Transcript a session's Connection records into: it keeps nothing and logs
+        each line as ``<session id> C: <line>`` (``S:`` for ours, ``*:`` for notes)."""
+        logger = self.logger
 
-    def server(self, session_id: str, data: bytes) -> None:
-        self.logger.debug("%s S: %r", session_id, redact_server(data))
+        def log(line: TranscriptLine) -> None:
+            logger.debug("%s %s", session_id, line)
+
+        return Transcript(store=False, on_line=log)
