@@ -126,7 +126,8 @@ def test_reply_values() -> None:
     reply = Reply(code=550, lines="a\nb", enhanced="5.1.1")
     assert reply.lines == ("a", "b") and reply.is_permanent
     assert reply.reply_class is ReplyClass.PERMANENT_NEGATIVE
-    assert str(reply) == "550 5.1.1 a\n550 5.1.1 b"
+    # str() is the wire form, "550-" on all lines but the last (RFC 5321 §4.2.1; issue 15)
+    assert str(reply) == "550-5.1.1 a\n550 5.1.1 b"
     for bad in (199, 600, 260, 2500):
         with pytest.raises(ValueError):
             Reply(code=bad)
