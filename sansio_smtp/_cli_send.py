@@ -105,8 +105,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--body",
         metavar="TEXT",
-        help="build the message: this text as its body (UTF-8), with From, To, Date and"
-        " Message-ID fields; instead of --file",
+        help="build the message: this text as its body (UTF-8, quoted-printable when not"
+        " ASCII), with From, To, Date and Message-ID fields; instead of --file",
     )
     parser.add_argument(
         "--subject",
@@ -287,6 +287,9 @@ def _header_fields(args: argparse.Namespace) -> list[tuple[str, str]]:
         if any(c in value for c in "\r\n\0"):
             # a line break would start another field or the body (header injection)
             raise _UsageError(f"the {name} field has a line break or NUL in its value")
+        if any((c < " " and c != "\t") or c == "\x7f" for c in value):
+            # RFC 5322 §2.2, §3.2.5: a field body is printable characters and WSP
+            raise _UsageError(f"the {name} field has a control character in its value")
     return fields
 
 
@@ -393,7 +396,7 @@ def _edit(content: bytes, fields: list[tuple[str, str]], args: argparse.Namespac
     Message-ID added when missing; the rest of the octets as they were. Content that
     does not start with a header field gets a header section of its own."""
     first_nl = content.find(b"\n")
-    eol = "\n" if first_nl > 0 and content[first_nl - 1 : first_nl] != b"\r" else "\r\n"
+    eol = "\n" if first_nl >= 0 and content[first_nl - 1 : first_nl] != b"\r" else "\r\n"
     drop = {n.lower().encode() for n, _ in fields}
     kept: list[bytes] = []
     pos = 0

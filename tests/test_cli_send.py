@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sansio_smtp import Config, RcptTo
 from sansio_smtp.adapters import MemoryHandler, Reject, Session, SyncServer
@@ -158,6 +160,7 @@ def test_message_without_header_section_gets_one(server: Any) -> None:
         (("--header", "Bad Name: x"), "NAME:VALUE"),  # RFC 5322 §3.6.8
         (("--header", "novalue"), "NAME:VALUE"),
         (("--subject", "a\nb"), "line break"),
+        (("--subject", "a\x1bb"), "control character"),  # RFC 5322 §2.2
         (("--header", "X-Long: " + "x" * 1000), "998"),  # RFC 5322 §2.1.1
         (("--body", "x", "--file", "-"), "--body and --file"),
     ],
@@ -166,6 +169,42 @@ def test_bad_header_options_are_usage_errors(args: tuple[str, ...], says: str) -
     proc = send("--server", "127.0.0.1:9", *ENVELOPE, *args)
     assert proc.returncode == 2
     assert says in proc.stderr and "Traceback" not in proc.stderr
+
+
+header_line = st.tuples(
+    st.sampled_from(["Subject", "X-Test", "Date", "Message-ID", "Received", "To"]),
+    st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+).map(lambda nv: f"{nv[0]}: {nv[1]}".encode())
+
+
+@given(
+    lines=st.lists(header_line, max_size=6),
+    body=st.binary(max_size=200),
+    eol=st.sampled_from([b"\r\n", b"\n"]),
+    subject=st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=40),
+)
+def test_edit_keeps_the_body_and_sets_each_field_once(
+    lines: list[bytes], body: bytes, eol: bytes, subject: str
+) -> None:
+    # RFC 5322 §2.1: the body after the first empty line is not touched; the field asked
+    # for is there once (replacing the message's own); Date and Message-ID at most once
+    # (§3.6: max 1), added when missing
+    import argparse
+
+    from sansio_smtp._cli_send import _edit
+
+    message = b"".join(line + eol for line in lines) + eol + body
+    args = argparse.Namespace(from_addr="a@example.org", ehlo=None)
+    edited = _edit(message, [("Subject", subject)], args)
+    head, sep, rest = edited.partition(eol + eol)
+    assert sep and rest == body
+    msg = parse(head.replace(eol, b"\r\n") + b"\r\n\r\n")
+    # RFC 2047 §5 and RFC 5322 §2.2.3 folding: equal up to runs of white space
+    assert " ".join(str(msg["Subject"]).split()) == " ".join(subject.split())
+    assert len(msg.get_all("Subject")) == 1
+    assert len(msg.get_all("Date")) == max(1, sum(x.startswith(b"Date:") for x in lines))
+    kept = [x for x in lines if not x.startswith(b"Subject:")]
+    assert all(x in head for x in kept)
 
 
 # --------------------------------------------------------------------- per recipient
@@ -290,6 +329,19 @@ def test_password_prompt_on_a_terminal(tls_server: Any, tmp_path: Path) -> None:
     assert status == 0, err
     assert "password for alice:" in err and "wonder land" not in out + err
     assert received(tls_server).endswith(b"\r\n\r\nhi\r\n")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="pty is POSIX")
+def test_file_dash_reads_the_terminal_and_says_so(server: Any) -> None:
+    # --file - on a terminal: the user asked for it; say how to end, then read to EOF
+    status, _, err = run_on_a_terminal(
+        ["--server", f"127.0.0.1:{server.port}", *ENVELOPE, *TIMEOUT, "--file", "-"],
+        typed=b"Subject: typed\n\nhi\n\x04",  # Ctrl-D at a line's start: end of file
+        after=b"Ctrl-D",
+    )
+    assert status == 0, err
+    assert "type the message" in err
+    assert received(server) == b"Subject: typed\r\n\r\nhi\r\n"
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="pty is POSIX")
