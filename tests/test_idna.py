@@ -240,3 +240,32 @@ def test_a_label_address_examples() -> None:
     assert a_label_address("Postmaster") == "Postmaster"
     with pytest.raises(ValueError, match="invalid mailbox"):
         a_label_address("bob@@bücher.example")
+
+
+def test_smtplib_expectations(plain: tuple[SyncServer, MemoryHandler]) -> None:
+    # smtplib's send_message raises SMTPNotSupportedError for any non-ASCII address to a
+    # server without SMTPUTF8, before MAIL; ours raises its SMTPNotSupportedError (also
+    # before MAIL) only where there is no ASCII form, and sends an IDN domain as A-labels
+    import smtplib
+
+    server, handler = plain
+    for address, ours_fails in (("pelé@example.com", True), ("bob@bücher.example", False)):
+        msg = email.message.EmailMessage()
+        msg["From"] = "alice@example.org"
+        msg["Subject"] = "compare"
+        msg.set_content("hello")
+        with (
+            smtplib.SMTP("127.0.0.1", server.port, timeout=TIMEOUT) as s,
+            pytest.raises(smtplib.SMTPNotSupportedError),
+        ):
+            s.send_message(msg, to_addrs=[address])
+        with client(server) as c:
+            if ours_fails:
+                with pytest.raises(SMTPNotSupportedError):
+                    c.send_message(msg, to_addrs=[address])
+            else:
+                assert c.send_message(msg, to_addrs=[address]).ok
+            if ours_fails:
+                assert not [x for x in commands(c) if x.startswith("MAIL")]
+    assert handler.wait_for(1) and len(handler.messages) == 1
+    assert [str(r) for r in handler.messages[0].rcpt_tos] == [f"bob@{BUCHER}"]
