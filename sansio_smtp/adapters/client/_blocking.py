@@ -6,15 +6,18 @@
 # decisions live in the engine (shared with the asyncio and AnyIO runtimes, which are not
 # built on this one).
 #
-# Rules: the socket is non-blocking and every wait is a poll() bounded by the time left
-# until the step's due time from the engine (a whole reply, a whole write block, the TLS
-# handshake, and the session ``deadline``), so a peer that trickles octets in or reads
-# slowly cannot restart a timeout; no settimeout() system call between phases. The clock
-# is time.monotonic(), passed to the engine. A timeout, a lost connection
-# or a failed TLS handshake closes the socket, so a late reply can never be read as the
+# Rules: the socket is non-blocking and every wait is a selector's select() bounded by
+# the time left until the step's due time from the engine (a whole reply, a whole write
+# block, the TLS handshake, and the session ``deadline``), so a peer that trickles
+# octets in or reads slowly cannot restart a timeout; no settimeout() system call
+# between phases. The clock is time.monotonic(), passed to the engine. A timeout, a lost
+# connection or a failed TLS handshake closes the socket, so a late reply can never be read as the
 # answer to a later command. TLS is ssl.create_default_context() unless an ssl_context is
 # given (certificate and host name checked; SSL_CERT_FILE honoured). Not thread-safe: one
-# thread per client.
+# thread per client. The selector is a PollSelector where select.poll exists (no
+# descriptor of its own, no FD_SETSIZE limit on the socket's number), else a
+# SelectSelector (Windows); chosen at connect(), not at import as
+# selectors.DefaultSelector is, which would also cost an epoll/kqueue descriptor per client.
 """A blocking SMTP, ESMTP and LMTP client.
 
 with SMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
@@ -28,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import email.message
 import select
+import selectors
 import socket
 import ssl
 import time
@@ -56,6 +60,14 @@ __all__ = ["SMTPClient"]
 
 T = TypeVar("T")
 _RECV_SIZE = 65536
+
+
+def _new_selector() -> selectors.BaseSelector:
+    """A selector for the one socket of a client: poll() where the platform has it,
+    select() elsewhere (Windows has no select.poll)."""
+    if hasattr(select, "poll"):
+        return selectors.PollSelector()
+    return selectors.SelectSelector()
 
 
 class SMTPClient(ClientBase):
@@ -89,7 +101,7 @@ class SMTPClient(ClientBase):
 
     def _init_transport(self) -> None:
         self._sock: socket.socket | None = None
-        self._poller = select.poll()
+        self._selector: selectors.BaseSelector | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -136,9 +148,9 @@ class SMTPClient(ClientBase):
             raise SMTPConnectError(f"cannot connect to {opts.host}:{opts.port}: {exc}") from exc
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(0.0)  # non-blocking: _wait() polls with each phase's timeout
-        self._poller = select.poll()
-        self._poller.register(sock, select.POLLIN)
+        sock.settimeout(0.0)  # non-blocking: _wait() selects with each phase's timeout
+        self._selector = _new_selector()
+        self._selector.register(sock, selectors.EVENT_READ)
         self._sock = sock
         if opts.local_hostname is None:
             engine.local_hostname = address_literal(sock.getsockname())
@@ -167,6 +179,9 @@ class SMTPClient(ClientBase):
     def close(self) -> None:
         """Close the connection at once (no QUIT). Safe to call more than once."""
         sock, self._sock = self._sock, None
+        selector, self._selector = self._selector, None
+        if selector is not None:
+            selector.close()
         if sock is not None:
             self._engine.broken = True
             with contextlib.suppress(OSError):
@@ -293,15 +308,16 @@ class SMTPClient(ClientBase):
             raise
 
     def _wait(self, sock: socket.socket, events: int, due: float, phase: Phase) -> None:
-        """Wait until ``sock`` is ready for ``events`` (select.POLLIN / POLLOUT), at the
-        latest until the clock reaches ``due``. The socket is non-blocking, so no call
-        below can block for longer."""
-        poller = self._poller
-        poller.modify(sock, events)
+        """Wait until ``sock`` is ready for ``events`` (selectors.EVENT_READ /
+        EVENT_WRITE), at the latest until the clock reaches ``due``. The socket is
+        non-blocking, so no call below can block for longer."""
+        selector = self._selector
+        assert selector is not None
+        selector.modify(sock, events)
         while True:
             seconds = due - time.monotonic()
             try:
-                if poller.poll(max(0.0, seconds) * 1000.0):
+                if selector.select(max(0.0, seconds)):
                     return
             except InterruptedError:  # pragma: no cover - PEP 475 retries for us
                 pass
@@ -314,14 +330,14 @@ class SMTPClient(ClientBase):
         phase, due = self._engine.read_due(time.monotonic())
         try:
             if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
-                self._wait(sock, select.POLLIN, due, phase)
+                self._wait(sock, selectors.EVENT_READ, due, phase)
             while True:
                 try:
                     return sock.recv(_RECV_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError):
-                    self._wait(sock, select.POLLIN, due, phase)
+                    self._wait(sock, selectors.EVENT_READ, due, phase)
                 except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
-                    self._wait(sock, select.POLLOUT, due, phase)
+                    self._wait(sock, selectors.EVENT_WRITE, due, phase)
         except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
             raise
         except ssl.SSLError as exc:
@@ -353,11 +369,11 @@ class SMTPClient(ClientBase):
                         sent = sock.send(view)
                     except (BlockingIOError, ssl.SSLWantWriteError):
                         due = engine.write_due(phase, started, done)
-                        self._wait(sock, select.POLLOUT, due, phase)
+                        self._wait(sock, selectors.EVENT_WRITE, due, phase)
                         continue
                     except ssl.SSLWantReadError:  # pragma: no cover - TLS renegotiation
                         due = engine.write_due(phase, started, done)
-                        self._wait(sock, select.POLLIN, due, phase)
+                        self._wait(sock, selectors.EVENT_READ, due, phase)
                         continue
                     done += sent
                     view = view[sent:]
@@ -380,7 +396,9 @@ class SMTPClient(ClientBase):
         if context is None:
             context = self._ssl_context = ssl.create_default_context()
         due = engine.step_due(Phase.TLS, time.monotonic())
-        self._poller.unregister(sock)
+        selector = self._selector
+        assert selector is not None
+        selector.unregister(sock)
         name = opts.server_hostname or opts.host
         try:
             tls_sock = context.wrap_socket(
@@ -390,16 +408,16 @@ class SMTPClient(ClientBase):
             engine.broken = True
             raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc
         self._sock = tls_sock  # closed by close() whatever happens next
-        self._poller.register(tls_sock, select.POLLIN)
+        selector.register(tls_sock, selectors.EVENT_READ)
         try:
             while True:
                 try:
                     tls_sock.do_handshake()
                     break
                 except ssl.SSLWantReadError:
-                    self._wait(tls_sock, select.POLLIN, due, Phase.TLS)
+                    self._wait(tls_sock, selectors.EVENT_READ, due, Phase.TLS)
                 except ssl.SSLWantWriteError:
-                    self._wait(tls_sock, select.POLLOUT, due, Phase.TLS)
+                    self._wait(tls_sock, selectors.EVENT_WRITE, due, Phase.TLS)
         except SMTPTimeoutError:
             raise
         except (ssl.SSLError, ssl.CertificateError, OSError) as exc:

@@ -42,7 +42,7 @@ from ._errors import (
     SMTPSenderRefused,
     SMTPServerDisconnected,
 )
-from ._message import MessageSpec, OutgoingMessage
+from ._message import MessageSpec, OutgoingMessage, a_label_address, header_is_ascii
 from ._options import ClientOptions
 from ._results import SendResult
 from ._session import SessionEngine
@@ -62,13 +62,14 @@ class _Capabilities:
     """What the engine chooses from the server's EHLO reply, worked out once per reply:
     BDAT or DATA, which optional parameters to declare, how to split recipients."""
 
-    __slots__ = ("chunking", "eightbit", "extensions", "rcptmax", "size")
+    __slots__ = ("chunking", "eightbit", "extensions", "rcptmax", "size", "smtputf8")
 
     def __init__(self, ext: Extensions, use_chunking: bool) -> None:
         self.extensions = ext
         self.chunking = use_chunking and "CHUNKING" in ext  # RFC 3030 §2
         self.eightbit = "8BITMIME" in ext  # RFC 6152
         self.size = "SIZE" in ext  # RFC 1870
+        self.smtputf8 = "SMTPUTF8" in ext  # RFC 6531
         self.rcptmax = advertised_limit(ext, "RCPTMAX")  # RFC 9422 §4.2, the core's reading
 
 
@@ -81,6 +82,9 @@ class ClientEngine(SessionEngine):
         self._reset_due = False  # send RSET before the next MAIL
         self._caps: _Capabilities | None = None
         self._events: dict[tuple[type, str, Params], MailFrom | RcptTo] = {}
+        # why the last message prepared could not go in ASCII to a server without
+        # SMTPUTF8 (RFC 6531 §3.2), for the error when the core refuses its SMTPUTF8
+        self._no_ascii_form: str | None = None
 
     # ------------------------------------------------------------------- sending
 
@@ -96,7 +100,8 @@ class ClientEngine(SessionEngine):
         admit: bool = True,
     ) -> tuple[MailFrom, list[RcptTo], bytes, bool, dict[str, str | None]]:
         """Choose the parameters and the transfer for a message (nothing is sent):
-        declare SMTPUTF8 for a non-ASCII address (RFC 6531 §3.4), BODY=8BITMIME for 8-bit
+        declare SMTPUTF8 for a non-ASCII address (RFC 6531 §3.4) when the server offers
+        it, else send its domain as A-labels (RFC 6531 §3.2), BODY=8BITMIME for 8-bit
         content (RFC 6152) or BINARYMIME for NULs and over-long lines (RFC 3030 §3), SIZE
         (RFC 1870); BDAT when CHUNKING is offered. Whether the server can take what is
         declared is the core's rule: with ``admit`` it is asked now (``_admit``), which
@@ -109,6 +114,24 @@ class ClientEngine(SessionEngine):
         user = _NO_PARAMS if not mail_params else Params(mail_params)
         auto: dict[str, str | None] = {}
         utf8 = international or not sender.isascii() or not all(r.isascii() for r in recipients)
+        self._no_ascii_form = None
+        if utf8 and not caps.smtputf8 and "SMTPUTF8" not in user:
+            # RFC 6531 §3.2: no U-label and no RFC 6532 header section to a server without
+            # SMTPUTF8; the domains may go as A-labels (RFC 5890). When some address has no
+            # ASCII form, SMTPUTF8 is declared as before and the core refuses it (555);
+            # the reason goes with the SMTPNotSupportedError (_admit)
+            try:
+                if international and not header_is_ascii(content):
+                    raise UnicodeError(
+                        "the message's header section is UTF-8 (RFC 6532: non-ASCII"
+                        " addresses in its fields)"
+                    )
+                ascii_sender = a_label_address(sender)
+                ascii_recipients = [a_label_address(r) for r in recipients]
+            except UnicodeError as exc:
+                self._no_ascii_form = str(exc)
+            else:
+                sender, recipients, utf8 = ascii_sender, ascii_recipients, False
         if utf8 and "SMTPUTF8" not in user:
             auto["SMTPUTF8"] = None
         data = content
@@ -172,7 +195,11 @@ class ClientEngine(SessionEngine):
         error = self.conn.check(self._event(MailFrom, sender, Params(declared)))
         hint = error.reply_hint if error is not None else None
         if hint is not None and hint.code in _NOT_SUPPORTED:
-            raise SMTPNotSupportedError(f"the server cannot take this message: {error}") from error
+            why = self._no_ascii_form if "SMTPUTF8" in declared else None
+            note = f"; {why}" if why else ""
+            raise SMTPNotSupportedError(
+                f"the server cannot take this message: {error}{note}"
+            ) from error
 
     def settle(self) -> Steps[None]:
         """End a transaction still open after a refusal (RSET, RFC 5321 §4.1.1.5), so the
@@ -245,7 +272,9 @@ class ClientEngine(SessionEngine):
             )
         except LocalProtocolError:
             if declared and not self.broken:  # nothing was sent: the MAIL was refused
-                self._admit(sender, declared)  # the server lacks what the message needs?
+                # the server lacks what the message needs? (the sender as the MAIL has it:
+                # its domain may be A-labels)
+                self._admit(str(mail.reverse_path or ""), declared)
             raise
         if result.ok:
             return result

@@ -1,6 +1,8 @@
 # Message shaping: the arguments of sendmail/sendmail_many/send_message as the envelope
 # and the octets the engine sends (OutgoingMessage, flatten_message, as_content,
-# as_recipients). No protocol decisions: the engine chooses parameters and transfer.
+# as_recipients), and an address's ASCII form for a server without SMTPUTF8
+# (a_label_address). No protocol decisions: the engine chooses parameters and transfer,
+# and when an address goes as A-labels.
 from __future__ import annotations
 
 import copy
@@ -13,7 +15,23 @@ from typing import final
 
 import attrs
 
-__all__ = ["MessageSpec", "OutgoingMessage", "as_content", "as_recipients", "flatten_message"]
+from ..._address import Address
+
+__all__ = [
+    "MessageSpec",
+    "OutgoingMessage",
+    "a_label_address",
+    "as_content",
+    "as_recipients",
+    "flatten_message",
+    "header_is_ascii",
+]
+
+#: Characters that IDNA 2003 (the stdlib "idna" codec, RFC 3490/3491) maps to others or
+#: removes while IDNA 2008 (RFC 5892) keeps them: ß, final sigma, ZWNJ, ZWJ (the UTS #46
+#: §4 "deviations"). "faß.de" would go to "fass.de" under one and "xn--fa-hia.de" under
+#: the other: two domains, so such a domain is not converted.
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
 
 
 def as_recipients(to_addrs: str | Iterable[str]) -> tuple[str, ...]:
@@ -102,3 +120,42 @@ def flatten_message(
         gen = email.generator.BytesGenerator(buf)
     gen.flatten(msg_copy, linesep="\r\n")
     return from_addr, recipients, buf.getvalue(), international
+
+
+def a_label_address(address: str) -> str:
+    """``address`` with its domain as A-labels (RFC 5890 §2.3.2.1), for a server that does
+    not offer SMTPUTF8: a U-label must not go there, its A-label may (RFC 6531 §3.2;
+    RFC 5321 §2.3.5). The conversion is the stdlib "idna" codec (IDNA 2003, nameprep and
+    punycode, RFC 3490-3492); a domain with a character on which IDNA 2003 and IDNA 2008
+    disagree is refused rather than sent to what may be another domain. An ASCII address
+    comes back as given; the local part is never changed.
+
+    Raises UnicodeError saying why when there is no ASCII form: a non-ASCII local part
+    (only SMTPUTF8 carries it), or a domain without an A-label form here; ValueError for
+    a malformed address."""
+    if address.isascii():
+        return address
+    parsed = Address.parse(address)
+    if not parsed.local_part.isascii():
+        raise UnicodeError(
+            f"{address!r} has a non-ASCII local part, which has no ASCII form: only a server"
+            " that offers SMTPUTF8 can take it (RFC 6531 §3.2)"
+        )
+    domain = parsed.domain or ""
+    if _IDNA_DEVIATIONS.intersection(domain):
+        raise UnicodeError(
+            f"{address!r}: IDNA 2003 and IDNA 2008 give this domain different A-labels"
+            " (UTS #46 §4 deviations); give the A-label form you mean"
+        )
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise UnicodeError(f"{address!r}: the domain has no A-label form ({exc})") from None
+    return str(attrs.evolve(parsed, domain=ascii_domain))
+
+
+def header_is_ascii(content: bytes) -> bool:
+    """Whether the header section of ``content`` (up to the first empty line) is ASCII:
+    if not, it is an RFC 6532 header section, which needs SMTPUTF8 (RFC 6531 §3.2)."""
+    end = content.find(b"\r\n\r\n")
+    return (content if end < 0 else content[:end]).isascii()
