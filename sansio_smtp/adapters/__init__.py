@@ -16,46 +16,100 @@ clients ``SMTPClient`` (blocking) and ``AsyncSMTPClient``.
 
 from __future__ import annotations
 
-from .client import (
-    AsyncSMTPClient,
-    OutgoingMessage,
-    SendResult,
-    SMTPAuthError,
-    SMTPAuthNeedsTLSError,
-    SMTPBatchInterrupted,
-    SMTPClient,
-    SMTPConnectError,
-    SMTPDataError,
-    SMTPError,
-    SMTPHeloError,
-    SMTPNotSupportedError,
-    SMTPProtocolViolation,
-    SMTPRecipientsRefused,
-    SMTPReplyError,
-    SMTPSenderRefused,
-    SMTPServerDisconnected,
-    SMTPTimeoutError,
-    SMTPTLSError,
-    TLSMode,
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .client import (
+        AsyncSMTPClient,
+        OutgoingMessage,
+        SendResult,
+        SMTPAuthError,
+        SMTPAuthNeedsTLSError,
+        SMTPBatchInterrupted,
+        SMTPClient,
+        SMTPConnectError,
+        SMTPDataError,
+        SMTPError,
+        SMTPHeloError,
+        SMTPNotSupportedError,
+        SMTPProtocolViolation,
+        SMTPRecipientsRefused,
+        SMTPReplyError,
+        SMTPSenderRefused,
+        SMTPServerDisconnected,
+        SMTPTimeoutError,
+        SMTPTLSError,
+        TLSMode,
+    )
+    from .server import (
+        AsyncioServer,
+        Authenticator,
+        Envelope,
+        Handler,
+        MaildirHandler,
+        MboxHandler,
+        MemoryHandler,
+        PasswordTable,
+        PrintHandler,
+        Reject,
+        RelayHandler,
+        ServerOptions,
+        Session,
+        SinkHandler,
+        SyncServer,
+        received_header,
+        serve,
+    )
+
+#: Which side each public name lives on: both are imported on first use (PEP 562), so a
+#: program that only sends mail never imports the servers, and the reverse.
+_CLIENT = frozenset(
+    {
+        "AsyncSMTPClient",
+        "OutgoingMessage",
+        "SendResult",
+        "SMTPAuthError",
+        "SMTPAuthNeedsTLSError",
+        "SMTPBatchInterrupted",
+        "SMTPClient",
+        "SMTPConnectError",
+        "SMTPDataError",
+        "SMTPError",
+        "SMTPHeloError",
+        "SMTPNotSupportedError",
+        "SMTPProtocolViolation",
+        "SMTPRecipientsRefused",
+        "SMTPReplyError",
+        "SMTPSenderRefused",
+        "SMTPServerDisconnected",
+        "SMTPTimeoutError",
+        "SMTPTLSError",
+        "TLSMode",
+        "AnyioSMTPClient",
+    }
 )
-from .server import (
-    AsyncioServer,
-    Authenticator,
-    Envelope,
-    Handler,
-    MaildirHandler,
-    MboxHandler,
-    MemoryHandler,
-    PasswordTable,
-    PrintHandler,
-    Reject,
-    RelayHandler,
-    ServerOptions,
-    Session,
-    SinkHandler,
-    SyncServer,
-    received_header,
-    serve,
+_SERVER = frozenset(
+    {
+        "AsyncioServer",
+        "Authenticator",
+        "Envelope",
+        "Handler",
+        "MaildirHandler",
+        "MboxHandler",
+        "MemoryHandler",
+        "PasswordTable",
+        "PrintHandler",
+        "Reject",
+        "RelayHandler",
+        "ServerOptions",
+        "Session",
+        "SinkHandler",
+        "SyncServer",
+        "received_header",
+        "serve",
+        "AnyioServer",
+        "serve_anyio",
+    }
 )
 
 __all__ = [
@@ -100,12 +154,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The AnyIO flavour needs the optional extra sansio_smtp[anyio]: imported on first use.
-    if name == "AnyioSMTPClient":
+    # The AnyIO flavour needs the optional extra sansio_smtp[anyio]: its own __getattr__
+    # says so when it is missing.
+    if name in _CLIENT:
         from . import client
 
-        return client.AnyioSMTPClient
-    if name in ("AnyioServer", "serve_anyio"):
+        return getattr(client, name)
+    if name in _SERVER:
         from . import server
 
         return getattr(server, name)

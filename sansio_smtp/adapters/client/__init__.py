@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._asyncio import AsyncSMTPClient
-from ._blocking import SMTPClient
 from ._errors import (
     SMTPAuthError,
     SMTPAuthNeedsTLSError,
@@ -44,6 +42,8 @@ from ._results import SendResult, TranscriptEntry
 
 if TYPE_CHECKING:
     from ._anyio import AnyioSMTPClient
+    from ._asyncio import AsyncSMTPClient
+    from ._blocking import SMTPClient
 
 __all__ = [
     "TIMEOUT_PHASES",
@@ -75,7 +75,16 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The AnyIO runtime needs the optional extra sansio_smtp[anyio]: imported on first use.
+    # Each runtime is imported on first use: a blocking program never imports asyncio's.
+    # The AnyIO runtime needs the optional extra sansio_smtp[anyio].
+    if name == "SMTPClient":
+        from ._blocking import SMTPClient
+
+        return SMTPClient
+    if name == "AsyncSMTPClient":
+        from ._asyncio import AsyncSMTPClient
+
+        return AsyncSMTPClient
     if name == "AnyioSMTPClient":
         try:
             from ._anyio import AnyioSMTPClient
