@@ -16,7 +16,6 @@ import contextlib
 import functools
 import inspect
 import logging
-import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
@@ -54,7 +53,8 @@ from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
 if TYPE_CHECKING:
     from .._io import TLSInfo
-from ._handler import Authenticator, Envelope, Handler, Reject, Session
+from ._handler import Envelope, Reject, Session
+from ._hooks import Hooks
 from ._proxy import apply_header, read_header
 
 log = logging.getLogger("sansio_smtp.server")
@@ -75,56 +75,6 @@ _MAIL, _RCPT, _DATA, _BDAT = State.MAIL, State.RCPT, State.DATA, State.BDAT
 def in_transaction(state: State) -> bool:
     """A mail transaction is open (RFC 5321 §3.3). Identity tests: Enum hashing is slow."""
     return state is _RCPT or state is _DATA or state is _MAIL or state is _BDAT
-
-
-_HOOKS: Final = (
-    "connect",
-    "ehlo",
-    "helo",
-    "lhlo",
-    "mail",
-    "rcpt",
-    "data_chunk",
-    "data",
-    "auth",
-    "rset",
-    "quit",
-    "disconnect",
-)
-
-
-class Hooks:
-    """A handler's hooks, resolved once per server: None where the handler has none or
-    inherits Handler's default, so the Dispatcher skips the call."""
-
-    def __init__(self, handler: object, authenticator: Authenticator | None = None) -> None:
-        self.handler = handler
-        found: dict[str, Callable[..., object] | None] = {}
-        for name in _HOOKS:
-            fn = getattr(handler, name, None)
-            default = getattr(Handler, name)
-            if getattr(type(handler), name, None) is default or not callable(fn):
-                fn = None
-            found[name] = fn
-        self.connect = found["connect"]
-        self.ehlo = found["ehlo"]
-        self.helo = found["helo"]
-        self.lhlo = found["lhlo"]
-        self.mail = found["mail"]
-        self.rcpt = found["rcpt"]
-        self.data_chunk = found["data_chunk"]
-        self.data = found["data"]
-        self.rset = found["rset"]
-        self.quit = found["quit"]
-        self.disconnect = found["disconnect"]
-        self.auth: Callable[..., object] | None = authenticator or found["auth"]
-        self.buffer_content = bool(getattr(handler, "buffer_content", True))
-        self.blocking_io = bool(getattr(handler, "blocking_io", False))
-        #: the server certificate's tls-server-end-point data, for SCRAM -PLUS
-        self.channel_binding: sasl.ChannelBinding | None = None
-        #: one secret per server for unknown users' SCRAM mock salts, so a prober cannot
-        #: tell them apart by a salt that changes between attempts (RFC 5802 §5.1)
-        self.scram_mock_key = secrets.token_bytes(32)
 
 
 def _close_awaitable(result: object) -> None:

@@ -33,8 +33,8 @@ from ._credentials import (
     prepare_config,
     server_channel_binding,
 )
-from ._dispatcher import Hooks
 from ._handler import Authenticator, PeerAddress, Reject, Session
+from ._hooks import Hooks
 from ._limits import (
     AuthFailureBudget,
     ClientLimits,
