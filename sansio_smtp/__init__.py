@@ -53,20 +53,23 @@ from ._params import Params
 from ._state import TRANSITIONS, Phase, Role, State, Timeout
 from ._state import LmtpDelivery as LmtpDelivery  # importable, not in __all__: internal
 from ._status import EnhancedStatusCode, ReplyClass
-from ._transcript import Transcript, TranscriptEvent, TranscriptLine
 from .config import Config, LineEndingPolicy
 
 if TYPE_CHECKING:
     from . import codes
+    from ._transcript import Transcript, TranscriptEvent, TranscriptLine
 
 # Presentation on top, loaded when first needed: the HTML/pretty renderers on the first
-# display, the code catalogue on first use (a program that speaks SMTP needs neither).
+# display, the code catalogue and the Transcript on first use (a program that speaks SMTP
+# needs none of them).
 _display.on_first_use(lambda: importlib.import_module(f"{__name__}._repr"))
 
 
 def __getattr__(name: str) -> object:
     if name == "codes":
         return importlib.import_module(f"{__name__}.codes")
+    if name in ("Transcript", "TranscriptEvent", "TranscriptLine"):
+        return getattr(importlib.import_module(f"{__name__}._transcript"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
