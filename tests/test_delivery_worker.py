@@ -430,3 +430,45 @@ def test_mta_sts_enforce_keeps_to_the_named_mx_with_verified_tls(tmp_path: Path)
     assert [m.protocol for m in good.messages] == ["ESMTPS"] and rogue.messages == []
     good, rogue = asyncio.run(scenario(with_policy=False))  # without it, preference wins
     assert good.messages == [] and len(rogue.messages) == 1
+
+
+def test_an_unexpected_error_defers_and_the_queue_goes_on(tmp_path: Path) -> None:
+    # one message whose attempt raises (a bug, a broken resolver) is deferred with backoff,
+    # like a failed connection (RFC 5321 §4.5.4.1); the other messages are still delivered
+    try:
+        socket.create_server(("127.0.0.2", 0)).close()
+    except OSError:
+        pytest.skip("127.0.0.2 is not a loopback address here")
+
+    class Flaky(Resolver):
+        async def route(self, domain: str, **kwargs: object):  # type: ignore[no-untyped-def]
+            if domain == "b.test":
+                raise RuntimeError("resolver bug")
+            return await super().route(domain, **kwargs)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        port = _free_port()
+        with dns_server(ZONE) as ns:
+            handler = MemoryHandler()
+            async with AsyncioServer(handler, host="127.0.0.2", port=port):
+                queue = SQLiteQueue(":memory:")
+                worker = DeliveryWorker(
+                    queue,
+                    resolver=Flaky([ns], timeout=5),
+                    hostname="mta.s.test",
+                    port=port,
+                    clock=lambda: 1000.0,
+                    timeout=10,
+                )
+                queue.enqueue("a@s.test", ["x@b.test"], MESSAGE, now=1000.0)
+                queue.enqueue("a@s.test", ["bob@a.test"], MESSAGE, now=1000.0)
+                reports = {r.recipient: r for r in await worker.run()}
+                assert isinstance(reports["bob@a.test"].outcome, Delivered)
+                broken = reports["x@b.test"].outcome
+                assert isinstance(broken, Deferred) and broken.retry_at == 1000.0 + 1800
+                assert "resolver bug" in reports["x@b.test"].reply
+                (left,) = queue.messages()
+                assert left.recipients[0].attempts == 1
+                queue.close()
+
+    asyncio.run(scenario())

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import email.utils
 import ipaddress
+import logging
 import random
 import ssl
 import time
@@ -47,6 +48,8 @@ from ._retry import RetryPolicy
 from ._route import Route
 
 __all__ = ["DeliveryWorker", "RecipientReport"]
+
+log = logging.getLogger("sansio_smtp.delivery")
 
 #: MAIL parameters passed on to the next hop as they came (the DSN ones are acted on here).
 _PASSED_ON = ("BODY", "SMTPUTF8", "REQUIRETLS")
@@ -252,6 +255,26 @@ class DeliveryWorker:
             self.queue.release(msg.id, self.owner)
 
     async def _attempt_domain(
+        self, msg: QueuedMessage, domain: str | None, recipients: list[str]
+    ) -> dict[str, Outcome]:
+        """Each recipient's fate; an unexpected error (a bug, a handler's exception) defers
+        this domain's recipients like a failed connection, so one bad message can neither
+        stop the queue nor be retried without backing off."""
+        try:
+            return await self._route_and_send(msg, domain, recipients)
+        except Exception as exc:  # the worker keeps going: logged, retried later
+            log.exception("delivery of %s to %s failed unexpectedly", msg.id, domain)
+            attempt = Attempt(recipients, Route(domain=domain or "", hosts=()))
+            attempt.no_route(connection_failure(f"internal error: {exc!r}"))
+            return attempt.outcomes(
+                policy=self.policy,
+                arrival=msg.arrival,
+                attempts={r.address: r.attempts + 1 for r in msg.recipients},
+                now=self.clock(),
+                rng=self.rng,
+            )
+
+    async def _route_and_send(
         self, msg: QueuedMessage, domain: str | None, recipients: list[str]
     ) -> dict[str, Outcome]:
         attempts = {r.address: r.attempts + 1 for r in msg.recipients}
