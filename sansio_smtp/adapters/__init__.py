@@ -16,6 +16,7 @@ clients ``SMTPClient`` (blocking) and ``AsyncSMTPClient``.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -61,57 +62,6 @@ if TYPE_CHECKING:
         serve,
     )
 
-#: Which side each public name lives on: both are imported on first use (PEP 562), so a
-#: program that only sends mail never imports the servers, and the reverse.
-_CLIENT = frozenset(
-    {
-        "AsyncSMTPClient",
-        "OutgoingMessage",
-        "SendResult",
-        "SMTPAuthError",
-        "SMTPAuthNeedsTLSError",
-        "SMTPBatchInterrupted",
-        "SMTPClient",
-        "SMTPConnectError",
-        "SMTPDataError",
-        "SMTPError",
-        "SMTPHeloError",
-        "SMTPNotSupportedError",
-        "SMTPProtocolViolation",
-        "SMTPRecipientsRefused",
-        "SMTPReplyError",
-        "SMTPSenderRefused",
-        "SMTPServerDisconnected",
-        "SMTPTimeoutError",
-        "SMTPTLSError",
-        "TLSMode",
-        "AnyioSMTPClient",
-    }
-)
-_SERVER = frozenset(
-    {
-        "AsyncioServer",
-        "Authenticator",
-        "Envelope",
-        "Handler",
-        "MaildirHandler",
-        "MboxHandler",
-        "MemoryHandler",
-        "PasswordTable",
-        "PrintHandler",
-        "Reject",
-        "RelayHandler",
-        "ServerOptions",
-        "Session",
-        "SinkHandler",
-        "SyncServer",
-        "received_header",
-        "serve",
-        "AnyioServer",
-        "serve_anyio",
-    }
-)
-
 __all__ = [
     "AsyncSMTPClient",
     "AsyncioServer",
@@ -154,14 +104,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    # The AnyIO flavour needs the optional extra sansio_smtp[anyio]: its own __getattr__
-    # says so when it is missing.
-    if name in _CLIENT:
-        from . import client
-
+    # Both sides are imported on first use (PEP 562): a program that only sends mail never
+    # imports the servers. Each side's own __getattr__ loads its runtimes (AnyIO's needs
+    # the extra sansio_smtp[anyio] and says so).
+    client = importlib.import_module(f"{__name__}.client")
+    if name in client.__all__:
         return getattr(client, name)
-    if name in _SERVER:
-        from . import server
-
+    server = importlib.import_module(f"{__name__}.server")
+    try:
         return getattr(server, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    except AttributeError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
