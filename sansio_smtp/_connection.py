@@ -63,24 +63,25 @@ from ._readers import (
     make_reply,
     parse_auth_response,
     parse_command,
+    parse_common,
     split_command_line,
 )
 from ._receivebuffer import ReceiveBuffer
 from ._redact import redact_client_line
-from ._replies import default_reply_for
+from ._replies import DEFAULT_REPLIES, default_reply_for
 from ._rules import SYNC_ERROR, auth_offered, check_command, check_content, too_many_errors
 from ._state import (
+    GROUP_ENDERS,
     ConnectionState,
     LmtpDelivery,
     Role,
     State,
     Timeout,
     client_timeout,
-    ends_group,
     lmtp_delivery_reply,
     server_timeout,
 )
-from ._writers import ChunkWriter, DataWriter, write_command, write_reply
+from ._writers import PREBUILT_REPLIES, ChunkWriter, DataWriter, write_command, write_reply
 from .config import MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
@@ -101,6 +102,18 @@ PAUSED = Sentinel.PAUSED
 
 CLIENT = Role.CLIENT
 SERVER = Role.SERVER
+
+# The hot paths compare with module-level names: in Python 3.11 ``State.AUTH`` is a
+# descriptor call on the enum class, several times the cost of a global load.
+_GREETING = State.GREETING
+_DATA = State.DATA
+_AUTH = State.AUTH
+_ERROR = State.ERROR
+#: States in which nothing can be sent (_check_usable says why).
+_UNUSABLE = frozenset((State.ERROR, State.CLOSED, State.TLS))
+#: RFC 2920 §3.1 (ends_group, for the commands a server checks): nothing may follow these
+#: before their reply. (BDAT is followed by its chunk and is not checked.)
+_GROUP_ENDER_TYPES = frozenset(GROUP_ENDERS)
 
 
 class Connection:
@@ -136,6 +149,9 @@ class Connection:
         self._open_content = role.open_content
         self._timeout = role.timeout
         self._buf = ReceiveBuffer()
+        # A command line no longer than this is within every line limit (RFC 5321
+        # §4.5.3.1.4, RFC 4954 §4), whether or not it is an AUTH line.
+        self._short_line = min(self.config.max_command_line, MAX_AUTH_LINE)
         self._peer_closed = False
         self._reply_reader = ReplyReader(self.config)
         self._data_reader: DataReader | None = None
@@ -241,10 +257,15 @@ class Connection:
 
     def next_event(self) -> Event | Sentinel:
         """The next event from the peer, NEED_DATA, or PAUSED."""
-        if self._state.state is State.ERROR:
+        st = self._state
+        if st.state is _ERROR:
             raise RemoteProtocolError("the connection is in the ERROR state")
         try:
-            event = self._extract_event()
+            # the reader of what the peer sends in this state (READERS)
+            event = self._readers[st.state](self)
+            if event is NEED_DATA and self._peer_closed:
+                st.close()
+                event = ConnectionClosed()
         except LocalProtocolError as exc:
             self._state.error()
             exc._reraise_as_remote_protocol_error()
@@ -256,13 +277,6 @@ class Connection:
             raise
         if self._transcript is not None:
             self._transcript.record_event(self.our_role, event)
-        return event
-
-    def _extract_event(self) -> Event | Sentinel:
-        event = self._readers[self._state.state](self)
-        if event is NEED_DATA and self._peer_closed:
-            self._state.close()
-            return ConnectionClosed()
         return event
 
     # Readers, one per (role, state): READERS below.
@@ -315,12 +329,16 @@ class Connection:
 
     def _server_command(self, raw: bytes) -> Event | Sentinel:
         st = self._state
-        in_auth = st.state is State.AUTH
-        line, rejected = split_command_line(raw, self.config, auth=in_auth)
-        if self._discarding is not None:
-            # the same refusal as for the line arriving whole (split_command_line)
-            line, self._discarding = self._discarding, None
-            rejected = line_too_long(auth=is_auth_line(line, in_auth=in_auth))
+        in_auth = st.state is _AUTH
+        if len(raw) <= self._short_line and raw[-2:] == b"\r\n" and self._discarding is None:
+            # within every limit and CRLF-terminated: split_command_line would refuse nothing
+            line, rejected = raw[:-2], None
+        else:
+            line, rejected = split_command_line(raw, self.config, auth=in_auth)
+            if self._discarding is not None:
+                # the same refusal as for the line arriving whole (split_command_line)
+                line, self._discarding = self._discarding, None
+                rejected = line_too_long(auth=is_auth_line(line, in_auth=in_auth))
         event: Event
         command: Command | None = None
         if rejected is None:
@@ -330,16 +348,18 @@ class Connection:
                     event = parse_auth_response(line)
                     st.process_command(event)
                     return event
-                command = parse_command(
+                # the common lines first, each validated by one regex; then the rest
+                command = parse_common(line) or parse_command(
                     line, Context(st.extensions, st.utf8_transaction, lmtp=self.config.lmtp)
                 )
             except CommandRejected as exc:
                 rejected = exc
         if command is not None:
             refusal = check_command(command, st, self.config, sending=False)
-            reply = self._check_synchronization(command) or (
-                None if refusal is None else refusal.reply
-            )
+            sync = None
+            if self._buf.raw or self._sync_violation:  # else nothing to check
+                sync = self._check_synchronization(command)
+            reply = sync or (None if refusal is None else refusal.reply)
             if type(command) is Bdat:
                 assert isinstance(command, Bdat)
                 return self._start_chunk(command, line, reply)
@@ -363,9 +383,10 @@ class Connection:
     def _check_synchronization(self, command: Command) -> Reply | None:
         """RFC 2920 §3.1: a client may send the next command before this one's reply only
         when PIPELINING was advertised and this command does not end a group."""
-        if isinstance(command, (Bdat, Quit)):
+        kind = type(command)
+        if kind is Bdat or kind is Quit:
             return None  # BDAT is followed by its chunk; anything after QUIT is moot
-        if self._buf and ("PIPELINING" not in self._state.extensions or ends_group(command)):
+        if self._buf.raw and (not self._state.pipelining or kind in _GROUP_ENDER_TYPES):
             self.improper_pipelining = True
             self._sync_violation = True
         if self._sync_violation and self.config.reject_improper_pipelining:
@@ -439,7 +460,13 @@ class Connection:
     def send(self, event: Event) -> bytes:
         """The bytes that put ``event`` on the wire; the state moves on as if they were
         written (call send_failed() if they could not be)."""
-        return b"".join(self.send_with_data_passthrough(event))
+        # send_with_data_passthrough's steps, inline: this runs once per command or reply
+        if self._state.state in _UNUSABLE:
+            self._check_usable()
+        sent = self._sender(self, event, True)
+        if self._transcript is not None:
+            self._transcript.record_sent(self.our_role, event, sent)
+        return b"".join(sent)  # (a list of one bytes object: that object, not a copy)
 
     def send_with_data_passthrough(self, event: Event) -> list[BytesLike]:
         """Like send(), but a MessageData whose content needs no change comes back as the
@@ -490,8 +517,25 @@ class Connection:
 
     def _send_server(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
+        if isinstance(event, Reply):
+            if st.state is _GREETING:
+                raise LocalProtocolError("send the Greeting first (RFC 5321 §3.1)")
+            if event.code != 421:
+                if not st.pending:
+                    raise LocalProtocolError(f"reply {event.code} answers no command")
+                if self._chunk_reader is not None:
+                    raise LocalProtocolError("read the whole BDAT chunk before replying")
+            if event.enhanced is None and st.enhanced_status_codes:
+                event = self._with_enhanced_code(event)
+            # the default replies' bytes were written once, at import
+            wire = PREBUILT_REPLIES.get(id(event)) or write_reply(event, self.config)
+            if commit:
+                self._process_reply(event)  # raises, changing nothing, for a misfit
+            else:
+                st.check_reply(event)
+            return [wire]
         if isinstance(event, Greeting):
-            if st.state is not State.GREETING:
+            if st.state is not _GREETING:
                 raise LocalProtocolError("the greeting was already sent")
             wire = write_reply(event, self.config)
             if commit:
@@ -499,27 +543,13 @@ class Connection:
                 if self._buf:  # the client spoke first
                     self.improper_pipelining = self._sync_violation = True
             return [wire]
-        if isinstance(event, Reply):
-            if st.state is State.GREETING:
-                raise LocalProtocolError("send the Greeting first (RFC 5321 §3.1)")
-            if not st.pending and event.code != 421:
-                raise LocalProtocolError(f"reply {event.code} answers no command")
-            if self._chunk_reader is not None and event.code != 421:
-                raise LocalProtocolError("read the whole BDAT chunk before replying")
-            event = self._with_enhanced_code(event)
-            wire = write_reply(event, self.config)
-            if commit:
-                self._process_reply(event)  # raises, changing nothing, for a misfit
-            else:
-                st.check_reply(event)
-            return [wire]
         raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
 
     def _with_enhanced_code(self, reply: Reply) -> Reply:
         """RFC 2034 §3: with ENHANCEDSTATUSCODES advertised, every reply but the greeting
         and the EHLO/HELO/LHLO replies carries an enhanced code; class.0.0 when the
         application gave none (RFC 3463 §3.1)."""
-        if reply.enhanced is not None or "ENHANCEDSTATUSCODES" not in self._state.extensions:
+        if reply.enhanced is not None or not self._state.enhanced_status_codes:
             return reply
         if reply.code // 100 not in (2, 4, 5):
             return reply
@@ -596,7 +626,7 @@ class Connection:
         st = self._state
         answered = st.process_reply(reply)
         self._last_answered = answered
-        if st.state is State.DATA and type(answered) is Data:
+        if st.state is _DATA and type(answered) is Data:
             self._open_content(self)
 
     # ---------------------------------------------------------------------- helpers
@@ -630,6 +660,9 @@ class Connection:
     def default_reply(self, event: Event) -> Reply:
         """An RFC-correct reply for a received command: what a server that accepts
         everything says. Invalid commands and messages get their reply_hint."""
+        reply = DEFAULT_REPLIES.get(type(event))  # the common case: one lookup
+        if reply is not None:
+            return reply
         if isinstance(event, (InvalidCommand, InvalidMessage)):
             return event.reply_hint
         if type(event) is LmtpDelivery:

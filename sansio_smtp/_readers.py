@@ -51,7 +51,14 @@ from ._reply import VALID_REPLY_CODES, split_reply_line
 from ._reply import make_reply as make_reply  # the Connection's and the probe's
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
-__all__ = ["ChunkReader", "CommandRejected", "DataReader", "ReplyReader", "parse_command"]
+__all__ = [
+    "ChunkReader",
+    "CommandRejected",
+    "DataReader",
+    "ReplyReader",
+    "parse_command",
+    "parse_common",
+]
 
 
 class CommandRejected(Exception):
@@ -242,6 +249,68 @@ COMMAND_PARSERS: dict[str, Callable[[str, Context], Command]] = {
 # RFC 2033 §4.1: LMTP has LHLO where SMTP has HELO and EHLO.
 LMTP_PARSERS = {**COMMAND_PARSERS, "LHLO": _hello(Lhlo)}
 del LMTP_PARSERS["HELO"], LMTP_PARSERS["EHLO"]
+
+
+# The common command lines, each recognised by one regex that validates all of it (verb,
+# path and the grammar of the mailbox, RFC 5321 §4.1.2), so nothing downstream validates
+# it again: upper-case verbs, an ASCII Dot-string@Domain path (or "<>" for MAIL), optional
+# parameters. Such a line means the same whatever the context (SMTPUTF8, LMTP), so
+# parse_common needs none. Every other line (lower case, quoted local parts, address
+# literals, Postmaster, non-ASCII, other verbs) is parse_command's; for the lines
+# parse_common accepts, parse_command gives an equal event (tests/test_fast_paths.py).
+# No IGNORECASE: with it, [A-Za-z] would also match "\u017f" and "\u212a".
+_MAILBOX = rf"(?P<local>{_abnf.DOT_STRING})@(?P<domain>{_abnf.DOMAIN})"
+_TAIL = r"(?: +(?P<params>.*?))? *\Z"  # as in _MAIL_RE and _RCPT_RE
+_COMMON_MAIL_RE = re.compile(rf"MAIL FROM: *<(?:{_MAILBOX})?>{_TAIL}", re.DOTALL)
+_COMMON_RCPT_RE = re.compile(rf"RCPT TO: *<{_MAILBOX}>{_TAIL}", re.DOTALL)
+
+
+def _common_mail(text: str) -> Command | None:
+    m = _COMMON_MAIL_RE.match(text)
+    if m is None:
+        return None
+    local, domain, params = m.groups()
+    path = None if local is None else Address._trusted(local, domain)
+    return MailFrom(reverse_path=path, params=_parse_params(params))
+
+
+def _common_rcpt(text: str) -> Command | None:
+    m = _COMMON_RCPT_RE.match(text)
+    if m is None:
+        return None
+    local, domain, params = m.groups()
+    return RcptTo(forward_path=Address._trusted(local, domain), params=_parse_params(params))
+
+
+#: A whole line -> the command it is, for the commands without an argument.
+_COMMON_BARE: dict[bytes, type[Data] | type[Rset] | type[Quit] | type[Noop]] = {
+    b"DATA": Data,
+    b"RSET": Rset,
+    b"QUIT": Quit,
+    b"NOOP": Noop,
+}
+#: The first five octets of a line -> the parser of the common form of its command.
+_COMMON_PARSERS: dict[bytes, Callable[[str], Command | None]] = {
+    b"MAIL ": _common_mail,
+    b"RCPT ": _common_rcpt,
+}
+
+
+def parse_common(line: bytes) -> Command | None:
+    """The command of a common command line (without its line ending), or None when the
+    line is not in one of the common forms: then parse_command has the answer. Raises
+    CommandRejected, as parse_command does, for refused MAIL/RCPT parameters."""
+    bare = _COMMON_BARE.get(line)
+    if bare is not None:
+        return bare()
+    parse = _COMMON_PARSERS.get(line[:5])
+    if parse is None:
+        return None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return parse(text)
 
 
 def parse_command(line: bytes, ctx: Context) -> Command:
