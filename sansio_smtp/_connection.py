@@ -310,7 +310,11 @@ class Connection:
         return event
 
     def _read_command(self) -> Event | Sentinel:
-        """Server: the next command line, once the last one is answered."""
+        """Server: the next command line, once the last one is answered.
+
+        The common line (within the limits, CRLF-terminated, outside AUTH, one of
+        parse_common's forms) goes from the buffer to its event here, in one call; the
+        rest takes the general steps of _other_line."""
         st = self._state
         if self._chunk_reader is not None:
             return self._read_chunk(self._chunk_reader)
@@ -318,27 +322,47 @@ class Connection:
             return PAUSED
         raw = self._buf.maybe_extract_line()
         if raw is None:
-            auth = is_auth_line(self._discarding or self._buf.raw, in_auth=st.state is State.AUTH)
-            if len(self._buf) > (MAX_AUTH_LINE if auth else self.config.max_command_line):
-                # Drop an over-long line as it arrives (memory stays bounded); refuse it
-                # once its end arrives, so the reply lines up with it.
-                self._discarding = self._discarding or bytes(self._buf.raw[:OVERLONG_LINE_KEPT])
-                self._buf.clear()
-            return NEED_DATA
-        return self._server_command(raw)
+            return self._partial_line()
+        if (
+            len(raw) > self._short_line
+            or raw[-2:] != b"\r\n"
+            or self._discarding is not None
+            or st.state is _AUTH
+        ):
+            return self._other_line(raw)
+        line = raw[:-2]  # within every limit: split_command_line would refuse nothing
+        try:
+            command = parse_common(line)
+        except CommandRejected as exc:
+            event: Event = self._refused(line, exc.reply)
+        else:
+            if command is None:
+                return self._other_line(raw)
+            reply = self._refusal(command)
+            event = self._refused(line, reply, command) if reply else command
+        st.process_command(event)
+        return event
 
-    def _server_command(self, raw: bytes) -> Event | Sentinel:
+    def _partial_line(self) -> Event | Sentinel:
+        """No complete line is buffered: drop an over-long one as it arrives (memory
+        stays bounded); it is refused once its end arrives, so the reply lines up."""
+        st = self._state
+        auth = is_auth_line(self._discarding or self._buf.raw, in_auth=st.state is _AUTH)
+        if len(self._buf) > (MAX_AUTH_LINE if auth else self.config.max_command_line):
+            self._discarding = self._discarding or bytes(self._buf.raw[:OVERLONG_LINE_KEPT])
+            self._buf.clear()
+        return NEED_DATA
+
+    def _other_line(self, raw: bytes) -> Event | Sentinel:
+        """Any command line (_read_command takes the common ones first): the line limits
+        and line-ending policy, an AUTH response, parse_command."""
         st = self._state
         in_auth = st.state is _AUTH
-        if len(raw) <= self._short_line and raw[-2:] == b"\r\n" and self._discarding is None:
-            # within every limit and CRLF-terminated: split_command_line would refuse nothing
-            line, rejected = raw[:-2], None
-        else:
-            line, rejected = split_command_line(raw, self.config, auth=in_auth)
-            if self._discarding is not None:
-                # the same refusal as for the line arriving whole (split_command_line)
-                line, self._discarding = self._discarding, None
-                rejected = line_too_long(auth=is_auth_line(line, in_auth=in_auth))
+        line, rejected = split_command_line(raw, self.config, auth=in_auth)
+        if self._discarding is not None:
+            # the same refusal as for the line arriving whole (split_command_line)
+            line, self._discarding = self._discarding, None
+            rejected = line_too_long(auth=is_auth_line(line, in_auth=in_auth))
         event: Event
         command: Command | None = None
         if rejected is None:
@@ -348,18 +372,13 @@ class Connection:
                     event = parse_auth_response(line)
                     st.process_command(event)
                     return event
-                # the common lines first, each validated by one regex; then the rest
-                command = parse_common(line) or parse_command(
+                command = parse_command(
                     line, Context(st.extensions, st.utf8_transaction, lmtp=self.config.lmtp)
                 )
             except CommandRejected as exc:
                 rejected = exc
         if command is not None:
-            refusal = check_command(command, st, self.config, sending=False)
-            sync = None
-            if self._buf.raw or self._sync_violation:  # else nothing to check
-                sync = self._check_synchronization(command)
-            reply = sync or (None if refusal is None else refusal.reply)
+            reply = self._refusal(command)
             if type(command) is Bdat:
                 assert isinstance(command, Bdat)
                 return self._start_chunk(command, line, reply)
@@ -372,6 +391,24 @@ class Connection:
         st.process_command(event)
         return event
 
+    def _refusal(self, command: Command) -> Reply | None:
+        """The reply refusing a received command (the rules, then RFC 2920's
+        synchronization, which wins), or None."""
+        refusal = check_command(command, self._state, self.config, sending=False)
+        reply = None if refusal is None else refusal.reply
+        # RFC 2920 §3.1: a client may send the next command before this one's reply only
+        # when PIPELINING was advertised and this command does not end a group. (With
+        # nothing buffered after it and no violation before, there is nothing to check.)
+        kind = type(command)
+        if (self._buf.raw or self._sync_violation) and kind is not Bdat and kind is not Quit:
+            # (BDAT is followed by its chunk; anything after QUIT is moot)
+            if self._buf.raw and (not self._state.pipelining or kind in _GROUP_ENDER_TYPES):
+                self.improper_pipelining = True
+                self._sync_violation = True
+            if self._sync_violation and self.config.reject_improper_pipelining:
+                return SYNC_ERROR
+        return reply
+
     def _refused(self, line: bytes, reply: Reply, command: Command | None = None) -> InvalidCommand:
         """The event for a refused command line; past Config.max_invalid_commands its
         reply closes the session instead."""
@@ -379,19 +416,6 @@ class Connection:
         reply = too_many_errors(st, self.config) or reply
         st.count_invalid()
         return InvalidCommand(line=line, reply_hint=reply, command=command)
-
-    def _check_synchronization(self, command: Command) -> Reply | None:
-        """RFC 2920 §3.1: a client may send the next command before this one's reply only
-        when PIPELINING was advertised and this command does not end a group."""
-        kind = type(command)
-        if kind is Bdat or kind is Quit:
-            return None  # BDAT is followed by its chunk; anything after QUIT is moot
-        if self._buf.raw and (not self._state.pipelining or kind in _GROUP_ENDER_TYPES):
-            self.improper_pipelining = True
-            self._sync_violation = True
-        if self._sync_violation and self.config.reject_improper_pipelining:
-            return SYNC_ERROR
-        return None
 
     def _start_chunk(self, command: Bdat, line: bytes, refusal: Reply | None) -> Event | Sentinel:
         """RFC 3030 §2: the chunk's octets follow the BDAT line whatever the reply will be;
@@ -530,7 +554,11 @@ class Connection:
             # the default replies' bytes were written once, at import
             wire = PREBUILT_REPLIES.get(id(event)) or write_reply(event, self.config)
             if commit:
-                self._process_reply(event)  # raises, changing nothing, for a misfit
+                # _process_reply, inline: raises, changing nothing, for a misfit
+                answered = st.process_reply(event)
+                self._last_answered = answered
+                if st.state is _DATA and type(answered) is Data:
+                    self._open_content(self)
             else:
                 st.check_reply(event)
             return [wire]

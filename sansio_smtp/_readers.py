@@ -271,7 +271,9 @@ def _common_mail(text: str) -> Command | None:
         return None
     local, domain, params = m.groups()
     path = None if local is None else Address._trusted(local, domain)
-    return MailFrom(reverse_path=path, params=_parse_params(params))
+    return MailFrom(
+        reverse_path=path, params=_NO_PARAMS if params is None else _parse_params(params)
+    )
 
 
 def _common_rcpt(text: str) -> Command | None:
@@ -279,7 +281,10 @@ def _common_rcpt(text: str) -> Command | None:
     if m is None:
         return None
     local, domain, params = m.groups()
-    return RcptTo(forward_path=Address._trusted(local, domain), params=_parse_params(params))
+    address = Address._trusted(local, domain)
+    return RcptTo(
+        forward_path=address, params=_NO_PARAMS if params is None else _parse_params(params)
+    )
 
 
 #: A whole line -> the command it is, for the commands without an argument.

@@ -534,7 +534,11 @@ class ConnectionState:
                 content_refusal = reply
             more = [LmtpDelivery(recipient=r, refusal=content_refusal) for r in self.accepted[1:]]
             pending.extendleft(reversed(more))
-        new = after_reply(state, command, reply)
+        if kind not in _REPLY_RULES and code != 421 and state is not _AUTH:
+            # after_reply's common case, inline: only the table decides
+            new = TRANSITIONS[state].get(kind, state) if positive else state
+        else:
+            new = after_reply(state, command, reply)
         if kind is RcptTo and new is _RCPT and positive:
             assert isinstance(command, RcptTo)
             self.accepted.append(command)
