@@ -60,7 +60,6 @@ from ._readers import (
     ReplyReader,
     is_auth_line,
     line_too_long,
-    make_reply,
     parse_auth_response,
     parse_command,
     parse_common,
@@ -71,7 +70,7 @@ from ._redact import redact_client_line
 from ._replies import DEFAULT_REPLIES, default_reply_for
 from ._rules import SYNC_ERROR, auth_offered, check_command, check_content, too_many_errors
 from ._state import (
-    GROUP_ENDERS,
+    GROUP_ENDER_TYPES,
     ConnectionState,
     LmtpDelivery,
     Role,
@@ -111,9 +110,6 @@ _AUTH = State.AUTH
 _ERROR = State.ERROR
 #: States in which nothing can be sent (_check_usable says why).
 _UNUSABLE = frozenset((State.ERROR, State.CLOSED, State.TLS))
-#: RFC 2920 §3.1 (ends_group, for the commands a server checks): nothing may follow these
-#: before their reply. (BDAT is followed by its chunk and is not checked.)
-_GROUP_ENDER_TYPES = frozenset(GROUP_ENDERS)
 
 
 class Connection:
@@ -402,7 +398,7 @@ class Connection:
         kind = type(command)
         if (self._buf.raw or self._sync_violation) and kind is not Bdat and kind is not Quit:
             # (BDAT is followed by its chunk; anything after QUIT is moot)
-            if self._buf.raw and (not self._state.pipelining or kind in _GROUP_ENDER_TYPES):
+            if self._buf.raw and (not self._state.pipelining or kind in GROUP_ENDER_TYPES):
                 self.improper_pipelining = True
                 self._sync_violation = True
             if self._sync_violation and self.config.reject_improper_pipelining:
@@ -471,12 +467,15 @@ class Connection:
 
     def _read_reply(self) -> Event | Sentinel:
         """Client: the next reply."""
-        got = self._reply_reader.read(self._buf)
-        if got is None:
+        reply = self._reply_reader.read_reply(self._buf)
+        if reply is None:
             return NEED_DATA
-        code, texts = got
-        reply = make_reply(code, texts)
-        self._process_reply(reply)
+        # the reply's bookkeeping (as a server's _send_server does for the replies it sends)
+        st = self._state
+        answered = st.process_reply(reply)
+        self._last_answered = answered
+        if st.state is _DATA and type(answered) is Data:
+            self._open_content(self)
         return reply
 
     # ------------------------------------------------------------------------ sending
@@ -554,7 +553,8 @@ class Connection:
             # the default replies' bytes were written once, at import
             wire = PREBUILT_REPLIES.get(id(event)) or write_reply(event, self.config)
             if commit:
-                # _process_reply, inline: raises, changing nothing, for a misfit
+                # the reply's bookkeeping (as the client's _read_reply does for the replies
+                # it reads); process_reply raises, changing nothing, for a misfit
                 answered = st.process_reply(event)
                 self._last_answered = answered
                 if st.state is _DATA and type(answered) is Data:
@@ -601,7 +601,7 @@ class Connection:
             return [wire]
         if not isinstance(event, Command):
             raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
-        if st.state is State.GREETING:
+        if st.state is _GREETING:
             raise LocalProtocolError("wait for the server's greeting (RFC 5321 §3.1)")
         chunk = self._chunk_writer
         if chunk is not None and chunk.remaining:
@@ -611,10 +611,16 @@ class Connection:
         refusal = check_command(event, st, self.config, sending=True)
         if refusal is not None:
             raise refusal.error()
-        utf8 = "SMTPUTF8" in event.params if isinstance(event, MailFrom) else st.utf8_transaction
+        # (only MAIL and RCPT write an address: for the rest the flag is not asked)
+        kind = type(event)
+        if kind is MailFrom:
+            assert isinstance(event, MailFrom)
+            utf8 = "SMTPUTF8" in event.params
+        else:
+            utf8 = kind is RcptTo and st.utf8_transaction
         wire = write_command(event, self.config, extensions=st.extensions, utf8_transaction=utf8)
         if commit:
-            if type(event) is Bdat:
+            if kind is Bdat:
                 assert isinstance(event, Bdat)
                 if event.size:
                     self._chunk_writer = ChunkWriter(event.size, last=event.last)
@@ -647,15 +653,6 @@ class Connection:
         if commit:
             st.process_content(len(data))
         return wire
-
-    # ------------------------------------------------------------- shared bookkeeping
-
-    def _process_reply(self, reply: Reply) -> None:
-        st = self._state
-        answered = st.process_reply(reply)
-        self._last_answered = answered
-        if st.state is _DATA and type(answered) is Data:
-            self._open_content(self)
 
     # ---------------------------------------------------------------------- helpers
 

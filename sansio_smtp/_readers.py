@@ -368,14 +368,43 @@ def split_command_line(
 # ------------------------------------------------------------------------------ replies
 
 
+#: How many distinct single-line replies a ReplyReader remembers (read_reply).
+_KNOWN_REPLIES = 32
+
+
 class ReplyReader:
     """Assembles multi-line replies (RFC 5321 §4.2.1) line by line, so the buffer never has
-    to hold more than one line."""
+    to hold more than one line.
+
+    read_reply() remembers the Reply of each distinct single-line reply it read (up to
+    _KNOWN_REPLIES of them): a server answers a client with the same few lines over and
+    over ("250 2.1.5 Recipient OK"), and a Reply is immutable, so an equal line is the
+    equal Reply without parsing it again."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._code = 0
         self._lines: list[str] = []
+        self._known: dict[bytes, Reply] = {}
+        self._last_line = b""  # the last line read(), with its line ending
+
+    def read_reply(self, buf: ReceiveBuffer) -> Reply | None:
+        """The next complete reply as a Reply, or None (read() and make_reply)."""
+        if not self._lines:  # not inside a multi-line reply
+            end = buf.find_line_end()
+            if end > 0:
+                known = self._known.get(bytes(buf.raw[:end]))
+                if known is not None:
+                    buf.discard(end)
+                    return known
+        got = self.read(buf)
+        if got is None:
+            return None
+        code, texts = got
+        reply = make_reply(code, texts)
+        if len(texts) == 1 and len(self._known) < _KNOWN_REPLIES:
+            self._known[self._last_line] = reply
+        return reply
 
     def read(self, buf: ReceiveBuffer) -> tuple[int, list[str]] | None:
         """Return (code, raw text lines) of the next complete reply, or None."""
@@ -387,6 +416,7 @@ class ReplyReader:
                 return None
             if len(raw) > self._config.max_reply_line:
                 raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+            self._last_line = raw
             line = raw.rstrip(b"\r\n")
             parts = split_reply_line(line)  # RFC 5321 §4.2 Reply-line
             if parts is None:

@@ -156,9 +156,13 @@ GREETING_TRANSITIONS: Mapping[int, State] = {
 GROUP_ENDERS = (Ehlo, Helo, Lhlo, Data, Quit, Noop, Vrfy, Expn, Help, StartTLS, Auth, AuthResponse)
 
 
+GROUP_ENDER_TYPES = frozenset(GROUP_ENDERS)
+
+
 def ends_group(event: Event) -> bool:
     """RFC 2920 §3.1 (and RFC 3030 §4.2 for BDAT LAST): nothing may be pipelined after."""
-    return isinstance(event, GROUP_ENDERS) or (isinstance(event, Bdat) and event.last)
+    # (event classes are final: a set lookup, not isinstance against twelve classes)
+    return type(event) in GROUP_ENDER_TYPES or (isinstance(event, Bdat) and event.last)
 
 
 def positive_reply_code(command: Event) -> tuple[int, int]:
@@ -377,18 +381,20 @@ class ConnectionState:
         self.pipelining = "PIPELINING" in extensions
         #: ENHANCEDSTATUSCODES is in force (RFC 2034).
         self.enhanced_status_codes = "ENHANCEDSTATUSCODES" in extensions
+        # the SIZE value advertised, when it sets a limit (RFC 1870 §4: 0 sets none)
+        advertised = extensions.get("SIZE") or ("",)
+        size = int(advertised[0]) if advertised[0].isdigit() else 0
+        self._advertised_size: int | None = size if size > 0 else None
 
     # ------------------------------------------------------------------ derived facts
 
     def size_limit(self, config_limit: int | None) -> int | None:
         """The message size limit in force: ``config_limit`` (Config.max_message_size)
         and/or the SIZE value advertised (RFC 1870 §4: 0 means no fixed limit)."""
-        limit = config_limit
-        advertised = self.extensions.get("SIZE", ())
-        if advertised and advertised[0].isdigit() and int(advertised[0]) > 0:
-            value = int(advertised[0])
-            limit = value if limit is None else min(limit, value)
-        return limit
+        value = self._advertised_size
+        if value is None:
+            return config_limit
+        return value if config_limit is None else min(config_limit, value)
 
     @property
     def eight_bit_ok(self) -> bool:
