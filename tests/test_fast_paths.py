@@ -267,3 +267,55 @@ def test_with_enhanced_status_codes_a_default_reply_is_still_prebuilt() -> None:
     for reply in DEFAULT_REPLIES.values():
         assert reply.enhanced is not None or reply.code // 100 == 3
     assert attrs.evolve(DEFAULT_REPLIES[Rset]) is not DEFAULT_REPLIES[Rset]
+
+
+# ------------------------------------------------------------------ replies read
+
+
+_REPLY_LINES = st.sampled_from(
+    [
+        b"250 2.1.0 Sender OK\r\n",
+        b"250 OK\r\n",
+        b"250-mx.example\r\n",
+        b"250-PIPELINING\r\n",
+        b"250 SIZE 1000\r\n",
+        b"354 go ahead\r\n",
+        b"550 5.1.1 No such user\r\n",
+        b"550-5.1.1 first\r\n",
+        b"250 2.1.0 Sender OK\r\n",
+        b"451 4.3.0 later\n",
+    ]
+)
+
+
+@given(st.lists(_REPLY_LINES, max_size=12), st.integers(1, 7))
+def test_read_reply_remembers_replies_without_changing_them(lines: list[bytes], step: int) -> None:
+    # read_reply's memo of single-line replies gives what read() + make_reply give,
+    # whatever was read before and however the bytes arrive
+    from sansio_smtp._readers import ReplyReader, make_reply
+    from sansio_smtp._receivebuffer import ReceiveBuffer
+
+    wire = b"".join(lines)
+    fresh, memo = ReplyReader(Config()), ReplyReader(Config())
+    buf_fresh, buf_memo = ReceiveBuffer(), ReceiveBuffer()
+    expected: list[object] = []
+    got: list[object] = []
+    for i in range(0, len(wire), step):
+        for buf in (buf_fresh, buf_memo):
+            buf += wire[i : i + step]
+        for reader, buf, out in ((fresh, buf_fresh, expected), (memo, buf_memo, got)):
+            while True:
+                try:
+                    if reader is fresh:
+                        parts = reader.read(buf)
+                        reply = None if parts is None else make_reply(*parts)
+                    else:
+                        reply = reader.read_reply(buf)
+                except LocalProtocolError as exc:
+                    out.append(str(exc))
+                    break
+                if reply is None:
+                    break
+                out.append(reply)
+    assert got == expected
+    assert bytes(buf_memo) == bytes(buf_fresh)
