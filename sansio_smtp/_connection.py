@@ -245,7 +245,7 @@ class Connection:
             if self._peer_closed:
                 raise RuntimeError("received data after the peer closed the connection")
             if self._state.state is not State.CLOSED:  # after QUIT/421 nothing is read
-                self._buf += data
+                self._buf.raw += data  # (the bytearray itself: no __iadd__ call)
         else:
             self._peer_closed = True
         if self._transcript is not None:

@@ -16,7 +16,8 @@ __all__ = ["ReceiveBuffer"]
 
 class ReceiveBuffer:
     #: ``raw``: the underlying bytearray, a plain attribute (no property call), for readers
-    #: that scan it in place; it is never rebound, and only this class resizes it.
+    #: that scan it in place and for appending (``buf.raw += data`` is ``buf += data``
+    #: without a method call); it is never replaced, and only this class removes bytes.
     __slots__ = ("_searched", "raw")
 
     def __init__(self) -> None:
