@@ -308,9 +308,9 @@ class Connection:
     def _read_command(self) -> Event | Sentinel:
         """Server: the next command line, once the last one is answered.
 
-        The common line (within the limits, CRLF-terminated, outside AUTH, one of
-        parse_common's forms) goes from the buffer to its event here, in one call; the
-        rest takes the general steps of _other_line."""
+        The common line (within the limits, CRLF-terminated, one of parse_common's forms)
+        goes from the buffer to its event here, in one call; the rest takes the general
+        steps of _other_line. (Within an AUTH exchange: _read_auth_response.)"""
         st = self._state
         if self._chunk_reader is not None:
             return self._read_chunk(self._chunk_reader)
@@ -319,12 +319,7 @@ class Connection:
         raw = self._buf.maybe_extract_line()
         if raw is None:
             return self._partial_line()
-        if (
-            len(raw) > self._short_line
-            or raw[-2:] != b"\r\n"
-            or self._discarding is not None
-            or st.state is _AUTH
-        ):
+        if len(raw) > self._short_line or raw[-2:] != b"\r\n" or self._discarding is not None:
             return self._other_line(raw)
         line = raw[:-2]  # within every limit: split_command_line would refuse nothing
         try:
@@ -338,6 +333,15 @@ class Connection:
             event = self._refused(line, reply, command) if reply else command
         st.process_command(event)
         return event
+
+    def _read_auth_response(self) -> Event | Sentinel:
+        """Server, within an AUTH exchange (RFC 4954 §4): the client's response line."""
+        if self._state.pending:
+            return PAUSED
+        raw = self._buf.maybe_extract_line()
+        if raw is None:
+            return self._partial_line()
+        return self._other_line(raw)
 
     def _partial_line(self) -> Event | Sentinel:
         """No complete line is buffered: drop an over-long one as it arrives (memory
@@ -735,10 +739,12 @@ READERS: Mapping[tuple[Role, State], _Reader] = {
     },
     (SERVER, State.GREETING): Connection._read_nothing,
     (SERVER, State.DATA): Connection._read_content,
+    (SERVER, State.AUTH): Connection._read_auth_response,
     **{
         (SERVER, state): Connection._read_command
         for state in State
-        if state not in (State.GREETING, State.DATA, State.TLS, State.CLOSED, State.ERROR)
+        if state
+        not in (State.GREETING, State.DATA, State.TLS, State.CLOSED, State.ERROR, State.AUTH)
     },
 }
 

@@ -265,39 +265,12 @@ _COMMON_MAIL_RE = re.compile(rf"MAIL FROM: *<(?:{_MAILBOX})?>{_TAIL}", re.DOTALL
 _COMMON_RCPT_RE = re.compile(rf"RCPT TO: *<{_MAILBOX}>{_TAIL}", re.DOTALL)
 
 
-def _common_mail(text: str) -> Command | None:
-    m = _COMMON_MAIL_RE.match(text)
-    if m is None:
-        return None
-    local, domain, params = m.groups()
-    path = None if local is None else Address._trusted(local, domain)
-    return MailFrom(
-        reverse_path=path, params=_NO_PARAMS if params is None else _parse_params(params)
-    )
-
-
-def _common_rcpt(text: str) -> Command | None:
-    m = _COMMON_RCPT_RE.match(text)
-    if m is None:
-        return None
-    local, domain, params = m.groups()
-    address = Address._trusted(local, domain)
-    return RcptTo(
-        forward_path=address, params=_NO_PARAMS if params is None else _parse_params(params)
-    )
-
-
 #: A whole line -> the command it is, for the commands without an argument.
 _COMMON_BARE: dict[bytes, type[Data] | type[Rset] | type[Quit] | type[Noop]] = {
     b"DATA": Data,
     b"RSET": Rset,
     b"QUIT": Quit,
     b"NOOP": Noop,
-}
-#: The first five octets of a line -> the parser of the common form of its command.
-_COMMON_PARSERS: dict[bytes, Callable[[str], Command | None]] = {
-    b"MAIL ": _common_mail,
-    b"RCPT ": _common_rcpt,
 }
 
 
@@ -308,14 +281,31 @@ def parse_common(line: bytes) -> Command | None:
     bare = _COMMON_BARE.get(line)
     if bare is not None:
         return bare()
-    parse = _COMMON_PARSERS.get(line[:5])
-    if parse is None:
+    verb = line[:5]
+    if verb != b"RCPT " and verb != b"MAIL ":
         return None
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         return None
-    return parse(text)
+    # The regex validated the mailbox's grammar, which is all Address's validators check.
+    if verb == b"RCPT ":
+        m = _COMMON_RCPT_RE.match(text)
+        if m is None:
+            return None
+        local, domain, params = m.groups()
+        return RcptTo(
+            forward_path=Address._trusted(local, domain),
+            params=_NO_PARAMS if params is None else _parse_params(params),
+        )
+    m = _COMMON_MAIL_RE.match(text)
+    if m is None:
+        return None
+    local, domain, params = m.groups()
+    return MailFrom(
+        reverse_path=None if local is None else Address._trusted(local, domain),
+        params=_NO_PARAMS if params is None else _parse_params(params),
+    )
 
 
 def parse_command(line: bytes, ctx: Context) -> Command:
