@@ -553,10 +553,18 @@ class ConnectionState:
         self.state = new
         if new is _CLOSED:
             pending.clear()  # RFC 5321 §3.8: no reply will come for the rest
-        if pending:
-            self._reproject()
-        else:
+        if not pending:
             self.projected = new
+        elif (
+            new is not (state if refused else TRANSITIONS[state].get(kind, state))
+            or kind is LmtpDelivery
+            or self.lmtp
+        ):
+            # The reply moved the state other than the projection assumed (a refusal,
+            # after_reply's rules), or LMTP added replies to wait for: project again. Else
+            # the projection over the commands still pending stands, and a client that
+            # pipelined a hundred RCPTs does not walk them all for every reply.
+            self._reproject()
         # An exchange that ran (not one the rules refused up front) and failed counts
         # towards max_auth_failures; so does a malformed response inside it.
         if state is _AUTH or (kind is Auth and not refused):

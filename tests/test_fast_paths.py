@@ -7,6 +7,8 @@ process_reply) is checked here against the general code it stands in for, over a
 
 from __future__ import annotations
 
+import contextlib
+
 import attrs
 import pytest
 from hypothesis import given
@@ -319,3 +321,48 @@ def test_read_reply_remembers_replies_without_changing_them(lines: list[bytes], 
                 out.append(reply)
     assert got == expected
     assert bytes(buf_memo) == bytes(buf_fresh)
+
+
+# ------------------------------------------------------------------ the projection
+
+
+def _projection(session: object) -> State:
+    """What ``projected`` means: the state once every pending command succeeds."""
+    from sansio_smtp._state import ConnectionState
+
+    assert isinstance(session, ConnectionState)
+    projected = session.state
+    for event in session.pending:
+        if type(event) is not InvalidCommand:
+            projected = TRANSITIONS[projected].get(type(event), projected)
+    return projected
+
+
+_STEPS = st.lists(
+    st.one_of(
+        st.sampled_from(_COMMANDS).map(lambda c: ("command", c)),
+        st.sampled_from(_CODES).map(lambda code: ("reply", code)),
+    ),
+    max_size=40,
+)
+
+
+@given(_STEPS, st.booleans(), st.booleans(), st.sampled_from([220, 554]))
+def test_process_reply_keeps_the_projection(
+    steps: list[tuple[str, object]], optimistic: bool, lmtp: bool, greeting: int
+) -> None:
+    # process_reply projects again only when a reply moved the state other than the
+    # projection assumed; the projection is still the fold over what is pending
+    from sansio_smtp._state import ConnectionState
+
+    session = ConnectionState(optimistic=optimistic, lmtp=lmtp)
+    session.process_greeting(greeting)
+    for what, value in steps:
+        if what == "command":
+            assert isinstance(value, Event)
+            session.process_command(value)
+        else:
+            assert isinstance(value, int)
+            with contextlib.suppress(LocalProtocolError):
+                session.process_reply(Reply(code=value, lines="x"))
+        assert session.projected is _projection(session), (what, value)
