@@ -180,10 +180,17 @@ def _encode(text: str, what: str) -> bytes:
 def write_command(
     event: Command, config: Config, *, extensions: Extensions, utf8_transaction: bool
 ) -> bytes:
-    line = command_line(event, extensions=extensions, utf8_transaction=utf8_transaction)
+    # command_line and _encode, inline: this runs for every command a client sends
+    writer = WRITERS.get(type(event))
+    if writer is None:
+        raise LocalProtocolError(f"cannot write {type(event).__name__}")
+    line = writer(event, utf8_transaction)
     if _abnf.CONTROL_RE.search(line):  # belt and braces: never a control on the wire
         raise LocalProtocolError(f"control character in {event.verb} command")
-    wire = _encode(line, event.verb) + b"\r\n"
+    try:
+        wire = line.encode("utf-8") + b"\r\n"
+    except UnicodeEncodeError:  # lone surrogates have no UTF-8 form
+        wire = _encode(line, event.verb)  # (raises LocalProtocolError, saying why)
     limit = MAX_AUTH_LINE if isinstance(event, (Auth, AuthResponse)) else config.max_command_line
     if len(wire) > limit:
         raise LocalProtocolError(
