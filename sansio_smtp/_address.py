@@ -11,32 +11,31 @@
 # §4.1.1.3 and Appendix C: a server SHOULD ignore them).
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import final
 
 import attrs
 
 from . import _abnf
+from ._util import LazyPattern
 
 __all__ = ["Address"]
 
-_DOT_STRING_RE = re.compile(_abnf.DOT_STRING + r"\Z")
-_DOT_STRING_UTF8_RE = re.compile(_abnf.DOT_STRING_UTF8 + r"\Z")
-_DOMAIN_RE = re.compile(_abnf.DOMAIN + r"\Z")
-_DOMAIN_UTF8_RE = re.compile(_abnf.DOMAIN_UTF8 + r"\Z")
-_LITERAL_RE = re.compile(_abnf.ADDRESS_LITERAL + r"\Z")
+# Compiled on first use (the mailbox patterns are the largest the package has): a program
+# pays for the ones it uses, a server for the two mailbox patterns, a client for one.
+_DOT_STRING_UTF8_RE = LazyPattern(_abnf.DOT_STRING_UTF8 + r"\Z")
+_DOMAIN_UTF8_RE = LazyPattern(_abnf.DOMAIN_UTF8 + r"\Z")
+_LITERAL_RE = LazyPattern(_abnf.ADDRESS_LITERAL + r"\Z")
 # Local-part "@" ( Domain / address-literal ), optionally after a source route.
-_MAILBOX_RE = re.compile(
+_MAILBOX_RE = LazyPattern(
     rf"(?:{_abnf.ADL}:)?(?P<local>{_abnf.DOT_STRING}|{_abnf.QUOTED_STRING})"
     rf"@(?P<domain>{_abnf.DOMAIN}|{_abnf.ADDRESS_LITERAL})\Z"
 )
-_MAILBOX_UTF8_RE = re.compile(
+_MAILBOX_UTF8_RE = LazyPattern(
     rf"(?:{_abnf.ADL_UTF8}:)?(?P<local>{_abnf.DOT_STRING_UTF8}|{_abnf.QUOTED_STRING_UTF8})"
     rf"@(?P<domain>{_abnf.DOMAIN_UTF8}|{_abnf.ADDRESS_LITERAL})\Z"
 )
-_QUOTED_PAIR_RE = re.compile(r"\\(.)")
-_NEEDS_ESCAPE_RE = re.compile(r'(["\\])')
+_QUOTED_PAIR_RE = LazyPattern(r"\\(.)")
+_NEEDS_ESCAPE_RE = LazyPattern(r'(["\\])')
 
 
 def _check_literal(domain: str) -> bool:
@@ -44,6 +43,8 @@ def _check_literal(domain: str) -> bool:
         return False
     inner = domain[1:-1]
     if inner[:5].lower() == "ipv6:":
+        import ipaddress  # only for IPv6 address literals, which are rare
+
         try:
             ipaddress.IPv6Address(inner[5:])
         except ValueError:
@@ -175,6 +176,8 @@ def coerce_address(value: Address | str) -> Address:
 
 def coerce_reverse_path(value: Address | str | None) -> Address | None:
     """Converter for MAIL FROM: "" and "<>" mean the null reverse-path (None)."""
-    if value is None or value in ("", "<>"):
+    if value is None or isinstance(value, Address):
+        return value  # the common case first: `in ("", "<>")` would format an Address
+    if value in ("", "<>"):
         return None
     return coerce_address(value)

@@ -1,0 +1,115 @@
+"""Start-up (issue 13 T1): what is put off until first use still works, and stays put off.
+
+No timings here: these tests check the lazy paths give the same objects and results as
+the eager ones did, and that importing the package does not load what it defers.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import sansio_smtp
+from sansio_smtp import MailFrom, RcptTo, Reply, sasl
+from sansio_smtp._address import Address, coerce_reverse_path
+from sansio_smtp._status import EnhancedStatusCode
+from sansio_smtp._util import LazyPattern
+
+
+def _loaded_after(code: str) -> set[str]:
+    """The sansio_smtp (and a few stdlib) modules loaded by ``code`` in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(sansio_smtp.__file__).parent.parent,
+    ).stdout
+    return set(out.split())
+
+
+def test_import_sansio_smtp_defers_sasl_codes_transcript_and_presentation() -> None:
+    loaded = _loaded_after("import sansio_smtp")
+    for deferred in (
+        "sansio_smtp.sasl",
+        "sansio_smtp._sasl._base",
+        "sansio_smtp.codes",
+        "sansio_smtp._transcript",
+        "sansio_smtp._repr",
+        "sansio_smtp.adapters",
+        "ipaddress",
+        "ssl",
+        "asyncio",
+        "email",
+    ):
+        assert deferred not in loaded, deferred
+
+
+def test_import_sasl_loads_no_mechanism_until_one_is_used() -> None:
+    loaded = _loaded_after("import sansio_smtp.sasl")
+    assert not {m for m in loaded if m.startswith("sansio_smtp._sasl.")}
+    loaded = _loaded_after("from sansio_smtp.sasl import client_mechanism")
+    assert "sansio_smtp._sasl._registry" in loaded
+
+
+@pytest.mark.parametrize("name", sasl.__all__)
+def test_every_sasl_name_is_the_object_its_module_defines(name: str) -> None:
+    value = getattr(sasl, name)
+    homes = [
+        importlib.import_module(f"sansio_smtp._sasl.{m}")
+        for m in ("_base", "_registry", "_endpoint", "_oauth", "_saslprep", "_scram", "_simple")
+    ]
+    assert any(getattr(home, name, None) is value for home in homes)
+    assert name in dir(sasl)
+
+
+def test_sasl_unknown_name_is_an_attribute_error() -> None:
+    with pytest.raises(AttributeError):
+        sasl.no_such_mechanism  # noqa: B018
+    with pytest.raises(AttributeError):
+        sasl.utf8  # noqa: B018  (in _simple, not public)
+
+
+@given(st.text(alphabet='ab.@-"\\[]:é \x00', max_size=20))
+def test_lazy_pattern_matches_as_the_compiled_pattern(text: str) -> None:
+    source = r'(?P<local>[a-z.é]+|"[^"]*")@(?P<domain>[a-z-]+(?:\.[a-z-]+)*|\[[^]]*\])\Z'
+    lazy = LazyPattern(source)
+    compiled = re.compile(source)
+    got, want = lazy.match(text), compiled.match(text)
+    assert (got and got.groupdict()) == (want and want.groupdict())
+    assert lazy.sub("x", text) == compiled.sub("x", text)
+    assert [m.span() for m in lazy.finditer(text)] == [m.span() for m in compiled.finditer(text)]
+
+
+def test_lazy_pattern_compiles_once_then_uses_the_compiled_methods() -> None:
+    lazy = LazyPattern(r"a+")
+    assert "match" not in vars(lazy)
+    assert lazy.fullmatch("aaa")
+    assert vars(lazy)["match"].__self__ is vars(lazy)["search"].__self__  # one compile
+    with pytest.raises(AttributeError):
+        lazy.no_such_method  # noqa: B018
+
+
+def test_event_defaults_and_converters_keep_their_meaning() -> None:
+    # one shared empty Params: equal to a new one, never mutable
+    assert MailFrom(reverse_path=None).params == {}
+    assert RcptTo(forward_path="a@b.example").params is RcptTo(forward_path="c@d.example").params
+    addr = Address.parse("a@b.example")
+    assert coerce_reverse_path(addr) is addr
+    assert coerce_reverse_path("") is None and coerce_reverse_path("<>") is None
+    assert coerce_reverse_path("<a@b.example>") == addr
+    # an enhanced code given as text: parsed once, the same value every time
+    one = Reply(code=250, lines="OK", enhanced="2.1.5").enhanced
+    assert one == EnhancedStatusCode(2, 1, 5)
+    assert Reply(code=550, lines="no", enhanced="5.1.1").enhanced == EnhancedStatusCode(5, 1, 1)
+    with pytest.raises(ValueError):
+        Reply(code=250, lines="OK", enhanced="2.01.5")
+    with pytest.raises(ValueError):
+        Reply(code=250, lines="OK", enhanced="5.1.1")  # class does not match the code
