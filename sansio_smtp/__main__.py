@@ -4,11 +4,47 @@ also installed as the ``sansio-smtp`` script."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 
-class _Formatter(argparse.HelpFormatter):
+class _Help(argparse.HelpFormatter):
+    """argparse's formatter, given the terminal width without ``shutil``.
+
+    argparse builds a formatter for every add_argument (to check metavars), and its own
+    asks ``shutil.get_terminal_size``, whose module brings zlib, bz2 and lzma along: more
+    time than parsing a send command takes. The width is found as shutil finds it.
+    """
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
+def _columns() -> int:
+    """$COLUMNS, else the width of the terminal on stdout, else 80 (as shutil's)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns <= 0:
+        stdout = sys.__stdout__
+        try:
+            columns = os.get_terminal_size(stdout.fileno()).columns if stdout else 0
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
+class _Formatter(_Help):
     """--help shows each option's default, where it has one worth showing."""
 
     def _get_help_string(self, action: argparse.Action) -> str | None:
@@ -21,17 +57,25 @@ class _Formatter(argparse.HelpFormatter):
 def main(argv: Sequence[str] | None = None) -> int:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog=_prog(), description="sans-IO SMTP toolkit")
+    parser = argparse.ArgumentParser(
+        prog=_prog(), description="sans-IO SMTP toolkit", formatter_class=_Help
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("demo", help="run an in-memory client/server session and print it")
-    explain = sub.add_parser("explain", help="explain a reply code, enhanced code or reply")
+    sub.add_parser(
+        "demo", help="run an in-memory client/server session and print it", formatter_class=_Help
+    )
+    explain = sub.add_parser(
+        "explain", help="explain a reply code, enhanced code or reply", formatter_class=_Help
+    )
     explain.add_argument("reply", nargs="+", help='e.g. 550, 5.1.1 or "550 5.1.1 User unknown"')
     serve = sub.add_parser(
         "serve", help="run an SMTP/LMTP server (asyncio)", formatter_class=_Formatter
     )
     send = sub.add_parser("send", help="send one message", formatter_class=_Formatter)
-    probe = sub.add_parser("probe", help="test a running SMTP server (conformance, attacks)")
+    probe = sub.add_parser(
+        "probe", help="test a running SMTP server (conformance, attacks)", formatter_class=_Help
+    )
     deliver = sub.add_parser(
         "deliver",
         help="deliver a message to its recipients' mail hosts",
