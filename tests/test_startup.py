@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import sansio_smtp
-from sansio_smtp import MailFrom, RcptTo, Reply, sasl
+from sansio_smtp import MailFrom, RcptTo, Reply, _abnf, _address, sasl
 from sansio_smtp._address import Address, coerce_reverse_path
 from sansio_smtp._status import EnhancedStatusCode
 from sansio_smtp._util import LazyPattern
@@ -113,3 +113,36 @@ def test_event_defaults_and_converters_keep_their_meaning() -> None:
         Reply(code=250, lines="OK", enhanced="2.01.5")
     with pytest.raises(ValueError):
         Reply(code=250, lines="OK", enhanced="5.1.1")  # class does not match the code
+
+
+# The grammar's UTF-8 classes are single negated classes; each must equal the alternation
+# of RFC 6531 §3.3 it stands for ("ASCII class / UTF8-non-ascii").
+_ALTERNATIONS = {
+    _abnf.ATEXT_UTF8: rf"(?:{_abnf.ATEXT}|{_abnf.UTF8_NON_ASCII})",
+    _abnf.QTEXT_UTF8: rf"(?:{_abnf.QTEXT}|{_abnf.UTF8_NON_ASCII})",
+    _abnf.LET_DIG_UTF8: rf"(?:[A-Za-z0-9]|{_abnf.UTF8_NON_ASCII})",
+    _abnf.LDH_UTF8: rf"(?:[A-Za-z0-9-]|{_abnf.UTF8_NON_ASCII})",
+}
+_CODE_POINTS = [*range(0x300), 0xD800, 0xDFFF, 0xFEFF, 0xFFFF, 0x10000, 0x10FFFF]
+
+
+@pytest.mark.parametrize(("merged", "alternation"), _ALTERNATIONS.items())
+def test_utf8_class_is_its_alternation(merged: str, alternation: str) -> None:
+    one, two = re.compile(merged), re.compile(alternation)
+    for c in map(chr, _CODE_POINTS):
+        assert bool(one.fullmatch(c)) == bool(two.fullmatch(c)), hex(ord(c))
+
+
+@given(st.text(alphabet='ab.-@"\\[]:,1é\x7f\x00_ IPv6', max_size=16))
+def test_utf8_mailbox_pattern_is_the_alternation_form(text: str) -> None:
+    na = _abnf.UTF8_NON_ASCII
+    atext, let_dig = rf"(?:{_abnf.ATEXT}|{na})", rf"(?:[A-Za-z0-9]|{na})"
+    sub_domain = rf"{let_dig}(?:(?:[A-Za-z0-9-]|{na})*{let_dig})?"
+    domain = rf"{sub_domain}(?:\.{sub_domain})*"
+    reference = re.compile(
+        rf"(?:@{domain}(?:,@{domain})*:)?"
+        rf'(?P<local>{atext}+(?:\.{atext}+)*|"(?:{_abnf.QTEXT}|{_abnf.QUOTED_PAIR}|{na})*")'
+        rf"@(?P<domain>{domain}|{_abnf.ADDRESS_LITERAL})\Z"
+    )
+    got, want = _address._MAILBOX_UTF8_RE.match(text), reference.match(text)
+    assert (got and got.groupdict()) == (want and want.groupdict())
