@@ -59,7 +59,9 @@ ESMTP_KEYWORD = r"[A-Za-z0-9][A-Za-z0-9-]*"
 # esmtp-value = 1*(%d33-60 / %d62-126)   ; any CHAR excluding "=", SP, and control characters
 # RFC 6531 §3.3 adds UTF8-non-ascii.
 ESMTP_VALUE = r"[\x21-\x3c\x3e-\x7e]+"
-ESMTP_VALUE_UTF8 = rf"(?:[\x21-\x3c\x3e-\x7e]|{UTF8_NON_ASCII})+"
+# The same as one negated class (see ATEXT_UTF8): esmtp-value characters / UTF8-non-ascii.
+ESMTP_VALUE_CHAR_UTF8 = r"[^\x00-\x20=\x7f]"
+ESMTP_VALUE_UTF8 = rf"{ESMTP_VALUE_CHAR_UTF8}+"
 
 # ehlo-keyword = (ALPHA / DIGIT) *(ALPHA / DIGIT / "-") ; ehlo-param = 1*(%d33-126)
 EHLO_KEYWORD = ESMTP_KEYWORD

@@ -122,6 +122,7 @@ _ALTERNATIONS = {
     _abnf.QTEXT_UTF8: rf"(?:{_abnf.QTEXT}|{_abnf.UTF8_NON_ASCII})",
     _abnf.LET_DIG_UTF8: rf"(?:[A-Za-z0-9]|{_abnf.UTF8_NON_ASCII})",
     _abnf.LDH_UTF8: rf"(?:[A-Za-z0-9-]|{_abnf.UTF8_NON_ASCII})",
+    _abnf.ESMTP_VALUE_CHAR_UTF8: rf"(?:[\x21-\x3c\x3e-\x7e]|{_abnf.UTF8_NON_ASCII})",
 }
 _CODE_POINTS = [*range(0x300), 0xD800, 0xDFFF, 0xFEFF, 0xFFFF, 0x10000, 0x10FFFF]
 
