@@ -52,10 +52,6 @@ def _check_literal(domain: str) -> bool:
     return True
 
 
-def _is_ascii(s: str) -> bool:
-    return s.isascii()
-
-
 def _validate_local(inst: Address, _attr: object, value: str) -> None:
     # Any qtextSMTP / quoted-pairSMTP character can be quoted, so the local part may hold
     # any printable ASCII character (and UTF-8 beyond ASCII, RFC 6531). Never controls.
@@ -102,18 +98,18 @@ class Address:
 
         Raises ValueError on any syntax error.
         """
-        if text.lower() == "postmaster":
+        # (parsed for every MAIL and RCPT a server reads: no call or copy it can skip)
+        if len(text) == 10 and text.lower() == "postmaster":
             return cls(text, None)
-        if not utf8 and not _is_ascii(text):
+        if not utf8 and not text.isascii():
             raise ValueError("non-ASCII address without SMTPUTF8 (RFC 6531 §3.4)")
         m = (_MAILBOX_UTF8_RE if utf8 else _MAILBOX_RE).match(text)
         if m is None:
             raise ValueError(f"invalid mailbox {text!r}")
-        local = m["local"]
-        if local.startswith('"'):
+        local, domain = m.group("local", "domain")
+        if local[0] == '"':
             local = _QUOTED_PAIR_RE.sub(r"\1", local[1:-1])
-        domain = m["domain"]
-        if domain.startswith("[") and not _check_literal(domain):
+        if domain[0] == "[" and not _check_literal(domain):
             raise ValueError(f"invalid address literal {domain!r}")
         # The mailbox grammar admits no control characters and only valid domains, which
         # is all the validators check: skip running them a second time.
