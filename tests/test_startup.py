@@ -145,5 +145,45 @@ def test_utf8_mailbox_pattern_is_the_alternation_form(text: str) -> None:
         rf'(?P<local>{atext}+(?:\.{atext}+)*|"(?:{_abnf.QTEXT}|{_abnf.QUOTED_PAIR}|{na})*")'
         rf"@(?P<domain>{domain}|{_abnf.ADDRESS_LITERAL})\Z"
     )
-    got, want = _address._MAILBOX_UTF8_RE.match(text), reference.match(text)
+    got, want = _address._MAILBOX_RE.match(text), reference.match(text)
     assert (got and got.groupdict()) == (want and want.groupdict())
+
+
+_MAILBOX_TEXT = st.text(alphabet='ab.-@"\\[]:,1é\x7f\x00_ IPv6', max_size=16)
+
+
+@given(_MAILBOX_TEXT)
+def test_simple_mailbox_pattern_agrees_with_the_full_one(text: str) -> None:
+    simple = _address._SIMPLE_MAILBOX_RE.match(text)
+    if simple is not None:
+        full = _address._MAILBOX_RE.match(text)
+        assert full is not None and full.groupdict() == simple.groupdict()
+
+
+@given(st.text(alphabet='ab.-@"\\[]:,1\x7f\x00_ IPv6', max_size=16))
+def test_on_ascii_the_utf8_mailbox_pattern_is_the_ascii_grammar(text: str) -> None:
+    reference = re.compile(
+        rf"(?:{_abnf.ADL}:)?(?P<local>{_abnf.DOT_STRING}|{_abnf.QUOTED_STRING})"
+        rf"@(?P<domain>{_abnf.DOMAIN}|{_abnf.ADDRESS_LITERAL})\Z"
+    )
+    got, want = _address._MAILBOX_RE.match(text), reference.match(text)
+    assert (got and got.groupdict()) == (want and want.groupdict())
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "bob@example.org",
+        "a.b@c.example",
+        '"john doe"@example.org',
+        "@r.example:u@example.org",
+        "u@[192.0.2.1]",
+        "u@[IPv6:2001:db8::1]",
+        "Postmaster",
+        "POSTMASTER",
+    ],
+)
+def test_parse_ascii_and_utf8_agree_on_ascii(text: str) -> None:
+    assert Address.parse(text, utf8=False) == Address.parse(text, utf8=True)
+    with pytest.raises(ValueError):
+        Address.parse("é@example.org", utf8=False)
