@@ -187,3 +187,16 @@ def test_parse_ascii_and_utf8_agree_on_ascii(text: str) -> None:
     assert Address.parse(text, utf8=False) == Address.parse(text, utf8=True)
     with pytest.raises(ValueError):
         Address.parse("é@example.org", utf8=False)
+
+
+def test_cli_help_needs_no_shutil() -> None:
+    # argparse's own formatter imports shutil (and zlib, bz2, lzma) for the terminal width
+    code = (
+        "import contextlib, io, sys\n"
+        "import sansio_smtp.__main__ as m\n"
+        "out = io.StringIO()\n"
+        "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(out):\n"
+        "    m.main(['send', '--help'])\n"
+        "assert '--server' in out.getvalue(), out.getvalue()\n"
+    )
+    assert "shutil" not in _loaded_after(code)
