@@ -52,6 +52,8 @@ __all__ = ["ClientEngine"]
 
 _EVENT_CACHE: Final = 512  # MAIL/RCPT events kept for reuse
 _NO_PARAMS: Final = Params()
+_DATA, _END, _RSET = Data(), EndOfMessage(), Rset()  # immutable: one serves every message
+_OPEN: Final = frozenset({State.MAIL, State.RCPT, State.BDAT})  # settle() ends the transaction
 #: Reply codes of a core refusal that mean the server does not offer what a message
 #: needs: 555 (a MAIL parameter not recognized or not implemented, RFC 5321 §4.1.1.11)
 #: and 552 (over the SIZE limit, RFC 1870 §6.1).
@@ -82,6 +84,7 @@ class ClientEngine(SessionEngine):
         self._reset_due = False  # send RSET before the next MAIL
         self._caps: _Capabilities | None = None
         self._events: dict[tuple[type, str, Params], MailFrom | RcptTo] = {}
+        self._mails: dict[tuple[str, tuple[tuple[str, str | None], ...], Params], MailFrom] = {}
         # why the last message prepared could not go in ASCII to a server without
         # SMTPUTF8 (RFC 6531 §3.2), for the error when the core refuses its SMTPUTF8
         self._no_ascii_form: str | None = None
@@ -169,13 +172,24 @@ class ClientEngine(SessionEngine):
                 f"the message ({len(data)} octets) is over the server's SIZE limit of"
                 f" {limit} (RFC 1870 §6.1)"
             )
-        params = Params({**auto, **dict(user)}) if auto else user
-        mail = self._event(MailFrom, sender, params)
+        mail = self._mail_event(sender, auto, user)
         rparams = _NO_PARAMS if not rcpt_params else Params(rcpt_params)
-        if rparams:
+        if rcpt_params:
             validate_rcpt_params(rparams, extensions=conn.extensions)
         rcpts = [self._event(RcptTo, r, rparams) for r in recipients]
         return mail, rcpts, data, caps.chunking, auto
+
+    def _mail_event(self, sender: str, auto: dict[str, str | None], user: Params) -> MailFrom:
+        """The MAIL with the engine's parameters (``auto``) then the caller's, kept by
+        what it is made of: a message like the last builds no Params and no event."""
+        key = (sender, tuple(auto.items()), user)
+        mail = self._mails.get(key)
+        if mail is None:
+            if len(self._mails) >= _EVENT_CACHE:
+                self._mails.clear()
+            params = Params({**auto, **dict(user)}) if auto else user
+            mail = self._mails[key] = self._event(MailFrom, sender, params)
+        return mail
 
     def _check_can_send(self, recipients: Sequence[str]) -> None:
         if not self.usable:
@@ -205,8 +219,8 @@ class ClientEngine(SessionEngine):
         """End a transaction still open after a refusal (RSET, RFC 5321 §4.1.1.5), so the
         session is at rest (State.READY) and the core can judge the next MAIL
         (``prepare``). Nothing when it is at rest already, or not usable."""
-        if self.usable and self.conn.state in (State.MAIL, State.RCPT, State.BDAT):
-            reply = yield from self._exchange(Rset())
+        if self.usable and self.conn.state in _OPEN:
+            reply = yield from self._exchange(_RSET)
             if not reply.is_positive:
                 raise SMTPReplyError("RSET refused", reply)
             self._reset_due = False
@@ -253,7 +267,8 @@ class ClientEngine(SessionEngine):
         RCPTMAX (RFC 9422 §4.2). Raises when no recipient got it (SMTPSenderRefused,
         SMTPRecipientsRefused, SMTPDataError); else returns the SendResult."""
         self._check_can_send(recipients)
-        yield from self.settle()
+        if self.conn.state in _OPEN:
+            yield from self.settle()
         # The core judges what is declared: here by the MAIL's own send(), which is atomic
         # when the MAIL is the first command of its write (a refusal leaves nothing sent);
         # up front when an RSET goes before it, after a refused transaction.
@@ -299,14 +314,17 @@ class ClientEngine(SessionEngine):
         """send_mail's transactions for a prepared message: the SendResult, and the
         Outcome and reply of each refused transaction (first first)."""
         step = self._capabilities().rcptmax or len(rcpts)
+        split = step < len(rcpts)  # by RCPTMAX; else one transaction of the lists as given
         txs: list[Transaction] = []
         for start in range(0, len(rcpts), step):
-            tx = Transaction(keys[start : start + step], lmtp=self.options.lmtp)
-            yield from self._transaction(tx, mail, rcpts[start : start + step], data, bdat)
+            tx = Transaction(keys[start : start + step] if split else keys, lmtp=self.options.lmtp)
+            yield from self._transaction(
+                tx, mail, rcpts[start : start + step] if split else rcpts, data, bdat
+            )
             if tx.finish().refused:
                 self._reset_due = True
             txs.append(tx)
-            if not self.usable:
+            if split and not self.usable:
                 break
         failures = [
             (tx.outcome, tx.failure_reply)
@@ -325,23 +343,25 @@ class ClientEngine(SessionEngine):
         reset = self._reset_due or conn.state is not State.READY
         self._reset_due = False
         if reset and not pipelining:
-            reply = yield from self._exchange(Rset())
+            reply = yield from self._exchange(_RSET)
             if not reply.is_positive:
                 raise SMTPReplyError("RSET refused", reply)
             reset = False
         wire: list[BytesLike] = []
+        send = self.send if self._log else conn.send
         try:
             if reset:
-                wire.append(self.send(Rset()))  # pipelined with the group (RFC 2920 §3.1)
-            wire.append(self.send(mail))
+                wire.append(send(_RSET))  # pipelined with the group (RFC 2920 §3.1)
+            wire.append(send(mail))
             if pipelining:
                 # RFC 2920 §3.1: MAIL, every RCPT and DATA (or BDAT with its chunks,
                 # RFC 3030 §4.2) as one group; the replies come back in order.
-                wire.extend(self.send(r) for r in rcpts)
+                for rcpt in rcpts:
+                    wire.append(send(rcpt))
                 if bdat:
                     wire.extend(self._bdat_wire(data))
                 else:
-                    wire.append(self.send(Data()))
+                    wire.append(send(_DATA))
                 yield Write(coalesce(wire), Phase.DATA_BLOCK if bdat else Phase.COMMAND)
                 yield from self._collect(tx)
             else:
@@ -350,7 +370,7 @@ class ClientEngine(SessionEngine):
                 if self.broken or tx.mail_reply is None or not tx.mail_reply.is_positive:
                     return
                 for rcpt in rcpts:
-                    yield Write([self.send(rcpt)], Phase.COMMAND)
+                    yield Write([send(rcpt)], Phase.COMMAND)
                     yield from self._collect(tx)
                     if self.broken:
                         return
@@ -363,7 +383,7 @@ class ClientEngine(SessionEngine):
                         if self.broken or not tx.accepted or tx.data_reply is not None:
                             break  # the last chunk was answered, or a chunk failed
                     return
-                yield Write([self.send(Data())], Phase.COMMAND)
+                yield Write([send(_DATA)], Phase.COMMAND)
                 yield from self._collect(tx)
         except LocalProtocolError:
             if not wire:
@@ -379,7 +399,7 @@ class ClientEngine(SessionEngine):
                 raise SMTPProtocolViolation("354 after every recipient was refused")
             return
         out = conn.send_with_data_passthrough(MessageData(data=data))
-        out.append(conn.send(EndOfMessage()))
+        out.append(conn.send(_END))
         if self._log:
             self._record("C", f"<message content, {len(data)} octets>", "content")
             self._record("C", ".", "content")
@@ -416,8 +436,10 @@ class ClientEngine(SessionEngine):
         """Read replies until no command is pending, matching each to what it answers
         (``conn.last_answered``)."""
         conn = self.conn
+        look = True  # right after a write: usually nothing is buffered yet
         while conn.pending:
-            reply = yield from self._reply()
+            reply = yield from self._reply(look=look)
+            look = False
             tx.record(conn.last_answered, reply)
             if conn.state is State.CLOSED:  # 421 (RFC 5321 §3.8): nothing more will come
                 self.broken = True
@@ -521,10 +543,10 @@ class ClientEngine(SessionEngine):
             wire, tail = tail, []
             try:
                 if reset:
-                    wire.append(self.send(Rset()))
+                    wire.append(self.send(_RSET))
                 wire.append(self.send(item.mail))
                 wire.extend(self.send(r) for r in item.rcpts)
-                wire.append(self.send(Data()))
+                wire.append(self.send(_DATA))
             except LocalProtocolError:
                 if wire:  # Connection.send() is atomic: only a partial group is lost
                     conn.send_failed()
@@ -542,7 +564,7 @@ class ClientEngine(SessionEngine):
                     raise SMTPProtocolViolation("354 after every recipient was refused")
                 try:
                     tail = conn.send_with_data_passthrough(MessageData(data=item.data))
-                    tail.append(conn.send(EndOfMessage()))
+                    tail.append(conn.send(_END))
                 except LocalProtocolError:
                     conn.send_failed()
                     self.broken = True
