@@ -116,7 +116,7 @@ class ClientEngine(SessionEngine):
         caps = self._capabilities()
         user = _NO_PARAMS if not mail_params else Params(mail_params)
         auto: dict[str, str | None] = {}
-        utf8 = international or not sender.isascii() or not all(r.isascii() for r in recipients)
+        utf8 = international or not sender.isascii() or not all(map(str.isascii, recipients))
         self._no_ascii_form = None
         if utf8 and not caps.smtputf8 and "SMTPUTF8" not in user:
             # RFC 6531 §3.2: no U-label and no RFC 6532 header section to a server without
@@ -359,7 +359,7 @@ class ClientEngine(SessionEngine):
                 for rcpt in rcpts:
                     wire.append(send(rcpt))
                 if bdat:
-                    wire.extend(self._bdat_wire(data))
+                    wire.extend(p for chunk in self._bdat_chunks(data) for p in chunk)
                 else:
                     wire.append(send(_DATA))
                 yield Write(coalesce(wire), Phase.DATA_BLOCK if bdat else Phase.COMMAND)
@@ -426,18 +426,15 @@ class ClientEngine(SessionEngine):
                 return
             start = end
 
-    def _bdat_wire(self, data: bytes) -> list[BytesLike]:
-        out: list[BytesLike] = []
-        for chunk in self._bdat_chunks(data):
-            out.extend(chunk)
-        return out
-
     def _collect(self, tx: Transaction) -> Steps[None]:
         """Read replies until no command is pending, matching each to what it answers
         (``conn.last_answered``)."""
         conn = self.conn
         look = True  # right after a write: usually nothing is buffered yet
-        while conn.pending:
+        # One reply answers one pending command: counted, not a new ``pending`` tuple per
+        # reply; asked again at 0 (LMTP adds one per accepted recipient after the ".")
+        left = len(conn.pending)
+        while left:
             reply = yield from self._reply(look=look)
             look = False
             tx.record(conn.last_answered, reply)
@@ -445,6 +442,9 @@ class ClientEngine(SessionEngine):
                 self.broken = True
                 tx.closed_by(reply)
                 return
+            left -= 1
+            if not left:
+                left = len(conn.pending)
 
     # ---------------------------------------------------------------------- batches
 
