@@ -101,6 +101,7 @@ class ClientEngine(SessionEngine):
         *,
         international: bool = False,
         admit: bool = True,
+        checked: bool = False,  # the caller ran _check_can_send() already
     ) -> tuple[MailFrom, list[RcptTo], bytes, bool, dict[str, str | None]]:
         """Choose the parameters and the transfer for a message (nothing is sent):
         declare SMTPUTF8 for a non-ASCII address (RFC 6531 §3.4) when the server offers
@@ -111,7 +112,8 @@ class ClientEngine(SessionEngine):
         needs the session at rest (State.READY: ``settle()``). Returns (MAIL, RCPTs,
         content, use BDAT, the parameters declared). Raises SMTPNotSupportedError,
         ValueError for bad addresses."""
-        self._check_can_send(recipients)
+        if not checked:
+            self._check_can_send(recipients)
         conn = self.conn
         caps = self._capabilities()
         user = _NO_PARAMS if not mail_params else Params(mail_params)
@@ -164,8 +166,8 @@ class ClientEngine(SessionEngine):
         binary = binary or (body or "").upper() == "BINARYMIME"
         if binary and not self.options.chunking:  # the server's side is the core's rule
             raise SMTPNotSupportedError("BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)")
-        limit = conn.size_limit
-        if "SIZE" in user and limit is not None and len(data) > limit:
+        limit = conn.size_limit if user and "SIZE" in user else None
+        if limit is not None and len(data) > limit:
             # The core refuses content over the limit as it goes (RFC 1870 §6.1), after
             # the MAIL; a SIZE the caller declared does not say how big it is.
             raise SMTPNotSupportedError(
@@ -280,6 +282,7 @@ class ClientEngine(SessionEngine):
             rcpt_params,
             international=international,
             admit=self._reset_due,
+            checked=True,
         )
         try:
             result, failures = yield from self._send_prepared(
@@ -432,7 +435,7 @@ class ClientEngine(SessionEngine):
         conn = self.conn
         look = True  # right after a write: usually nothing is buffered yet
         # One reply answers one pending command: counted, not a new ``pending`` tuple per
-        # reply; asked again at 0 (LMTP adds one per accepted recipient after the ".")
+        # reply; in LMTP asked again at 0 (one more per accepted recipient after the ".")
         left = len(conn.pending)
         while left:
             reply = yield from self._reply(look=look)
@@ -443,7 +446,7 @@ class ClientEngine(SessionEngine):
                 tx.closed_by(reply)
                 return
             left -= 1
-            if not left:
+            if not left and tx.lmtp:
                 left = len(conn.pending)
 
     # ---------------------------------------------------------------------- batches
