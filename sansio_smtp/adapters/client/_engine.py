@@ -251,7 +251,12 @@ class ClientEngine(MessageEngine):
         # reply; in LMTP asked again at 0 (one more per accepted recipient after the ".")
         left = len(conn.pending)
         while left:
-            reply = yield from self._reply(look=look)
+            reply = None
+            if not look:  # the rest of a run of replies: usually buffered already
+                self._reply_due = None
+                reply = self._next_reply()
+            if reply is None:
+                reply = yield from self._reply(look=look)
             look = False
             tx.record(conn.last_answered, reply)
             if conn.state is State.CLOSED:  # 421 (RFC 5321 §3.8): nothing more will come
