@@ -333,9 +333,8 @@ class SMTPClient(ClientBase):
         assert sock is not None
         phase, due = self._engine.read_due(time.monotonic())
         try:
-            # recv first: a reply is often in already when it is asked for (pipelined
-            # replies, a quick server), and then no select() is needed; the socket is
-            # non-blocking, so when it is not, recv says so and the wait follows.
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
+                self._wait(sock, selectors.EVENT_READ, due, phase)
             while True:
                 try:
                     return sock.recv(_RECV_SIZE)
