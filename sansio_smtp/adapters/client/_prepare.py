@@ -56,6 +56,7 @@ class MessageEngine(SessionEngine):
         self._caps: _Capabilities | None = None
         self._events: dict[tuple[type, str, Params], MailFrom | RcptTo] = {}
         self._mails: dict[tuple[str, tuple[tuple[str, str | None], ...], Params], MailFrom] = {}
+        self._rcpts: dict[tuple[tuple[str, ...], Params], tuple[RcptTo, ...]] = {}
         # why the last message prepared could not go in ASCII to a server without
         # SMTPUTF8 (RFC 6531 §3.2), for the error when the core refuses its SMTPUTF8
         self._no_ascii_form: str | None = None
@@ -148,8 +149,14 @@ class MessageEngine(SessionEngine):
         rparams = _NO_PARAMS if not rcpt_params else Params(rcpt_params)
         if rcpt_params:
             validate_rcpt_params(rparams, extensions=conn.extensions)
-        rcpts = [self._event(RcptTo, r, rparams) for r in recipients]
-        return mail, rcpts, data, caps.chunking, auto
+        # the RCPTs of the last messages, by their recipients: one lookup for the list
+        key = (tuple(recipients), rparams)
+        rcpts = self._rcpts.get(key)
+        if rcpts is None:
+            if len(self._rcpts) >= _EVENT_CACHE:
+                self._rcpts.clear()
+            rcpts = self._rcpts[key] = tuple(self._event(RcptTo, r, rparams) for r in recipients)
+        return mail, list(rcpts), data, caps.chunking, auto
 
     def _mail_event(self, sender: str, auto: dict[str, str | None], user: Params) -> MailFrom:
         """The MAIL with the engine's parameters (``auto``) then the caller's, kept by
