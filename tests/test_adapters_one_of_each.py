@@ -210,11 +210,12 @@ def test_the_client_splits_by_the_cores_rcptmax(words: list[str]) -> None:
     # LIMITS, the one the rules refuse a RCPT over
     from sansio_smtp._extensions import Extensions
     from sansio_smtp._rules import advertised_limit
-    from sansio_smtp.adapters.client import _engine
+    from sansio_smtp.adapters.client import _engine, _prepare
 
     assert not hasattr(_engine, "rcpt_limit")
+    assert not hasattr(_prepare, "rcpt_limit")
     ext = Extensions.from_ehlo_lines(["LIMITS " + " ".join(words)] if words else [])
-    caps = _engine._Capabilities(ext, use_chunking=True)
+    caps = _prepare._Capabilities(ext, use_chunking=True)
     assert caps.rcptmax == advertised_limit(ext, "RCPTMAX")
 
 

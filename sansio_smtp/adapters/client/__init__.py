@@ -6,6 +6,8 @@
 #   _session       SessionEngine: the Connection, clock, transcript, replies, and session
 #                  setup (greeting, EHLO/HELO, STARTTLS, AUTH), NOOP/RSET/QUIT
 #   _transactions  the bookkeeping of a mail transaction's replies and its Outcome
+#   _prepare       MessageEngine: the choices for a message (MAIL parameters, DATA or
+#                  BDAT, its events), made before anything of it is written
 #   _engine        ClientEngine: mail transactions and batches on that session
 #   _base          ClientBase, AsyncClientCommands: what the runtimes share
 #   _blocking, _asyncio, _anyio   the runtimes: short I/O loops serving the engine's

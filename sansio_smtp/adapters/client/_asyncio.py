@@ -71,6 +71,11 @@ class _ClientProtocol(asyncio.Protocol):
         self.writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = loop.create_future()
+        # One timer serves read after read (see read()): when the read awaited must end
+        # (loop time), and the timer with the time it is set for.
+        self._read_end: float | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
 
     # -------------------------------------------------------------- callbacks
 
@@ -96,6 +101,9 @@ class _ClientProtocol(asyncio.Protocol):
         self.eof = True
         self.error = exc
         self._wake()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self.closed.done():
             self.closed.set_result(None)
 
@@ -131,14 +139,38 @@ class _ClientProtocol(asyncio.Protocol):
     async def read(self, timeout: float) -> bytes:
         """Some bytes, or b"" at end of file; TimeoutError after ``timeout`` seconds."""
         if not self._chunks and not self.eof:
-            waiter = self._waiter = self._loop.create_future()
-            timer = self._loop.call_later(timeout, _expire, waiter)
+            loop = self._loop
+            end = loop.time() + timeout
+            waiter = self._waiter = loop.create_future()
+            self._read_end = end
+            # A timer is not set and cancelled per read: the one set for an earlier read
+            # stays while it would fire no later than this read's end, and when it fires
+            # before that end (_read_expired), it is set again for it. Each reply is due
+            # minutes after it is awaited (RFC 5321 §4.5.3.2), so it rarely fires at all.
+            if self._timer is None or self._timer_at > end:
+                self._set_timer(end)
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
+                self._read_end = None
         return self.take()
+
+    def _set_timer(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._loop.call_at(when, self._read_expired)
+        self._timer_at = when
+
+    def _read_expired(self) -> None:
+        self._timer = None
+        end, waiter = self._read_end, self._waiter
+        if end is None or waiter is None or waiter.done():
+            return  # no read awaited now: the timer lapses
+        if self._loop.time() >= end:
+            waiter.set_exception(TimeoutError())
+        else:
+            self._set_timer(end)
 
     async def drain(self, timeout: float) -> None:
         """Wait until the transport's write buffer is below its high-water mark."""

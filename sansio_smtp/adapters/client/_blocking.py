@@ -102,6 +102,7 @@ class SMTPClient(ClientBase):
     def _init_transport(self) -> None:
         self._sock: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
+        self._awaiting = 0  # the events the socket is registered for in _selector
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -151,6 +152,7 @@ class SMTPClient(ClientBase):
         sock.settimeout(0.0)  # non-blocking: _wait() selects with each phase's timeout
         self._selector = _new_selector()
         self._selector.register(sock, selectors.EVENT_READ)
+        self._awaiting = selectors.EVENT_READ
         self._sock = sock
         if opts.local_hostname is None:
             engine.local_hostname = address_literal(sock.getsockname())
@@ -313,7 +315,9 @@ class SMTPClient(ClientBase):
         non-blocking, so no call below can block for longer."""
         selector = self._selector
         assert selector is not None
-        selector.modify(sock, events)
+        if events != self._awaiting:  # mostly reads: re-register only on a change
+            selector.modify(sock, events)
+            self._awaiting = events
         while True:
             seconds = due - time.monotonic()
             try:
@@ -409,6 +413,7 @@ class SMTPClient(ClientBase):
             raise SMTPTLSError(f"TLS handshake with {name} failed: {exc}") from exc
         self._sock = tls_sock  # closed by close() whatever happens next
         selector.register(tls_sock, selectors.EVENT_READ)
+        self._awaiting = selectors.EVENT_READ
         try:
             while True:
                 try:

@@ -63,6 +63,9 @@ from ._options import (
 __all__ = ["SessionEngine"]
 
 _HELO_FALLBACK_CODES: Final = frozenset({500, 502})  # RFC 5321 §3.2, §4.1.1.1
+#: Session states in which the server's next words can only be a reply (RFC 5321 §4.1.4:
+#: a greeted session, a mail transaction); the core reads them with its reply reader.
+_REPLY_STATES: Final = frozenset({State.READY, State.MAIL, State.RCPT, State.DATA, State.BDAT})
 
 
 class SessionEngine:
@@ -218,28 +221,47 @@ class SessionEngine:
             return SMTPTLSError(f"plaintext received after the 220 to STARTTLS: {exc}")
         return SMTPProtocolViolation(f"the server broke the protocol: {exc}")
 
-    def _reply(self) -> Steps[Reply]:
-        """Read the next reply."""
+    def _reply(self, *, look: bool = True) -> Steps[Reply]:
+        """Read the next reply. ``look``: first see whether anything is buffered (right
+        after a write, when usually nothing is); callers reading a run of replies pass
+        False for all but the first, as the buffer usually holds the rest."""
         conn = self.conn
         self._reply_due = None  # a new reply: its timeout starts at the first read
-        while True:
-            try:
-                event = conn.next_event()
-            except RemoteProtocolError as exc:
-                raise self._violation(exc) from exc
-            if type(event) is Reply:
-                if self._log:
-                    self._log_reply(event)
-                return event
-            if event is NEED_DATA:
+        if look and conn.state in _REPLY_STATES:
+            buffered, closed = conn.trailing_data
+            if not buffered and not closed:
+                # Nothing buffered: the reply reader could only say NEED_DATA; read first.
                 yield READ
-                continue
-            if isinstance(event, ConnectionClosed):
-                self.broken = True
-                raise SMTPServerDisconnected("the server closed the connection")
-            # Greetings are read by open(); PAUSED comes only in State.TLS, handled there.
-            self.broken = True  # pragma: no cover - a bug in the engine
-            raise SMTPProtocolViolation(f"unexpected {event!r}")  # pragma: no cover
+        while True:
+            reply = self._next_reply()
+            if reply is not None:
+                return reply
+            yield READ
+
+    def _next_reply(self) -> Reply | None:
+        """The next reply when it is buffered whole, else None (read, then ask again).
+        Without a generator of its own: a run of pipelined replies, read together,
+        costs a call each (_collect)."""
+        try:
+            event = self.conn.next_event()
+        except RemoteProtocolError as exc:
+            raise self._violation(exc) from exc
+        if type(event) is Reply:
+            if self._log:
+                self._log_reply(event)
+            return event
+        if event is NEED_DATA:
+            return None
+        raise self._not_a_reply(event)
+
+    def _not_a_reply(self, event: object) -> SMTPError:
+        """The error for what the core gave where a reply was awaited; the session cannot
+        go on."""
+        self.broken = True
+        if isinstance(event, ConnectionClosed):
+            return SMTPServerDisconnected("the server closed the connection")
+        # Greetings are read by open(); PAUSED comes only in State.TLS, handled there.
+        return SMTPProtocolViolation(f"unexpected {event!r}")  # pragma: no cover - a bug
 
     def _exchange(self, command: Command, phase: Phase = Phase.COMMAND) -> Steps[Reply]:
         """Send one command and read its reply (lock-step)."""

@@ -67,7 +67,9 @@ class Transaction:
 
     def record(self, answered: Event | None, reply: Reply) -> None:
         """Note ``reply``, the answer to ``answered`` (``Connection.last_answered``)."""
-        if isinstance(answered, RcptTo):
+        # The event classes are final: their type() is exact, and cheaper than isinstance.
+        kind = type(answered)
+        if kind is RcptTo:
             if self.rcpt_seen < len(self.keys):  # RCPT replies come first, in order
                 key = self.keys[self.rcpt_seen]
                 self.rcpt_seen += 1
@@ -87,11 +89,11 @@ class Transaction:
                 else:
                     del self.accepted[key]
                     self.refused[key] = reply
-        elif isinstance(answered, MailFrom):
+        elif kind is MailFrom:
             self.mail_reply = reply
-        elif isinstance(answered, Data):
+        elif kind is Data:
             self.start_reply = reply
-        elif isinstance(answered, EndOfMessage):
+        elif kind is EndOfMessage:
             self.data_reply = reply
             self.delivery_queue.clear()
         elif isinstance(answered, Bdat) and (answered.last or not reply.is_positive):
@@ -168,6 +170,16 @@ class Transaction:
 def send_result(sender: str, keys: Sequence[str], txs: Sequence[Transaction]) -> SendResult:
     """The SendResult of a message from its finished transactions (more than one when
     LIMITS RCPTMAX split the recipients), in recipient order."""
+    if len(txs) == 1 and not txs[0].refused and len(txs[0].accepted) == len(keys):
+        # Every recipient accepted, each once: the one transaction's replies are the
+        # result, already in recipient order (record() adds them in RCPT order).
+        tx = txs[0]
+        return SendResult(
+            sender=sender,
+            accepted=tx.accepted,
+            refused={},
+            data_replies=(tx.data_reply,) if tx.data_reply is not None else (),
+        )
     accepted: dict[str, Reply] = {}
     refused: dict[str, Reply] = {}
     for tx in txs:
