@@ -459,6 +459,18 @@ class DataReader:
     only chunks with bare CR or LF take a regex path.
     """
 
+    # One per message: slots make it cheap to build and its attributes quick to read.
+    __slots__ = (
+        "_after_crlf",
+        "_bol",
+        "_config",
+        "_done",
+        "_error",
+        "_line",
+        "_size",
+        "_size_limit",
+    )
+
     def __init__(self, config: Config, *, size_limit: int | None) -> None:
         self._config = config
         self._size_limit = size_limit
@@ -477,12 +489,15 @@ class DataReader:
     def read(self, buf: ReceiveBuffer) -> Event | None:
         """The next MessageData, then EndOfMessage (or InvalidMessage); None when more
         bytes are needed."""
+        raw = buf.raw
         while not self._done:
-            before = len(buf)
+            if not raw:  # (as after each piece of a message that arrives in pieces)
+                return None
+            before = len(raw)
             event = self._read_piece(buf)
             if event is not None:
                 return event
-            if len(buf) == before:
+            if len(raw) == before:
                 return None
         return self._error or EndOfMessage()
 
@@ -502,10 +517,11 @@ class DataReader:
         end = at + 2 if final else _safe_cut(data, min(size, chunk_cap))
         if end <= 0:
             return None
-        piece = buf.extract(end)
         if final:
-            buf.discard(3)
+            piece = buf.extract(end, skip=3)  # the content, then the ".\r\n" of the end
             self._done = True
+        else:
+            piece = buf.extract(end)
         return self._process(piece)
 
     def _process(self, piece: bytes) -> MessageData | None:
