@@ -14,6 +14,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from itertools import islice
 
 from . import _abnf
 from ._address import Address
@@ -455,8 +456,9 @@ class DataReader:
 
     Each call consumes everything buffered except at most three bytes that might start the
     terminator, so the work is linear in the input whatever its chunking. A chunk with only
-    CRLF line endings (the common case) costs a find, three counts and a replace, all in C;
-    only chunks with bare CR or LF take a regex path.
+    CRLF line endings (the common case) costs a split, a min() over its parts, a replace,
+    a join and a line-length scan of about one rfind per ``max_data_line`` octets, all in
+    C; only chunks with bare CR or LF take a regex path.
     """
 
     # One per message: slots make it cheap to build and its attributes quick to read.
@@ -511,6 +513,34 @@ class DataReader:
                 buf.discard(3)
                 self._done = True
                 return None
+        # Most pieces hold no terminator: cut where the piece would end without one, and
+        # prove that it holds none without a find over all of it. A terminator that ends
+        # at the cut or runs past it starts within the piece's last five octets (a find
+        # over a few octets: this is the end of a message that arrives whole). Every
+        # terminator within the piece begins at one of the "\r\n." that the un-stuffing
+        # split cuts at (an occurrence that overlapped an earlier one would have to start
+        # with its "\n" or "."), so the part after it starts with CRLF, or is empty when a
+        # "\r\n." follows at once; when no part after the first sorts at or below CRLF in
+        # its first two octets, none is either: one min() in C. Either kind of
+        # terminator, or a part that might be one: _read_to_end finds the first.
+        cut = min(size, self._config.max_data_chunk)
+        end = _safe_cut(data, cut)
+        if end <= 0:
+            return None  # (a terminator has 5 octets: then none is buffered whole)
+        if data.find(_TERMINATOR, end - 5 if end > 5 else 0, cut + 5) >= 0:
+            return self._read_to_end(buf)
+        piece = buf.peek(end)
+        parts = piece.split(b"\r\n.")
+        if len(parts) > 1 and min(islice(parts, 1, None))[:2] <= b"\r\n":
+            return self._read_to_end(buf)
+        buf.discard(end)
+        return self._process(piece, parts)
+
+    def _read_to_end(self, buf: ReceiveBuffer) -> Event | None:
+        """The piece before the first terminator buffered (the last piece of the content),
+        or the longest piece that keeps a terminator whole for the next call."""
+        data = buf.raw
+        size = len(data)
         chunk_cap = self._config.max_data_chunk
         at = data.find(_TERMINATOR, 0, min(size, chunk_cap + 5))
         final = at >= 0 and at + 2 <= chunk_cap
@@ -522,21 +552,24 @@ class DataReader:
             self._done = True
         else:
             piece = buf.extract(end)
-        return self._process(piece)
+        return self._process(piece, piece.split(b"\r\n."))
 
-    def _process(self, piece: bytes) -> MessageData | None:
+    def _process(self, piece: bytes, parts: list[bytes]) -> MessageData | None:
+        """Check and un-stuff ``piece``; ``parts``: piece.split(b"\r\n.")."""
         config = self._config
         bol = self._bol
         self._bol = piece.endswith(b"\n") or (not piece and bol)
         self._after_crlf = piece.endswith(b"\r\n") or (not piece and self._after_crlf)
-        if bol and piece[:1] == b"." and piece[1:2] not in (b"\r", b"\n"):
-            piece = piece[1:]
+        # A stuffed dot that starts the piece (no "\r\n" before it in the piece)
+        stuffed = bol and piece[:1] == b"." and piece[1:2] not in (b"\r", b"\n")
         bare = has_bare_line_ending(piece)
         if not bare:
             # split/join scans once; a shrinking replace() scans twice
-            piece = b"\r\n".join(piece.split(b"\r\n."))
+            if stuffed:  # its "." is the first octet of the first part
+                parts[0] = parts[0][1:]
+            piece = b"\r\n".join(parts)
         else:
-            piece = _UNSTUFF_ANY_LF_RE.sub(b"\n", piece)
+            piece = _UNSTUFF_ANY_LF_RE.sub(b"\n", piece[1:] if stuffed else piece)
         if config.max_data_line is not None and self._error is None:
             # Measured un-stuffed: the transparency dot does not count (RFC 5321 §4.5.3.1.6)
             self._line = scan_line_lengths(piece, self._line, config.max_data_line)

@@ -47,6 +47,11 @@ class ReceiveBuffer:
         self._searched = 0
         return out
 
+    def peek(self, count: int) -> bytes:
+        """The first ``count`` bytes, left in place (discard them once used)."""
+        with memoryview(self.raw) as view:
+            return bytes(view[:count])
+
     def discard(self, count: int) -> None:
         del self.raw[:count]
         self._searched = 0
