@@ -513,27 +513,32 @@ class DataReader:
                 buf.discard(3)
                 self._done = True
                 return None
-        # Most pieces hold no terminator: cut where the piece would end without one, and
-        # prove that it holds none without a find over all of it. A terminator that ends
-        # at the cut or runs past it starts within the piece's last five octets (a find
-        # over a few octets: this is the end of a message that arrives whole). Every
-        # terminator within the piece begins at one of the "\r\n." that the un-stuffing
-        # split cuts at (an occurrence that overlapped an earlier one would have to start
-        # with its "\n" or "."), so the part after it starts with CRLF, or is empty when a
-        # "\r\n." follows at once; when no part after the first sorts at or below CRLF in
-        # its first two octets, none is either: one min() in C. Either kind of
-        # terminator, or a part that might be one: _read_to_end finds the first.
+        # The piece ends where it would without a terminator, or before the terminator
+        # that ends the buffered bytes (a message that arrives whole); a find over the
+        # last few octets tells which. Any other terminator would lie within the piece,
+        # and that is proved absent without a find over all of it: every terminator in
+        # the piece begins at one of the "\r\n." that the un-stuffing split cuts at (an
+        # occurrence that overlapped an earlier one would have to start with its "\n" or
+        # "."), so the part after it starts with CRLF, or is empty when a "\r\n." follows
+        # at once; when no part after the first sorts at or below CRLF in its first two
+        # octets, none is either: one min() in C. A piece that may hold one, or a
+        # terminator past the chunk cap: _read_to_end, which finds the first.
         cut = min(size, self._config.max_data_chunk)
         end = _safe_cut(data, cut)
         if end <= 0:
             return None  # (a terminator has 5 octets: then none is buffered whole)
-        if data.find(_TERMINATOR, end - 5 if end > 5 else 0, cut + 5) >= 0:
-            return self._read_to_end(buf)
+        at = data.find(_TERMINATOR, end - 5 if end > 5 else 0, cut + 5)
+        final = at >= 0
+        if final:
+            if at + 2 > cut:
+                return self._read_to_end(buf)
+            end = at + 2  # the content ends with the terminator's CRLF
         piece = buf.peek(end)
         parts = piece.split(b"\r\n.")
         if len(parts) > 1 and min(islice(parts, 1, None))[:2] <= b"\r\n":
             return self._read_to_end(buf)
-        buf.discard(end)
+        buf.discard(end + 3 if final else end)  # and the ".\r\n" of the end
+        self._done = final
         return self._process(piece, parts)
 
     def _read_to_end(self, buf: ReceiveBuffer) -> Event | None:
