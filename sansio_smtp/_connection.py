@@ -297,12 +297,15 @@ class Connection:
         event = self._data_reader.read(self._buf)
         if event is None:
             return NEED_DATA
-        if isinstance(event, (EndOfMessage, InvalidMessage)):
-            self._data_reader = None
-            if isinstance(event, InvalidMessage):
-                st.refuse_content(event.reply_hint)
-            # Either way the end of the content awaits the transaction's reply.
+        if type(event) is MessageData:  # the common case: one test
+            return event
+        self._data_reader = None
+        # Either way the end of the content awaits the transaction's reply.
+        if isinstance(event, InvalidMessage):
+            st.refuse_content(event.reply_hint)
             st.process_command(EndOfMessage())
+        else:
+            st.process_command(event)  # the EndOfMessage itself
         return event
 
     def _read_command(self) -> Event | Sentinel:

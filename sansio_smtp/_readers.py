@@ -14,6 +14,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
+from itertools import islice
 
 from . import _abnf
 from ._address import Address
@@ -455,9 +456,22 @@ class DataReader:
 
     Each call consumes everything buffered except at most three bytes that might start the
     terminator, so the work is linear in the input whatever its chunking. A chunk with only
-    CRLF line endings (the common case) costs a find, three counts and a replace, all in C;
-    only chunks with bare CR or LF take a regex path.
+    CRLF line endings (the common case) costs a split, a min() over its parts, a replace,
+    a join and a line-length scan of about one rfind per ``max_data_line`` octets, all in
+    C; only chunks with bare CR or LF take a regex path.
     """
+
+    # One per message: slots make it cheap to build and its attributes quick to read.
+    __slots__ = (
+        "_after_crlf",
+        "_bol",
+        "_config",
+        "_done",
+        "_error",
+        "_line",
+        "_size",
+        "_size_limit",
+    )
 
     def __init__(self, config: Config, *, size_limit: int | None) -> None:
         self._config = config
@@ -477,12 +491,15 @@ class DataReader:
     def read(self, buf: ReceiveBuffer) -> Event | None:
         """The next MessageData, then EndOfMessage (or InvalidMessage); None when more
         bytes are needed."""
+        raw = buf.raw
         while not self._done:
-            before = len(buf)
+            if not raw:  # (as after each piece of a message that arrives in pieces)
+                return None
+            before = len(raw)
             event = self._read_piece(buf)
             if event is not None:
                 return event
-            if len(buf) == before:
+            if len(raw) == before:
                 return None
         return self._error or EndOfMessage()
 
@@ -496,31 +513,68 @@ class DataReader:
                 buf.discard(3)
                 self._done = True
                 return None
+        # The piece ends where it would without a terminator, or before the terminator
+        # that ends the buffered bytes (a message that arrives whole); a find over the
+        # last few octets tells which. Any other terminator would lie within the piece,
+        # and that is proved absent without a find over all of it: every terminator in
+        # the piece begins at one of the "\r\n." that the un-stuffing split cuts at (an
+        # occurrence that overlapped an earlier one would have to start with its "\n" or
+        # "."), so the part after it starts with CRLF, or is empty when a "\r\n." follows
+        # at once; when no part after the first sorts at or below CRLF in its first two
+        # octets, none is either: one min() in C. A piece that may hold one, or a
+        # terminator past the chunk cap: _read_to_end, which finds the first.
+        cut = min(size, self._config.max_data_chunk)
+        end = _safe_cut(data, cut)
+        if end <= 0:
+            return None  # (a terminator has 5 octets: then none is buffered whole)
+        at = data.find(_TERMINATOR, end - 5 if end > 5 else 0, cut + 5)
+        final = at >= 0
+        if final:
+            if at + 2 > cut:
+                return self._read_to_end(buf)
+            end = at + 2  # the content ends with the terminator's CRLF
+        piece = buf.peek(end)
+        parts = piece.split(b"\r\n.")
+        if len(parts) > 1 and min(islice(parts, 1, None))[:2] <= b"\r\n":
+            return self._read_to_end(buf)
+        buf.discard(end + 3 if final else end)  # and the ".\r\n" of the end
+        self._done = final
+        return self._process(piece, parts)
+
+    def _read_to_end(self, buf: ReceiveBuffer) -> Event | None:
+        """The piece before the first terminator buffered (the last piece of the content),
+        or the longest piece that keeps a terminator whole for the next call."""
+        data = buf.raw
+        size = len(data)
         chunk_cap = self._config.max_data_chunk
         at = data.find(_TERMINATOR, 0, min(size, chunk_cap + 5))
         final = at >= 0 and at + 2 <= chunk_cap
         end = at + 2 if final else _safe_cut(data, min(size, chunk_cap))
         if end <= 0:
             return None
-        piece = buf.extract(end)
         if final:
-            buf.discard(3)
+            piece = buf.extract(end, skip=3)  # the content, then the ".\r\n" of the end
             self._done = True
-        return self._process(piece)
+        else:
+            piece = buf.extract(end)
+        return self._process(piece, piece.split(b"\r\n."))
 
-    def _process(self, piece: bytes) -> MessageData | None:
+    def _process(self, piece: bytes, parts: list[bytes]) -> MessageData | None:
+        """Check and un-stuff ``piece``; ``parts``: piece.split(b"\r\n.")."""
         config = self._config
         bol = self._bol
         self._bol = piece.endswith(b"\n") or (not piece and bol)
         self._after_crlf = piece.endswith(b"\r\n") or (not piece and self._after_crlf)
-        if bol and piece[:1] == b"." and piece[1:2] not in (b"\r", b"\n"):
-            piece = piece[1:]
+        # A stuffed dot that starts the piece (no "\r\n" before it in the piece)
+        stuffed = bol and piece[:1] == b"." and piece[1:2] not in (b"\r", b"\n")
         bare = has_bare_line_ending(piece)
         if not bare:
             # split/join scans once; a shrinking replace() scans twice
-            piece = b"\r\n".join(piece.split(b"\r\n."))
+            if stuffed:  # its "." is the first octet of the first part
+                parts[0] = parts[0][1:]
+            piece = b"\r\n".join(parts)
         else:
-            piece = _UNSTUFF_ANY_LF_RE.sub(b"\n", piece)
+            piece = _UNSTUFF_ANY_LF_RE.sub(b"\n", piece[1:] if stuffed else piece)
         if config.max_data_line is not None and self._error is None:
             # Measured un-stuffed: the transparency dot does not count (RFC 5321 §4.5.3.1.6)
             self._line = scan_line_lengths(piece, self._line, config.max_data_line)

@@ -38,13 +38,19 @@ class ReceiveBuffer:
     def __bytes__(self) -> bytes:
         return bytes(self.raw)
 
-    def extract(self, count: int) -> bytes:
-        """Remove and return the first ``count`` bytes."""
+    def extract(self, count: int, skip: int = 0) -> bytes:
+        """Remove and return the first ``count`` bytes; also remove the ``skip`` bytes that
+        follow them (a delimiter the caller has no use for)."""
         with memoryview(self.raw) as view:
             out = bytes(view[:count])
-        del self.raw[:count]
+        del self.raw[: count + skip]
         self._searched = 0
         return out
+
+    def peek(self, count: int) -> bytes:
+        """The first ``count`` bytes, left in place (discard them once used)."""
+        with memoryview(self.raw) as view:
+            return bytes(view[:count])
 
     def discard(self, count: int) -> None:
         del self.raw[:count]

@@ -94,6 +94,20 @@ def test_data_after_terminator_stays_buffered() -> None:
     assert (content, final, rest) == (b"hi\r\n", EndOfMessage(), b"QUIT\r\n")
 
 
+def test_end_of_message_awaits_the_reply_after_an_empty_buffer() -> None:
+    # an empty buffer between pieces is NEED_DATA, as often as asked; the EndOfMessage
+    # returned is the one that awaits the transaction's reply
+    conn = server_in_data()
+    conn.receive_data(b"hi\r\n")
+    assert conn.next_event() == MessageData(data=b"hi\r\n")
+    assert conn.next_event() is NEED_DATA
+    assert conn.next_event() is NEED_DATA
+    conn.receive_data(b".\r\n")
+    end = conn.next_event()
+    assert end == EndOfMessage()
+    assert conn.pending == (end,) and conn.pending[0] is end
+
+
 @pytest.mark.parametrize(
     "smuggle",
     [

@@ -28,6 +28,7 @@ from sansio_smtp import (
     Help,
     InvalidCommand,
     Lhlo,
+    LineEndingPolicy,
     LocalProtocolError,
     MailFrom,
     MessageData,
@@ -41,7 +42,14 @@ from sansio_smtp import (
     Vrfy,
 )
 from sansio_smtp._extensions import Extensions
-from sansio_smtp._readers import CommandRejected, Context, parse_command, parse_common
+from sansio_smtp._readers import (
+    CommandRejected,
+    Context,
+    DataReader,
+    parse_command,
+    parse_common,
+)
+from sansio_smtp._receivebuffer import ReceiveBuffer
 from sansio_smtp._replies import DEFAULT_REPLIES
 from sansio_smtp._state import (
     TRANSITIONS,
@@ -366,3 +374,64 @@ def test_process_reply_keeps_the_projection(
             with contextlib.suppress(LocalProtocolError):
                 session.process_reply(Reply(code=value, lines="x"))
         assert session.projected is _projection(session), (what, value)
+
+
+# ------------------------------------------------------------- DATA: pieces without a find
+
+_CONTENT_TOKENS = st.sampled_from(
+    [b"a", b"xyz", b".", b"..", b"\r", b"\n", b"\r\n", b"\r\n.", b"\r\n..", b"\r\n.\r\n", b"\t"]
+)
+
+
+def _read_all(
+    reader_cls: type[DataReader], config: Config, wire: bytes, cuts: list[int]
+) -> list[object]:
+    """What a reader gives for ``wire`` fed at ``cuts``: each result of read() with the
+    bytes still buffered after it."""
+    reader = reader_cls(config, size_limit=24)
+    buf = ReceiveBuffer()
+    seen: list[object] = []
+    start = 0
+    for stop in [*sorted(cuts), len(wire)]:
+        buf += wire[start:stop]
+        start = max(start, stop)
+        while True:
+            event = reader.read(buf)
+            seen.append((event, bytes(buf)))
+            if not isinstance(event, MessageData):
+                break
+        if event is not None:
+            break
+    return seen
+
+
+class _FindFirst(DataReader):
+    """The general path alone: every piece found by a find of the terminator."""
+
+    def _read_piece(self, buf: ReceiveBuffer) -> Event | None:
+        data = buf.raw
+        if self._bol and data[:1] == b".":
+            if len(data) < 3:
+                return None
+            if self._after_crlf and data[:3] == b".\r\n":
+                buf.discard(3)
+                self._done = True
+                return None
+        return self._read_to_end(buf)
+
+
+@given(
+    st.lists(_CONTENT_TOKENS, max_size=30).map(b"".join),
+    st.lists(st.integers(0, 120), max_size=6),
+    st.integers(5, 12),
+    st.sampled_from(list(LineEndingPolicy)),
+    st.sampled_from([None, 6, 1000]),
+)
+def test_data_pieces_without_a_find_agree_with_the_find(
+    wire: bytes, cuts: list[int], chunk: int, policy: LineEndingPolicy, max_line: int | None
+) -> None:
+    # DataReader finds the terminator only in a piece that may hold one (by the split
+    # it un-stuffs with); a find over every piece gives the same events and leaves the
+    # same bytes buffered, at every chunk boundary and piece size
+    config = Config(max_data_chunk=chunk, line_endings=policy, max_data_line=max_line)
+    assert _read_all(DataReader, config, wire, cuts) == _read_all(_FindFirst, config, wire, cuts)
