@@ -88,7 +88,7 @@ class AsyncioServer(LoopServer):
         # server can be collected (and warn) like an unclosed socket.
         ref = weakref.ref(self)
 
-        def factory() -> asyncio.Protocol:
+        def factory() -> asyncio.BaseProtocol:
             server = ref()
             return SMTPProtocol(server) if server is not None else Refuse()
 

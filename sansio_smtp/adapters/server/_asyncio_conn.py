@@ -1,10 +1,13 @@
-# One client connection of the asyncio server: an asyncio.Protocol serving the
-# Dispatcher's requests (READ parks it until data_received, Write -> one transport.write,
+# One client connection of the asyncio server: an asyncio.BufferedProtocol serving the
+# Dispatcher's requests (READ parks it until data arrives, Write -> one transport.write,
 # Await and HANDSHAKE run in a task that resumes it).
 #
 # Strategy: reading pauses while a hook or the TLS handshake runs and while our writes are
 # blocked; the server's sweep compares ``deadline`` with the clock, so the hot path never
-# touches timers.
+# touches timers. The transport reads into one buffer that the server's connections share
+# (BufferedProtocol): a plain Protocol would get a new bytes object per read, allocated at
+# the transport's 256 KiB read size (an mmap/munmap pair per read) and then shrunk; the
+# core copies what it needs before buffer_updated returns, and nothing else keeps a view.
 # Rules: every wait is bounded (idle timeout, minimum data rate, TLS handshake timeout, a
 # client that does not read); a bug in one connection drops that client, never the server.
 from __future__ import annotations
@@ -27,6 +30,8 @@ log = logging.getLogger("sansio_smtp.server")
 
 #: seconds a closing connection may take to accept what we still have to send
 _LINGER: Final = 30.0
+#: the most one read takes: one buffer of this size per server
+_READ_SIZE: Final = 64 * 1024
 
 
 class Refuse(asyncio.Protocol):
@@ -45,12 +50,15 @@ class LoopServer(ServerBase):
     _background: set[asyncio.Task[None]]
     _closing: bool
     _all_closed: asyncio.Future[None] | None
+    #: the read buffer of every connection (one event loop thread: one read at a time)
+    _read_buffer: memoryview
 
     def _init_loop_server(self) -> None:
         self._protocols = set()
         self._background = set()
         self._closing = False
         self._all_closed = None
+        self._read_buffer = memoryview(bytearray(_READ_SIZE))
 
     def record_error(self, exc: BaseException) -> None:
         """Keep ``exc`` in ``errors`` and log it (handler bugs, broken connections)."""
@@ -79,7 +87,7 @@ class LoopServer(ServerBase):
         task.add_done_callback(self._background.discard)
 
 
-class SMTPProtocol(asyncio.Protocol):
+class SMTPProtocol(asyncio.BufferedProtocol):
     """One client connection."""
 
     def __init__(self, server: LoopServer) -> None:
@@ -208,12 +216,19 @@ class SMTPProtocol(asyncio.Protocol):
         except Exception as exc:
             self._crashed(exc)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # a view of the shared buffer: valid until this call returns
+        self.data_received(self.server._read_buffer[:nbytes])
+
+    def data_received(self, data: BytesLike) -> None:
         d = self.d
         if d is None or self._closed:
             return
         if self._stash is not None:  # decrypted data before start_tls() returned
-            self._stash.append(data)
+            self._stash.append(bytes(data))
             return
         self._rd.received(len(data))
         try:
