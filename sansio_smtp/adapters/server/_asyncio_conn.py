@@ -90,6 +90,28 @@ class LoopServer(ServerBase):
 class SMTPProtocol(asyncio.BufferedProtocol):
     """One client connection."""
 
+    # slots: a server holds one per connection, most of them idle
+    __slots__ = (
+        "_blocked_since",
+        "_busy",
+        "_closed",
+        "_counted",
+        "_key",
+        "_loop",
+        "_lost",
+        "_rd",
+        "_reading",
+        "_stash",
+        "_steps",
+        "_task",
+        "_unread",
+        "_write_paused",
+        "d",
+        "deadline",
+        "server",
+        "transport",
+    )
+
     def __init__(self, server: LoopServer) -> None:
         self.server = server
         self.transport: asyncio.Transport | None = None

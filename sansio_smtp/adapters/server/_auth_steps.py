@@ -2,9 +2,10 @@
 # command to its outcome, asking the application's credential check on the way.
 #
 # Strategy: a mixin of the Dispatcher, in its own module so that the Dispatcher's module
-# is the per-command hot path; the SASL mechanisms (``sansio_smtp.sasl``) do the
-# exchange, this only answers each step and asks the ``auth`` hook (plain or awaited,
-# through the Dispatcher's ``_called``).
+# is the per-command hot path; the SASL mechanisms (``sansio_smtp.sasl``, imported at the
+# first AUTH: a server without AUTH never loads them) do the exchange, this only answers
+# each step and asks the ``auth`` hook (plain or awaited, through the Dispatcher's
+# ``_called``).
 # Rules: what the server offers is the core's rule (Connection.ehlo_reply); a mechanism
 # error is a 454 4.7.0, never a crash; secrets never reach a log or a repr.
 from __future__ import annotations
@@ -14,13 +15,13 @@ import time
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Final, TypeAlias
 
-from ... import sasl
 from ..._events import Auth, AuthResponse, Event, Reply
 from ..._extensions import Extensions
 from .._io import ServerOp
 from ._handler import Reject
 
 if TYPE_CHECKING:
+    from ... import sasl
     from ..._connection import Connection
     from ._handler import Session
     from ._hooks import Hooks
@@ -39,11 +40,14 @@ Steps: TypeAlias = "Generator[ServerOp, object, Outcome]"
 class AuthSteps:
     """The AUTH part of the Dispatcher (which provides what is declared here)."""
 
+    __slots__ = ("_mech",)  # the SASL exchange in progress
+
+    _mech: sasl.ServerMechanism | None
+
     if TYPE_CHECKING:
         conn: Connection
         hooks: Hooks
         session: Session
-        _mech: sasl.ServerMechanism | None
 
         def _answer(self, event: Event, reply: Reply) -> None: ...
 
@@ -52,6 +56,8 @@ class AuthSteps:
         def _called(self, fn: Callable[..., object], args: tuple[object, ...]) -> Steps: ...
 
     def _auth_start(self, event: Auth) -> Generator[ServerOp, object, None]:
+        from ... import sasl
+
         conn = self.conn
         config = conn.config
         binding = self.hooks.channel_binding
@@ -96,6 +102,8 @@ class AuthSteps:
     ) -> Generator[ServerOp, object, None]:
         """Advance the SASL exchange until it has something to say: a challenge, the
         outcome, or a question for the application (the credential check) first."""
+        from ... import sasl
+
         mech = self._mech
         assert mech is not None
         while True:

@@ -19,11 +19,9 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
-from ... import sasl
 from ..._connection import NEED_DATA, PAUSED, Connection
 from ..._errors import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ..._events import (
@@ -52,6 +50,7 @@ from ...proxy import ProxyProtocolError
 from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
 if TYPE_CHECKING:
+    from ... import sasl
     from .._io import TLSInfo
 from ._auth_steps import AuthSteps, Outcome, Steps
 from ._handler import Envelope, Reject, Session
@@ -105,6 +104,26 @@ class Dispatcher(AuthSteps):
     the worker thread); without it they run inline.
     """
 
+    # slots: one per connection, most of them idle
+    __slots__ = (
+        "_allow_await",
+        "_chunks",
+        "_closing",
+        "_data_error",
+        "_greeting",
+        "_lmtp_replies",
+        "_offload",
+        "_on_error",
+        "_out",
+        "_proxy",
+        "_started",
+        "awaiting",
+        "conn",
+        "error",
+        "hooks",
+        "session",
+    )
+
     def __init__(
         self,
         conn: Connection,
@@ -130,7 +149,7 @@ class Dispatcher(AuthSteps):
         self._closing = False
         self._chunks: list[bytes] = []
         self._data_error: BaseException | None = None
-        self._lmtp_replies: deque[Reply | None] = deque()
+        self._lmtp_replies: list[Reply | None] = []  # LMTP's per-recipient replies to come
         self._mech: sasl.ServerMechanism | None = None
         self._started = False
         #: the PROXY protocol header's octets so far, while one is awaited
@@ -431,26 +450,9 @@ class Dispatcher(AuthSteps):
         self._answer(event, self.conn.default_reply(event))
         return None
 
-    def _on_mail(self, event: MailFrom) -> _Wait:
-        return self._hooked(self.hooks.mail, event)
-
-    def _on_rcpt(self, event: RcptTo) -> _Wait:
-        return self._hooked(self.hooks.rcpt, event)
-
-    def _on_ehlo(self, event: Ehlo) -> _Wait:
-        return self._hooked(self.hooks.ehlo, event)
-
-    def _on_helo(self, event: Helo) -> _Wait:
-        return self._hooked(self.hooks.helo, event)
-
-    def _on_lhlo(self, event: Lhlo) -> _Wait:
-        return self._hooked(self.hooks.lhlo, event)
-
-    def _on_rset(self, event: Rset) -> _Wait:
-        return self._hooked(self.hooks.rset, event)
-
-    def _on_quit(self, event: Quit) -> _Wait:
-        return self._hooked(self.hooks.quit, event)
+    def _on_command(self, event: Event) -> _Wait:
+        """EHLO, HELO, LHLO, MAIL, RCPT, RSET, QUIT: what their hook says."""
+        return self._hooked(self.hooks.commands[type(event)], event)
 
     def _on_invalid(self, event: InvalidCommand | InvalidMessage) -> _Wait:
         if type(event) is InvalidCommand:
@@ -501,7 +503,7 @@ class Dispatcher(AuthSteps):
         """A reply owed without a new event: a BDAT chunk was read (RFC 3030 §2), or the
         next LMTP per-recipient reply (RFC 2033 §4.2)."""
         if isinstance(item, LmtpDelivery):
-            reply = self._lmtp_replies.popleft() if self._lmtp_replies else None
+            reply = self._lmtp_replies.pop(0) if self._lmtp_replies else None
             self._answer(item, reply if reply is not None else self.conn.default_reply(item))
             return
         error = self._data_error
@@ -575,14 +577,14 @@ class Dispatcher(AuthSteps):
 #: STARTTLS, NOOP, VRFY, HELP, DATA...): one dict lookup instead of an isinstance chain.
 _HANDLERS: Final[dict[type, Callable[[Dispatcher, Any], _Wait]]] = {
     MessageData: Dispatcher._on_content,
-    MailFrom: Dispatcher._on_mail,
-    RcptTo: Dispatcher._on_rcpt,
+    MailFrom: Dispatcher._on_command,
+    RcptTo: Dispatcher._on_command,
     EndOfMessage: Dispatcher._on_end,
-    Ehlo: Dispatcher._on_ehlo,
-    Helo: Dispatcher._on_helo,
-    Lhlo: Dispatcher._on_lhlo,
-    Rset: Dispatcher._on_rset,
-    Quit: Dispatcher._on_quit,
+    Ehlo: Dispatcher._on_command,
+    Helo: Dispatcher._on_command,
+    Lhlo: Dispatcher._on_command,
+    Rset: Dispatcher._on_command,
+    Quit: Dispatcher._on_command,
     InvalidCommand: Dispatcher._on_invalid,
     InvalidMessage: Dispatcher._on_invalid,
     Bdat: Dispatcher._on_bdat,

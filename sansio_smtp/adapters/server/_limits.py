@@ -58,6 +58,16 @@ class ReadDeadline:
     ``slow`` says whether the last deadline given is the data-rate one.
     """
 
+    __slots__ = (
+        "_command_since",
+        "_data_bytes",
+        "_data_since",
+        "data_rate_grace",
+        "idle_timeout",
+        "min_data_rate",
+        "slow",
+    )
+
     def __init__(
         self,
         *,

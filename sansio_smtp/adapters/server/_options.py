@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Final, TypedDict
 
 import attrs
 
-from ... import sasl
 from ..._connection import Connection
 from ..._events import Greeting, Reply
 from ..._state import Role
@@ -424,6 +423,8 @@ class ServerBase:
         counts as a failure up front (so parallel guesses are held too) and is taken back
         when it succeeds; a looked-up secret (CRAM-MD5, SCRAM) is settled at disconnect,
         once the session shows whether AUTH succeeded."""
+        from ... import sasl  # only servers that check credentials need it
+
         budget, lock, unsettled = self._auth_budget, self._limits_lock, self._auth_unsettled
         refusal = self._auth_refusal
         may_await = self._hooks_may_await
