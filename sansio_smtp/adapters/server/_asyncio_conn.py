@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import mmap
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -30,8 +31,9 @@ log = logging.getLogger("sansio_smtp.server")
 
 #: seconds a closing connection may take to accept what we still have to send
 _LINGER: Final = 30.0
-#: the most one read takes: one buffer of this size per server
-_READ_SIZE: Final = 64 * 1024
+#: the most one read takes (asyncio's own read size): one buffer of this size per server,
+#: anonymous memory whose pages are only backed once a read reaches them
+_READ_SIZE: Final = 256 * 1024
 
 
 class Refuse(asyncio.Protocol):
@@ -58,7 +60,7 @@ class LoopServer(ServerBase):
         self._background = set()
         self._closing = False
         self._all_closed = None
-        self._read_buffer = memoryview(bytearray(_READ_SIZE))
+        self._read_buffer = memoryview(mmap.mmap(-1, _READ_SIZE))
 
     def record_error(self, exc: BaseException) -> None:
         """Keep ``exc`` in ``errors`` and log it (handler bugs, broken connections)."""
@@ -149,7 +151,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         self._counted = True
         server._protocols.add(self)
         if server.implicit_tls:
-            # nothing may reach data_received before start_tls() takes the transport
+            # nothing may be read before start_tls() takes the transport
             self._busy = True
             self._update_reading()
             self._task = self._loop.create_task(self._implicit_tls(peer))
@@ -242,13 +244,10 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         return self.server._read_buffer
 
     def buffer_updated(self, nbytes: int) -> None:
-        # a view of the shared buffer: valid until this call returns
-        self.data_received(self.server._read_buffer[:nbytes])
-
-    def data_received(self, data: BytesLike) -> None:
         d = self.d
         if d is None or self._closed:
             return
+        data = self.server._read_buffer[:nbytes]  # a view: valid until this returns
         if self._stash is not None:  # decrypted data before start_tls() returned
             self._stash.append(bytes(data))
             return
@@ -351,7 +350,10 @@ class SMTPProtocol(asyncio.BufferedProtocol):
                     if self.server._closing and d.idle:
                         self._end(self.server._shutdown_reply)
                         return
-                    self._set_deadline(d.conn)
+                    if self._blocked_since is None:  # the common case of _set_deadline
+                        self.deadline = self._rd.next(d.conn, self._loop.time())
+                    else:
+                        self._set_deadline(d.conn)
                     if self._busy:
                         self._busy = False
                         self._update_reading()
@@ -375,7 +377,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
             self._close()
 
     def _write(self, chunks: list[BytesLike]) -> None:
-        data = b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         d, transport = self.d, self.transport
         if not data or transport is None or d is None:
             return

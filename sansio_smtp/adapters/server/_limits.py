@@ -101,7 +101,8 @@ class ReadDeadline:
             self._command_since = None
             return math.inf
         wait = timeout.seconds if self.idle_timeout is None else self.idle_timeout
-        if in_content(conn):
+        state = conn.state  # in_content(conn), inline: this runs before every read
+        if state is State.DATA or state is State.BDAT or conn.in_chunk:
             self._command_since = None
             deadline = now + wait
             rate = self.min_data_rate
