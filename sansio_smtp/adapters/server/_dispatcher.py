@@ -67,7 +67,10 @@ LOCAL_ERROR: Final = Reply(
     code=451, lines="Requested action aborted: local error in processing", enhanced="4.3.0"
 )
 
+# Enum members read once: an attribute of an Enum class costs a descriptor call each time
 _MAIL, _RCPT, _DATA, _BDAT = State.MAIL, State.RCPT, State.DATA, State.BDAT
+_READY, _CLOSED, _TLS = State.READY, State.CLOSED, State.TLS
+_TO_CLIENT = Phase.CLIENT
 
 
 def in_transaction(state: State) -> bool:
@@ -217,7 +220,7 @@ class Dispatcher(AuthSteps):
                 yield READ
                 continue
             if event is PAUSED:
-                if conn.state is State.TLS:
+                if conn.state is _TLS:
                     if not (yield from self._starttls()):
                         break
                     continue
@@ -256,7 +259,7 @@ class Dispatcher(AuthSteps):
 
     def _write(self) -> Write:
         out, self._out = self._out, []
-        return Write(out, Phase.CLIENT)
+        return Write(out, _TO_CLIENT)
 
     def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
         """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
@@ -412,7 +415,7 @@ class Dispatcher(AuthSteps):
                     authenticated_user=session.authenticated_user,
                     session_id=session.id,
                 )
-            elif event_type is EndOfMessage or (event_type is Bdat and state is State.READY):
+            elif event_type is EndOfMessage or (event_type is Bdat and state is _READY):
                 session.transactions += 1
             elif event_type is Ehlo or event_type is Helo or event_type is Lhlo:
                 assert isinstance(event, (Ehlo, Helo, Lhlo))
@@ -424,7 +427,7 @@ class Dispatcher(AuthSteps):
             if self._chunks:
                 self._chunks = []
             self._data_error = None
-            if state is State.CLOSED:
+            if state is _CLOSED:
                 self._closing = True
 
     def _hooked(self, fn: Callable[..., object] | None, event: Event) -> _Wait:

@@ -35,12 +35,15 @@ __all__ = [
 #: descriptors kept free for listeners, stores, logs (at least this, or 1/8 of the limit)
 FD_MARGIN: Final = 32
 
+# Enum members read once: an attribute of an Enum class costs a descriptor call each time
+_DATA, _BDAT = State.DATA, State.BDAT
+
 
 def in_content(conn: Connection) -> bool:
     """The server is reading message content: DATA, between BDAT chunks, or inside a BDAT
     chunk, including the first one (its state is still RCPT) and a refused one."""
     state = conn.state
-    return state is State.DATA or state is State.BDAT or conn.in_chunk
+    return state is _DATA or state is _BDAT or conn.in_chunk
 
 
 class ReadDeadline:
@@ -102,7 +105,7 @@ class ReadDeadline:
             return math.inf
         wait = timeout.seconds if self.idle_timeout is None else self.idle_timeout
         state = conn.state  # in_content(conn), inline: this runs before every read
-        if state is State.DATA or state is State.BDAT or conn.in_chunk:
+        if state is _DATA or state is _BDAT or conn.in_chunk:
             self._command_since = None
             deadline = now + wait
             rate = self.min_data_rate
