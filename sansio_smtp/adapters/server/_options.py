@@ -390,6 +390,9 @@ class ServerBase:
         """Count a new connection from ``peer`` against the per-client limits: its key
         (for ``_release_client``) and whether it is admitted (if not, it was not counted:
         send ``_busy_client`` and close)."""
+        limits = self._client_limits
+        if limits.max_connections is None and limits.max_rate is None:
+            return None, True  # nothing to count: no address to work out
         key = client_key(peer)
         if key is None:
             return None, True
