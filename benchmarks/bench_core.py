@@ -24,6 +24,11 @@ Scenarios (see benchmarks/README.md for what each ratio means):
 (f) BDAT: a 10 MB binary body (every octet value, bare CR/LF, no line structure) sent by a
     client core as BDAT 1 MiB chunks and read by a server core in 64 KiB reads. Floor:
     b"".join() of the same 64 KiB pieces (one copy, what any receiver must do).
+(g) messages, both roles: 2,000 transactions of one 1 KiB message each, as a PIPELINING
+    client sends them (MAIL + RCPT + DATA in one write, the content and its end, RSET-free),
+    every command and the content read and answered by a server core and every reply
+    read back by the client core. Floor: split(CRLF) of the command lines plus
+    find(CRLF.CRLF) over the content, per message. Printed: microseconds per message.
 
 The machine may be shared and noisy, so every measurement is repeated, ours and the floor
 alternating (and alternating which goes first), and the best (minimum) time of each is kept.
@@ -103,6 +108,7 @@ class Sizes:
     drip_kib: tuple[int, ...] = (16, 32, 64)
     writer_bytes: int = 10 * MB
     pipelined: tuple[int, int] = (100, 100)  # transactions, RCPTs per transaction
+    messages: int = 2_000  # (g) transactions of one 1 KiB message
     bdat_bytes: int = 10 * MB
     chunk: int = CHUNK
     repeats: int = 5
@@ -116,6 +122,7 @@ class Sizes:
             drip_kib=(2, 4, 8),
             writer_bytes=1 * MB,
             pipelined=(10, 100),
+            messages=200,
             bdat_bytes=1 * MB,
             repeats=3,
             min_time=0.01,
@@ -631,6 +638,7 @@ SCENARIOS: dict[str, Callable[[Sizes], Row] | None] = {
     "d": scenario_writer,
     "e": None,  # filled in below
     "f": None,
+    "g": None,
 }
 
 
@@ -797,6 +805,93 @@ SCENARIOS["e"] = scenario_pipelining
 SCENARIOS["f"] = scenario_bdat
 
 
+# ------------------------------------------------------------ (g) one message per transaction
+
+#: (g)'s message: 1 KiB of content in 80-octet lines, one of them starting with "."
+MESSAGE_1K = make_message(1 * KiB, seed=SEED + 7)
+
+
+def per_message_session(pair: tuple[Connection, Connection], messages: int) -> int:
+    """What a PIPELINING client and a server core do per message: MAIL + RCPT + DATA in
+    one write, each answered; the content (one MessageData) and its end, answered; every
+    reply read back by the client. Returns the messages the server accepted."""
+    client, server = pair
+    content = MESSAGE_1K.content
+    mail = MailFrom(reverse_path="sender@example.org")
+    rcpt = RcptTo(forward_path="rcpt@example.net")
+    data = Data()
+    end = EndOfMessage()
+    accepted = 0
+    for _ in range(messages):
+        server.receive_data(client.send(mail) + client.send(rcpt) + client.send(data))
+        out = bytearray()
+        while True:
+            event = server.next_event()
+            if not isinstance(event, Event):
+                break
+            out += server.send(server.default_reply(event))
+        client.receive_data(out)
+        while isinstance(client.next_event(), Reply):
+            pass
+        for piece in client.send_with_data_passthrough(MessageData(data=content)):
+            server.receive_data(piece)
+        server.receive_data(client.send(end))
+        while True:
+            event = server.next_event()
+            if isinstance(event, EndOfMessage):
+                break
+            assert isinstance(event, MessageData), event
+        client.receive_data(server.send(server.default_reply(event)))
+        reply = client.next_event()
+        assert isinstance(reply, Reply), reply
+        accepted += reply.code == 250
+    return accepted
+
+
+def messages_floor(commands: bytes, wire: bytes, messages: int) -> int:
+    total = 0
+    for _ in range(messages):
+        total += len(commands.split(b"\r\n")) + wire.find(b"\r\n.\r\n")
+    return total
+
+
+def scenario_messages(sizes: Sizes) -> Row:
+    count = sizes.messages
+    accepted = per_message_session(pair_ready(), count)
+    if accepted != count:
+        raise AssertionError(f"(g) {accepted} of {count} messages accepted")
+    commands = b"MAIL FROM:<sender@example.org>\r\nRCPT TO:<rcpt@example.net>\r\nDATA\r\n"
+    wire = MESSAGE_1K.wire
+    print(
+        f"(g) messages: {count} transactions of one {len(MESSAGE_1K.content)}-octet message"
+        " (MAIL + RCPT + DATA pipelined, content, end), both roles; every reply verified"
+    )
+    times = interleaved(
+        {
+            # includes building the pair (greeting + EHLO): small next to the session
+            "ours": plain(lambda: per_message_session(pair_ready(), count)),
+            "floor": plain(lambda: messages_floor(commands, wire, count)),
+        },
+        sizes.repeats,
+        sizes.min_time,
+    )
+    ours = count / min(times["ours"])
+    floor = count / min(times["floor"])
+    per_message = min(times["ours"]) / count * 1e6
+    print(f"    ours : {ours:12,.0f} messages/s both roles   ({_spread(times['ours'])})")
+    print(f"    floor: {floor:12,.0f} messages/s split+find  ({_spread(times['floor'])})")
+    print(f"    floor/ours = {floor / ours:,.0f}x; {per_message:.1f} us per message, both roles")
+    return Row(
+        f"(g) {count} x 1 KiB messages, both roles",
+        f"{ours / 1e3:,.1f}k msg/s ({per_message:.1f} us)",
+        f"{floor / 1e6:,.2f}M msg/s",
+        f"ours/floor {ours / floor:.5f}, floor/ours {floor / ours:,.0f}x",
+    )
+
+
+SCENARIOS["g"] = scenario_messages
+
+
 # ---------------------------------------------------------------------------- profiling
 
 
@@ -816,13 +911,28 @@ def profile(letter: str, sizes: Sizes, top: int = 25) -> None:
         octets = [wire[i : i + 1] for i in range(len(wire))]
         server = server_in_data_state()
         fn = lambda: drip(server, octets)  # noqa: E731
-    else:
+    elif letter == "d":
         chunks = chunked(make_message(sizes.writer_bytes).content, sizes.chunk)
         client = client_in_data_state()
         fn = lambda: write_client_data(client, chunks)  # noqa: E731
+    elif letter == "e":
+        transactions, rcpts = sizes.pipelined
+        pair = pair_ready()
+        fn = lambda: pipelined_session(pair, transactions, rcpts)  # noqa: E731
+    else:
+        pair = pair_ready()
+        fn = lambda: per_message_session(pair, sizes.messages)  # noqa: E731
     profiler = cProfile.Profile()
     profiler.runcall(fn)
     stats = pstats.Stats(profiler)
+    units = {
+        "b": (sizes.commands, "command"),
+        "e": (sizes.pipelined[0] * (sizes.pipelined[1] + 3), "command round trip"),
+        "g": (sizes.messages, "message"),
+    }.get(letter)
+    if units is not None:
+        calls = stats.total_calls  # type: ignore[attr-defined]
+        print(f"--- {calls / units[0]:.1f} function calls per {units[1]} ---")
     stats.sort_stats("cumulative")
     print(f"--- cProfile of scenario ({letter}): sansio_smtp functions by cumulative time ---")
     stats.print_stats(r"sansio_smtp[/\\]", top)
@@ -874,9 +984,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--repeats", type=int, help="measurements per side (default 5, quick 3)")
-    parser.add_argument("--only", default="abcdef", help="scenarios to run, e.g. 'a,c'")
+    parser.add_argument("--only", default="abcdefg", help="scenarios to run, e.g. 'a,c'")
     parser.add_argument(
-        "--profile", choices="abcd", help="cProfile one run of a scenario (a-d) instead"
+        "--profile", choices="abcdeg", help="cProfile one run of a scenario (a-e, g) instead"
     )
     args = parser.parse_args(argv)
     sizes = Sizes.quick() if args.quick else Sizes()

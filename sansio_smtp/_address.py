@@ -11,32 +11,36 @@
 # §4.1.1.3 and Appendix C: a server SHOULD ignore them).
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import final
 
 import attrs
 
 from . import _abnf
+from ._util import LazyPattern
 
 __all__ = ["Address"]
 
-_DOT_STRING_RE = re.compile(_abnf.DOT_STRING + r"\Z")
-_DOT_STRING_UTF8_RE = re.compile(_abnf.DOT_STRING_UTF8 + r"\Z")
-_DOMAIN_RE = re.compile(_abnf.DOMAIN + r"\Z")
-_DOMAIN_UTF8_RE = re.compile(_abnf.DOMAIN_UTF8 + r"\Z")
-_LITERAL_RE = re.compile(_abnf.ADDRESS_LITERAL + r"\Z")
-# Local-part "@" ( Domain / address-literal ), optionally after a source route.
-_MAILBOX_RE = re.compile(
-    rf"(?:{_abnf.ADL}:)?(?P<local>{_abnf.DOT_STRING}|{_abnf.QUOTED_STRING})"
-    rf"@(?P<domain>{_abnf.DOMAIN}|{_abnf.ADDRESS_LITERAL})\Z"
-)
-_MAILBOX_UTF8_RE = re.compile(
+# Compiled on first use (the mailbox patterns are the largest the package has): a program
+# pays for the ones it uses, most only for _SIMPLE_MAILBOX_RE and _DOT_STRING_UTF8_RE.
+_DOT_STRING_UTF8_RE = LazyPattern(_abnf.DOT_STRING_UTF8 + r"\Z")
+_DOMAIN_UTF8_RE = LazyPattern(_abnf.DOMAIN_UTF8 + r"\Z")
+_LITERAL_RE = LazyPattern(_abnf.ADDRESS_LITERAL + r"\Z")
+# Local-part "@" ( Domain / address-literal ), optionally after a source route. The UTF-8
+# forms only (RFC 6531): on ASCII text they match exactly as the ASCII ones, so Address.parse
+# checks "ASCII only" by itself and a server compiles one pattern, not two.
+_MAILBOX_RE = LazyPattern(
     rf"(?:{_abnf.ADL_UTF8}:)?(?P<local>{_abnf.DOT_STRING_UTF8}|{_abnf.QUOTED_STRING_UTF8})"
     rf"@(?P<domain>{_abnf.DOMAIN_UTF8}|{_abnf.ADDRESS_LITERAL})\Z"
 )
-_QUOTED_PAIR_RE = re.compile(r"\\(.)")
-_NEEDS_ESCAPE_RE = re.compile(r'(["\\])')
+# The common mailbox, Dot-string "@" Domain, has a pattern of its own, compiled in a
+# fifth of the time: the full grammar (source route, quoted local part, address literal)
+# is compiled only when an address needs it. Whatever the short pattern matches, the full
+# one matches with the same groups (tests/test_startup.py).
+_SIMPLE_MAILBOX_RE = LazyPattern(
+    rf"(?P<local>{_abnf.DOT_STRING_UTF8})@(?P<domain>{_abnf.DOMAIN_UTF8})\Z"
+)
+_QUOTED_PAIR_RE = LazyPattern(r"\\(.)")
+_NEEDS_ESCAPE_RE = LazyPattern(r'(["\\])')
 
 
 def _check_literal(domain: str) -> bool:
@@ -44,15 +48,13 @@ def _check_literal(domain: str) -> bool:
         return False
     inner = domain[1:-1]
     if inner[:5].lower() == "ipv6:":
+        import ipaddress  # only for IPv6 address literals, which are rare
+
         try:
             ipaddress.IPv6Address(inner[5:])
         except ValueError:
             return False
     return True
-
-
-def _is_ascii(s: str) -> bool:
-    return s.isascii()
 
 
 def _validate_local(inst: Address, _attr: object, value: str) -> None:
@@ -101,18 +103,21 @@ class Address:
 
         Raises ValueError on any syntax error.
         """
-        if text.lower() == "postmaster":
+        # (parsed for every MAIL and RCPT a server reads: no call or copy it can skip)
+        if len(text) == 10 and text.lower() == "postmaster":
             return cls(text, None)
-        if not utf8 and not _is_ascii(text):
+        if not utf8 and not text.isascii():
             raise ValueError("non-ASCII address without SMTPUTF8 (RFC 6531 §3.4)")
-        m = (_MAILBOX_UTF8_RE if utf8 else _MAILBOX_RE).match(text)
+        m = _SIMPLE_MAILBOX_RE.match(text)
+        if m is not None:  # no quotes to undo, no address literal to check
+            return cls._trusted(*m.group("local", "domain"))
+        m = _MAILBOX_RE.match(text)
         if m is None:
             raise ValueError(f"invalid mailbox {text!r}")
-        local = m["local"]
-        if local.startswith('"'):
+        local, domain = m.group("local", "domain")
+        if local[0] == '"':
             local = _QUOTED_PAIR_RE.sub(r"\1", local[1:-1])
-        domain = m["domain"]
-        if domain.startswith("[") and not _check_literal(domain):
+        if domain[0] == "[" and not _check_literal(domain):
             raise ValueError(f"invalid address literal {domain!r}")
         # The mailbox grammar admits no control characters and only valid domains, which
         # is all the validators check: skip running them a second time.
@@ -175,6 +180,8 @@ def coerce_address(value: Address | str) -> Address:
 
 def coerce_reverse_path(value: Address | str | None) -> Address | None:
     """Converter for MAIL FROM: "" and "<>" mean the null reverse-path (None)."""
-    if value is None or value in ("", "<>"):
+    if value is None or isinstance(value, Address):
+        return value  # the common case first: `in ("", "<>")` would format an Address
+    if value in ("", "<>"):
         return None
     return coerce_address(value)

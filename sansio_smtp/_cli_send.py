@@ -20,16 +20,12 @@
 from __future__ import annotations
 
 import argparse
-import email.header
 import email.utils
-import getpass
 import os
-import quopri
 import re
 import socket
 import ssl
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -254,6 +250,9 @@ def _password(args: argparse.Namespace, stdin: TextIO | None) -> str | None:
             f"--user {args.user} needs a password: give --password-env NAME, set"
             f" {PASSWORD_ENV}, or run on a terminal to be asked"
         )
+    import getpass  # only here: asking for a password is the rare case
+    import warnings
+
     with warnings.catch_warnings():
         # getpass falls back to reading stdin with echo when it cannot control the
         # terminal: refuse that instead of showing the password
@@ -298,6 +297,8 @@ def _render(name: str, value: str, eol: str) -> bytes:
     at spaces, and RFC 2047 encoded-words when not ASCII. Other values go as given (a
     non-ASCII one as UTF-8, RFC 6532)."""
     if name.lower() == "subject":
+        import email.header  # only for --subject: sending a file as read needs none of it
+
         charset = "us-ascii" if value.isascii() else "utf-8"
         value = email.header.Header(value, charset, header_name=name).encode(linesep=eol)
     line = f"{name}: {value}".encode()
@@ -364,6 +365,8 @@ def _build(args: argparse.Namespace, body: str, fields: list[tuple[str, str]]) -
     data = text.encode("utf-8")
     if not data.isascii():
         # quoted-printable (RFC 2045 §6.7): 7-bit, so no 8BITMIME needed (RFC 6152)
+        import quopri
+
         data = quopri.encodestring(data)
         mime = [
             ("MIME-Version", "1.0"),

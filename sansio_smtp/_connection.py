@@ -60,27 +60,27 @@ from ._readers import (
     ReplyReader,
     is_auth_line,
     line_too_long,
-    make_reply,
     parse_auth_response,
     parse_command,
+    parse_common,
     split_command_line,
 )
 from ._receivebuffer import ReceiveBuffer
 from ._redact import redact_client_line
-from ._replies import default_reply_for
+from ._replies import DEFAULT_REPLIES, default_reply_for
 from ._rules import SYNC_ERROR, auth_offered, check_command, check_content, too_many_errors
 from ._state import (
+    GROUP_ENDER_TYPES,
     ConnectionState,
     LmtpDelivery,
     Role,
     State,
     Timeout,
     client_timeout,
-    ends_group,
     lmtp_delivery_reply,
     server_timeout,
 )
-from ._writers import ChunkWriter, DataWriter, write_command, write_reply
+from ._writers import PREBUILT_REPLIES, ChunkWriter, DataWriter, write_command, write_reply
 from .config import MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
@@ -101,6 +101,15 @@ PAUSED = Sentinel.PAUSED
 
 CLIENT = Role.CLIENT
 SERVER = Role.SERVER
+
+# The hot paths compare with module-level names: in Python 3.11 ``State.AUTH`` is a
+# descriptor call on the enum class, several times the cost of a global load.
+_GREETING = State.GREETING
+_DATA = State.DATA
+_AUTH = State.AUTH
+_ERROR = State.ERROR
+#: States in which nothing can be sent (_check_usable says why).
+_UNUSABLE = frozenset((State.ERROR, State.CLOSED, State.TLS))
 
 
 class Connection:
@@ -136,6 +145,9 @@ class Connection:
         self._open_content = role.open_content
         self._timeout = role.timeout
         self._buf = ReceiveBuffer()
+        # A command line no longer than this is within every line limit (RFC 5321
+        # §4.5.3.1.4, RFC 4954 §4), whether or not it is an AUTH line.
+        self._short_line = min(self.config.max_command_line, MAX_AUTH_LINE)
         self._peer_closed = False
         self._reply_reader = ReplyReader(self.config)
         self._data_reader: DataReader | None = None
@@ -233,7 +245,7 @@ class Connection:
             if self._peer_closed:
                 raise RuntimeError("received data after the peer closed the connection")
             if self._state.state is not State.CLOSED:  # after QUIT/421 nothing is read
-                self._buf += data
+                self._buf.raw += data  # (the bytearray itself: no __iadd__ call)
         else:
             self._peer_closed = True
         if self._transcript is not None:
@@ -241,10 +253,15 @@ class Connection:
 
     def next_event(self) -> Event | Sentinel:
         """The next event from the peer, NEED_DATA, or PAUSED."""
-        if self._state.state is State.ERROR:
+        st = self._state
+        if st.state is _ERROR:
             raise RemoteProtocolError("the connection is in the ERROR state")
         try:
-            event = self._extract_event()
+            # the reader of what the peer sends in this state (READERS)
+            event = self._readers[st.state](self)
+            if event is NEED_DATA and self._peer_closed:
+                st.close()
+                event = ConnectionClosed()
         except LocalProtocolError as exc:
             self._state.error()
             exc._reraise_as_remote_protocol_error()
@@ -256,13 +273,6 @@ class Connection:
             raise
         if self._transcript is not None:
             self._transcript.record_event(self.our_role, event)
-        return event
-
-    def _extract_event(self) -> Event | Sentinel:
-        event = self._readers[self._state.state](self)
-        if event is NEED_DATA and self._peer_closed:
-            self._state.close()
-            return ConnectionClosed()
         return event
 
     # Readers, one per (role, state): READERS below.
@@ -296,7 +306,11 @@ class Connection:
         return event
 
     def _read_command(self) -> Event | Sentinel:
-        """Server: the next command line, once the last one is answered."""
+        """Server: the next command line, once the last one is answered.
+
+        The common line (within the limits, CRLF-terminated, one of parse_common's forms)
+        goes from the buffer to its event here, in one call; the rest takes the general
+        steps of _other_line. (Within an AUTH exchange: _read_auth_response.)"""
         st = self._state
         if self._chunk_reader is not None:
             return self._read_chunk(self._chunk_reader)
@@ -304,18 +318,46 @@ class Connection:
             return PAUSED
         raw = self._buf.maybe_extract_line()
         if raw is None:
-            auth = is_auth_line(self._discarding or self._buf.raw, in_auth=st.state is State.AUTH)
-            if len(self._buf) > (MAX_AUTH_LINE if auth else self.config.max_command_line):
-                # Drop an over-long line as it arrives (memory stays bounded); refuse it
-                # once its end arrives, so the reply lines up with it.
-                self._discarding = self._discarding or bytes(self._buf.raw[:OVERLONG_LINE_KEPT])
-                self._buf.clear()
-            return NEED_DATA
-        return self._server_command(raw)
+            return self._partial_line()
+        if len(raw) > self._short_line or raw[-2:] != b"\r\n" or self._discarding is not None:
+            return self._other_line(raw)
+        line = raw[:-2]  # within every limit: split_command_line would refuse nothing
+        try:
+            command = parse_common(line)
+        except CommandRejected as exc:
+            event: Event = self._refused(line, exc.reply)
+        else:
+            if command is None:
+                return self._other_line(raw)
+            reply = self._refusal(command)
+            event = self._refused(line, reply, command) if reply else command
+        st.process_command(event)
+        return event
 
-    def _server_command(self, raw: bytes) -> Event | Sentinel:
+    def _read_auth_response(self) -> Event | Sentinel:
+        """Server, within an AUTH exchange (RFC 4954 §4): the client's response line."""
+        if self._state.pending:
+            return PAUSED
+        raw = self._buf.maybe_extract_line()
+        if raw is None:
+            return self._partial_line()
+        return self._other_line(raw)
+
+    def _partial_line(self) -> Event | Sentinel:
+        """No complete line is buffered: drop an over-long one as it arrives (memory
+        stays bounded); it is refused once its end arrives, so the reply lines up."""
         st = self._state
-        in_auth = st.state is State.AUTH
+        auth = is_auth_line(self._discarding or self._buf.raw, in_auth=st.state is _AUTH)
+        if len(self._buf) > (MAX_AUTH_LINE if auth else self.config.max_command_line):
+            self._discarding = self._discarding or bytes(self._buf.raw[:OVERLONG_LINE_KEPT])
+            self._buf.clear()
+        return NEED_DATA
+
+    def _other_line(self, raw: bytes) -> Event | Sentinel:
+        """Any command line (_read_command takes the common ones first): the line limits
+        and line-ending policy, an AUTH response, parse_command."""
+        st = self._state
+        in_auth = st.state is _AUTH
         line, rejected = split_command_line(raw, self.config, auth=in_auth)
         if self._discarding is not None:
             # the same refusal as for the line arriving whole (split_command_line)
@@ -336,10 +378,7 @@ class Connection:
             except CommandRejected as exc:
                 rejected = exc
         if command is not None:
-            refusal = check_command(command, st, self.config, sending=False)
-            reply = self._check_synchronization(command) or (
-                None if refusal is None else refusal.reply
-            )
+            reply = self._refusal(command)
             if type(command) is Bdat:
                 assert isinstance(command, Bdat)
                 return self._start_chunk(command, line, reply)
@@ -352,6 +391,24 @@ class Connection:
         st.process_command(event)
         return event
 
+    def _refusal(self, command: Command) -> Reply | None:
+        """The reply refusing a received command (the rules, then RFC 2920's
+        synchronization, which wins), or None."""
+        refusal = check_command(command, self._state, self.config, sending=False)
+        reply = None if refusal is None else refusal.reply
+        # RFC 2920 §3.1: a client may send the next command before this one's reply only
+        # when PIPELINING was advertised and this command does not end a group. (With
+        # nothing buffered after it and no violation before, there is nothing to check.)
+        kind = type(command)
+        if (self._buf.raw or self._sync_violation) and kind is not Bdat and kind is not Quit:
+            # (BDAT is followed by its chunk; anything after QUIT is moot)
+            if self._buf.raw and (not self._state.pipelining or kind in GROUP_ENDER_TYPES):
+                self.improper_pipelining = True
+                self._sync_violation = True
+            if self._sync_violation and self.config.reject_improper_pipelining:
+                return SYNC_ERROR
+        return reply
+
     def _refused(self, line: bytes, reply: Reply, command: Command | None = None) -> InvalidCommand:
         """The event for a refused command line; past Config.max_invalid_commands its
         reply closes the session instead."""
@@ -359,18 +416,6 @@ class Connection:
         reply = too_many_errors(st, self.config) or reply
         st.count_invalid()
         return InvalidCommand(line=line, reply_hint=reply, command=command)
-
-    def _check_synchronization(self, command: Command) -> Reply | None:
-        """RFC 2920 §3.1: a client may send the next command before this one's reply only
-        when PIPELINING was advertised and this command does not end a group."""
-        if isinstance(command, (Bdat, Quit)):
-            return None  # BDAT is followed by its chunk; anything after QUIT is moot
-        if self._buf and ("PIPELINING" not in self._state.extensions or ends_group(command)):
-            self.improper_pipelining = True
-            self._sync_violation = True
-        if self._sync_violation and self.config.reject_improper_pipelining:
-            return SYNC_ERROR
-        return None
 
     def _start_chunk(self, command: Bdat, line: bytes, refusal: Reply | None) -> Event | Sentinel:
         """RFC 3030 §2: the chunk's octets follow the BDAT line whatever the reply will be;
@@ -426,12 +471,15 @@ class Connection:
 
     def _read_reply(self) -> Event | Sentinel:
         """Client: the next reply."""
-        got = self._reply_reader.read(self._buf)
-        if got is None:
+        reply = self._reply_reader.read_reply(self._buf)
+        if reply is None:
             return NEED_DATA
-        code, texts = got
-        reply = make_reply(code, texts)
-        self._process_reply(reply)
+        # the reply's bookkeeping (as a server's _send_server does for the replies it sends)
+        st = self._state
+        answered = st.process_reply(reply)
+        self._last_answered = answered
+        if st.state is _DATA and type(answered) is Data:
+            self._open_content(self)
         return reply
 
     # ------------------------------------------------------------------------ sending
@@ -439,7 +487,13 @@ class Connection:
     def send(self, event: Event) -> bytes:
         """The bytes that put ``event`` on the wire; the state moves on as if they were
         written (call send_failed() if they could not be)."""
-        return b"".join(self.send_with_data_passthrough(event))
+        # send_with_data_passthrough's steps, inline: this runs once per command or reply
+        if self._state.state in _UNUSABLE:
+            self._check_usable()
+        sent = self._sender(self, event, True)
+        if self._transcript is not None:
+            self._transcript.record_sent(self.our_role, event, sent)
+        return b"".join(sent)  # (a list of one bytes object: that object, not a copy)
 
     def send_with_data_passthrough(self, event: Event) -> list[BytesLike]:
         """Like send(), but a MessageData whose content needs no change comes back as the
@@ -490,8 +544,30 @@ class Connection:
 
     def _send_server(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
+        if isinstance(event, Reply):
+            if st.state is _GREETING:
+                raise LocalProtocolError("send the Greeting first (RFC 5321 §3.1)")
+            if event.code != 421:
+                if not st.pending:
+                    raise LocalProtocolError(f"reply {event.code} answers no command")
+                if self._chunk_reader is not None:
+                    raise LocalProtocolError("read the whole BDAT chunk before replying")
+            if event.enhanced is None and st.enhanced_status_codes:
+                event = self._with_enhanced_code(event)
+            # the default replies' bytes were written once, at import
+            wire = PREBUILT_REPLIES.get(id(event)) or write_reply(event, self.config)
+            if commit:
+                # the reply's bookkeeping (as the client's _read_reply does for the replies
+                # it reads); process_reply raises, changing nothing, for a misfit
+                answered = st.process_reply(event)
+                self._last_answered = answered
+                if st.state is _DATA and type(answered) is Data:
+                    self._open_content(self)
+            else:
+                st.check_reply(event)
+            return [wire]
         if isinstance(event, Greeting):
-            if st.state is not State.GREETING:
+            if st.state is not _GREETING:
                 raise LocalProtocolError("the greeting was already sent")
             wire = write_reply(event, self.config)
             if commit:
@@ -499,27 +575,13 @@ class Connection:
                 if self._buf:  # the client spoke first
                     self.improper_pipelining = self._sync_violation = True
             return [wire]
-        if isinstance(event, Reply):
-            if st.state is State.GREETING:
-                raise LocalProtocolError("send the Greeting first (RFC 5321 §3.1)")
-            if not st.pending and event.code != 421:
-                raise LocalProtocolError(f"reply {event.code} answers no command")
-            if self._chunk_reader is not None and event.code != 421:
-                raise LocalProtocolError("read the whole BDAT chunk before replying")
-            event = self._with_enhanced_code(event)
-            wire = write_reply(event, self.config)
-            if commit:
-                self._process_reply(event)  # raises, changing nothing, for a misfit
-            else:
-                st.check_reply(event)
-            return [wire]
         raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
 
     def _with_enhanced_code(self, reply: Reply) -> Reply:
         """RFC 2034 §3: with ENHANCEDSTATUSCODES advertised, every reply but the greeting
         and the EHLO/HELO/LHLO replies carries an enhanced code; class.0.0 when the
         application gave none (RFC 3463 §3.1)."""
-        if reply.enhanced is not None or "ENHANCEDSTATUSCODES" not in self._state.extensions:
+        if reply.enhanced is not None or not self._state.enhanced_status_codes:
             return reply
         if reply.code // 100 not in (2, 4, 5):
             return reply
@@ -543,7 +605,7 @@ class Connection:
             return [wire]
         if not isinstance(event, Command):
             raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
-        if st.state is State.GREETING:
+        if st.state is _GREETING:
             raise LocalProtocolError("wait for the server's greeting (RFC 5321 §3.1)")
         chunk = self._chunk_writer
         if chunk is not None and chunk.remaining:
@@ -553,10 +615,16 @@ class Connection:
         refusal = check_command(event, st, self.config, sending=True)
         if refusal is not None:
             raise refusal.error()
-        utf8 = "SMTPUTF8" in event.params if isinstance(event, MailFrom) else st.utf8_transaction
+        # (only MAIL and RCPT write an address: for the rest the flag is not asked)
+        kind = type(event)
+        if kind is MailFrom:
+            assert isinstance(event, MailFrom)
+            utf8 = "SMTPUTF8" in event.params
+        else:
+            utf8 = kind is RcptTo and st.utf8_transaction
         wire = write_command(event, self.config, extensions=st.extensions, utf8_transaction=utf8)
         if commit:
-            if type(event) is Bdat:
+            if kind is Bdat:
                 assert isinstance(event, Bdat)
                 if event.size:
                     self._chunk_writer = ChunkWriter(event.size, last=event.last)
@@ -590,15 +658,6 @@ class Connection:
             st.process_content(len(data))
         return wire
 
-    # ------------------------------------------------------------- shared bookkeeping
-
-    def _process_reply(self, reply: Reply) -> None:
-        st = self._state
-        answered = st.process_reply(reply)
-        self._last_answered = answered
-        if st.state is State.DATA and type(answered) is Data:
-            self._open_content(self)
-
     # ---------------------------------------------------------------------- helpers
 
     def ehlo_reply(self, greeting: str | None = None) -> Reply:
@@ -630,6 +689,9 @@ class Connection:
     def default_reply(self, event: Event) -> Reply:
         """An RFC-correct reply for a received command: what a server that accepts
         everything says. Invalid commands and messages get their reply_hint."""
+        reply = DEFAULT_REPLIES.get(type(event))  # the common case: one lookup
+        if reply is not None:
+            return reply
         if isinstance(event, (InvalidCommand, InvalidMessage)):
             return event.reply_hint
         if type(event) is LmtpDelivery:
@@ -677,10 +739,12 @@ READERS: Mapping[tuple[Role, State], _Reader] = {
     },
     (SERVER, State.GREETING): Connection._read_nothing,
     (SERVER, State.DATA): Connection._read_content,
+    (SERVER, State.AUTH): Connection._read_auth_response,
     **{
         (SERVER, state): Connection._read_command
         for state in State
-        if state not in (State.GREETING, State.DATA, State.TLS, State.CLOSED, State.ERROR)
+        if state
+        not in (State.GREETING, State.DATA, State.TLS, State.CLOSED, State.ERROR, State.AUTH)
     },
 }
 

@@ -68,8 +68,13 @@ class Command(Event):
 # ---------------------------------------------------------------------------- commands
 
 
+# MAIL and RCPT are built once per command on a server: their converters are one call
+# each, and a command without parameters shares one empty Params (it is immutable).
+_NO_PARAMS = Params()
+
+
 def _coerce_params(value: Params | Mapping[str, str | None] | None) -> Params:
-    return Params.coerce(value)
+    return value if isinstance(value, Params) else Params(value)
 
 
 @final
@@ -102,7 +107,7 @@ class MailFrom(Command):
 
     verb: ClassVar[str] = "MAIL"
     reverse_path: Address | None = attrs.field(converter=coerce_reverse_path)
-    params: Params = attrs.field(factory=Params, converter=_coerce_params)
+    params: Params = attrs.field(default=_NO_PARAMS, converter=_coerce_params)
 
     # Typed views of the parameters (ValueError when one is malformed; a server's
     # received MailFrom has been validated already).
@@ -163,7 +168,7 @@ class RcptTo(Command):
 
     verb: ClassVar[str] = "RCPT"
     forward_path: Address = attrs.field(converter=coerce_address)
-    params: Params = attrs.field(factory=Params, converter=_coerce_params)
+    params: Params = attrs.field(default=_NO_PARAMS, converter=_coerce_params)
 
     @property
     def notify(self) -> frozenset[_mp.Notify] | None:

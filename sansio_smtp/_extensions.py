@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
-from typing import final
+from typing import TypeVar, final, overload
 
 from . import _abnf
 
@@ -19,6 +19,8 @@ __all__ = ["Extensions"]
 
 _KEYWORD_RE = re.compile(_abnf.EHLO_KEYWORD + r"\Z")
 _PARAM_RE = re.compile(_abnf.EHLO_PARAM + r"\Z")
+
+_T = TypeVar("_T")
 
 ExtensionsLike = (
     Mapping[str, "Iterable[str] | str | None"] | Iterable[str | tuple[str, Iterable[str]]] | None
@@ -94,6 +96,15 @@ class Extensions(Mapping[str, tuple[str, ...]]):
 
     def __getitem__(self, key: str) -> tuple[str, ...]:
         return self._items[key.upper()]
+
+    @overload
+    def get(self, key: str, /) -> tuple[str, ...] | None: ...
+    @overload
+    def get(self, key: str, /, default: tuple[str, ...] | _T) -> tuple[str, ...] | _T: ...
+
+    def get(self, key: str, /, default: object = None) -> object:
+        # one dict lookup (Mapping.get would call __getitem__ and catch its KeyError)
+        return self._items.get(key.upper(), default)
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and key.upper() in self._items

@@ -36,7 +36,7 @@ from . import _abnf
 from ._address import Address
 from ._extensions import MAIL_PARAMETERS, RCPT_PARAMETERS, Extensions
 from ._params import Params
-from ._util import MAX_QUOTED, quote
+from ._util import MAX_QUOTED, LazyPattern, quote
 
 __all__ = [
     "Body",
@@ -120,8 +120,10 @@ class Notify(enum.Enum):
 # The canonical order in which dsn_rcpt_params writes NOTIFY elements.
 _NOTIFY_ORDER = (Notify.SUCCESS, Notify.FAILURE, Notify.DELAY)
 
+# The patterns of this module compile on first use (LazyPattern): most programs never
+# read most of these parameters.
 # RFC 3461 §4.2: addr-type = atom (RFC 822 atom: the same characters as RFC 5322 atext).
-_ATOM_RE = re.compile(_abnf.ATEXT + r"+\Z")
+_ATOM_RE = LazyPattern(_abnf.ATEXT + r"+\Z")
 
 
 def _check_addr_type(_inst: object, _attr: object, value: str) -> None:
@@ -206,8 +208,8 @@ class DeliverBy:
 #   xchar   = any ASCII CHAR between "!" (33) and "~" (126) inclusive, except for "+" and "="
 #   hexchar = ASCII "+" immediately followed by two upper case hexadecimal digits
 _XCHARS = frozenset(range(0x21, 0x7F)) - {ord("+"), ord("=")}
-_XTEXT_RE = re.compile(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*\Z")
-_HEXCHAR_RE = re.compile(r"\+([0-9A-F]{2})")
+_XTEXT_RE = LazyPattern(r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x7e]|\+[0-9A-F]{2})*\Z")
+_HEXCHAR_RE = LazyPattern(r"\+([0-9A-F]{2})")
 
 
 def xtext_encode(text: str) -> str:
@@ -250,10 +252,10 @@ def xtext_decode(value: str) -> str:
 # control character in the 2-digit form (the RFC's list of specials is narrower); it
 # rejects a \x{..} for a QCHAR, which must be written as itself. Encoding writes upper case.
 _QCHARS = frozenset(range(0x21, 0x7F)) - {ord("+"), ord("="), ord("\\")}
-_UTF8_ADDR_RE = re.compile(
+_UTF8_ADDR_RE = LazyPattern(
     r"(?:[\x21-\x2a\x2c-\x3c\x3e-\x5b\x5d-\x7e]|[^\x00-\x7f]|\\x\{[0-9A-Fa-f]{2,6}\})+\Z"
 )
-_EMBEDDED_RE = re.compile(r"\\x\{([0-9A-Fa-f]{2,6})\}")
+_EMBEDDED_RE = LazyPattern(r"\\x\{([0-9A-Fa-f]{2,6})\}")
 
 
 def utf8_addr_encode(address: str, *, unitext: bool = False) -> str:
@@ -307,10 +309,10 @@ def utf8_addr_decode(value: str) -> str:
 # Each parser takes the wire value (never None: a missing value is caught before) and
 # returns the typed value or raises ValueError with a reason that does not quote the value.
 
-_SIZE_RE = re.compile(r"[0-9]{1,20}\Z")  # RFC 1870 §3 (4): size-value ::= 1*20DIGIT
-_MT_PRIORITY_RE = re.compile(r"[+-]?[0-9]\Z")  # RFC 6710 §3: -9..9, optional sign
-_INTEGER_RE = re.compile(r"[+-]?[0-9]+\Z")
-_BY_VALUE_RE = re.compile(r"([+-]?[0-9]{1,9});([NRnr])([Tt]?)\Z")  # RFC 2852 §4
+_SIZE_RE = LazyPattern(r"[0-9]{1,20}\Z")  # RFC 1870 §3 (4): size-value ::= 1*20DIGIT
+_MT_PRIORITY_RE = LazyPattern(r"[+-]?[0-9]\Z")  # RFC 6710 §3: -9..9, optional sign
+_INTEGER_RE = LazyPattern(r"[+-]?[0-9]+\Z")
+_BY_VALUE_RE = LazyPattern(r"([+-]?[0-9]{1,9});([NRnr])([Tt]?)\Z")  # RFC 2852 §4
 
 
 def _ascii_upper(value: str, what: str) -> str:

@@ -37,6 +37,8 @@ class Params(Mapping[str, "str | None"]):
         pairs: Iterable[tuple[str, str | None]]
         if items is None:
             pairs = ()
+        elif isinstance(items, list):  # what the reader passes: skip the slower ABC check
+            pairs = items
         elif isinstance(items, Mapping):
             pairs = items.items()
         else:

@@ -51,7 +51,14 @@ from ._reply import VALID_REPLY_CODES, split_reply_line
 from ._reply import make_reply as make_reply  # the Connection's and the probe's
 from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
 
-__all__ = ["ChunkReader", "CommandRejected", "DataReader", "ReplyReader", "parse_command"]
+__all__ = [
+    "ChunkReader",
+    "CommandRejected",
+    "DataReader",
+    "ReplyReader",
+    "parse_command",
+    "parse_common",
+]
 
 
 class CommandRejected(Exception):
@@ -244,6 +251,63 @@ LMTP_PARSERS = {**COMMAND_PARSERS, "LHLO": _hello(Lhlo)}
 del LMTP_PARSERS["HELO"], LMTP_PARSERS["EHLO"]
 
 
+# The common command lines, each recognised by one regex that validates all of it (verb,
+# path and the grammar of the mailbox, RFC 5321 §4.1.2), so nothing downstream validates
+# it again: upper-case verbs, an ASCII Dot-string@Domain path (or "<>" for MAIL), optional
+# parameters. Such a line means the same whatever the context (SMTPUTF8, LMTP), so
+# parse_common needs none. Every other line (lower case, quoted local parts, address
+# literals, Postmaster, non-ASCII, other verbs) is parse_command's; for the lines
+# parse_common accepts, parse_command gives an equal event (tests/test_fast_paths.py).
+# No IGNORECASE: with it, [A-Za-z] would also match "\u017f" and "\u212a".
+_MAILBOX = rf"(?P<local>{_abnf.DOT_STRING})@(?P<domain>{_abnf.DOMAIN})"
+_TAIL = r"(?: +(?P<params>.*?))? *\Z"  # as in _MAIL_RE and _RCPT_RE
+_COMMON_MAIL_RE = re.compile(rf"MAIL FROM: *<(?:{_MAILBOX})?>{_TAIL}", re.DOTALL)
+_COMMON_RCPT_RE = re.compile(rf"RCPT TO: *<{_MAILBOX}>{_TAIL}", re.DOTALL)
+
+
+#: A whole line -> the command it is, for the commands without an argument.
+_COMMON_BARE: dict[bytes, type[Data] | type[Rset] | type[Quit] | type[Noop]] = {
+    b"DATA": Data,
+    b"RSET": Rset,
+    b"QUIT": Quit,
+    b"NOOP": Noop,
+}
+
+
+def parse_common(line: bytes) -> Command | None:
+    """The command of a common command line (without its line ending), or None when the
+    line is not in one of the common forms: then parse_command has the answer. Raises
+    CommandRejected, as parse_command does, for refused MAIL/RCPT parameters."""
+    bare = _COMMON_BARE.get(line)
+    if bare is not None:
+        return bare()
+    verb = line[:5]
+    if verb != b"RCPT " and verb != b"MAIL ":
+        return None
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # The regex validated the mailbox's grammar, which is all Address's validators check.
+    if verb == b"RCPT ":
+        m = _COMMON_RCPT_RE.match(text)
+        if m is None:
+            return None
+        local, domain, params = m.groups()
+        return RcptTo(
+            forward_path=Address._trusted(local, domain),
+            params=_NO_PARAMS if params is None else _parse_params(params),
+        )
+    m = _COMMON_MAIL_RE.match(text)
+    if m is None:
+        return None
+    local, domain, params = m.groups()
+    return MailFrom(
+        reverse_path=None if local is None else Address._trusted(local, domain),
+        params=_NO_PARAMS if params is None else _parse_params(params),
+    )
+
+
 def parse_command(line: bytes, ctx: Context) -> Command:
     """Parse one command line without its line ending. Raises CommandRejected."""
     try:
@@ -294,14 +358,43 @@ def split_command_line(
 # ------------------------------------------------------------------------------ replies
 
 
+#: How many distinct single-line replies a ReplyReader remembers (read_reply).
+_KNOWN_REPLIES = 32
+
+
 class ReplyReader:
     """Assembles multi-line replies (RFC 5321 §4.2.1) line by line, so the buffer never has
-    to hold more than one line."""
+    to hold more than one line.
+
+    read_reply() remembers the Reply of each distinct single-line reply it read (up to
+    _KNOWN_REPLIES of them): a server answers a client with the same few lines over and
+    over ("250 2.1.5 Recipient OK"), and a Reply is immutable, so an equal line is the
+    equal Reply without parsing it again."""
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._code = 0
         self._lines: list[str] = []
+        self._known: dict[bytes, Reply] = {}
+        self._last_line = b""  # the last line read(), with its line ending
+
+    def read_reply(self, buf: ReceiveBuffer) -> Reply | None:
+        """The next complete reply as a Reply, or None (read() and make_reply)."""
+        if not self._lines:  # not inside a multi-line reply
+            end = buf.find_line_end()
+            if end > 0:
+                known = self._known.get(bytes(buf.raw[:end]))
+                if known is not None:
+                    buf.discard(end)
+                    return known
+        got = self.read(buf)
+        if got is None:
+            return None
+        code, texts = got
+        reply = make_reply(code, texts)
+        if len(texts) == 1 and len(self._known) < _KNOWN_REPLIES:
+            self._known[self._last_line] = reply
+        return reply
 
     def read(self, buf: ReceiveBuffer) -> tuple[int, list[str]] | None:
         """Return (code, raw text lines) of the next complete reply, or None."""
@@ -313,6 +406,7 @@ class ReplyReader:
                 return None
             if len(raw) > self._config.max_reply_line:
                 raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+            self._last_line = raw
             line = raw.rstrip(b"\r\n")
             parts = split_reply_line(line)  # RFC 5321 §4.2 Reply-line
             if parts is None:

@@ -162,13 +162,19 @@ def make_reply(code: int, texts: list[str]) -> Reply:
 # ----------------------------------------------------------------------------- replies
 
 
+# Reply's converter and validators run for every Reply a program builds (a server's
+# handler: one per command), so the usual cases take no further call.
+
+
 def _coerce_enhanced(value: EnhancedStatusCode | str | None) -> EnhancedStatusCode | None:
+    if value is None or isinstance(value, EnhancedStatusCode):
+        return value
     return EnhancedStatusCode.coerce(value)
 
 
 def _check_code(_inst: object, _attr: object, code: int) -> None:
-    # RFC 5321 §4.2: first digit 2-5, second digit 0-5.
-    if not isinstance(code, int) or not valid_reply_code(code):
+    # RFC 5321 §4.2: first digit 2-5, second digit 0-5 (valid_reply_code, inline).
+    if not isinstance(code, int) or code not in VALID_REPLY_CODES:
         raise ValueError(f"invalid reply code {code!r}")
 
 

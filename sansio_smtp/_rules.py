@@ -377,11 +377,7 @@ def check_command(
         refused = rule(command, st, config, sending)
         if refused is not None:
             return refused
-    if (
-        sending
-        and st.pending
-        and not ("PIPELINING" in st.extensions and st.pipelining_allows(command))
-    ):
+    if sending and st.pending and not (st.pipelining and st.pipelining_allows(command)):
         return Refusal(
             SYNC_ERROR,
             f"cannot send {command.verb} before the reply to"
@@ -405,9 +401,10 @@ def check_content(
     """Client rules for message content: 8-bit only when declared (RFC 6152 §3), and no
     more than the server's SIZE limit (RFC 1870 §6); ``sent`` counts the content so far.
     A memoryview is copied only when the 8-bit rule applies."""
-    eight_bit_ok = st.eight_bit_ok or config.allow_8bit_without_8bitmime
     if (
-        not eight_bit_ok
+        # ASCII bytes first (one C pass, the common case), a memoryview last (a copy)
+        (isinstance(data, memoryview) or not data.isascii())
+        and not (st.eight_bit_ok or config.allow_8bit_without_8bitmime)
         and not (data.tobytes() if isinstance(data, memoryview) else data).isascii()
     ):
         raise LocalProtocolError(

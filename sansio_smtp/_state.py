@@ -93,6 +93,16 @@ class State(enum.Enum):
     ERROR = "ERROR"  # a protocol error; the connection is unusable
 
 
+# The hot paths (once per command and reply) compare with these module-level names: in
+# Python 3.11 ``State.READY`` is a descriptor call on the enum class, several times the
+# cost of a global load.
+_READY = State.READY
+_RCPT = State.RCPT
+_DATA = State.DATA
+_AUTH = State.AUTH
+_CLOSED = State.CLOSED
+
+
 # Commands that work in any session state once greeted (RFC 5321 §4.1.4: NOOP, HELP,
 # EXPN, VRFY and RSET "can be used at any time during a session"), with where they lead.
 def _anytime(state: State) -> dict[type[Event], State]:
@@ -146,9 +156,13 @@ GREETING_TRANSITIONS: Mapping[int, State] = {
 GROUP_ENDERS = (Ehlo, Helo, Lhlo, Data, Quit, Noop, Vrfy, Expn, Help, StartTLS, Auth, AuthResponse)
 
 
+GROUP_ENDER_TYPES = frozenset(GROUP_ENDERS)
+
+
 def ends_group(event: Event) -> bool:
     """RFC 2920 §3.1 (and RFC 3030 §4.2 for BDAT LAST): nothing may be pipelined after."""
-    return isinstance(event, GROUP_ENDERS) or (isinstance(event, Bdat) and event.last)
+    # (event classes are final: a set lookup, not isinstance against twelve classes)
+    return type(event) in GROUP_ENDER_TYPES or (isinstance(event, Bdat) and event.last)
 
 
 def positive_reply_code(command: Event) -> tuple[int, int]:
@@ -173,9 +187,18 @@ def check_reply_fits(command: Event, reply: Reply) -> None:
         )
 
 
+#: The commands after_reply has a rule for beyond the table: for every other command a
+#: reply other than 421, outside an AUTH exchange, moves the state as TRANSITIONS says.
+_REPLY_RULES = frozenset((Quit, EndOfMessage, Auth, AuthResponse, Data, Bdat))
+
+
 def after_reply(state: State, command: Event, reply: Reply) -> State:
     """The state after ``reply`` answers ``command`` in ``state``."""
-    if reply.code == 421 or isinstance(command, Quit):  # RFC 5321 §3.8, §4.1.1.10
+    code = reply.code
+    if type(command) not in _REPLY_RULES and code != 421 and state is not _AUTH:
+        # the common case, where only the table decides (the rules below agree)
+        return TRANSITIONS[state].get(type(command), state) if 200 <= code < 300 else state
+    if code == 421 or isinstance(command, Quit):  # RFC 5321 §3.8, §4.1.1.10
         return State.CLOSED
     if state is State.AUTH and reply.code != 334:
         return State.READY  # RFC 4954 §4: any final reply ends the AUTH exchange
@@ -342,7 +365,7 @@ class ConnectionState:
 
     def _reset_session(self, *, tls: bool) -> None:
         self.tls = tls  # TLS is active (STARTTLS done, or implicit TLS)
-        self.extensions = Extensions()
+        self._set_extensions(Extensions())
         self.mail: MailFrom | None = None  # the MAIL of the current transaction
         self.recipients = 0  # RCPTs accepted (server) / sent (optimistic) in this transaction
         self.transactions = 0  # MAIL commands accepted (server) / sent (client)
@@ -351,17 +374,27 @@ class ConnectionState:
         self.junk_commands = 0  # JUNK_COMMANDS since a message was accepted
         self.invalid_commands = 0  # command lines refused since a message was accepted
 
+    def _set_extensions(self, extensions: Extensions) -> None:
+        self.extensions = extensions
+        # Asked on every command and reply: looked up here once, not per use.
+        #: PIPELINING is in force (RFC 2920).
+        self.pipelining = "PIPELINING" in extensions
+        #: ENHANCEDSTATUSCODES is in force (RFC 2034).
+        self.enhanced_status_codes = "ENHANCEDSTATUSCODES" in extensions
+        # the SIZE value advertised, when it sets a limit (RFC 1870 §4: 0 sets none)
+        advertised = extensions.get("SIZE") or ("",)
+        size = int(advertised[0]) if advertised[0].isdigit() else 0
+        self._advertised_size: int | None = size if size > 0 else None
+
     # ------------------------------------------------------------------ derived facts
 
     def size_limit(self, config_limit: int | None) -> int | None:
         """The message size limit in force: ``config_limit`` (Config.max_message_size)
         and/or the SIZE value advertised (RFC 1870 §4: 0 means no fixed limit)."""
-        limit = config_limit
-        advertised = self.extensions.get("SIZE", ())
-        if advertised and advertised[0].isdigit() and int(advertised[0]) > 0:
-            value = int(advertised[0])
-            limit = value if limit is None else min(limit, value)
-        return limit
+        value = self._advertised_size
+        if value is None:
+            return config_limit
+        return value if config_limit is None else min(config_limit, value)
 
     @property
     def eight_bit_ok(self) -> bool:
@@ -468,12 +501,14 @@ class ConnectionState:
     def process_reply(self, reply: Reply) -> Event | None:
         """A reply was sent / received. Returns what it answered: the command, the RcptTo
         of an LMTP per-recipient reply, or None for an unsolicited 421 (which closes)."""
-        if not self.pending:
-            if reply.code == 421:  # RFC 5321 §3.8: may come at any time
+        pending = self.pending
+        code = reply.code
+        if not pending:
+            if code == 421:  # RFC 5321 §3.8: may come at any time
                 self.state = self.projected = State.CLOSED
                 return None
-            raise LocalProtocolError(f"reply {reply.code} answers no command")
-        entry = self.pending[0]
+            raise LocalProtocolError(f"reply {code} answers no command")
+        entry = pending[0]
         command = entry
         refused = False
         if type(entry) is InvalidCommand:
@@ -482,60 +517,76 @@ class ConnectionState:
             if entry.command is not None:
                 # A refused command moves the state as the same command does on the client.
                 command = entry.command
-        check_reply_fits(command, reply)
-        in_auth = self.state is State.AUTH
-        self.pending.popleft()
+        kind = type(command)
+        positive = 200 <= code < 300
+        if code < 400 and (kind is Data or not positive):
+            check_reply_fits(command, reply)  # (any 4xx/5xx fits; 2xx fits all but DATA)
+        state = self.state
+        pending.popleft()
         answered: Event = command
         content_refusal: Reply | None = None
-        kind = type(command)
         if kind is EndOfMessage or kind is Bdat:
             content_refusal, self.content_refusal = self.content_refusal, None
         if kind is LmtpDelivery:
             assert isinstance(command, LmtpDelivery)
             answered = command.recipient
-        elif self.lmtp and ends_message(command) and self.accepted and reply.code != 421:
+        elif self.lmtp and ends_message(command) and self.accepted and code != 421:
             # RFC 2033 §4.2: one reply per accepted recipient. The RCPT replies all came
             # before this one, so the list is complete now even when pipelined. A message
             # the server refused as a whole is refused for every recipient: the refusal
             # sent about the first one (or the reader's hint, if that was not negative).
             answered = self.accepted[0]
-            if content_refusal is not None and reply.code >= 400:
+            if content_refusal is not None and code >= 400:
                 content_refusal = reply
             more = [LmtpDelivery(recipient=r, refusal=content_refusal) for r in self.accepted[1:]]
-            self.pending.extendleft(reversed(more))
-        new = after_reply(self.state, command, reply)
-        positive = reply.is_positive
-        if kind is RcptTo and new is State.RCPT and positive:
+            pending.extendleft(reversed(more))
+        if kind not in _REPLY_RULES and code != 421 and state is not _AUTH:
+            # after_reply's common case, inline: only the table decides
+            new = TRANSITIONS[state].get(kind, state) if positive else state
+        else:
+            new = after_reply(state, command, reply)
+        if kind is RcptTo and new is _RCPT and positive:
             assert isinstance(command, RcptTo)
             self.accepted.append(command)
         elif new not in _TRANSACTION_STATES and kind is not LmtpDelivery:
             self.accepted = []
         self.state = new
-        if new is State.CLOSED:
-            self.pending.clear()  # RFC 5321 §3.8: no reply will come for the rest
-        self._reproject()
+        if new is _CLOSED:
+            pending.clear()  # RFC 5321 §3.8: no reply will come for the rest
+        if not pending:
+            self.projected = new
+        elif (
+            new is not (state if refused else TRANSITIONS[state].get(kind, state))
+            or kind is LmtpDelivery
+            or self.lmtp
+        ):
+            # The reply moved the state other than the projection assumed (a refusal,
+            # after_reply's rules), or LMTP added replies to wait for: project again. Else
+            # the projection over the commands still pending stands, and a client that
+            # pipelined a hundred RCPTs does not walk them all for every reply.
+            self._reproject()
         # An exchange that ran (not one the rules refused up front) and failed counts
         # towards max_auth_failures; so does a malformed response inside it.
-        if in_auth or (kind is Auth and not refused):
+        if state is _AUTH or (kind is Auth and not refused):
             if positive:
                 self.authenticated = True
-            elif reply.code >= 400:
+            elif code >= 400:
                 self.auth_failures += 1
         if positive and kind in _HELLO_TYPES:
-            self.extensions = (
+            self._set_extensions(
                 Extensions() if kind is Helo else Extensions.from_ehlo_lines(reply.lines[1:])
             )
         if self.optimistic:
-            if positive and kind in _RESETS and not any(type(p) is MailFrom for p in self.pending):
+            if positive and kind in _RESETS and not any(type(p) is MailFrom for p in pending):
                 self.mail = None  # a reset took effect, and no newer MAIL was sent since
         else:
             self.recipients = len(self.accepted)
-            if positive and ends_message(command):
+            if positive and (kind is EndOfMessage or kind is Bdat) and ends_message(command):
                 # a message was accepted: the session is useful
                 self.junk_commands = self.invalid_commands = 0
             if new not in _TRANSACTION_STATES:
                 self.mail = None
-        if new is State.DATA and kind is Data:
+        if new is _DATA and kind is Data:
             self.content_size = 0
         return answered
 

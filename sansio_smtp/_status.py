@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from typing import final
 
@@ -65,7 +66,7 @@ class EnhancedStatusCode:
         """Accept an instance, its string form, or None (attrs converter)."""
         if value is None or isinstance(value, EnhancedStatusCode):
             return value
-        return cls.parse(value)
+        return _parsed(value)
 
     def __str__(self) -> str:
         return f"{self.class_}.{self.subject}.{self.detail}"
@@ -74,3 +75,10 @@ class EnhancedStatusCode:
     def subject_detail(self) -> str:
         """``"1.1"`` for ``5.1.1``: the key the RFC 3463 registry lists."""
         return f"{self.subject}.{self.detail}"
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed(text: str) -> EnhancedStatusCode:
+    # Replies are built with the same few codes over and over (``enhanced="2.1.5"``);
+    # the values are immutable, so each text is parsed once.
+    return EnhancedStatusCode.parse(text)

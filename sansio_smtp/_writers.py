@@ -41,9 +41,17 @@ from ._events import (
 from ._extensions import Extensions
 from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ._params import Params
-from .config import MAX_AUTH_LINE, Config, LineEndingPolicy
+from ._replies import DEFAULT_REPLIES
+from .config import DEFAULT_MAX_REPLY_LINE, MAX_AUTH_LINE, Config, LineEndingPolicy
 
-__all__ = ["WRITERS", "ChunkWriter", "DataWriter", "write_command", "write_reply"]
+__all__ = [
+    "PREBUILT_REPLIES",
+    "WRITERS",
+    "ChunkWriter",
+    "DataWriter",
+    "write_command",
+    "write_reply",
+]
 
 _TOKEN_RE = re.compile(_abnf.TOKEN + r"\Z")
 _STRING_RE = re.compile(_abnf.STRING + r"\Z")
@@ -172,10 +180,17 @@ def _encode(text: str, what: str) -> bytes:
 def write_command(
     event: Command, config: Config, *, extensions: Extensions, utf8_transaction: bool
 ) -> bytes:
-    line = command_line(event, extensions=extensions, utf8_transaction=utf8_transaction)
+    # command_line and _encode, inline: this runs for every command a client sends
+    writer = WRITERS.get(type(event))
+    if writer is None:
+        raise LocalProtocolError(f"cannot write {type(event).__name__}")
+    line = writer(event, utf8_transaction)
     if _abnf.CONTROL_RE.search(line):  # belt and braces: never a control on the wire
         raise LocalProtocolError(f"control character in {event.verb} command")
-    wire = _encode(line, event.verb) + b"\r\n"
+    try:
+        wire = line.encode("utf-8") + b"\r\n"
+    except UnicodeEncodeError:  # lone surrogates have no UTF-8 form
+        wire = _encode(line, event.verb)  # (raises LocalProtocolError, saying why)
     limit = MAX_AUTH_LINE if isinstance(event, (Auth, AuthResponse)) else config.max_command_line
     if len(wire) > limit:
         raise LocalProtocolError(
@@ -188,6 +203,10 @@ def write_command(
 def write_reply(reply: Reply | Greeting, config: Config) -> bytes:
     """``code SP text CRLF``, or ``code "-" text CRLF`` for all but the last line
     (RFC 5321 §4.2.1), each text prefixed with the enhanced status code (RFC 2034)."""
+    return _reply_wire(reply, config.max_reply_line)
+
+
+def _reply_wire(reply: Reply | Greeting, max_reply_line: int) -> bytes:
     code = str(reply.code)
     enhanced = reply.enhanced if isinstance(reply, Reply) else None
     esc = f"{enhanced} " if enhanced is not None else ""
@@ -200,13 +219,25 @@ def write_reply(reply: Reply | Greeting, config: Config) -> bytes:
         sep = "-" if i < last else " "
         line = f"{code}{sep}{body}\r\n" if body else f"{code}{sep.strip()}\r\n"
         raw = _encode(line, "reply")
-        if len(raw) > config.max_reply_line:
+        if len(raw) > max_reply_line:
             raise LocalProtocolError(
-                f"reply line of {len(raw)} octets is over the limit of {config.max_reply_line}"
+                f"reply line of {len(raw)} octets is over the limit of {max_reply_line}"
                 " (RFC 5321 §4.5.3.1.5)"
             )
         out.append(raw)
     return b"".join(out)
+
+
+#: id(reply) -> write_reply(reply, config) for the default replies (DEFAULT_REPLIES), which
+#: a server sends far more often than any other: written once here, not once per reply.
+#: Keyed by identity, as hashing a Reply costs more than writing it; _PREBUILT keeps the
+#: replies alive as long as the table, so no other object can ever have their ids. Their
+#: lines are within RFC 5321's 512 octets, the least any Config allows, so the bytes hold
+#: for every Config.
+_PREBUILT = tuple(DEFAULT_REPLIES.values())
+PREBUILT_REPLIES: Mapping[int, bytes] = {
+    id(reply): _reply_wire(reply, DEFAULT_MAX_REPLY_LINE) for reply in _PREBUILT
+}
 
 
 class DataWriter:

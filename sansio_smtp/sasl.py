@@ -27,69 +27,94 @@ Channel binding for the -PLUS mechanisms: ``tls_server_end_point(cert)`` (RFC 59
 
 from __future__ import annotations
 
-from ._sasl._base import (
-    PLAINTEXT_MECHANISMS,
-    TLS_EXPORTER,
-    TLS_SERVER_END_POINT,
-    AuthenticationRejected,
-    Challenge,
-    ChannelBinding,
-    ClientMechanism,
-    CredentialAnswer,
-    Failure,
-    FailureReason,
-    LookupPassword,
-    LookupScramKeys,
-    MutualAuthenticationError,
-    NeedCredentials,
-    PasswordVerifier,
-    SASLError,
-    SASLprepError,
-    SASLProtocolError,
-    SASLStateError,
-    ScramStoredKeys,
-    ServerMechanism,
-    ServerStep,
-    Step,
-    StoredPassword,
-    Success,
-    TokenRejected,
-    UnsupportedMechanism,
-    Verdict,
-    VerifyPassword,
-    VerifyToken,
-    binds_channel,
-)
-from ._sasl._endpoint import tls_server_end_point
-from ._sasl._oauth import (
-    OAuthBearerClient,
-    OAuthBearerServer,
-    OAuthErrorDetails,
-    XOAuth2Client,
-    XOAuth2Server,
-)
-from ._sasl._registry import (
-    DEFAULT_PREFERENCE,
-    SUPPORTED_MECHANISMS,
-    TOKEN_MECHANISMS,
-    advertised_mechanisms,
-    choose_mechanism,
-    client_mechanism,
-    policy_failure,
-    server_mechanism,
-)
-from ._sasl._saslprep import saslprep
-from ._sasl._scram import ScramClient, ScramHash, ScramServer, scram_stored_keys
-from ._sasl._simple import (
-    CramMD5Client,
-    CramMD5Server,
-    LoginClient,
-    LoginServer,
-    PlainClient,
-    PlainServer,
-    cram_md5_challenge,
-    passwords_match,
-)
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._sasl._base import (
+        PLAINTEXT_MECHANISMS,
+        TLS_EXPORTER,
+        TLS_SERVER_END_POINT,
+        AuthenticationRejected,
+        Challenge,
+        ChannelBinding,
+        ClientMechanism,
+        CredentialAnswer,
+        Failure,
+        FailureReason,
+        LookupPassword,
+        LookupScramKeys,
+        MutualAuthenticationError,
+        NeedCredentials,
+        PasswordVerifier,
+        SASLError,
+        SASLprepError,
+        SASLProtocolError,
+        SASLStateError,
+        ScramStoredKeys,
+        ServerMechanism,
+        ServerStep,
+        Step,
+        StoredPassword,
+        Success,
+        TokenRejected,
+        UnsupportedMechanism,
+        Verdict,
+        VerifyPassword,
+        VerifyToken,
+        binds_channel,
+    )
+    from ._sasl._endpoint import tls_server_end_point
+    from ._sasl._oauth import (
+        OAuthBearerClient,
+        OAuthBearerServer,
+        OAuthErrorDetails,
+        XOAuth2Client,
+        XOAuth2Server,
+    )
+    from ._sasl._registry import (
+        DEFAULT_PREFERENCE,
+        SUPPORTED_MECHANISMS,
+        TOKEN_MECHANISMS,
+        advertised_mechanisms,
+        choose_mechanism,
+        client_mechanism,
+        policy_failure,
+        server_mechanism,
+    )
+    from ._sasl._saslprep import saslprep
+    from ._sasl._scram import ScramClient, ScramHash, ScramServer, scram_stored_keys
+    from ._sasl._simple import (
+        CramMD5Client,
+        CramMD5Server,
+        LoginClient,
+        LoginServer,
+        PlainClient,
+        PlainServer,
+        cram_md5_challenge,
+        passwords_match,
+    )
+
+# The mechanisms load on first use (PEP 562): a client that never authenticates, and a
+# server that offers no AUTH, import none of them (they cost about as much as the core's
+# events). A public name is looked up in these modules' own __all__, in this order.
+_MODULES = ("_base", "_registry", "_endpoint", "_oauth", "_saslprep", "_scram", "_simple")
+
+
+def __getattr__(name: str) -> object:
+    if name in __all__:
+        for module_name in _MODULES:
+            module = importlib.import_module(f"{__package__}._sasl.{module_name}")
+            if name in module.__all__:
+                value = getattr(module, name)
+                globals()[name] = value  # found once; later lookups are plain
+                return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "DEFAULT_PREFERENCE",
