@@ -272,6 +272,16 @@ def test_a_server_import_loads_no_client_and_a_client_import_no_server() -> None
     assert "sansio_smtp.adapters.server" in served
     assert "sansio_smtp.adapters.client" not in served
     assert "email" not in served
+    # nor what only some servers need: the blocking server's threads, the PROXY protocol,
+    # per-client limits (ipaddress), stores on disk (pathlib)
+    for deferred in (
+        "sansio_smtp.adapters.server._blocking",
+        "socketserver",
+        "sansio_smtp.proxy",
+        "ipaddress",
+        "pathlib",
+    ):
+        assert deferred not in served, deferred
     sent = loaded_after("from sansio_smtp.adapters import SMTPClient")
     assert "sansio_smtp.adapters.client" in sent
     assert "sansio_smtp.adapters.server" not in sent

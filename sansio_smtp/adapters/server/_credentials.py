@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
@@ -124,5 +123,10 @@ def server_channel_binding(certificate: CertificateSource) -> sasl.ChannelBindin
     when the certificate's signature algorithm leaves the binding undefined."""
     from ... import sasl
 
-    data = certificate if isinstance(certificate, bytes) else Path(certificate).read_bytes()
+    if isinstance(certificate, bytes):
+        data = certificate
+    else:
+        from pathlib import Path  # here: only a certificate given by its path needs it
+
+        data = Path(certificate).read_bytes()
     return sasl.tls_server_end_point(data)

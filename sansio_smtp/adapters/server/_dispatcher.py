@@ -46,7 +46,6 @@ from ..._events import (
     Rset,
 )
 from ..._state import LmtpDelivery, Phase, State
-from ...proxy import ProxyProtocolError
 from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
 if TYPE_CHECKING:
@@ -55,7 +54,6 @@ if TYPE_CHECKING:
 from ._auth_steps import AuthSteps, Outcome, Steps
 from ._handler import Envelope, Reject, Session
 from ._hooks import Hooks
-from ._proxy import apply_header, read_header
 
 log = logging.getLogger("sansio_smtp.server")
 
@@ -244,6 +242,10 @@ class Dispatcher(AuthSteps):
     def _proxy_header(self) -> Generator[ServerOp, object, bool]:
         """Read the PROXY protocol header (``_proxy.read_header``); False (and ``error``
         set) when what came is not one: no SMTP is spoken then."""
+        # here: a server without the PROXY protocol never loads it (nor ipaddress)
+        from ...proxy import ProxyProtocolError
+        from ._proxy import apply_header, read_header
+
         buf = self._proxy
         assert buf is not None
         try:

@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     import email.message
 
     from ... import sasl
+    from ...proxy import ProxyHeader  # (a server without the PROXY protocol never loads it)
 from ..._address import Address
 from ..._events import Ehlo, Helo, Lhlo, MailFrom, Quit, RcptTo, Reply, Rset
 from ..._params import Params
-from ...proxy import ProxyHeader
 
 #: A client's address: (host, port) for TCP, the socket path (often "") for Unix sockets.
 PeerAddress: TypeAlias = "tuple[str, int] | str | None"

@@ -14,7 +14,6 @@
 # every BDAT chunk) must keep the minimum data rate after a grace period.
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import deque
 from typing import Final
@@ -129,6 +128,8 @@ def client_key(peer: object) -> str | None:
     for a Unix-socket peer (not limited)."""
     if not isinstance(peer, tuple) or not peer:
         return None
+    import ipaddress  # here: a server without per-client limits never needs it
+
     host = str(peer[0])
     try:
         ip = ipaddress.ip_address(host.partition("%")[0])

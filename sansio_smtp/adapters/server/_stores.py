@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import IO, Final
 
 from ..._events import MailFrom, Reply, Rset
@@ -220,6 +219,8 @@ class MaildirHandler(_SpoolingHandler):
     are stored exactly as received."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from pathlib import Path  # here: a server that stores no files never imports it
+
         self.path = Path(path)
         for sub in ("tmp", "new", "cur"):  # also in a directory that exists but is empty
             (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -298,6 +299,8 @@ class MboxHandler(_SpoolingHandler):
     content exactly, so ``BODY=BINARYMIME`` is refused (555 5.6.1)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from pathlib import Path  # here: a server that stores no files never imports it
+
         self.path = Path(path)
         self._lock = threading.Lock()
         with open(self.path, "ab"):  # fail early on a bad path
