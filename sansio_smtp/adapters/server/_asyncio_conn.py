@@ -251,7 +251,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         if self._stash is not None:  # decrypted data before start_tls() returned
             self._stash.append(bytes(data))
             return
-        self._rd.received(len(data))
+        self._rd.received(nbytes)
         try:
             d.feed(data)
             if not self._busy:

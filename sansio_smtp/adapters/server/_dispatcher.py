@@ -76,6 +76,13 @@ def in_transaction(state: State) -> bool:
     return state is _RCPT or state is _DATA or state is _MAIL or state is _BDAT
 
 
+@functools.lru_cache(maxsize=16)
+def _greeting(hostname: str, text: str) -> Greeting:
+    """The usual greeting (RFC 5321 §4.2: the server's domain comes first), made once per
+    server rather than once per connection: a Greeting is immutable."""
+    return Greeting(lines=f"{hostname} {text}")
+
+
 def _close_awaitable(result: object) -> None:
     close = getattr(result, "close", None)
     if callable(close):
@@ -370,10 +377,8 @@ class Dispatcher(AuthSteps):
             self._report(TypeError(f"connect returned {type(value).__name__}"))
         config = self.conn.config
         if reply is None:
-            kind = "LMTP" if config.lmtp else "ESMTP"
-            # RFC 5321 §4.2 Greeting: the server's domain comes first
-            text = self._greeting or f"{kind} ready"
-            greeting = Greeting(lines=f"{config.hostname} {text}")
+            text = self._greeting or ("LMTP ready" if config.lmtp else "ESMTP ready")
+            greeting = _greeting(config.hostname, text)
         else:
             code = reply.code if reply.code in (220, 421, 554) else 554
             lines = reply.lines
