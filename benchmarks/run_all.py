@@ -16,7 +16,8 @@ script); P1 the core DATA reader against the ``find`` + ``replace`` floor.
 
 Peers: aiosmtpd, smtplib, aiosmtplib, Postfix ``smtp-source``/``smtp-sink`` (``/usr/sbin``),
 and ``floor_server.py`` (the least an asyncio server can do). Every server runs in its own
-process; its CPU time is read from ``/proc/<pid>/stat`` (so Linux only for the server
+process (``_serve.py``, which imports only the server, so peak RSS compares the servers
+and not this harness); its CPU time is read from ``/proc/<pid>/stat`` (so Linux only for the server
 figures), a client's with ``time.process_time`` in this process. Each repetition runs every
 subject once, rotating which goes first; the table gives medians of the repetitions
 (>= 5 unless ``--repeats`` says otherwise). All sockets are on 127.0.0.1.
@@ -49,8 +50,8 @@ for _path in (str(HERE), str(ROOT)):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 
+import _serve as _serve_module  # noqa: E402
 import bench_server  # noqa: E402
-import floor_server  # noqa: E402
 
 MESSAGE = bench_server.MESSAGE  # 1 KiB
 SENDER = "a@bench.example"
@@ -107,57 +108,9 @@ def _proc_kib(pid: int, key: str) -> int:
     raise KeyError(key)
 
 
-async def _serve(kind: str) -> None:
-    """Run one server until SIGTERM; print its port."""
-    loop = asyncio.get_running_loop()
-    if kind == "sansio_smtp":
-        from sansio_smtp import Config
-        from sansio_smtp.adapters import AsyncioServer, Handler
-
-        # The base Handler buffers content and accepts it, as aiosmtpd's does.
-        ours = AsyncioServer(
-            Handler(),
-            port=0,
-            config=Config(hostname="bench", extensions=bench_server.EXTENSIONS),
-            max_connections_per_client=None,
-            max_connections=10_000,
-        )
-        await ours.start()
-        port = ours.port
-    elif kind == "aiosmtpd":
-        from aiosmtpd.smtp import SMTP
-
-        class Sink:
-            async def handle_DATA(self, server: object, session: object, envelope: object) -> str:
-                return "250 OK"
-
-        aio = await loop.create_server(
-            lambda: SMTP(Sink(), hostname="bench", data_size_limit=0),
-            "127.0.0.1",
-            0,
-            backlog=1024,
-        )
-        port = aio.sockets[0].getsockname()[1]
-    else:
-        floor = await floor_server.start("127.0.0.1", 0)
-        port = floor.sockets[0].getsockname()[1]
-    print(port, flush=True)
-    # Each line on stdin is answered with this process's CPU time (CLOCK_PROCESS_CPUTIME_ID:
-    # finer than /proc's 10 ms ticks); end of stdin or SIGTERM stops the server.
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-
-    async def answer() -> None:
-        while await reader.readline():
-            sys.stdout.write(f"{time.process_time()!r}\n")
-            sys.stdout.flush()
-        stop.set()
-
-    task = asyncio.ensure_future(answer())
-    await stop.wait()
-    task.cancel()
+# A server under test runs alone in its process, from _serve.py: importing this harness
+# there (smtplib, statistics, argparse...) would put it in every subject's peak RSS.
+_serve = _serve_module.serve
 
 
 class Server:
@@ -176,7 +129,7 @@ class Server:
             _wait_port(self.port, self.proc)
         else:
             self.proc = subprocess.Popen(
-                [sys.executable, __file__, "--serve", kind],
+                [sys.executable, str(HERE / "_serve.py"), kind],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,

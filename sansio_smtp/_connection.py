@@ -558,7 +558,7 @@ class Connection:
             if event.enhanced is None and st.enhanced_status_codes:
                 event = self._with_enhanced_code(event)
             # the default replies' bytes were written once, at import
-            wire = PREBUILT_REPLIES.get(id(event)) or write_reply(event, self.config)
+            wire = PREBUILT_REPLIES.get(id(event)) or self._write_reply(event)
             if commit:
                 # the reply's bookkeeping (as the client's _read_reply does for the replies
                 # it reads); process_reply raises, changing nothing, for a misfit
@@ -579,6 +579,15 @@ class Connection:
                     self.improper_pipelining = self._sync_violation = True
             return [wire]
         raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
+
+    def _write_reply(self, reply: Reply) -> bytes:
+        """write_reply(), once for each EHLO reply ehlo_reply() built for this Config."""
+        own = _EHLO_WIRES.get(id(reply))
+        if own is None or own.reply is not reply or own.config is not self.config:
+            return write_reply(reply, self.config)
+        if own.wire is None:
+            own.wire = write_reply(reply, self.config)
+        return own.wire
 
     def _with_enhanced_code(self, reply: Reply) -> Reply:
         """RFC 2034 §3: with ENHANCEDSTATUSCODES advertised, every reply but the greeting
@@ -668,6 +677,21 @@ class Connection:
         §4.1.1.1): STARTTLS is left out once TLS is active (RFC 3207 §4.2), REQUIRETLS
         and the -PLUS SASL mechanisms until it is (RFC 8689 §4, RFC 5802 §6), and a bare
         SIZE gets ``config.max_message_size``."""
+        # It depends on the Config, TLS and the greeting only: built once for each
+        # (_EHLO_REPLIES), not once per session.
+        config, tls = self.config, self._state.tls
+        key = (id(config), tls, greeting)
+        own = _EHLO_REPLIES.get(key)
+        if own is not None and own.config is config:
+            return own.reply
+        own = _EhloReply(config, self._build_ehlo_reply(greeting))
+        if len(_EHLO_REPLIES) >= _EHLO_MAX:
+            _EHLO_REPLIES.clear()
+            _EHLO_WIRES.clear()
+        _EHLO_REPLIES[key] = _EHLO_WIRES[id(own.reply)] = own
+        return own.reply
+
+    def _build_ehlo_reply(self, greeting: str | None) -> Reply:
         config = self.config
         first = config.hostname if greeting is None else f"{config.hostname} {greeting}"
         lines = [first]
@@ -704,6 +728,28 @@ class Connection:
 
 
 # ------------------------------------------------------------------------ per role
+
+
+class _EhloReply:
+    """An EHLO reply ehlo_reply() built for one Config, and its bytes once written."""
+
+    __slots__ = ("config", "reply", "wire")
+
+    def __init__(self, config: Config, reply: Reply) -> None:
+        self.config = config
+        self.reply = reply
+        self.wire: bytes | None = None
+
+
+#: (id(config), TLS active, greeting) -> the EHLO reply built for them. A server's
+#: connections share its Config, so most sessions get the same reply: it is built, and
+#: written (_EHLO_WIRES), once. Entries hold their Config, so an id is never stale while it
+#: is here (and is checked against it). Bounded: cleared when full.
+_EHLO_REPLIES: dict[tuple[int, bool, str | None], _EhloReply] = {}
+#: id(reply) -> the same entries, for send(): the reply's bytes are looked up by identity,
+#: as hashing a Reply costs more than writing it.
+_EHLO_WIRES: dict[int, _EhloReply] = {}
+_EHLO_MAX = 32
 
 
 def _server_open_content(conn: Connection) -> None:

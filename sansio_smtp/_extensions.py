@@ -22,6 +22,14 @@ _PARAM_RE = re.compile(_abnf.EHLO_PARAM + r"\Z")
 
 _T = TypeVar("_T")
 
+#: EHLO reply lines -> their Extensions. A server's own reply is parsed back (the state
+#: machine learns what is in force from the reply it sends, as a client does from the one
+#: it reads), and a server gives most sessions the same reply; a client meets the same few
+#: servers again and again. Extensions are immutable, so one value serves every session.
+#: Bounded: cleared when full (a cache, never a record).
+_PARSED: dict[tuple[str, ...], Extensions] = {}
+_PARSED_MAX = 64
+
 ExtensionsLike = (
     Mapping[str, "Iterable[str] | str | None"] | Iterable[str | tuple[str, Iterable[str]]] | None
 )
@@ -82,14 +90,24 @@ class Extensions(Mapping[str, tuple[str, ...]]):
         """Parse the lines after the first of a 250 EHLO reply. Lines that are not
         ``keyword *(SP param)`` are skipped, as clients must tolerate junk here; a keyword
         seen twice keeps its first parameters."""
+        key = lines if type(lines) is tuple else tuple(lines)
+        cached = _PARSED.get(key)
+        if cached is not None:
+            return cached
         result: dict[str, tuple[str, ...]] = {}
-        for line in lines:
+        for line in key:
             words = line.split()
             if not words or not _KEYWORD_RE.match(words[0]):
                 continue
             params = tuple(w for w in words[1:] if _PARAM_RE.match(w))
             result.setdefault(words[0].upper(), params)
-        return cls(result)
+        # every keyword and parameter was matched just above: not a second time in __init__
+        parsed = cls.__new__(cls)
+        object.__setattr__(parsed, "_items", result)
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.clear()
+        _PARSED[key] = parsed
+        return parsed
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Extensions is immutable")

@@ -665,30 +665,42 @@ CLIENT_TIMEOUTS: Mapping[Phase, float] = {
 SERVER_TIMEOUT = 300.0  # §4.5.3.2.7 server waiting for the next command or data: 5 minutes
 
 
+# The timeouts are constants: each is built once here, not on every read (adapters ask
+# for the timeout before each wait). Timeout is frozen, so one object serves every caller.
+_CLIENT_WAITS: Mapping[Phase, Timeout] = {
+    phase: Timeout(phase, seconds) for phase, seconds in CLIENT_TIMEOUTS.items()
+}
+#: what a client waits for, by the type of the oldest command pending (the event classes
+#: are final: their type is the whole test); any other command: Phase.COMMAND
+_CLIENT_WAIT_FOR: Mapping[type[Event], Timeout] = {
+    MailFrom: _CLIENT_WAITS[Phase.MAIL],
+    RcptTo: _CLIENT_WAITS[Phase.RCPT],
+    Data: _CLIENT_WAITS[Phase.DATA],
+    EndOfMessage: _CLIENT_WAITS[Phase.END_OF_DATA],
+    Bdat: _CLIENT_WAITS[Phase.END_OF_DATA],
+    LmtpDelivery: _CLIENT_WAITS[Phase.END_OF_DATA],
+}
+_COMMAND_WAIT = _CLIENT_WAITS[Phase.COMMAND]
+_GREETING_WAIT = _CLIENT_WAITS[Phase.GREETING]
+_DATA_BLOCK_WAIT = _CLIENT_WAITS[Phase.DATA_BLOCK]
+_SERVER_WAIT = Timeout(Phase.CLIENT, SERVER_TIMEOUT)
+_GREETING, _ERROR, _TLS = State.GREETING, State.ERROR, State.TLS
+
+
 def client_timeout(state: State, pending: deque[Event]) -> Timeout | None:
     """What a client waits for and how long, or None when it waits for nothing."""
-    if state is State.GREETING:
-        return Timeout(Phase.GREETING, CLIENT_TIMEOUTS[Phase.GREETING])
+    if state is _GREETING:
+        return _GREETING_WAIT
     if pending:
-        first = pending[0]
-        if isinstance(first, MailFrom):
-            phase = Phase.MAIL
-        elif isinstance(first, RcptTo):
-            phase = Phase.RCPT
-        elif isinstance(first, Data):
-            phase = Phase.DATA
-        elif isinstance(first, (EndOfMessage, Bdat, LmtpDelivery)):
-            phase = Phase.END_OF_DATA
-        else:
-            phase = Phase.COMMAND
-        return Timeout(phase, CLIENT_TIMEOUTS[phase])
-    if state is State.DATA:
-        return Timeout(Phase.DATA_BLOCK, CLIENT_TIMEOUTS[Phase.DATA_BLOCK])
+        return _CLIENT_WAIT_FOR.get(type(pending[0]), _COMMAND_WAIT)
+    if state is _DATA:
+        return _DATA_BLOCK_WAIT
     return None
 
 
 def server_timeout(state: State, *, owes_reply: bool) -> Timeout | None:
     """A server waits for the client 5 minutes, except while it owes a reply."""
-    if state in (State.GREETING, State.CLOSED, State.ERROR, State.TLS) or owes_reply:
+    # identity tests: an Enum member's hash is a Python call
+    if owes_reply or state is _GREETING or state is _CLOSED or state is _ERROR or state is _TLS:
         return None
-    return Timeout(Phase.CLIENT, SERVER_TIMEOUT)
+    return _SERVER_WAIT

@@ -81,3 +81,26 @@ def test_profile_hot_runs() -> None:
     assert done.returncode == 0, done.stderr
     assert "server under S2: 8 messages" in done.stdout
     assert "Ordered by: cumulative time" in done.stdout
+
+
+def test_served_subjects_carry_no_harness() -> None:
+    # issue 13 S4: a server process holds its subject, not run_all's harness, so peak RSS
+    # compares the servers; and it advertises what bench_server's server does
+    code = "import _serve, bench_server\nassert _serve.EXTENSIONS == bench_server.EXTENSIONS\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=BENCHMARKS, timeout=60)
+    assert done.returncode == 0
+    probe = (
+        "import asyncio, sys, _serve\n"
+        "async def main():\n"
+        "    await _serve.start('sansio_smtp')\n"
+        "asyncio.run(main())\n"
+        "print(' '.join(sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=BENCHMARKS, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = set(done.stdout.split())
+    assert "sansio_smtp.adapters.server" in loaded
+    for harness in ("smtplib", "statistics", "argparse", "run_all", "bench_server", "email"):
+        assert harness not in loaded, harness

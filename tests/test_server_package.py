@@ -243,3 +243,45 @@ def test_awaitable_hook_is_an_await_request() -> None:
     assert type(op) is Write and b"".join(op.chunks).startswith(b"451 4.3.0")
     assert d.awaiting is None
     assert [type(e) for e in errors] == [RuntimeError]
+
+
+def test_adapters_finds_each_name_on_its_side() -> None:
+    # adapters.__getattr__ looks a server name up without importing the client package
+    client = importlib.import_module("sansio_smtp.adapters.client")
+    table = adapters._SERVER_NAMES  # type: ignore[attr-defined]
+    assert table - {"AnyioServer", "serve_anyio"} == set(adapters.__all__) & set(server.__all__)
+    assert set(adapters.__all__) - table <= set(client.__all__)
+    assert not set(client.__all__) & table
+
+
+def test_a_server_import_loads_no_client_and_a_client_import_no_server() -> None:
+    import subprocess
+    import sys
+
+    def loaded_after(code: str) -> set[str]:
+        out = subprocess.run(
+            [sys.executable, "-c", f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"],
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=PACKAGE.parent.parent.parent,
+        ).stdout
+        return set(out.split())
+
+    served = loaded_after("from sansio_smtp.adapters import AsyncioServer, Handler")
+    assert "sansio_smtp.adapters.server" in served
+    assert "sansio_smtp.adapters.client" not in served
+    assert "email" not in served
+    # nor what only some servers need: the blocking server's threads, the PROXY protocol,
+    # per-client limits (ipaddress), stores on disk (pathlib)
+    for deferred in (
+        "sansio_smtp.adapters.server._blocking",
+        "socketserver",
+        "sansio_smtp.proxy",
+        "ipaddress",
+        "pathlib",
+    ):
+        assert deferred not in served, deferred
+    sent = loaded_after("from sansio_smtp.adapters import SMTPClient")
+    assert "sansio_smtp.adapters.client" in sent
+    assert "sansio_smtp.adapters.server" not in sent

@@ -103,13 +103,43 @@ __all__ = [
 ]
 
 
+#: The names found in the server package (the rest of __all__ is the client's): looked up
+#: without importing the client, so a server never loads the clients (nor the email
+#: package their messages use). tests/test_server_package.py holds it to both packages.
+_SERVER_NAMES = frozenset(
+    (
+        "AnyioServer",
+        "AsyncioServer",
+        "Authenticator",
+        "Envelope",
+        "Handler",
+        "MaildirHandler",
+        "MboxHandler",
+        "MemoryHandler",
+        "PasswordTable",
+        "PrintHandler",
+        "Reject",
+        "RelayHandler",
+        "ServerOptions",
+        "Session",
+        "SinkHandler",
+        "SyncServer",
+        "received_header",
+        "serve",
+        "serve_anyio",
+    )
+)
+
+
 def __getattr__(name: str) -> object:
-    # Both sides are imported on first use (PEP 562): a program that only sends mail never
-    # imports the servers. Each side's own __getattr__ loads its runtimes (AnyIO's needs
-    # the extra sansio_smtp[anyio] and says so).
-    client = importlib.import_module(f"{__name__}.client")
-    if name in client.__all__:
-        return getattr(client, name)
+    # Each side is imported on first use (PEP 562): a program that only sends mail never
+    # imports the servers, one that serves never imports the clients. Each side's own
+    # __getattr__ loads its runtimes (AnyIO's needs the extra sansio_smtp[anyio] and says
+    # so).
+    if name not in _SERVER_NAMES:
+        client = importlib.import_module(f"{__name__}.client")
+        if name in client.__all__:
+            return getattr(client, name)
     server = importlib.import_module(f"{__name__}.server")
     try:
         return getattr(server, name)

@@ -9,6 +9,7 @@
 #   _credentials  PasswordTable, default mechanisms, the Config a server runs with,
 #                 channel binding of the server certificate
 #   _dispatcher   Hooks and the Dispatcher: core events -> hook calls -> replies
+#   _auth_steps   the Dispatcher's AUTH exchange (SASL steps, the credential check)
 #   _options      ServerOptions and ServerBase: options, 421 replies, per-client limits,
 #                 the peer address, the deadline and write-timeout policy
 #   _traffic      the opt-in traffic log, AUTH redacted
@@ -23,8 +24,9 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._asyncio import AsyncioServer, serve
-from ._blocking import SyncServer
 from ._credentials import PasswordTable
 from ._handler import Authenticator, Envelope, Handler, Reject, Session, received_header
 from ._options import (
@@ -36,6 +38,9 @@ from ._options import (
 )
 from ._relay import RelayHandler
 from ._stores import MaildirHandler, MboxHandler, MemoryHandler, PrintHandler, SinkHandler
+
+if TYPE_CHECKING:
+    from ._blocking import SyncServer
 
 __all__ = [
     "DEFAULT_AUTH_FAILURE_WINDOW",
@@ -65,6 +70,12 @@ _ANYIO: dict[str, str] = {"AnyioServer": "AnyioServer", "serve_anyio": "serve_an
 
 
 def __getattr__(name: str) -> object:
+    # The blocking server is imported on first use (an asyncio server never loads its
+    # threads and socketserver); the AnyIO one too, as it needs the extra.
+    if name == "SyncServer":
+        from ._blocking import SyncServer
+
+        return SyncServer
     if name in _ANYIO:
         try:
             from . import _anyio

@@ -2,7 +2,7 @@
 # transports (not streams: one callback per read, one write per batch of replies).
 #
 # Strategy: serve the Dispatcher's requests (its steps() generator: core events -> hooks
-# -> replies): READ parks it until data_received, Write -> one transport.write, Await
+# -> replies): READ parks it until data arrives, Write -> one transport.write, Await
 # and HANDSHAKE run in a task that resumes it. Reading pauses while a hook runs (the core
 # is PAUSED anyway: SMTP answers commands in order). STARTTLS: after the 220 the core
 # pauses, loop.start_tls() does the handshake, and Connection.tls_established() refuses any
@@ -88,7 +88,7 @@ class AsyncioServer(LoopServer):
         # server can be collected (and warn) like an unclosed socket.
         ref = weakref.ref(self)
 
-        def factory() -> asyncio.Protocol:
+        def factory() -> asyncio.BaseProtocol:
             server = ref()
             return SMTPProtocol(server) if server is not None else Refuse()
 

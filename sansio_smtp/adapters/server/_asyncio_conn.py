@@ -1,10 +1,13 @@
-# One client connection of the asyncio server: an asyncio.Protocol serving the
-# Dispatcher's requests (READ parks it until data_received, Write -> one transport.write,
+# One client connection of the asyncio server: an asyncio.BufferedProtocol serving the
+# Dispatcher's requests (READ parks it until data arrives, Write -> one transport.write,
 # Await and HANDSHAKE run in a task that resumes it).
 #
 # Strategy: reading pauses while a hook or the TLS handshake runs and while our writes are
 # blocked; the server's sweep compares ``deadline`` with the clock, so the hot path never
-# touches timers.
+# touches timers. The transport reads into one buffer that the server's connections share
+# (BufferedProtocol): a plain Protocol would get a new bytes object per read, allocated at
+# the transport's 256 KiB read size (an mmap/munmap pair per read) and then shrunk; the
+# core copies what it needs before buffer_updated returns, and nothing else keeps a view.
 # Rules: every wait is bounded (idle timeout, minimum data rate, TLS handshake timeout, a
 # client that does not read); a bug in one connection drops that client, never the server.
 from __future__ import annotations
@@ -13,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import mmap
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -27,6 +31,9 @@ log = logging.getLogger("sansio_smtp.server")
 
 #: seconds a closing connection may take to accept what we still have to send
 _LINGER: Final = 30.0
+#: the most one read takes (asyncio's own read size): one buffer of this size per server,
+#: anonymous memory whose pages are only backed once a read reaches them
+_READ_SIZE: Final = 256 * 1024
 
 
 class Refuse(asyncio.Protocol):
@@ -45,12 +52,15 @@ class LoopServer(ServerBase):
     _background: set[asyncio.Task[None]]
     _closing: bool
     _all_closed: asyncio.Future[None] | None
+    #: the read buffer of every connection (one event loop thread: one read at a time)
+    _read_buffer: memoryview
 
     def _init_loop_server(self) -> None:
         self._protocols = set()
         self._background = set()
         self._closing = False
         self._all_closed = None
+        self._read_buffer = memoryview(mmap.mmap(-1, _READ_SIZE))
 
     def record_error(self, exc: BaseException) -> None:
         """Keep ``exc`` in ``errors`` and log it (handler bugs, broken connections)."""
@@ -79,8 +89,30 @@ class LoopServer(ServerBase):
         task.add_done_callback(self._background.discard)
 
 
-class SMTPProtocol(asyncio.Protocol):
+class SMTPProtocol(asyncio.BufferedProtocol):
     """One client connection."""
+
+    # slots: a server holds one per connection, most of them idle
+    __slots__ = (
+        "_blocked_since",
+        "_busy",
+        "_closed",
+        "_counted",
+        "_key",
+        "_loop",
+        "_lost",
+        "_rd",
+        "_reading",
+        "_stash",
+        "_steps",
+        "_task",
+        "_unread",
+        "_write_paused",
+        "d",
+        "deadline",
+        "server",
+        "transport",
+    )
 
     def __init__(self, server: LoopServer) -> None:
         self.server = server
@@ -119,7 +151,7 @@ class SMTPProtocol(asyncio.Protocol):
         self._counted = True
         server._protocols.add(self)
         if server.implicit_tls:
-            # nothing may reach data_received before start_tls() takes the transport
+            # nothing may be read before start_tls() takes the transport
             self._busy = True
             self._update_reading()
             self._task = self._loop.create_task(self._implicit_tls(peer))
@@ -208,14 +240,18 @@ class SMTPProtocol(asyncio.Protocol):
         except Exception as exc:
             self._crashed(exc)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.server._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
         d = self.d
         if d is None or self._closed:
             return
+        data = self.server._read_buffer[:nbytes]  # a view: valid until this returns
         if self._stash is not None:  # decrypted data before start_tls() returned
-            self._stash.append(data)
+            self._stash.append(bytes(data))
             return
-        self._rd.received(len(data))
+        self._rd.received(nbytes)
         try:
             d.feed(data)
             if not self._busy:
@@ -314,7 +350,10 @@ class SMTPProtocol(asyncio.Protocol):
                     if self.server._closing and d.idle:
                         self._end(self.server._shutdown_reply)
                         return
-                    self._set_deadline(d.conn)
+                    if self._blocked_since is None:  # the common case of _set_deadline
+                        self.deadline = self._rd.next(d.conn, self._loop.time())
+                    else:
+                        self._set_deadline(d.conn)
                     if self._busy:
                         self._busy = False
                         self._update_reading()
@@ -338,7 +377,7 @@ class SMTPProtocol(asyncio.Protocol):
             self._close()
 
     def _write(self, chunks: list[BytesLike]) -> None:
-        data = b"".join(chunks)
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         d, transport = self.d, self.transport
         if not data or transport is None or d is None:
             return

@@ -2,23 +2,26 @@
 # advertises by default, the Config it runs with (STARTTLS, AUTH, hostname), and the
 # tls-server-end-point channel binding of its certificate (RFC 5929 §4.1).
 #
-# Strategy: plain functions of the server options, run once per server.
+# Strategy: plain functions of the server options, run once per server. The SASL
+# mechanisms are imported when credentials are checked: a server without AUTH never
+# loads them.
 # Rules: unknown users fail like wrong passwords (same work, constant time); a -PLUS
 # mechanism is advertised only with channel binding data to check it with.
 from __future__ import annotations
 
 import os
-import secrets
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 import attrs
 
-from ... import sasl
+from ..._mechanisms import binds_channel
 from ...config import Config
 from ._handler import AuthAnswer, Session
+
+if TYPE_CHECKING:
+    from ... import sasl
 
 
 class PasswordTable:
@@ -33,6 +36,10 @@ class PasswordTable:
         self._lock = threading.Lock()
 
     def __call__(self, session: Session, request: sasl.NeedCredentials) -> AuthAnswer:
+        import secrets
+
+        from ... import sasl
+
         authcid = getattr(request, "authcid", None)
         stored = self._users.get(authcid) if isinstance(authcid, str) else None
         if isinstance(request, sasl.VerifyPassword):
@@ -92,7 +99,7 @@ def prepare_config(
         raise ValueError("STARTTLS is advertised but the server has no TLS context for it")
     if auth and "AUTH" not in extensions:
         extensions["AUTH"] = tuple(mechanisms)
-    plus = [m for m in extensions.get("AUTH", ()) if sasl.binds_channel(m)]
+    plus = [m for m in extensions.get("AUTH", ()) if binds_channel(m)]
     if plus and not channel_binding:
         raise ValueError(
             f"AUTH {' '.join(plus)} is advertised but the server has no channel binding"
@@ -114,5 +121,12 @@ def server_channel_binding(certificate: CertificateSource) -> sasl.ChannelBindin
     ssl module cannot tell a server its own certificate, so the servers take it from
     their ``tls_certificate`` option. Raises ValueError (OSError for an unreadable file)
     when the certificate's signature algorithm leaves the binding undefined."""
-    data = certificate if isinstance(certificate, bytes) else Path(certificate).read_bytes()
+    from ... import sasl
+
+    if isinstance(certificate, bytes):
+        data = certificate
+    else:
+        from pathlib import Path  # here: only a certificate given by its path needs it
+
+        data = Path(certificate).read_bytes()
     return sasl.tls_server_end_point(data)

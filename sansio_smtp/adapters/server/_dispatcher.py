@@ -5,8 +5,11 @@
 # CLOSE from ``.._io``), the style of the client engine: each runtime serves them with a
 # short loop. It never blocks and never awaits, so the three servers share every protocol
 # decision and differ only in I/O. Replies to pipelined commands are collected and go out
-# in one Write before the next wait. Hooks are resolved once per server (``Hooks``): a
-# missing or default hook costs nothing.
+# in one Write before the next wait (RFC 2920 §3.1). Hooks are resolved once per server
+# (``Hooks``): a missing or default hook costs nothing.
+# The hot path: each event goes to its handler by one dict lookup on its type
+# (_HANDLERS); a handler answers at once, and only a hook that must be waited for (an
+# awaitable, a worker thread) costs a generator. The AUTH exchange is in _auth_steps.
 # Rules: the core decides what is legal; the Dispatcher only answers, in order, one reply
 # per command (the core pauses until each is sent); AUTH secrets never reach a log or a
 # repr.
@@ -16,12 +19,9 @@ import contextlib
 import functools
 import inspect
 import logging
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Final, TypeAlias, cast
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
 
-from ... import sasl
 from ..._connection import NEED_DATA, PAUSED, Connection
 from ..._errors import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
 from ..._events import (
@@ -30,7 +30,6 @@ from ..._events import (
     Bdat,
     BytesLike,
     ConnectionClosed,
-    Data,
     Ehlo,
     EndOfMessage,
     Event,
@@ -46,16 +45,15 @@ from ..._events import (
     Reply,
     Rset,
 )
-from ..._extensions import Extensions
 from ..._state import LmtpDelivery, Phase, State
-from ...proxy import ProxyProtocolError
 from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
 if TYPE_CHECKING:
+    from ... import sasl
     from .._io import TLSInfo
+from ._auth_steps import AuthSteps, Outcome, Steps
 from ._handler import Envelope, Reject, Session
 from ._hooks import Hooks
-from ._proxy import apply_header, read_header
 
 log = logging.getLogger("sansio_smtp.server")
 
@@ -66,15 +64,23 @@ Offload: TypeAlias = "Callable[[Callable[[], object]], Awaitable[object]]"
 LOCAL_ERROR: Final = Reply(
     code=451, lines="Requested action aborted: local error in processing", enhanced="4.3.0"
 )
-# RFC 4954 §6: 454 4.7.0 Temporary authentication failure.
-AUTH_TEMPFAIL: Final = Reply(code=454, lines="Temporary authentication failure", enhanced="4.7.0")
 
+# Enum members read once: an attribute of an Enum class costs a descriptor call each time
 _MAIL, _RCPT, _DATA, _BDAT = State.MAIL, State.RCPT, State.DATA, State.BDAT
+_READY, _CLOSED, _TLS = State.READY, State.CLOSED, State.TLS
+_TO_CLIENT = Phase.CLIENT
 
 
 def in_transaction(state: State) -> bool:
     """A mail transaction is open (RFC 5321 §3.3). Identity tests: Enum hashing is slow."""
     return state is _RCPT or state is _DATA or state is _MAIL or state is _BDAT
+
+
+@functools.lru_cache(maxsize=16)
+def _greeting(hostname: str, text: str) -> Greeting:
+    """The usual greeting (RFC 5321 §4.2: the server's domain comes first), made once per
+    server rather than once per connection: a Greeting is immutable."""
+    return Greeting(lines=f"{hostname} {text}")
 
 
 def _close_awaitable(result: object) -> None:
@@ -84,11 +90,13 @@ def _close_awaitable(result: object) -> None:
             close()
 
 
-_Outcome: TypeAlias = "tuple[object, BaseException | None]"
-_Steps: TypeAlias = "Generator[ServerOp, object, _Outcome]"
+_Outcome: TypeAlias = Outcome
+_Steps: TypeAlias = Steps
+#: what an event's handler returns: None when it is dealt with, or the steps that wait
+_Wait: TypeAlias = "Generator[ServerOp, object, None] | None"
 
 
-class Dispatcher:
+class Dispatcher(AuthSteps):
     """Drives one server Connection for a handler, without I/O.
 
     ``steps()`` is the whole session as a generator of I/O requests (``.._io``), served
@@ -103,6 +111,26 @@ class Dispatcher:
     ``data`` hooks of a ``blocking_io`` handler off the event loop (Await then waits for
     the worker thread); without it they run inline.
     """
+
+    # slots: one per connection, most of them idle
+    __slots__ = (
+        "_allow_await",
+        "_chunks",
+        "_closing",
+        "_data_error",
+        "_greeting",
+        "_lmtp_replies",
+        "_offload",
+        "_on_error",
+        "_out",
+        "_proxy",
+        "_started",
+        "awaiting",
+        "conn",
+        "error",
+        "hooks",
+        "session",
+    )
 
     def __init__(
         self,
@@ -129,7 +157,7 @@ class Dispatcher:
         self._closing = False
         self._chunks: list[bytes] = []
         self._data_error: BaseException | None = None
-        self._lmtp_replies: deque[Reply | None] = deque()
+        self._lmtp_replies: list[Reply | None] = []  # LMTP's per-recipient replies to come
         self._mech: sasl.ServerMechanism | None = None
         self._started = False
         #: the PROXY protocol header's octets so far, while one is awaited
@@ -153,8 +181,8 @@ class Dispatcher:
         """The session is ending: what is written now is its last word."""
         return self._closing
 
-    def feed(self, data: bytes) -> None:
-        """Bytes from the client (b"" when it closed)."""
+    def feed(self, data: BytesLike) -> None:
+        """Bytes from the client (b"" when it closed), copied before this returns."""
         if self._closing:
             return
         if self._proxy is not None and data:
@@ -183,10 +211,10 @@ class Dispatcher:
             return
         yield from self._greet()
         conn = self.conn
-        hooks = self.hooks
+        next_event = conn.next_event
         while not self._closing:
             try:
-                event = conn.next_event()
+                event = next_event()
             except RemoteProtocolError as exc:
                 # e.g. plaintext injected after STARTTLS (CVE-2011-0411): drop the client
                 self.error = exc
@@ -197,7 +225,7 @@ class Dispatcher:
                 yield READ
                 continue
             if event is PAUSED:
-                if conn.state is State.TLS:
+                if conn.state is _TLS:
                     if not (yield from self._starttls()):
                         break
                     continue
@@ -207,20 +235,11 @@ class Dispatcher:
                     continue
                 self._owed(pending[0])
                 continue
-            if type(event) is MessageData:  # the hot path of message content
-                data = event.data
-                chunk = data if type(data) is bytes else bytes(data)
-                if hooks.buffer_content:
-                    self._chunks.append(chunk)
-                fn = hooks.data_chunk
-                envelope = self.session.envelope
-                if fn is not None and self._data_error is None and envelope is not None:
-                    _, error = yield from self._call(fn, (self.session, envelope, chunk), True)
-                    if error is not None:
-                        self._data_error = error
-                continue
-            assert isinstance(event, Event)
-            yield from self._dispatch(event)
+            # Table dispatch on the event's type: the handler answers at once (None), or
+            # gives the steps that wait for a hook (an awaitable, a worker thread).
+            wait = _HANDLERS.get(type(event), Dispatcher._default)(self, event)
+            if wait is not None:
+                yield from wait
         if self._out:
             yield self._write()
         yield CLOSE
@@ -230,6 +249,10 @@ class Dispatcher:
     def _proxy_header(self) -> Generator[ServerOp, object, bool]:
         """Read the PROXY protocol header (``_proxy.read_header``); False (and ``error``
         set) when what came is not one: no SMTP is spoken then."""
+        # here: a server without the PROXY protocol never loads it (nor ipaddress)
+        from ...proxy import ProxyProtocolError
+        from ._proxy import apply_header, read_header
+
         buf = self._proxy
         assert buf is not None
         try:
@@ -245,7 +268,7 @@ class Dispatcher:
 
     def _write(self) -> Write:
         out, self._out = self._out, []
-        return Write(out, Phase.CLIENT)
+        return Write(out, _TO_CLIENT)
 
     def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
         """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
@@ -283,11 +306,14 @@ class Dispatcher:
 
     def _call(
         self, fn: Callable[..., object], args: tuple[object, ...], blocking: bool = False
-    ) -> _Steps:
-        """Call a hook: its value or the exception it raised, awaited if need be."""
+    ) -> _Outcome | _Steps:
+        """Call a hook: (its value, None) or (None, the exception it raised) when it is
+        done; the steps that wait for it when its result must be awaited or it runs in
+        a worker thread (``blocking``, with ``offload``). So a plain hook costs no
+        generator."""
         offload = self._offload
         if blocking and offload is not None:  # a store step: run it in a worker thread
-            return (yield from self._await(offload(functools.partial(fn, *args))))
+            return self._await(offload(functools.partial(fn, *args)))
         try:
             result = fn(*args)
         except Exception as exc:
@@ -298,8 +324,15 @@ class Dispatcher:
                 return None, TypeError(
                     f"{fn!r} returned an awaitable: this server needs plain hooks"
                 )
-            return (yield from self._await(result))
+            return self._await(result)
         return result, None
+
+    def _called(self, fn: Callable[..., object], args: tuple[object, ...]) -> _Steps:
+        """``_call`` from code that is steps itself (the greeting, AUTH): the outcome."""
+        outcome = self._call(fn, args)
+        if isinstance(outcome, tuple):
+            return outcome
+        return (yield from outcome)
 
     def _await(self, awaitable: Awaitable[object]) -> _Steps:
         if self._out:  # what is owed so far goes out before the wait
@@ -330,7 +363,7 @@ class Dispatcher:
         value: object = None
         error: BaseException | None = None
         if self.hooks.connect is not None:
-            value, error = yield from self._call(self.hooks.connect, (self.session,))
+            value, error = yield from self._called(self.hooks.connect, (self.session,))
         reply: Reply | None = None
         if error is not None:
             if isinstance(error, Reject):
@@ -344,10 +377,8 @@ class Dispatcher:
             self._report(TypeError(f"connect returned {type(value).__name__}"))
         config = self.conn.config
         if reply is None:
-            kind = "LMTP" if config.lmtp else "ESMTP"
-            # RFC 5321 §4.2 Greeting: the server's domain comes first
-            text = self._greeting or f"{kind} ready"
-            greeting = Greeting(lines=f"{config.hostname} {text}")
+            text = self._greeting or ("LMTP ready" if config.lmtp else "ESMTP ready")
+            greeting = _greeting(config.hostname, text)
         else:
             code = reply.code if reply.code in (220, 421, 554) else 554
             lines = reply.lines
@@ -363,17 +394,23 @@ class Dispatcher:
         """Send ``reply`` to ``event`` and keep Session/Envelope in step with the core."""
         conn = self.conn
         try:
-            wire = conn.send(reply)
+            # the wire pieces join once, with the other replies to this read, in _write
+            self._out += conn.send_with_data_passthrough(reply)
         except LocalProtocolError as exc:  # a reply that cannot answer this command
             self._report(exc)
             reply = conn.default_reply(event) if isinstance(event, Quit) else LOCAL_ERROR
-            wire = conn.send(reply)
-        self._out.append(wire)
+            self._out += conn.send_with_data_passthrough(reply)
         session = self.session
         state = conn.state
         if reply.code < 300:
             event_type = type(event)
-            if event_type is MailFrom:
+            if event_type is RcptTo:
+                assert isinstance(event, RcptTo)
+                envelope = session.envelope
+                if envelope is not None:
+                    envelope.rcpt_tos.append(event.forward_path)
+                    envelope.rcpt_params.append(event.params)
+            elif event_type is MailFrom:
                 assert isinstance(event, MailFrom)
                 session.envelope = Envelope(
                     mail_from=event.reverse_path,
@@ -385,83 +422,98 @@ class Dispatcher:
                     authenticated_user=session.authenticated_user,
                     session_id=session.id,
                 )
-            elif event_type is RcptTo:
-                assert isinstance(event, RcptTo)
-                envelope = session.envelope
-                if envelope is not None:
-                    envelope.rcpt_tos.append(event.forward_path)
-                    envelope.rcpt_params.append(event.params)
+            elif event_type is EndOfMessage or (event_type is Bdat and state is _READY):
+                session.transactions += 1
             elif event_type is Ehlo or event_type is Helo or event_type is Lhlo:
                 assert isinstance(event, (Ehlo, Helo, Lhlo))
                 session.helo_name = event.domain
                 session.esmtp = event_type is not Helo
-            elif event_type is EndOfMessage or (event_type is Bdat and state is State.READY):
-                session.transactions += 1
-        if not in_transaction(state):
+        # identity tests, not in_transaction(): this runs for every reply
+        if not (state is _RCPT or state is _DATA or state is _MAIL or state is _BDAT):
             session.envelope = None
-            self._chunks.clear()
+            if self._chunks:
+                self._chunks = []
             self._data_error = None
-        if state is State.CLOSED:
-            self._closing = True
+            if state is _CLOSED:
+                self._closing = True
 
-    def _default(self, event: Event) -> None:
-        self._answer(event, self.conn.default_reply(event))
-
-    def _hooked(
-        self, fn: Callable[..., object] | None, event: Event
-    ) -> Generator[ServerOp, object, None]:
+    def _hooked(self, fn: Callable[..., object] | None, event: Event) -> _Wait:
+        """Answer ``event`` with what hook ``fn`` says (None: no hook, the default)."""
         if fn is None:
             self._answer(event, self.conn.default_reply(event))
-            return
-        value, error = yield from self._call(fn, (self.session, event))
+            return None
+        outcome = self._call(fn, (self.session, event))
+        if isinstance(outcome, tuple):
+            self._answer(event, self._reply_from(event, *outcome))
+            return None
+        return self._answer_after(event, outcome)
+
+    def _answer_after(self, event: Event, call: _Steps) -> Generator[ServerOp, object, None]:
+        value, error = yield from call
         self._answer(event, self._reply_from(event, value, error))
 
-    def _dispatch(self, event: Event) -> Generator[ServerOp, object, None]:
-        hooks = self.hooks
-        kind = type(event)
-        if kind is MailFrom:
-            yield from self._hooked(hooks.mail, event)
-        elif kind is RcptTo:
-            yield from self._hooked(hooks.rcpt, event)
-        elif kind is Data:
-            self._default(event)
-        elif kind is EndOfMessage:
-            yield from self._end_of_message()
-        elif kind is Ehlo:
-            yield from self._hooked(hooks.ehlo, event)
-        elif kind is Helo:
-            yield from self._hooked(hooks.helo, event)
-        elif kind is Lhlo:
-            yield from self._hooked(hooks.lhlo, event)
-        elif kind is Rset:
-            yield from self._hooked(hooks.rset, event)
-        elif kind is Quit:
-            yield from self._hooked(hooks.quit, event)
-        elif kind is InvalidCommand or kind is InvalidMessage:
-            assert isinstance(event, (InvalidCommand, InvalidMessage))
-            if kind is InvalidCommand:
-                self._mech = None  # during AUTH the core ends the exchange (RFC 4954 §4)
-            self._answer(event, event.reply_hint)
-        elif kind is Bdat:
-            pass  # its chunk follows; the reply comes once it has been read (RFC 3030 §2)
-        elif kind is Auth:
-            assert isinstance(event, Auth)
-            yield from self._auth_start(event)
-        elif kind is AuthResponse:
-            assert isinstance(event, AuthResponse)
-            yield from self._auth_response(event)
-        elif kind is ConnectionClosed:
-            self._closing = True
-        else:  # STARTTLS (220; the core then pauses for the handshake), NOOP, VRFY...
-            self._default(event)
+    # The handlers of _HANDLERS, one per event type: None when the event was dealt with,
+    # or the steps that wait for a hook.
+
+    def _default(self, event: Event) -> _Wait:
+        """STARTTLS (220; the core then pauses for the handshake), NOOP, VRFY, DATA..."""
+        self._answer(event, self.conn.default_reply(event))
+        return None
+
+    def _on_command(self, event: Event) -> _Wait:
+        """EHLO, HELO, LHLO, MAIL, RCPT, RSET, QUIT: what their hook says."""
+        return self._hooked(self.hooks.commands[type(event)], event)
+
+    def _on_invalid(self, event: InvalidCommand | InvalidMessage) -> _Wait:
+        if type(event) is InvalidCommand:
+            self._mech = None  # during AUTH the core ends the exchange (RFC 4954 §4)
+        self._answer(event, event.reply_hint)
+        return None
+
+    def _on_bdat(self, event: Bdat) -> _Wait:
+        return None  # its chunk follows; the reply comes once it has been read (RFC 3030 §2)
+
+    def _on_closed(self, event: ConnectionClosed) -> _Wait:
+        self._closing = True
+        return None
+
+    def _on_auth(self, event: Auth) -> _Wait:
+        return self._auth_start(event)
+
+    def _on_auth_response(self, event: AuthResponse) -> _Wait:
+        return self._auth_response(event)
 
     # ---------------------------------------------------------------------- content
+
+    def _on_content(self, event: MessageData) -> _Wait:
+        """A piece of message content (DATA or BDAT): the hot path of a message."""
+        hooks = self.hooks
+        fn = hooks.data_chunk
+        if fn is None and not hooks.buffer_content:
+            return None  # nobody keeps it (SinkHandler)
+        data = event.data
+        chunk = data if type(data) is bytes else bytes(data)
+        if hooks.buffer_content:
+            self._chunks.append(chunk)  # joined once, at the end (_end_of_message)
+        envelope = self.session.envelope
+        if fn is None or self._data_error is not None or envelope is None:
+            return None
+        outcome = self._call(fn, (self.session, envelope, chunk), True)
+        if isinstance(outcome, tuple):
+            self._data_error = outcome[1]
+            return None
+        return self._chunk_after(outcome)
+
+    def _chunk_after(self, call: _Steps) -> Generator[ServerOp, object, None]:
+        _, error = yield from call
+        if error is not None:
+            self._data_error = error
 
     def _owed(self, item: Event) -> None:
         """A reply owed without a new event: a BDAT chunk was read (RFC 3030 §2), or the
         next LMTP per-recipient reply (RFC 2033 §4.2)."""
         if isinstance(item, LmtpDelivery):
-            reply = self._lmtp_replies.popleft() if self._lmtp_replies else None
+            reply = self._lmtp_replies.pop(0) if self._lmtp_replies else None
             self._answer(item, reply if reply is not None else self.conn.default_reply(item))
             return
         error = self._data_error
@@ -470,23 +522,41 @@ class Dispatcher:
         else:
             self._default(item)
 
-    def _end_of_message(self) -> Generator[ServerOp, object, None]:
+    def _on_end(self, event: EndOfMessage) -> _Wait:
         envelope = self.session.envelope
-        owed = self.conn.pending[0]  # EndOfMessage (DATA) or the last Bdat
+        conn = self.conn
+        owed = conn.pending[0]  # EndOfMessage (DATA) or the last Bdat
         if envelope is None:  # pragma: no cover - the core allows content only in a txn
             self._default(owed)
-            return
+            return None
         if self.hooks.buffer_content:
-            envelope.content = b"".join(self._chunks)
-            self._chunks.clear()
-        value: object = None
+            chunks = self._chunks
+            envelope.content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            self._chunks = []
         error = self._data_error
         fn = self.hooks.data
-        if error is None and fn is not None:
-            value, error = yield from self._call(fn, (self.session, envelope), True)
+        if error is not None or fn is None:
+            self._finish_data(owed, None, error)
+            return None
+        outcome = self._call(fn, (self.session, envelope), True)
+        if isinstance(outcome, tuple):
+            self._finish_data(owed, *outcome)
+            return None
+        return self._finish_after(owed, outcome)
+
+    def _finish_after(self, owed: Event, call: _Steps) -> Generator[ServerOp, object, None]:
+        value, error = yield from call
         self._finish_data(owed, value, error)
 
     def _finish_data(self, owed: Event, value: object, error: BaseException | None) -> None:
+        lmtp = self.conn.config.lmtp
+        if not lmtp and error is None and (value is None or type(value) is Reply):
+            # SMTP: one reply for the message (the common case, without a per-recipient
+            # list)
+            reply = self.conn.default_reply(owed) if value is None else value
+            assert isinstance(reply, Reply)
+            self._answer(owed, reply)
+            return
         recipients = len(self.conn.accepted_recipients)
         replies: list[Reply | None]
         if error is None and value is None:
@@ -495,106 +565,40 @@ class Dispatcher:
             replies = [self._reply_from(owed, value, error)] * max(recipients, 1)
         elif isinstance(value, Sequence) and all(isinstance(r, Reply) for r in value):
             replies = list(value)
-            wanted = recipients if self.conn.config.lmtp else 1
+            wanted = recipients if lmtp else 1
             if len(replies) != wanted:
                 self._report(ValueError(f"data returned {len(replies)} replies, not {wanted}"))
                 replies = [LOCAL_ERROR] * max(recipients, 1)
         else:
             replies = [self._reply_from(owed, value, None)] * max(recipients, 1)
-        if self.conn.config.lmtp:
+        if lmtp:
             self._lmtp_replies.extend(replies[1:])
         first = replies[0]
         if first is None:
             accepted = self.conn.accepted_recipients
-            if self.conn.config.lmtp and accepted:  # RFC 2033 §4.2: about the first RCPT
+            if lmtp and accepted:  # RFC 2033 §4.2: about the first RCPT
                 first = self.conn.default_reply(LmtpDelivery(recipient=accepted[0]))
             else:
                 first = self.conn.default_reply(owed)
         self._answer(owed, first)
 
-    # ------------------------------------------------------------------------- AUTH
 
-    def _auth_start(self, event: Auth) -> Generator[ServerOp, object, None]:
-        conn = self.conn
-        config = conn.config
-        binding = self.hooks.channel_binding
-        # What this server offers now is the core's rule (Connection.ehlo_reply: -PLUS
-        # only under TLS, RFC 5802 §6), asked here rather than worked out again.
-        offered = Extensions.from_ehlo_lines(conn.ehlo_reply().lines[1:]).get("AUTH", ())
-        plus = any(sasl.binds_channel(m) for m in offered)
-        try:
-            mech = sasl.server_mechanism(
-                event.mechanism,
-                hostname=config.hostname,
-                timestamp=int(time.time()),
-                # RFC 5802 §6: binding data iff -PLUS was advertised (a "y" client is
-                # then a downgrade), which the core does only under TLS
-                channel_bindings=(binding,) if plus and binding is not None else (),
-                mock_key=self.hooks.scram_mock_key,
-            )
-        except sasl.UnsupportedMechanism as exc:
-            self._answer(event, exc.reply_hint)
-            return
-        except ValueError as exc:  # e.g. a hostname CRAM-MD5 cannot use
-            self._report(exc)
-            self._answer(event, AUTH_TEMPFAIL)
-            return
-        self._mech = mech
-        initial = event.initial_response
-        yield from self._auth_step(event, lambda: mech.start(initial))
-
-    def _auth_response(self, event: AuthResponse) -> Generator[ServerOp, object, None]:
-        mech = self._mech
-        if mech is None:  # pragma: no cover - the core only emits it during AUTH
-            self._answer(event, AUTH_TEMPFAIL)
-            return
-        data = event.data
-        if data is None:
-            yield from self._auth_step(event, mech.cancel)  # RFC 4954 §4: "*" -> 501
-        else:
-            yield from self._auth_step(event, lambda: mech.receive(data))
-
-    def _auth_step(
-        self, event: Event, advance: Callable[[], sasl.ServerStep]
-    ) -> Generator[ServerOp, object, None]:
-        """Advance the SASL exchange until it has something to say: a challenge, the
-        outcome, or a question for the application (the credential check) first."""
-        mech = self._mech
-        assert mech is not None
-        while True:
-            try:
-                step = advance()
-            except (sasl.SASLError, TypeError, ValueError) as exc:
-                self._report(exc)
-                self._mech = None
-                self._answer(event, AUTH_TEMPFAIL)
-                return
-            if isinstance(step, sasl.Challenge):
-                self._answer(event, Reply.auth_challenge(step.data))
-                return
-            if isinstance(step, sasl.Success):
-                self._mech = None
-                session = self.session
-                session.authenticated_user = step.authzid or step.authcid or ""
-                session.auth_mechanism = step.mechanism
-                self._answer(event, step.reply_hint)
-                return
-            if isinstance(step, sasl.Failure):
-                self._mech = None
-                self._answer(event, step.reply_hint)
-                return
-            # NeedCredentials: ask the application
-            answer: object = sasl.Verdict.UNKNOWN_USER
-            fn = self.hooks.auth
-            if fn is not None:
-                value, error = yield from self._call(fn, (self.session, step))
-                if isinstance(error, Reject):
-                    self._mech = None
-                    self._answer(event, error.reply)
-                    return
-                if error is not None:
-                    self._report(error)
-                    answer = sasl.Verdict.TEMPORARY_FAILURE
-                elif value is not None:
-                    answer = value
-            advance = functools.partial(mech.supply, answer)  # type: ignore[arg-type]
+#: The handler of each event type the core emits (Dispatcher._default for the others:
+#: STARTTLS, NOOP, VRFY, HELP, DATA...): one dict lookup instead of an isinstance chain.
+_HANDLERS: Final[dict[type, Callable[[Dispatcher, Any], _Wait]]] = {
+    MessageData: Dispatcher._on_content,
+    MailFrom: Dispatcher._on_command,
+    RcptTo: Dispatcher._on_command,
+    EndOfMessage: Dispatcher._on_end,
+    Ehlo: Dispatcher._on_command,
+    Helo: Dispatcher._on_command,
+    Lhlo: Dispatcher._on_command,
+    Rset: Dispatcher._on_command,
+    Quit: Dispatcher._on_command,
+    InvalidCommand: Dispatcher._on_invalid,
+    InvalidMessage: Dispatcher._on_invalid,
+    Bdat: Dispatcher._on_bdat,
+    Auth: Dispatcher._on_auth,
+    AuthResponse: Dispatcher._on_auth_response,
+    ConnectionClosed: Dispatcher._on_closed,
+}

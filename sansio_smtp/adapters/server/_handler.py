@@ -8,26 +8,26 @@
 # (RFC 5321 §4.2.3). Hooks are plain methods, so one handler serves the blocking and the
 # async servers alike; the async servers also accept ``async def`` hooks.
 # Rules: nothing here does I/O; the Dispatcher keeps Session and Envelope in step with the
-# core.
+# core. The email package and the SASL mechanisms are imported where they are used (a
+# Received: header, ``Envelope.message``; AUTH): a plain server never loads them.
 from __future__ import annotations
 
-import email
-import email.message
-import email.policy
-import email.utils
 import itertools
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Final, TypeAlias
+from typing import TYPE_CHECKING, Final, TypeAlias
 
 import attrs
 
-from ... import sasl
+if TYPE_CHECKING:
+    import email.message
+
+    from ... import sasl
+    from ...proxy import ProxyHeader  # (a server without the PROXY protocol never loads it)
 from ..._address import Address
 from ..._events import Ehlo, Helo, Lhlo, MailFrom, Quit, RcptTo, Reply, Rset
 from ..._params import Params
-from ...proxy import ProxyHeader
 
 #: A client's address: (host, port) for TCP, the socket path (often "") for Unix sockets.
 PeerAddress: TypeAlias = "tuple[str, int] | str | None"
@@ -102,6 +102,10 @@ class Envelope:
     def message(self) -> email.message.EmailMessage:
         """``content`` parsed (``email.policy.default``): headers and body as a test or a
         handler reads them."""
+        import email
+        import email.message
+        import email.policy
+
         parsed = email.message_from_bytes(self.content, policy=email.policy.default)
         assert isinstance(parsed, email.message.EmailMessage)
         return parsed
@@ -162,6 +166,8 @@ def received_header(envelope: Envelope, *, date: str | None = None) -> bytes:
     (RFC 5321 §4.4 Time-stamp-line; RFC 3848 protocol names). ``for`` appears only with a
     single recipient, so a copy does not reveal the other recipients (§7.2)."""
     if date is None:
+        import email.utils
+
         date = email.utils.formatdate(localtime=False, usegmt=False)
     helo = envelope.helo_name or "unknown"
     parts = [f"Received: from {helo} ({_tcp_info(envelope.peer)})"]

@@ -2,12 +2,15 @@
 # skips, at no cost, what is missing or only Handler's default.
 from __future__ import annotations
 
-import secrets
+import os
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from ... import sasl
+from ..._events import Ehlo, Event, Helo, Lhlo, MailFrom, Quit, RcptTo, Rset
 from ._handler import Authenticator, Handler
+
+if TYPE_CHECKING:
+    from ... import sasl
 
 __all__ = ["Hooks"]
 
@@ -52,10 +55,20 @@ class Hooks:
         self.quit = found["quit"]
         self.disconnect = found["disconnect"]
         self.auth: Callable[..., object] | None = authenticator or found["auth"]
+        #: the hook of each command a hook answers (Dispatcher._on_command), by event type
+        self.commands: dict[type[Event], Callable[..., object] | None] = {
+            Ehlo: self.ehlo,
+            Helo: self.helo,
+            Lhlo: self.lhlo,
+            MailFrom: self.mail,
+            RcptTo: self.rcpt,
+            Rset: self.rset,
+            Quit: self.quit,
+        }
         self.buffer_content = bool(getattr(handler, "buffer_content", True))
         self.blocking_io = bool(getattr(handler, "blocking_io", False))
         #: the server certificate's tls-server-end-point data, for SCRAM -PLUS
         self.channel_binding: sasl.ChannelBinding | None = None
         #: one secret per server for unknown users' SCRAM mock salts, so a prober cannot
         #: tell them apart by a salt that changes between attempts (RFC 5802 §5.1)
-        self.scram_mock_key = secrets.token_bytes(32)
+        self.scram_mock_key = os.urandom(32)  # as secrets.token_bytes(32)

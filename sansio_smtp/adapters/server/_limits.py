@@ -14,7 +14,6 @@
 # every BDAT chunk) must keep the minimum data rate after a grace period.
 from __future__ import annotations
 
-import ipaddress
 import math
 from collections import deque
 from typing import Final
@@ -35,12 +34,15 @@ __all__ = [
 #: descriptors kept free for listeners, stores, logs (at least this, or 1/8 of the limit)
 FD_MARGIN: Final = 32
 
+# Enum members read once: an attribute of an Enum class costs a descriptor call each time
+_DATA, _BDAT = State.DATA, State.BDAT
+
 
 def in_content(conn: Connection) -> bool:
     """The server is reading message content: DATA, between BDAT chunks, or inside a BDAT
     chunk, including the first one (its state is still RCPT) and a refused one."""
     state = conn.state
-    return state is State.DATA or state is State.BDAT or conn.in_chunk
+    return state is _DATA or state is _BDAT or conn.in_chunk
 
 
 class ReadDeadline:
@@ -57,6 +59,16 @@ class ReadDeadline:
 
     ``slow`` says whether the last deadline given is the data-rate one.
     """
+
+    __slots__ = (
+        "_command_since",
+        "_data_bytes",
+        "_data_since",
+        "data_rate_grace",
+        "idle_timeout",
+        "min_data_rate",
+        "slow",
+    )
 
     def __init__(
         self,
@@ -91,7 +103,8 @@ class ReadDeadline:
             self._command_since = None
             return math.inf
         wait = timeout.seconds if self.idle_timeout is None else self.idle_timeout
-        if in_content(conn):
+        state = conn.state  # in_content(conn), inline: this runs before every read
+        if state is _DATA or state is _BDAT or conn.in_chunk:
             self._command_since = None
             deadline = now + wait
             rate = self.min_data_rate
@@ -115,6 +128,8 @@ def client_key(peer: object) -> str | None:
     for a Unix-socket peer (not limited)."""
     if not isinstance(peer, tuple) or not peer:
         return None
+    import ipaddress  # here: a server without per-client limits never needs it
+
     host = str(peer[0])
     try:
         ip = ipaddress.ip_address(host.partition("%")[0])

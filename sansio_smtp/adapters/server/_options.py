@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Final, TypedDict
 
 import attrs
 
-from ... import sasl
 from ..._connection import Connection
 from ..._events import Greeting, Reply
 from ..._state import Role
@@ -391,6 +390,9 @@ class ServerBase:
         """Count a new connection from ``peer`` against the per-client limits: its key
         (for ``_release_client``) and whether it is admitted (if not, it was not counted:
         send ``_busy_client`` and close)."""
+        limits = self._client_limits
+        if limits.max_connections is None and limits.max_rate is None:
+            return None, True  # nothing to count: no address to work out
         key = client_key(peer)
         if key is None:
             return None, True
@@ -424,6 +426,8 @@ class ServerBase:
         counts as a failure up front (so parallel guesses are held too) and is taken back
         when it succeeds; a looked-up secret (CRAM-MD5, SCRAM) is settled at disconnect,
         once the session shows whether AUTH succeeded."""
+        from ... import sasl  # only servers that check credentials need it
+
         budget, lock, unsettled = self._auth_budget, self._limits_lock, self._auth_unsettled
         refusal = self._auth_refusal
         may_await = self._hooks_may_await

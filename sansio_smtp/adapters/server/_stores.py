@@ -6,23 +6,21 @@
 # before the 250 (RFC 5321 §6.1). Their hooks block (``blocking_io``): the async servers
 # run them in a worker thread.
 # Rules: a spool left by a transaction that did not end in ``data`` is removed by the next
-# transaction, RSET or the disconnect; what is printed is made terminal-safe.
+# transaction, RSET or the disconnect; what is printed is made terminal-safe. ``mailbox``
+# and ``tempfile`` are imported by the store that uses them: a server that only accepts
+# or sinks mail (SinkHandler is every server's default) does not load them.
 from __future__ import annotations
 
 import contextlib
 import itertools
 import logging
-import mailbox
 import os
 import re
-import secrets
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections import deque
-from pathlib import Path
 from typing import IO, Final
 
 from ..._events import MailFrom, Reply, Rset
@@ -221,9 +219,13 @@ class MaildirHandler(_SpoolingHandler):
     are stored exactly as received."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from pathlib import Path  # here: a server that stores no files never imports it
+
         self.path = Path(path)
         for sub in ("tmp", "new", "cur"):  # also in a directory that exists but is empty
             (self.path / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+        import mailbox
+
         self.mailbox = mailbox.Maildir(self.path, create=False)
         host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
         self._host = host or "localhost"
@@ -234,7 +236,7 @@ class MaildirHandler(_SpoolingHandler):
         # the Maildir unique name: time, microseconds, pid, a counter and randomness
         name = (
             f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(self._count)}"
-            f"R{secrets.token_hex(4)}.{self._host}"
+            f"R{os.urandom(4).hex()}.{self._host}"
         )
         path = os.path.join(self.path, "tmp", name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
@@ -297,6 +299,8 @@ class MboxHandler(_SpoolingHandler):
     content exactly, so ``BODY=BINARYMIME`` is refused (555 5.6.1)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
+        from pathlib import Path  # here: a server that stores no files never imports it
+
         self.path = Path(path)
         self._lock = threading.Lock()
         with open(self.path, "ab"):  # fail early on a bad path
@@ -312,6 +316,8 @@ class MboxHandler(_SpoolingHandler):
 
     def _open(self, envelope: Envelope) -> _Spool:
         # unnamed where the OS allows: nothing is left behind by a crash
+        import tempfile
+
         spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".mbox-spool-")  # noqa: SIM115
         return _Spool(envelope, spool, None, to_lf=False)
 

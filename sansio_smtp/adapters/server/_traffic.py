@@ -7,13 +7,17 @@
 # first lines of each message's content and a count of the rest (Transcript's
 # max_content_lines), nothing kept in memory. What is secret in an AUTH exchange (RFC
 # 4954 §4) is decided by _redact, the one AUTH redaction rule, which the Transcript
-# applies before a line reaches the log.
+# applies before a line reaches the log. The Transcript is imported when a log is made:
+# a server without the traffic log does not load it.
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from ..._redact import redact_client_data, redact_server_data
-from ..._transcript import Transcript, TranscriptLine
+
+if TYPE_CHECKING:
+    from ..._transcript import Transcript, TranscriptLine
 
 __all__ = ["TrafficLog", "redact_client", "redact_server"]
 
@@ -44,6 +48,8 @@ class TrafficLog:
     def transcript(self, session_id: str) -> Transcript:
         """The Transcript a session's Connection records into: it keeps nothing and logs
         each line as ``<session id> C: <line>`` (``S:`` for ours, ``*:`` for notes)."""
+        from ..._transcript import Transcript
+
         logger = self.logger
 
         def log(line: TranscriptLine) -> None:
