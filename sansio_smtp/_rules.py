@@ -37,6 +37,7 @@ from ._events import (
 from ._extensions import Extensions
 from ._mailparams import ParamError, ParamsArg
 from ._mechanisms import PLAINTEXT_MECHANISMS, binds_channel
+from ._params import Params
 from ._state import (
     JUNK_COMMANDS,
     JUNK_TYPES,
@@ -280,14 +281,10 @@ def _check_mail(
     # A server's limit is its own (Config.max_message_size and the SIZE it advertised); a
     # client compares with what the server advertised, then with the limit in force.
     limit = st.size_limit(config.max_message_size)
-    if params:
-        refused = mail_params_refusal(
-            params, extensions=st.extensions, tls=st.tls, size_limit=None if sending else limit
-        )
+    if sending:
+        refused, declared = _client_mail_params(params, st.extensions, st.tls)
         if refused is not None:
             return refused
-    if sending:
-        declared = _mailparams.size(params) if params else None
         if declared is not None and limit is not None and declared > limit:
             return Refusal(
                 _SIZE_EXCEEDED,
@@ -300,7 +297,39 @@ def _check_mail(
                 f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
                 " RFC 9422 §4.1): open a new session",
             )
+    elif params:
+        return mail_params_refusal(params, extensions=st.extensions, tls=st.tls, size_limit=limit)
     return None
+
+
+#: A client's verdicts on MAIL parameters (_client_mail_params), by the ids of the Params
+#: and of the Extensions they were checked against, and TLS. Each entry keeps the two
+#: objects, so their ids are not reused while it is kept; bounded, emptied when full.
+_MAIL_VERDICTS: dict[
+    tuple[int, int, bool], tuple[Params, Extensions, Refusal | None, int | None]
+] = {}
+_MAIL_VERDICTS_MAX = 256
+
+
+def _client_mail_params(
+    params: Params, extensions: Extensions, tls: bool
+) -> tuple[Refusal | None, int | None]:
+    """What a client's MAIL parameters amount to: their refusal against what the server
+    advertised (None: none), and the SIZE they declare. Params and Extensions are
+    immutable and a client sends the same parameters message after message (the client
+    engine keeps its MAIL events), so each is checked once per EHLO reply, not per MAIL."""
+    key = (id(params), id(extensions), tls)
+    entry = _MAIL_VERDICTS.get(key)
+    if entry is None:
+        refused = declared = None
+        if params:
+            refused = mail_params_refusal(params, extensions=extensions, tls=tls)
+            if refused is None:
+                declared = _mailparams.size(params)
+        if len(_MAIL_VERDICTS) >= _MAIL_VERDICTS_MAX:
+            _MAIL_VERDICTS.clear()
+        entry = _MAIL_VERDICTS[key] = (params, extensions, refused, declared)
+    return entry[2], entry[3]
 
 
 def _check_rcpt(
