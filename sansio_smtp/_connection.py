@@ -80,7 +80,14 @@ from ._state import (
     lmtp_delivery_reply,
     server_timeout,
 )
-from ._writers import PREBUILT_REPLIES, ChunkWriter, DataWriter, write_command, write_reply
+from ._writers import (
+    PREBUILT_REPLIES,
+    WRITERS,
+    ChunkWriter,
+    DataWriter,
+    write_command,
+    write_reply,
+)
 from .config import MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
@@ -592,19 +599,22 @@ class Connection:
 
     def _send_client(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
-        if isinstance(event, MessageData):
-            return self._send_content(event, commit)
-        if isinstance(event, EndOfMessage):
-            if not st.allows(event):
-                raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
-            assert self._data_writer is not None
-            wire = self._data_writer.end()
-            if commit:
-                self._data_writer = None
-                st.process_command(event)
-            return [wire]
-        if not isinstance(event, Command):
-            raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
+        kind = type(event)
+        if kind not in WRITERS:  # (a command line is the common case: one set lookup)
+            if isinstance(event, MessageData):
+                return self._send_content(event, commit)
+            if isinstance(event, EndOfMessage):
+                if not st.allows(event):
+                    raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
+                assert self._data_writer is not None
+                wire = self._data_writer.end()
+                if commit:
+                    self._data_writer = None
+                    st.process_command(event)
+                return [wire]
+            if not isinstance(event, Command):
+                raise LocalProtocolError(f"a client cannot send {kind.__name__}")
+        assert isinstance(event, Command)
         if st.state is _GREETING:
             raise LocalProtocolError("wait for the server's greeting (RFC 5321 §3.1)")
         chunk = self._chunk_writer
@@ -616,7 +626,6 @@ class Connection:
         if refusal is not None:
             raise refusal.error()
         # (only MAIL and RCPT write an address: for the rest the flag is not asked)
-        kind = type(event)
         if kind is MailFrom:
             assert isinstance(event, MailFrom)
             utf8 = "SMTPUTF8" in event.params

@@ -43,6 +43,7 @@ from ._state import (
     JUNK_TYPES,
     TRANSITIONS,
     ConnectionState,
+    ends_group,
     out_of_sequence_reply,
 )
 from .config import Config
@@ -406,7 +407,9 @@ def check_command(
         refused = rule(command, st, config, sending)
         if refused is not None:
             return refused
-    if sending and st.pending and not (st.pipelining and st.pipelining_allows(command)):
+    # RFC 2920 §3.1: a client pipelines only with PIPELINING, never after a group's end
+    # (ConnectionState.pipelining_allows, inline: this runs for every command sent)
+    if sending and st.pending and not (st.pipelining and not ends_group(st.pending[-1])):
         return Refusal(
             SYNC_ERROR,
             f"cannot send {command.verb} before the reply to"
