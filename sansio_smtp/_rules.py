@@ -291,7 +291,7 @@ def _check_mail(
                 _SIZE_EXCEEDED,
                 f"SIZE={declared} is over the server's limit of {limit} (RFC 1870 §6)",
             )
-        mailmax = advertised_limit(st.extensions, "MAILMAX")
+        mailmax = _client_limits(st.extensions)[0]
         if mailmax is not None and st.transactions >= mailmax:
             return Refusal(
                 _TOO_MANY_TRANSACTIONS,
@@ -301,6 +301,27 @@ def _check_mail(
     elif params:
         return mail_params_refusal(params, extensions=st.extensions, tls=st.tls, size_limit=limit)
     return None
+
+
+#: The LIMITS a client obeys, MAILMAX and RCPTMAX (RFC 9422 §4), by the id of the
+#: Extensions they were read from (each entry keeps it, so the id is not reused while it
+#: is kept): read once per EHLO reply, not for every MAIL and RCPT; bounded.
+_LIMITS: dict[int, tuple[Extensions, int | None, int | None]] = {}
+_LIMITS_MAX = 64
+
+
+def _client_limits(extensions: Extensions) -> tuple[int | None, int | None]:
+    """advertised_limit(extensions, "MAILMAX"), and "RCPTMAX"."""
+    entry = _LIMITS.get(id(extensions))
+    if entry is None:
+        if len(_LIMITS) >= _LIMITS_MAX:
+            _LIMITS.clear()
+        entry = _LIMITS[id(extensions)] = (
+            extensions,
+            advertised_limit(extensions, "MAILMAX"),
+            advertised_limit(extensions, "RCPTMAX"),
+        )
+    return entry[1], entry[2]
 
 
 #: A client's verdicts on MAIL parameters (_client_mail_params), by the ids of the Params
@@ -342,7 +363,7 @@ def _check_rcpt(
         if refused is not None:
             return refused
     if sending:
-        rcptmax = advertised_limit(st.extensions, "RCPTMAX")
+        rcptmax = _client_limits(st.extensions)[1]
         if rcptmax is not None and st.recipients >= rcptmax:
             return Refusal(
                 _TOO_MANY_RECIPIENTS,

@@ -162,3 +162,21 @@ def test_a_client_still_cannot_send_what_is_not_a_command(event: Event) -> None:
     client.next_event()
     with pytest.raises(LocalProtocolError, match=f"a client cannot send {type(event).__name__}"):
         client.send(event)
+
+
+_LIMITS_WORDS = st.lists(
+    st.sampled_from(["MAILMAX=3", "RCPTMAX=100", "rcptmax=2", "MAILMAX=0", "RCPTMAX=x", "FOO=1"]),
+    max_size=4,
+)
+
+
+@given(_LIMITS_WORDS, st.booleans())
+def test_kept_limits_are_what_advertised_limit_reads(words: list[str], advertised: bool) -> None:
+    lines = ["mx.example", "LIMITS " + " ".join(words)] if advertised and words else ["mx.example"]
+    ext = Extensions.from_ehlo_lines(lines)
+    expected = (
+        _rules.advertised_limit(ext, "MAILMAX"),
+        _rules.advertised_limit(ext, "RCPTMAX"),
+    )
+    assert _rules._client_limits(ext) == expected
+    assert _rules._client_limits(ext) == expected  # kept
