@@ -80,14 +80,7 @@ from ._state import (
     lmtp_delivery_reply,
     server_timeout,
 )
-from ._writers import (
-    PREBUILT_REPLIES,
-    WRITERS,
-    ChunkWriter,
-    DataWriter,
-    write_command,
-    write_reply,
-)
+from ._writers import PREBUILT_REPLIES, ChunkWriter, DataWriter, write_command, write_reply
 from .config import MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
@@ -599,22 +592,19 @@ class Connection:
 
     def _send_client(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
-        kind = type(event)
-        if kind not in WRITERS:  # (a command line is the common case: one set lookup)
-            if isinstance(event, MessageData):
-                return self._send_content(event, commit)
-            if isinstance(event, EndOfMessage):
-                if not st.allows(event):
-                    raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
-                assert self._data_writer is not None
-                wire = self._data_writer.end()
-                if commit:
-                    self._data_writer = None
-                    st.process_command(event)
-                return [wire]
-            if not isinstance(event, Command):
-                raise LocalProtocolError(f"a client cannot send {kind.__name__}")
-        assert isinstance(event, Command)
+        if isinstance(event, MessageData):
+            return self._send_content(event, commit)
+        if isinstance(event, EndOfMessage):
+            if not st.allows(event):
+                raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
+            assert self._data_writer is not None
+            wire = self._data_writer.end()
+            if commit:
+                self._data_writer = None
+                st.process_command(event)
+            return [wire]
+        if not isinstance(event, Command):
+            raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
         if st.state is _GREETING:
             raise LocalProtocolError("wait for the server's greeting (RFC 5321 §3.1)")
         chunk = self._chunk_writer
@@ -626,6 +616,7 @@ class Connection:
         if refusal is not None:
             raise refusal.error()
         # (only MAIL and RCPT write an address: for the rest the flag is not asked)
+        kind = type(event)
         if kind is MailFrom:
             assert isinstance(event, MailFrom)
             utf8 = "SMTPUTF8" in event.params

@@ -1,31 +1,21 @@
 """The client's shortcuts on the per-message path give what the general paths give.
 
-A client's MAIL parameters are checked once per (parameters, extensions, TLS), and the
-MAIL and RCPT lines are written once per event (both kept by identity, as the client
-engine sends the same events message after message): checked here against the general
-code, over any input, asked twice (the second answer comes from what was kept).
+A client's MAIL parameters are checked once per (parameters, extensions, TLS), its LIMITS
+read once per extensions, and its MAIL and RCPT lines written once per event (all kept by
+identity, as the client engine sends the same events message after message): checked here
+against the general code, over any input, asked twice (the second answer is the kept one).
 """
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from sansio_smtp import (
-    CLIENT,
-    Command,
     Config,
-    Connection,
-    EndOfMessage,
-    Event,
-    Greeting,
-    InvalidCommand,
     LocalProtocolError,
     MailFrom,
-    MessageData,
     RcptTo,
-    Reply,
     _mailparams,
     _rules,
     _writers,
@@ -138,30 +128,6 @@ def test_kept_command_lines_are_bounded() -> None:
             utf8_transaction=False,
         )
         assert len(_writers._WRITTEN) <= _writers._WRITTEN_MAX
-
-
-def test_the_types_with_a_command_writer_are_the_commands() -> None:
-    # Connection._send_client takes an event of a type in WRITERS as a command line
-    # without asking isinstance: every such type is a Command, and no Command type a
-    # client sends is missing (content and its end are not Commands).
-    assert all(issubclass(kind, Command) for kind in _writers.WRITERS)
-    assert not {MessageData, EndOfMessage} & set(_writers.WRITERS)
-
-
-@pytest.mark.parametrize(
-    "event",
-    [
-        Reply(code=250, lines="ok"),
-        Greeting(code=220, lines="hi"),
-        InvalidCommand(line=b"X", reply_hint=Reply(code=500, lines="no")),
-    ],
-)
-def test_a_client_still_cannot_send_what_is_not_a_command(event: Event) -> None:
-    client = Connection(CLIENT)
-    client.receive_data(b"220 mx.example\r\n")
-    client.next_event()
-    with pytest.raises(LocalProtocolError, match=f"a client cannot send {type(event).__name__}"):
-        client.send(event)
 
 
 _LIMITS_WORDS = st.lists(
