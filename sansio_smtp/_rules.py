@@ -37,11 +37,13 @@ from ._events import (
 from ._extensions import Extensions
 from ._mailparams import ParamError, ParamsArg
 from ._mechanisms import PLAINTEXT_MECHANISMS, binds_channel
+from ._params import Params
 from ._state import (
     JUNK_COMMANDS,
     JUNK_TYPES,
     TRANSITIONS,
     ConnectionState,
+    ends_group,
     out_of_sequence_reply,
 )
 from .config import Config
@@ -280,27 +282,76 @@ def _check_mail(
     # A server's limit is its own (Config.max_message_size and the SIZE it advertised); a
     # client compares with what the server advertised, then with the limit in force.
     limit = st.size_limit(config.max_message_size)
-    if params:
-        refused = mail_params_refusal(
-            params, extensions=st.extensions, tls=st.tls, size_limit=None if sending else limit
-        )
+    if sending:
+        refused, declared = _client_mail_params(params, st.extensions, st.tls)
         if refused is not None:
             return refused
-    if sending:
-        declared = _mailparams.size(params) if params else None
         if declared is not None and limit is not None and declared > limit:
             return Refusal(
                 _SIZE_EXCEEDED,
                 f"SIZE={declared} is over the server's limit of {limit} (RFC 1870 §6)",
             )
-        mailmax = advertised_limit(st.extensions, "MAILMAX")
+        mailmax = _client_limits(st.extensions)[0]
         if mailmax is not None and st.transactions >= mailmax:
             return Refusal(
                 _TOO_MANY_TRANSACTIONS,
                 f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
                 " RFC 9422 §4.1): open a new session",
             )
+    elif params:
+        return mail_params_refusal(params, extensions=st.extensions, tls=st.tls, size_limit=limit)
     return None
+
+
+#: The LIMITS a client obeys, MAILMAX and RCPTMAX (RFC 9422 §4), by the id of the
+#: Extensions they were read from (each entry keeps it, so the id is not reused while it
+#: is kept): read once per EHLO reply, not for every MAIL and RCPT; bounded.
+_LIMITS: dict[int, tuple[Extensions, int | None, int | None]] = {}
+_LIMITS_MAX = 64
+
+
+def _client_limits(extensions: Extensions) -> tuple[int | None, int | None]:
+    """advertised_limit(extensions, "MAILMAX"), and "RCPTMAX"."""
+    entry = _LIMITS.get(id(extensions))
+    if entry is None:
+        if len(_LIMITS) >= _LIMITS_MAX:
+            _LIMITS.clear()
+        entry = _LIMITS[id(extensions)] = (
+            extensions,
+            advertised_limit(extensions, "MAILMAX"),
+            advertised_limit(extensions, "RCPTMAX"),
+        )
+    return entry[1], entry[2]
+
+
+#: A client's verdicts on MAIL parameters (_client_mail_params), by the ids of the Params
+#: and of the Extensions they were checked against, and TLS. Each entry keeps the two
+#: objects, so their ids are not reused while it is kept; bounded, emptied when full.
+_MAIL_VERDICTS: dict[
+    tuple[int, int, bool], tuple[Params, Extensions, Refusal | None, int | None]
+] = {}
+_MAIL_VERDICTS_MAX = 256
+
+
+def _client_mail_params(
+    params: Params, extensions: Extensions, tls: bool
+) -> tuple[Refusal | None, int | None]:
+    """What a client's MAIL parameters amount to: their refusal against what the server
+    advertised (None: none), and the SIZE they declare. Params and Extensions are
+    immutable and a client sends the same parameters message after message (the client
+    engine keeps its MAIL events), so each is checked once per EHLO reply, not per MAIL."""
+    key = (id(params), id(extensions), tls)
+    entry = _MAIL_VERDICTS.get(key)
+    if entry is None:
+        refused = declared = None
+        if params:
+            refused = mail_params_refusal(params, extensions=extensions, tls=tls)
+            if refused is None:
+                declared = _mailparams.size(params)
+        if len(_MAIL_VERDICTS) >= _MAIL_VERDICTS_MAX:
+            _MAIL_VERDICTS.clear()
+        entry = _MAIL_VERDICTS[key] = (params, extensions, refused, declared)
+    return entry[2], entry[3]
 
 
 def _check_rcpt(
@@ -312,7 +363,7 @@ def _check_rcpt(
         if refused is not None:
             return refused
     if sending:
-        rcptmax = advertised_limit(st.extensions, "RCPTMAX")
+        rcptmax = _client_limits(st.extensions)[1]
         if rcptmax is not None and st.recipients >= rcptmax:
             return Refusal(
                 _TOO_MANY_RECIPIENTS,
@@ -377,7 +428,9 @@ def check_command(
         refused = rule(command, st, config, sending)
         if refused is not None:
             return refused
-    if sending and st.pending and not (st.pipelining and st.pipelining_allows(command)):
+    # RFC 2920 §3.1: a client pipelines only with PIPELINING, never after a group's end
+    # (ConnectionState.pipelining_allows, inline: this runs for every command sent)
+    if sending and st.pending and not (st.pipelining and not ends_group(st.pending[-1])):
         return Refusal(
             SYNC_ERROR,
             f"cannot send {command.verb} before the reply to"

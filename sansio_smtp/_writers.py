@@ -177,9 +177,36 @@ def _encode(text: str, what: str) -> bytes:
         raise LocalProtocolError(f"{what} text is not valid Unicode: {exc.reason}") from None
 
 
+#: The lines of the MAIL and RCPT commands written last (write_command), by the event's id,
+#: the transaction's SMTPUTF8 and the line limit: events are immutable and a client sends
+#: the same ones message after message (the client engine keeps them), so each is
+#: formatted and checked once. Each entry keeps its event, so the id is not reused while
+#: it is kept; bounded, emptied when full. Other commands are cheap to write, and AUTH
+#: lines carry credentials, which are not kept.
+_WRITTEN: dict[tuple[int, bool, int], tuple[Command, bytes]] = {}
+_WRITTEN_MAX = 512
+_KEPT_LINES: frozenset[type[Command]] = frozenset((MailFrom, RcptTo))
+
+
 def write_command(
     event: Command, config: Config, *, extensions: Extensions, utf8_transaction: bool
 ) -> bytes:
+    """The command line for ``event`` with its CRLF; raises LocalProtocolError for one
+    that cannot be written (not a command, a control character, over the line limit, an
+    address that needs SMTPUTF8 outside an SMTPUTF8 transaction)."""
+    if type(event) not in _KEPT_LINES:
+        return _write_command(event, config.max_command_line, utf8_transaction)
+    key = (id(event), utf8_transaction, config.max_command_line)
+    entry = _WRITTEN.get(key)
+    if entry is None:
+        wire = _write_command(event, config.max_command_line, utf8_transaction)
+        if len(_WRITTEN) >= _WRITTEN_MAX:
+            _WRITTEN.clear()
+        entry = _WRITTEN[key] = (event, wire)
+    return entry[1]
+
+
+def _write_command(event: Command, max_command_line: int, utf8_transaction: bool) -> bytes:
     # command_line and _encode, inline: this runs for every command a client sends
     writer = WRITERS.get(type(event))
     if writer is None:
@@ -191,7 +218,7 @@ def write_command(
         wire = line.encode("utf-8") + b"\r\n"
     except UnicodeEncodeError:  # lone surrogates have no UTF-8 form
         wire = _encode(line, event.verb)  # (raises LocalProtocolError, saying why)
-    limit = MAX_AUTH_LINE if isinstance(event, (Auth, AuthResponse)) else config.max_command_line
+    limit = MAX_AUTH_LINE if isinstance(event, (Auth, AuthResponse)) else max_command_line
     if len(wire) > limit:
         raise LocalProtocolError(
             f"{event.verb} command is {len(wire)} octets, over the limit of {limit}"
