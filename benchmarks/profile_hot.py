@@ -1,9 +1,10 @@
 #!/usr/bin/env python
-"""cProfile of our server under the S1, S2 or S3 load and of our blocking client under C1.
+"""cProfile of our server under the S1, S2, S3 or S4 load and of our blocking client under C1.
 
     python benchmarks/profile_hot.py S1            # server, smtp-source -d -s 4 (lock-step)
     python benchmarks/profile_hot.py S2            # server, 4 connections, pipelined
     python benchmarks/profile_hot.py S3 -n 5       # server, 10 MiB dot-heavy messages
+    python benchmarks/profile_hot.py S4            # server, short sessions: one message each
     python benchmarks/profile_hot.py C1 --top 40   # blocking client to smtp-sink (or the floor)
     python benchmarks/profile_hot.py S2 --save s2.prof   # for snakeviz, pstats, ...
 
@@ -75,7 +76,14 @@ def _s3_load(port: int, messages: int) -> str:
     return f"server under S3: {messages} x 10 MiB dot-heavy, 1 connection\n"
 
 
-_LOADS = {"S1": _s1_load, "S2": _s2_load, "S3": _s3_load}
+def _s4_load(port: int, messages: int) -> str:
+    """S4's per-session part: connections of one message each, 100 at a time."""
+    for start in range(0, messages, 100):
+        asyncio.run(bench_server._load(port, min(100, messages - start), 1))
+    return f"server under S4: {messages} sessions of one message, 100 at a time\n"
+
+
+_LOADS = {"S1": _s1_load, "S2": _s2_load, "S3": _s3_load, "S4": _s4_load}
 
 
 def profile_server(workload: str, messages: int, top: int, save: str | None) -> str:
@@ -90,7 +98,7 @@ def profile_server(workload: str, messages: int, top: int, save: str | None) -> 
         )
         assert proc.stdin is not None and proc.stdout is not None
         port = int(proc.stdout.readline())
-        n = messages - messages % 4 if workload != "S3" else messages
+        n = messages - messages % 4 if workload in ("S1", "S2") else messages
         asyncio.run(bench_server._load(port, 2, 10, True))  # imports, first connections
         proc.send_signal(signal.SIGUSR1)
         time.sleep(0.2)
@@ -115,7 +123,7 @@ def profile_client(messages: int, top: int, save: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", nargs="?", choices=["S1", "S2", "S3", "C1"])
+    parser.add_argument("workload", nargs="?", choices=["S1", "S2", "S3", "S4", "C1"])
     parser.add_argument("-n", "--messages", type=int, default=2000)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--save", metavar="FILE.prof", help="also keep the raw profile")
@@ -126,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             _serve_profiled(args.serve_profiled)
         return 0
     if args.workload is None:
-        parser.error("name a workload: S1, S2, S3 or C1")
+        parser.error("name a workload: S1, S2, S3, S4 or C1")
     if args.workload == "C1":
         print(profile_client(args.messages, args.top, args.save))
     else:

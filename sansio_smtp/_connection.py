@@ -108,8 +108,8 @@ _GREETING = State.GREETING
 _DATA = State.DATA
 _AUTH = State.AUTH
 _ERROR = State.ERROR
-#: States in which nothing can be sent (_check_usable says why).
-_UNUSABLE = frozenset((State.ERROR, State.CLOSED, State.TLS))
+_CLOSED = State.CLOSED
+_TLS = State.TLS
 
 
 class Connection:
@@ -495,7 +495,10 @@ class Connection:
         """The bytes that put ``event`` on the wire; the state moves on as if they were
         written (call send_failed() if they could not be)."""
         # send_with_data_passthrough's steps, inline: this runs once per command or reply
-        if self._state.state in _UNUSABLE:
+        state = self._state.state
+        # the states in which nothing can be sent (_check_usable says why), by identity:
+        # an Enum member's hash is a Python call
+        if state is _ERROR or state is _CLOSED or state is _TLS:
             self._check_usable()
         sent = self._sender(self, event, True)
         if self._transcript is not None:
@@ -505,7 +508,9 @@ class Connection:
     def send_with_data_passthrough(self, event: Event) -> list[BytesLike]:
         """Like send(), but a MessageData whose content needs no change comes back as the
         caller's own object, so large messages are not copied."""
-        self._check_usable()
+        state = self._state.state
+        if state is _ERROR or state is _CLOSED or state is _TLS:  # (as in send())
+            self._check_usable()
         sent = self._sender(self, event, True)
         if self._transcript is not None:
             self._transcript.record_sent(self.our_role, event, sent)
