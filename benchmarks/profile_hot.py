@@ -1,7 +1,10 @@
 #!/usr/bin/env python
-"""cProfile of our server under the S2 load and of our blocking client under C1.
+"""cProfile of our server under the S1, S2, S3 or S4 load and of our blocking client under C1.
 
+    python benchmarks/profile_hot.py S1            # server, smtp-source -d -s 4 (lock-step)
     python benchmarks/profile_hot.py S2            # server, 4 connections, pipelined
+    python benchmarks/profile_hot.py S3 -n 5       # server, 10 MiB dot-heavy messages
+    python benchmarks/profile_hot.py S4            # server, short sessions: one message each
     python benchmarks/profile_hot.py C1 --top 40   # blocking client to smtp-sink (or the floor)
     python benchmarks/profile_hot.py S2 --save s2.prof   # for snakeviz, pstats, ...
 
@@ -53,7 +56,37 @@ def _serve_profiled(path: str) -> None:
         profile.dump_stats(path)
 
 
-def profile_server(messages: int, top: int, save: str | None) -> str:
+def _s1_load(port: int, messages: int) -> str:
+    """smtp-source -d -s 4 as run_all.py's S1 (our own lock-step load without it)."""
+    if run_all.SMTP_SOURCE:
+        run_all._smtp_source(port, 4, messages)
+        return f"server under S1: {messages} messages, smtp-source -d -s 4 (lock-step)\n"
+    asyncio.run(bench_server._load(port, 4, messages // 4))
+    return f"server under S1: {messages} messages, 4 connections, lock-step (no smtp-source)\n"
+
+
+def _s2_load(port: int, messages: int) -> str:
+    asyncio.run(bench_server._load(port, 4, messages // 4, True))
+    return f"server under S2: {messages} messages, 4 connections, pipelined\n"
+
+
+def _s3_load(port: int, messages: int) -> str:
+    wire = run_all.dot_heavy(10 * 1024 * 1024)
+    asyncio.run(run_all._send_big(port, wire, messages))
+    return f"server under S3: {messages} x 10 MiB dot-heavy, 1 connection\n"
+
+
+def _s4_load(port: int, messages: int) -> str:
+    """S4's per-session part: connections of one message each, 100 at a time."""
+    for start in range(0, messages, 100):
+        asyncio.run(bench_server._load(port, min(100, messages - start), 1))
+    return f"server under S4: {messages} sessions of one message, 100 at a time\n"
+
+
+_LOADS = {"S1": _s1_load, "S2": _s2_load, "S3": _s3_load, "S4": _s4_load}
+
+
+def profile_server(workload: str, messages: int, top: int, save: str | None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         path = save or str(Path(tmp) / "server.prof")
         proc = subprocess.Popen(
@@ -65,16 +98,14 @@ def profile_server(messages: int, top: int, save: str | None) -> str:
         )
         assert proc.stdin is not None and proc.stdout is not None
         port = int(proc.stdout.readline())
-        n = messages - messages % 4
+        n = messages - messages % 4 if workload in ("S1", "S2") else messages
         asyncio.run(bench_server._load(port, 2, 10, True))  # imports, first connections
         proc.send_signal(signal.SIGUSR1)
         time.sleep(0.2)
-        asyncio.run(bench_server._load(port, 4, n // 4, True))
+        title = _LOADS[workload](port, n)
         proc.stdin.close()
         proc.wait(60)
-        return f"server under S2: {n} messages, 4 connections, pipelined\n" + _report(
-            pstats.Stats(path), top
-        )
+        return title + _report(pstats.Stats(path), top)
 
 
 def profile_client(messages: int, top: int, save: str | None) -> str:
@@ -92,7 +123,7 @@ def profile_client(messages: int, top: int, save: str | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("workload", nargs="?", choices=["S2", "C1"])
+    parser.add_argument("workload", nargs="?", choices=["S1", "S2", "S3", "S4", "C1"])
     parser.add_argument("-n", "--messages", type=int, default=2000)
     parser.add_argument("--top", type=int, default=30)
     parser.add_argument("--save", metavar="FILE.prof", help="also keep the raw profile")
@@ -103,9 +134,11 @@ def main(argv: list[str] | None = None) -> int:
             _serve_profiled(args.serve_profiled)
         return 0
     if args.workload is None:
-        parser.error("name a workload: S2 or C1")
-    run = profile_server if args.workload == "S2" else profile_client
-    print(run(args.messages, args.top, args.save))
+        parser.error("name a workload: S1, S2, S3, S4 or C1")
+    if args.workload == "C1":
+        print(profile_client(args.messages, args.top, args.save))
+    else:
+        print(profile_server(args.workload, args.messages, args.top, args.save))
     return 0
 
 

@@ -108,8 +108,8 @@ _GREETING = State.GREETING
 _DATA = State.DATA
 _AUTH = State.AUTH
 _ERROR = State.ERROR
-#: States in which nothing can be sent (_check_usable says why).
-_UNUSABLE = frozenset((State.ERROR, State.CLOSED, State.TLS))
+_CLOSED = State.CLOSED
+_TLS = State.TLS
 
 
 class Connection:
@@ -122,6 +122,9 @@ class Connection:
     >>> server.send(Greeting(lines="mx.example.org ESMTP"))
     b'220 mx.example.org ESMTP\\r\\n'
     """
+
+    #: the client's reply reader (a server has none: it reads commands)
+    _reply_reader: ReplyReader
 
     def __init__(
         self,
@@ -149,7 +152,8 @@ class Connection:
         # §4.5.3.1.4, RFC 4954 §4), whether or not it is an AUTH line.
         self._short_line = min(self.config.max_command_line, MAX_AUTH_LINE)
         self._peer_closed = False
-        self._reply_reader = ReplyReader(self.config)
+        if our_role is CLIENT:  # a server reads no replies: it has none (nor its memory)
+            self._reply_reader = ReplyReader(self.config)
         self._data_reader: DataReader | None = None
         self._data_writer: DataWriter | None = None
         # the BDAT chunk being read (server) or sent (client), RFC 3030 §2
@@ -491,7 +495,10 @@ class Connection:
         """The bytes that put ``event`` on the wire; the state moves on as if they were
         written (call send_failed() if they could not be)."""
         # send_with_data_passthrough's steps, inline: this runs once per command or reply
-        if self._state.state in _UNUSABLE:
+        state = self._state.state
+        # the states in which nothing can be sent (_check_usable says why), by identity:
+        # an Enum member's hash is a Python call
+        if state is _ERROR or state is _CLOSED or state is _TLS:
             self._check_usable()
         sent = self._sender(self, event, True)
         if self._transcript is not None:
@@ -501,7 +508,9 @@ class Connection:
     def send_with_data_passthrough(self, event: Event) -> list[BytesLike]:
         """Like send(), but a MessageData whose content needs no change comes back as the
         caller's own object, so large messages are not copied."""
-        self._check_usable()
+        state = self._state.state
+        if state is _ERROR or state is _CLOSED or state is _TLS:  # (as in send())
+            self._check_usable()
         sent = self._sender(self, event, True)
         if self._transcript is not None:
             self._transcript.record_sent(self.our_role, event, sent)
@@ -572,7 +581,7 @@ class Connection:
         if isinstance(event, Greeting):
             if st.state is not _GREETING:
                 raise LocalProtocolError("the greeting was already sent")
-            wire = write_reply(event, self.config)
+            wire = self._write_reply(event)
             if commit:
                 st.process_greeting(event.code)
                 if self._buf:  # the client spoke first
@@ -580,14 +589,19 @@ class Connection:
             return [wire]
         raise LocalProtocolError(f"a server cannot send {type(event).__name__}")
 
-    def _write_reply(self, reply: Reply) -> bytes:
-        """write_reply(), once for each EHLO reply ehlo_reply() built for this Config."""
-        own = _EHLO_WIRES.get(id(reply))
-        if own is None or own.reply is not reply or own.config is not self.config:
-            return write_reply(reply, self.config)
-        if own.wire is None:
-            own.wire = write_reply(reply, self.config)
-        return own.wire
+    def _write_reply(self, reply: Reply | Greeting) -> bytes:
+        """write_reply(), once for each reply or greeting object a server sends again and
+        again (_WIRES): the EHLO, HELO and QUIT replies and the greeting are shared by a
+        server's sessions, so each session's are the same objects."""
+        max_line = self.config.max_reply_line
+        own = _WIRES.get(id(reply))
+        if own is not None and own[0] is reply and own[1] == max_line:
+            return own[2]
+        wire = write_reply(reply, self.config)  # raises for a reply that cannot be sent
+        if len(_WIRES) >= _WIRES_MAX:
+            _WIRES.clear()
+        _WIRES[id(reply)] = (reply, max_line, wire)
+        return wire
 
     def _with_enhanced_code(self, reply: Reply) -> Reply:
         """RFC 2034 §3: with ENHANCEDSTATUSCODES advertised, every reply but the greeting
@@ -687,8 +701,7 @@ class Connection:
         own = _EhloReply(config, self._build_ehlo_reply(greeting))
         if len(_EHLO_REPLIES) >= _EHLO_MAX:
             _EHLO_REPLIES.clear()
-            _EHLO_WIRES.clear()
-        _EHLO_REPLIES[key] = _EHLO_WIRES[id(own.reply)] = own
+        _EHLO_REPLIES[key] = own
         return own.reply
 
     def _build_ehlo_reply(self, greeting: str | None) -> Reply:
@@ -731,25 +744,29 @@ class Connection:
 
 
 class _EhloReply:
-    """An EHLO reply ehlo_reply() built for one Config, and its bytes once written."""
+    """An EHLO reply ehlo_reply() built for one Config."""
 
-    __slots__ = ("config", "reply", "wire")
+    __slots__ = ("config", "reply")
 
     def __init__(self, config: Config, reply: Reply) -> None:
         self.config = config
         self.reply = reply
-        self.wire: bytes | None = None
 
 
 #: (id(config), TLS active, greeting) -> the EHLO reply built for them. A server's
 #: connections share its Config, so most sessions get the same reply: it is built, and
-#: written (_EHLO_WIRES), once. Entries hold their Config, so an id is never stale while it
-#: is here (and is checked against it). Bounded: cleared when full.
+#: written (_WIRES), once. Entries hold their Config, so an id is never stale while it is
+#: here (and is checked against it). Bounded: cleared when full.
 _EHLO_REPLIES: dict[tuple[int, bool, str | None], _EhloReply] = {}
-#: id(reply) -> the same entries, for send(): the reply's bytes are looked up by identity,
-#: as hashing a Reply costs more than writing it.
-_EHLO_WIRES: dict[int, _EhloReply] = {}
 _EHLO_MAX = 32
+#: id(reply or greeting) -> (it, the max_reply_line it was written for, its bytes): what a
+#: server sent lately, other than the default replies (PREBUILT_REPLIES). Looked up by
+#: identity, as hashing a Reply costs more than writing it; an entry holds its object, so
+#: an id here is never stale. The replies a server shares between sessions (EHLO, HELO,
+#: QUIT, the greeting) are written once; one made afresh costs a dict entry until the
+#: table is full and cleared (bounded).
+_WIRES: dict[int, tuple[Reply | Greeting, int, bytes]] = {}
+_WIRES_MAX = 64
 
 
 def _server_open_content(conn: Connection) -> None:

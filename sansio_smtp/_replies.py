@@ -5,6 +5,7 @@
 # decide something (a rejected recipient, a quarantined message).
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 from ._events import (
@@ -65,11 +66,21 @@ def _ehlo_reply(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply
 
 
 def _helo_reply(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
-    return Reply(code=250, lines=hostname)
+    return _hostname_replies(hostname)[0]
 
 
 def _quit_reply(event: Event, hostname: str, ehlo: Callable[[], Reply]) -> Reply:
-    return Reply(code=221, lines=f"{hostname} closing connection", enhanced="2.0.0")
+    return _hostname_replies(hostname)[1]
+
+
+@functools.lru_cache(maxsize=16)
+def _hostname_replies(hostname: str) -> tuple[Reply, Reply]:
+    """The HELO and QUIT replies naming ``hostname``: a server's sessions share its name,
+    so each is made once per name, not once per session (a Reply is immutable; the same
+    object also lets Connection write its bytes once)."""
+    helo = Reply(code=250, lines=hostname)
+    quit_ = Reply(code=221, lines=f"{hostname} closing connection", enhanced="2.0.0")
+    return helo, quit_
 
 
 #: command type -> its default reply, when that depends on the command or the server.

@@ -332,6 +332,10 @@ _TRANSACTION_STATES = frozenset((State.MAIL, State.RCPT, State.DATA, State.BDAT)
 _RESETS = frozenset((Rset, Ehlo, Helo, Lhlo, StartTLS))
 
 
+#: the extensions of a session before EHLO: one immutable empty Extensions for all
+_NO_EXTENSIONS = Extensions()
+
+
 class ConnectionState:
     """What both peers know about the session, and every change to it.
 
@@ -365,7 +369,7 @@ class ConnectionState:
 
     def _reset_session(self, *, tls: bool) -> None:
         self.tls = tls  # TLS is active (STARTTLS done, or implicit TLS)
-        self._set_extensions(Extensions())
+        self._set_extensions(_NO_EXTENSIONS)
         self.mail: MailFrom | None = None  # the MAIL of the current transaction
         self.recipients = 0  # RCPTs accepted (server) / sent (optimistic) in this transaction
         self.transactions = 0  # MAIL commands accepted (server) / sent (client)
@@ -376,6 +380,10 @@ class ConnectionState:
 
     def _set_extensions(self, extensions: Extensions) -> None:
         self.extensions = extensions
+        if extensions is _NO_EXTENSIONS:  # every new session: nothing to look up
+            self.pipelining = self.enhanced_status_codes = False
+            self._advertised_size: int | None = None
+            return
         # Asked on every command and reply: looked up here once, not per use.
         #: PIPELINING is in force (RFC 2920).
         self.pipelining = "PIPELINING" in extensions
@@ -384,7 +392,7 @@ class ConnectionState:
         # the SIZE value advertised, when it sets a limit (RFC 1870 §4: 0 sets none)
         advertised = extensions.get("SIZE") or ("",)
         size = int(advertised[0]) if advertised[0].isdigit() else 0
-        self._advertised_size: int | None = size if size > 0 else None
+        self._advertised_size = size if size > 0 else None
 
     # ------------------------------------------------------------------ derived facts
 

@@ -182,3 +182,41 @@ def test_a_cached_ehlo_reply_is_checked_against_each_config_limit() -> None:
     assert servers[0].send(reply) == write_reply(reply, roomy)
     with pytest.raises(LocalProtocolError):
         servers[1].send(reply)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_shared_greeting_helo_and_quit_go_out_as_write_reply_writes_them(
+    config: Config,
+) -> None:
+    # The greeting, HELO and QUIT replies a server's sessions share are written once:
+    # every session sends what write_reply writes, and gets the same objects.
+    greeting = Greeting(lines=f"{config.hostname} ESMTP")
+    seen: list[Event] = []
+    for _ in range(3):  # written the first time, looked up after
+        server = Connection(Role.SERVER, config)
+        assert server.send(greeting) == write_reply(greeting, config)
+        server.receive_data(b"HELO c.test\r\n")
+        helo = server.next_event()
+        reply = server.default_reply(helo)
+        assert server.send(reply) == write_reply(reply, config)
+        server.receive_data(b"QUIT\r\n")
+        bye = server.default_reply(server.next_event())
+        assert server.send(bye) == write_reply(bye, config)
+        assert bye.code == 221 and bye.lines == (f"{config.hostname} closing connection",)
+        seen += [reply, bye]
+    assert all(r is seen[0] for r in seen[::2]) and all(r is seen[1] for r in seen[1::2])
+
+
+def test_a_written_greeting_is_checked_against_each_config_limit() -> None:
+    roomy = Config(hostname="mx.test", max_reply_line=2000)
+    greeting = Greeting(lines="mx.test " + "x" * 600)
+    assert Connection(Role.SERVER, roomy).send(greeting) == write_reply(greeting, roomy)
+    for _ in range(2):  # refused every time, never from the bytes written for roomy
+        with pytest.raises(LocalProtocolError):
+            Connection(Role.SERVER, Config(hostname="mx.test")).send(greeting)
+
+
+def test_a_server_connection_has_no_reply_reader() -> None:
+    # a server reads commands, never replies: it does not carry a client's reply reader
+    assert not hasattr(Connection(Role.SERVER), "_reply_reader")
+    assert hasattr(Connection(Role.CLIENT), "_reply_reader")

@@ -3,6 +3,9 @@
 - A command whose hook is missing or plain is answered without a generator; one whose hook
   returns an awaitable goes through an Await request. For any input, in any chunking, the
   three kinds of handler put the same bytes on the wire and keep the same messages.
+- A Write that says the Dispatcher reads next (``Write.read``) may be followed by that
+  read before the Dispatcher is resumed (as the three servers do): the same bytes go out
+  and the same messages are kept as when it is resumed at once, with fewer resumptions.
 - The asyncio server reads every connection into one shared buffer: what a connection
   has buffered but not yet parsed is its own copy, so reads on other connections in
   between cannot change it.
@@ -163,6 +166,44 @@ def serve(handler: object, chunks: list[bytes]) -> tuple[bytes, int]:
     return bytes(wire), awaited
 
 
+def serve_reading_after_write(handler: object, chunks: list[bytes]) -> tuple[bytes, int]:
+    """``serve``, as the servers drive a Dispatcher: after a Write with ``read`` set, the
+    next chunk is fed before it is resumed. The bytes written and the resumptions."""
+    config = Config(hostname="mx.test", extensions=EXTENSIONS)
+    session = Session(id="fixed", hostname="mx.test")
+    d = Dispatcher(Connection(Role.SERVER, config), Hooks(handler), session)
+    steps = d.steps()
+    pending = [*chunks, b""]
+    wire = bytearray()
+    resumed = 0
+    op = next(steps)
+    try:
+        while True:
+            if type(op) is Write:
+                wire += b"".join(op.chunks)
+                if not op.read:
+                    resumed += 1
+                    op = steps.send(None)
+                    continue
+                op = READ
+            if op is READ:
+                if not pending:
+                    break
+                d.feed(pending.pop(0))
+            elif type(op) is Await:
+                resumed += 1
+                op = steps.send(_finish(op.awaitable))
+                continue
+            else:
+                assert op is CLOSE
+                break
+            resumed += 1
+            op = steps.send(None)
+    except StopIteration:
+        pass
+    return bytes(wire), resumed
+
+
 #: whole transactions, so that most examples get past MAIL and RCPT to the content
 TRANSACTIONS = [
     [b"MAIL FROM:<a@b.test>", b"RCPT TO:<c@d.test>", b"DATA", b"Subject: hi", b"", b"."],
@@ -228,3 +269,32 @@ def test_connections_do_not_share_what_they_have_buffered() -> None:
         (str(m.mail_from), [str(r) for r in m.rcpt_tos], m.content) for m in handler.messages
     )
     assert seen == [(f"a{i}@b.test", [f"r{i}@d.test"], b"message %d\r\n" % i) for i in range(3)]
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    pieces=st.lists(PIECES, max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6),
+)
+def test_reading_before_resuming_after_a_write_changes_nothing(
+    pieces: list[list[bytes]], cuts: list[int]
+) -> None:
+    lines = [b"EHLO c.test", *(line for piece in pieces for line in piece)]
+    wire = b"".join(line + b"\r\n" for line in lines)
+    points = sorted({0, len(wire), *(c for c in cuts if c < len(wire))})
+    chunks = [wire[a:b] for a, b in itertools.pairwise(points)]
+    for kind in (NoHooks, Plain, Awaited):
+        resumed_at_once, served_first = kind(), kind()
+        assert (
+            serve(resumed_at_once, chunks)[0] == serve_reading_after_write(served_first, chunks)[0]
+        )
+        assert resumed_at_once.contents == served_first.contents
+
+
+def test_a_lock_step_read_resumes_the_dispatcher_once() -> None:
+    # greeting, then one command per read: each read is served after the reply's Write
+    # without a resumption in between
+    reads = [b"EHLO c.test\r\n", b"MAIL FROM:<a@b.test>\r\n", b"RCPT TO:<c@d.test>\r\n"]
+    wire, resumed = serve_reading_after_write(NoHooks(), reads)
+    assert wire.startswith(b"220 ") and wire.count(b"\r\n250 ") == 3  # EHLO, MAIL, RCPT
+    assert resumed == len(reads) + 1  # one per read, and one for the close

@@ -67,13 +67,20 @@ class _Handshake:
 @final
 class Write:
     """Write ``chunks`` in order, within ``engine.timeout(phase)`` seconds (``phase``: what
-    the write is, RFC 5321 §4.5.3.2: a command, a data block)."""
+    the write is, RFC 5321 §4.5.3.2: a command, a data block).
 
-    __slots__ = ("chunks", "phase")
+    ``read``: (server) the driver's next request would be READ: the runtime may serve
+    that READ before resuming it, saving a resumption per read (lock-step clients); one
+    that resumes it at once gets READ next."""
 
-    def __init__(self, chunks: list[BytesLike], phase: Phase = Phase.COMMAND) -> None:
+    __slots__ = ("chunks", "phase", "read")
+
+    def __init__(
+        self, chunks: list[BytesLike], phase: Phase = Phase.COMMAND, *, read: bool = False
+    ) -> None:
         self.chunks = chunks
         self.phase = phase
+        self.read = read
 
     def __repr__(self) -> str:
         return f"Write({sum(len(c) for c in self.chunks)} octets)"

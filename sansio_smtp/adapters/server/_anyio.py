@@ -311,6 +311,13 @@ class AnyioServer(ServerBase):
         try:
             op = next(steps)
             while True:
+                if type(op) is Write:
+                    if not await self._send(client, op.chunks):
+                        return
+                    if not op.read:
+                        op = steps.send(None)
+                        continue
+                    op = READ  # served here: the Dispatcher resumes once data came
                 if op is READ:
                     data = await self._receive(client)
                     if type(data) is not bytes:  # a deadline or a shutdown: say 421
@@ -318,9 +325,6 @@ class AnyioServer(ServerBase):
                         await self._send(client, [d.goodbye(data)])
                         return
                     d.feed(data)
-                elif type(op) is Write:
-                    if not await self._send(client, op.chunks):
-                        return
                 elif type(op) is Await:
                     try:
                         value = await op.awaitable

@@ -127,7 +127,9 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         self._closed = False
         self._task: asyncio.Task[None] | None = None
         self._stash: list[bytes] | None = None  # data that arrived during start_tls
-        self._unread: list[bytes] = []  # the stash, for the Dispatcher's next READ
+        # the stash, for the Dispatcher's next READ (an empty tuple, not a list per
+        # connection: it is filled only after STARTTLS)
+        self._unread: list[bytes] | tuple[()] = ()
         self._steps: ServerSteps | None = None
         self._rd = server._read_deadline()
         self._counted = False  # holds a slot (and a per-client count) of the server
@@ -340,11 +342,17 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         try:
             op = steps.send(value) if error is None else steps.throw(error)
             while True:
+                if type(op) is Write:
+                    self._write(op.chunks)
+                    if not op.read:
+                        op = steps.send(None)
+                        continue
+                    op = READ  # served here: the Dispatcher resumes once data came
                 if op is READ:
                     if self._unread:  # decrypted before start_tls() returned
                         for data in self._unread:
                             d.feed(data)
-                        self._unread = []
+                        self._unread = ()
                         op = steps.send(None)
                         continue
                     if self.server._closing and d.idle:
@@ -358,10 +366,6 @@ class SMTPProtocol(asyncio.BufferedProtocol):
                         self._busy = False
                         self._update_reading()
                     return
-                if type(op) is Write:
-                    self._write(op.chunks)
-                    op = steps.send(None)
-                    continue
                 if op is CLOSE:
                     self._close()
                     return
@@ -440,7 +444,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
             return
         self.transport = new
         self._reading = True  # the new transport reads until told otherwise
-        self._unread = stash or []
+        self._unread = stash or ()
         try:
             self._resume(new.get_extra_info("ssl_object"))
         except Exception as exc:

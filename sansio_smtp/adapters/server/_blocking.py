@@ -328,6 +328,14 @@ class SyncServer(ServerBase):
         try:
             op = next(steps)
             while True:
+                if type(op) is Write:
+                    if not self._send(sock, d, op.chunks):
+                        return
+                    rd.sent()
+                    if not op.read:
+                        op = steps.send(None)
+                        continue
+                    op = READ  # served here: the Dispatcher resumes once data came
                 if op is READ:
                     # the core's timeout for what it waits for (RFC 5321 §4.5.3.2), from
                     # our last reply for a command, with the minimum data rate for content
@@ -338,10 +346,6 @@ class SyncServer(ServerBase):
                         return
                     rd.received(len(data))
                     d.feed(data)
-                elif type(op) is Write:
-                    if not self._send(sock, d, op.chunks):
-                        return
-                    rd.sent()
                 elif op is HANDSHAKE:
                     wrapped = self._starttls(sock)
                     if wrapped is None:

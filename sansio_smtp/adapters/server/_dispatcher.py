@@ -99,17 +99,15 @@ _Wait: TypeAlias = "Generator[ServerOp, object, None] | None"
 class Dispatcher(AuthSteps):
     """Drives one server Connection for a handler, without I/O.
 
-    ``steps()`` is the whole session as a generator of I/O requests (``.._io``), served
-    by the runtime like the client engine's: READ (read, ``feed()``, resume with None),
-    Write (write its chunks, resume), HANDSHAKE (the TLS server handshake, resume with
-    its ``TLSInfo``), Await (await it, resume with its value or throw its exception in),
-    CLOSE (close the connection; the session is over). ``goodbye()`` says 421 at any
-    point (a deadline, a shutdown) and ends the session.
+    ``steps()`` is the whole session as a generator of I/O requests (``.._io``) that the
+    runtime serves: READ (read, ``feed()``, resume with None), Write (write, resume; with
+    ``read`` set, READ first), HANDSHAKE (the TLS handshake, resume with its ``TLSInfo``),
+    Await (resume with its value or throw its exception in), CLOSE (the session is over).
+    ``goodbye()`` says 421 at any point (a deadline, a shutdown) and ends the session.
 
-    ``allow_await=False`` (the blocking server) turns an awaitable hook result into an
-    error reply. ``offload``, given by the async servers, runs the ``data_chunk`` and
-    ``data`` hooks of a ``blocking_io`` handler off the event loop (Await then waits for
-    the worker thread); without it they run inline.
+    ``allow_await=False`` (the blocking server) makes an awaitable hook result an error
+    reply; ``offload`` (the async servers) runs a ``blocking_io`` handler's ``data_chunk``
+    and ``data`` hooks in a worker thread (Await waits for it), else they run inline.
     """
 
     # slots: one per connection, most of them idle
@@ -220,9 +218,8 @@ class Dispatcher(AuthSteps):
                 self.error = exc
                 break
             if event is NEED_DATA:
-                if self._out:
-                    yield self._write()
-                yield READ
+                # this read's replies in one write, then READ before resuming (Write.read)
+                yield self._write(read=True) if self._out else READ
                 continue
             if event is PAUSED:
                 if conn.state is _TLS:
@@ -266,9 +263,9 @@ class Dispatcher(AuthSteps):
             self.conn.receive_data(rest)
         return True
 
-    def _write(self) -> Write:
+    def _write(self, *, read: bool = False) -> Write:
         out, self._out = self._out, []
-        return Write(out, _TO_CLIENT)
+        return Write(out, _TO_CLIENT, read=read)
 
     def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
         """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
@@ -551,8 +548,7 @@ class Dispatcher(AuthSteps):
     def _finish_data(self, owed: Event, value: object, error: BaseException | None) -> None:
         lmtp = self.conn.config.lmtp
         if not lmtp and error is None and (value is None or type(value) is Reply):
-            # SMTP: one reply for the message (the common case, without a per-recipient
-            # list)
+            # SMTP: one reply for the message (the common case, no per-recipient list)
             reply = self.conn.default_reply(owed) if value is None else value
             assert isinstance(reply, Reply)
             self._answer(owed, reply)
