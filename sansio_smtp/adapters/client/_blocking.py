@@ -6,18 +6,22 @@
 # decisions live in the engine (shared with the asyncio and AnyIO runtimes, which are not
 # built on this one).
 #
-# Rules: the socket is non-blocking and every wait is a selector's select() bounded by
-# the time left until the step's due time from the engine (a whole reply, a whole write
-# block, the TLS handshake, and the session ``deadline``), so a peer that trickles
-# octets in or reads slowly cannot restart a timeout; no settimeout() system call
-# between phases. The clock is time.monotonic(), passed to the engine. A timeout, a lost
-# connection or a failed TLS handshake closes the socket, so a late reply can never be read as the
-# answer to a later command. TLS is ssl.create_default_context() unless an ssl_context is
-# given (certificate and host name checked; SSL_CERT_FILE honoured). Not thread-safe: one
-# thread per client. The selector is a PollSelector where select.poll exists (no
-# descriptor of its own, no FD_SETSIZE limit on the socket's number), else a
-# SelectSelector (Windows); chosen at connect(), not at import as
-# selectors.DefaultSelector is, which would also cost an epoll/kqueue descriptor per client.
+# Rules: every wait is bounded by the time left until the step's due time from the
+# engine (a whole reply, a whole write block, the TLS handshake, and the session
+# ``deadline``), so a peer that trickles octets in or reads slowly cannot restart a
+# timeout. Reads (the wait of every round trip) give that time left to the socket
+# (settimeout) and let CPython's C recv wait for it, as smtplib's reads do: no Python
+# selector work per reply. Writes and the TLS handshake run on a non-blocking socket
+# with a selector's select() for their (rare) waits; _nonblocking() switches back only
+# after a read left a timeout on the socket. The clock is time.monotonic(), passed to the
+# engine. A timeout, a lost connection or a failed TLS handshake closes the socket, so a
+# late reply can never be read as the answer to a later command. TLS is
+# ssl.create_default_context() unless an ssl_context is given (certificate and host name
+# checked; SSL_CERT_FILE honoured). Not thread-safe: one thread per client. The selector
+# is a PollSelector where select.poll exists (no descriptor of its own, no FD_SETSIZE
+# limit on the socket's number), else a SelectSelector (Windows); chosen at connect(),
+# not at import as selectors.DefaultSelector is, which would also cost an epoll/kqueue
+# descriptor per client.
 """A blocking SMTP, ESMTP and LMTP client.
 
 with SMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
@@ -103,6 +107,7 @@ class SMTPClient(ClientBase):
         self._sock: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
         self._awaiting = 0  # the events the socket is registered for in _selector
+        self._timed = False  # a read left a timeout on the socket (see _nonblocking)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -150,6 +155,7 @@ class SMTPClient(ClientBase):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(0.0)  # non-blocking: _wait() selects with each phase's timeout
+        self._timed = False
         self._selector = _new_selector()
         self._selector.register(sock, selectors.EVENT_READ)
         self._awaiting = selectors.EVENT_READ
@@ -315,7 +321,7 @@ class SMTPClient(ClientBase):
         non-blocking, so no call below can block for longer."""
         selector = self._selector
         assert selector is not None
-        if events != self._awaiting:  # mostly reads: re-register only on a change
+        if events != self._awaiting:  # re-register only on a change
             selector.modify(sock, events)
             self._awaiting = events
         while True:
@@ -329,33 +335,44 @@ class SMTPClient(ClientBase):
                 raise self._engine.timed_out(phase, due)
 
     def _recv(self) -> bytes:
+        """The next octets from the server, waiting at most until the reply awaited is
+        due. The wait is CPython's own (poll() then recv() in C, under the socket's
+        timeout; for TLS, inside SSLSocket.recv, which returns a record already held
+        without waiting), so a round trip costs no Python selector work."""
         sock = self._sock
         assert sock is not None
-        phase, due = self._engine.read_due(time.monotonic())
+        engine = self._engine
+        now = time.monotonic()
+        phase, due = engine.read_due(now)
         try:
-            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
-                self._wait(sock, selectors.EVENT_READ, due, phase)
-            while True:
-                try:
-                    return sock.recv(_RECV_SIZE)
-                except (BlockingIOError, ssl.SSLWantReadError):
-                    self._wait(sock, selectors.EVENT_READ, due, phase)
-                except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
-                    self._wait(sock, selectors.EVENT_WRITE, due, phase)
-        except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
-            raise
+            # 0.0 once due: one non-blocking attempt, as a select(0) then recv would do
+            sock.settimeout(max(due - now, 0.0))
+            self._timed = True
+            return sock.recv(_RECV_SIZE)
+        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            # TimeoutError: socket.timeout (waited the whole time left); the others: the
+            # non-blocking attempt once due found nothing
+            raise engine.timed_out(phase, due) from None
         except ssl.SSLError as exc:
-            self._engine.broken = True
+            engine.broken = True
             raise SMTPTLSError(f"TLS error: {exc}") from exc
         except OSError as exc:
-            self._engine.broken = True
+            engine.broken = True
             raise SMTPServerDisconnected(f"connection lost: {exc}") from exc
+
+    def _nonblocking(self, sock: socket.socket) -> None:
+        """Make ``sock`` non-blocking again after a read set its timeout, for writes and
+        the TLS handshake (which wait in _wait() with their own due times)."""
+        if self._timed:
+            sock.settimeout(0.0)
+            self._timed = False
 
     def _send(self, op: Write) -> None:
         sock = self._sock
         assert sock is not None
         engine = self._engine
         phase = op.phase
+        self._nonblocking(sock)
         started = time.monotonic()
         done = 0  # octets of op written so far: each started block extends the time allowed
         try:
@@ -403,6 +420,7 @@ class SMTPClient(ClientBase):
         selector = self._selector
         assert selector is not None
         selector.unregister(sock)
+        self._nonblocking(sock)  # wrap_socket copies the timeout: the handshake must not block
         name = opts.server_hostname or opts.host
         try:
             tls_sock = context.wrap_socket(
