@@ -359,6 +359,7 @@ class ClientEngine(MessageEngine):
         rcptmax = self._capabilities().rcptmax
         tail: list[BytesLike] = []  # content and "." of `held`, not yet written
         held: tuple[Prepared, Transaction] | None = None
+        send = self.send if self._log else conn.send  # (as _transaction: no log, no layer)
         for item in prepared:
             self._check_going()
             if rcptmax is not None and len(item.rcpts) > rcptmax:
@@ -379,10 +380,10 @@ class ClientEngine(MessageEngine):
             wire, tail = tail, []
             try:
                 if reset:
-                    wire.append(self.send(_RSET))
-                wire.append(self.send(item.mail))
-                wire.extend(self.send(r) for r in item.rcpts)
-                wire.append(self.send(_DATA))
+                    wire.append(send(_RSET))
+                wire.append(send(item.mail))
+                wire.extend(send(r) for r in item.rcpts)
+                wire.append(send(_DATA))
             except LocalProtocolError:
                 if wire:  # Connection.send() is atomic: only a partial group is lost
                     conn.send_failed()
