@@ -1,10 +1,11 @@
-"""The blocking client's reads: each waits inside the socket's recv under a timeout of the
-time left for the reply (RFC 5321 §4.5.3.2), plaintext and TLS alike, while writes and the
-TLS handshake keep a non-blocking socket with the selector's waits.
+"""The blocking client's reads: each waits on a poll object of its own (the selector
+where there is no select.poll), bounded by the time left for the reply (RFC 5321
+§4.5.3.2), plaintext and TLS alike, while writes and the TLS handshake wait on the
+selector.
 
 These scripted servers check the paths the other tests reach less directly: a reply that
-never comes after STARTTLS (the timeout inside SSLSocket.recv), and a write that must wait
-for the peer right after a read left a timeout on the socket.
+never comes after STARTTLS (the read's wait on the TLS socket, whose descriptor the poll
+object keeps), and a write that must wait for the peer right after a read.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def silent_tls_server() -> Iterator[int]:
 
 
 def test_tls_reply_timeout(silent_tls_server: int) -> None:
-    # the EHLO reply after the handshake is awaited inside SSLSocket.recv: still bounded
+    # the EHLO reply after the handshake is awaited on the TLS socket: still bounded
     client = SMTPClient(
         "127.0.0.1",
         silent_tls_server,
@@ -126,8 +127,8 @@ def slow_reader() -> Iterator[int]:
 
 
 def test_write_waits_after_a_read(slow_reader: int) -> None:
-    # the 354 is read under a socket timeout; the content (larger than the socket
-    # buffers) is then written on the non-blocking socket, waiting for room as it goes
+    # the 354 is read; the content (larger than the socket buffers) is then written,
+    # waiting on the selector for room as it goes
     body = b"".join(b"line %07d of a long message\r\n" % i for i in range(200_000))
     message = b"Subject: big\r\n\r\n" + body
     with SMTPClient("127.0.0.1", slow_reader, tls=TLSMode.PLAIN, timeout=20.0) as client:

@@ -6,22 +6,23 @@
 # decisions live in the engine (shared with the asyncio and AnyIO runtimes, which are not
 # built on this one).
 #
-# Rules: every wait is bounded by the time left until the step's due time from the
-# engine (a whole reply, a whole write block, the TLS handshake, and the session
-# ``deadline``), so a peer that trickles octets in or reads slowly cannot restart a
-# timeout. Reads (the wait of every round trip) give that time left to the socket
-# (settimeout) and let CPython's C recv wait for it, as smtplib's reads do: no Python
-# selector work per reply. Writes and the TLS handshake run on a non-blocking socket
-# with a selector's select() for their (rare) waits; _nonblocking() switches back only
-# after a read left a timeout on the socket. The clock is time.monotonic(), passed to the
-# engine. A timeout, a lost connection or a failed TLS handshake closes the socket, so a
-# late reply can never be read as the answer to a later command. TLS is
-# ssl.create_default_context() unless an ssl_context is given (certificate and host name
-# checked; SSL_CERT_FILE honoured). Not thread-safe: one thread per client. The selector
-# is a PollSelector where select.poll exists (no descriptor of its own, no FD_SETSIZE
-# limit on the socket's number), else a SelectSelector (Windows); chosen at connect(),
-# not at import as selectors.DefaultSelector is, which would also cost an epoll/kqueue
-# descriptor per client.
+# Rules: the socket is non-blocking and every wait is a selector's select() bounded by
+# the time left until the step's due time from the engine (a whole reply, a whole write
+# block, the TLS handshake, and the session ``deadline``), so a peer that trickles
+# octets in or reads slowly cannot restart a timeout; no settimeout() system call
+# between phases. The clock is time.monotonic(), passed to the engine. A timeout, a lost
+# connection or a failed TLS handshake closes the socket, so a late reply can never be read as the
+# answer to a later command. TLS is ssl.create_default_context() unless an ssl_context is
+# given (certificate and host name checked; SSL_CERT_FILE honoured). Not thread-safe: one
+# thread per client. The selector is a PollSelector where select.poll exists (no
+# descriptor of its own, no FD_SETSIZE limit on the socket's number), else a
+# SelectSelector (Windows); chosen at connect(), not at import as
+# selectors.DefaultSelector is, which would also cost an epoll/kqueue descriptor per client.
+# Reads, the wait of every round trip, ask a select.poll object of their own directly
+# where there is one (_wait_readable): the same poll() system call, without the
+# selector's Python layer (keys, event lists) on each reply. A socket timeout
+# (settimeout, as smtplib reads) would cost an ioctl per read and another to make the
+# socket non-blocking again for the next write; CPython polls before its recv anyway.
 """A blocking SMTP, ESMTP and LMTP client.
 
 with SMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import email.message
+import math
 import select
 import selectors
 import socket
@@ -107,7 +109,7 @@ class SMTPClient(ClientBase):
         self._sock: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
         self._awaiting = 0  # the events the socket is registered for in _selector
-        self._timed = False  # a read left a timeout on the socket (see _nonblocking)
+        self._readable: select.poll | None = None  # reads' own poll object (_wait_readable)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -155,10 +157,12 @@ class SMTPClient(ClientBase):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(0.0)  # non-blocking: _wait() selects with each phase's timeout
-        self._timed = False
         self._selector = _new_selector()
         self._selector.register(sock, selectors.EVENT_READ)
         self._awaiting = selectors.EVENT_READ
+        if hasattr(select, "poll"):
+            self._readable = select.poll()
+            self._readable.register(sock, select.POLLIN)
         self._sock = sock
         if opts.local_hostname is None:
             engine.local_hostname = address_literal(sock.getsockname())
@@ -188,6 +192,7 @@ class SMTPClient(ClientBase):
         """Close the connection at once (no QUIT). Safe to call more than once."""
         sock, self._sock = self._sock, None
         selector, self._selector = self._selector, None
+        self._readable = None
         if selector is not None:
             selector.close()
         if sock is not None:
@@ -321,7 +326,7 @@ class SMTPClient(ClientBase):
         non-blocking, so no call below can block for longer."""
         selector = self._selector
         assert selector is not None
-        if events != self._awaiting:  # re-register only on a change
+        if events != self._awaiting:  # mostly reads: re-register only on a change
             selector.modify(sock, events)
             self._awaiting = events
         while True:
@@ -334,45 +339,48 @@ class SMTPClient(ClientBase):
             if seconds <= 0:
                 raise self._engine.timed_out(phase, due)
 
+    def _wait_readable(self, sock: socket.socket, due: float, phase: Phase) -> None:
+        """_wait(sock, EVENT_READ, due, phase) on the reads' own poll object: poll() in
+        milliseconds rounded up, as PollSelector asks it. Without select.poll, _wait."""
+        readable = self._readable
+        if readable is None:
+            self._wait(sock, selectors.EVENT_READ, due, phase)
+            return
+        while True:
+            seconds = due - time.monotonic()
+            if readable.poll(math.ceil(seconds * 1e3) if seconds > 0 else 0):
+                return
+            if seconds <= 0:
+                raise self._engine.timed_out(phase, due)
+
     def _recv(self) -> bytes:
-        """The next octets from the server, waiting at most until the reply awaited is
-        due. The wait is CPython's own (poll() then recv() in C, under the socket's
-        timeout; for TLS, inside SSLSocket.recv, which returns a record already held
-        without waiting), so a round trip costs no Python selector work."""
         sock = self._sock
         assert sock is not None
-        engine = self._engine
-        now = time.monotonic()
-        phase, due = engine.read_due(now)
+        phase, due = self._engine.read_due(time.monotonic())
         try:
-            # 0.0 once due: one non-blocking attempt, as a select(0) then recv would do
-            sock.settimeout(max(due - now, 0.0))
-            self._timed = True
-            return sock.recv(_RECV_SIZE)
-        except (TimeoutError, BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
-            # TimeoutError: socket.timeout (waited the whole time left); the others: the
-            # non-blocking attempt once due found nothing
-            raise engine.timed_out(phase, due) from None
+            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
+                self._wait_readable(sock, due, phase)
+            while True:
+                try:
+                    return sock.recv(_RECV_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    self._wait_readable(sock, due, phase)
+                except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
+                    self._wait(sock, selectors.EVENT_WRITE, due, phase)
+        except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
+            raise
         except ssl.SSLError as exc:
-            engine.broken = True
+            self._engine.broken = True
             raise SMTPTLSError(f"TLS error: {exc}") from exc
         except OSError as exc:
-            engine.broken = True
+            self._engine.broken = True
             raise SMTPServerDisconnected(f"connection lost: {exc}") from exc
-
-    def _nonblocking(self, sock: socket.socket) -> None:
-        """Make ``sock`` non-blocking again after a read set its timeout, for writes and
-        the TLS handshake (which wait in _wait() with their own due times)."""
-        if self._timed:
-            sock.settimeout(0.0)
-            self._timed = False
 
     def _send(self, op: Write) -> None:
         sock = self._sock
         assert sock is not None
         engine = self._engine
         phase = op.phase
-        self._nonblocking(sock)
         started = time.monotonic()
         done = 0  # octets of op written so far: each started block extends the time allowed
         try:
@@ -420,7 +428,6 @@ class SMTPClient(ClientBase):
         selector = self._selector
         assert selector is not None
         selector.unregister(sock)
-        self._nonblocking(sock)  # wrap_socket copies the timeout: the handshake must not block
         name = opts.server_hostname or opts.host
         try:
             tls_sock = context.wrap_socket(
@@ -432,6 +439,8 @@ class SMTPClient(ClientBase):
         self._sock = tls_sock  # closed by close() whatever happens next
         selector.register(tls_sock, selectors.EVENT_READ)
         self._awaiting = selectors.EVENT_READ
+        if self._readable is not None:  # the same descriptor: registered again all the same
+            self._readable.register(tls_sock, select.POLLIN)
         try:
             while True:
                 try:
