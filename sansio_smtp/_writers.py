@@ -329,7 +329,8 @@ class DataWriter:
             tail = b"\r\n"
         elif not self._bol:
             tail = b"\r\n"
-        self._scan(tail)
+        if tail:  # (an empty tail ends no line: write() checked the one carried already)
+            self._scan(tail)
         return tail + b".\r\n"
 
 

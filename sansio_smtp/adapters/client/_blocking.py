@@ -18,6 +18,11 @@
 # descriptor of its own, no FD_SETSIZE limit on the socket's number), else a
 # SelectSelector (Windows); chosen at connect(), not at import as
 # selectors.DefaultSelector is, which would also cost an epoll/kqueue descriptor per client.
+# Reads, the wait of every round trip, ask a select.poll object of their own directly
+# where there is one (_wait_readable): the same poll() system call, without the
+# selector's Python layer (keys, event lists) on each reply. A socket timeout
+# (settimeout, as smtplib reads) would cost an ioctl per read and another to make the
+# socket non-blocking again for the next write; CPython polls before its recv anyway.
 """A blocking SMTP, ESMTP and LMTP client.
 
 with SMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import email.message
+import math
 import select
 import selectors
 import socket
@@ -103,6 +109,7 @@ class SMTPClient(ClientBase):
         self._sock: socket.socket | None = None
         self._selector: selectors.BaseSelector | None = None
         self._awaiting = 0  # the events the socket is registered for in _selector
+        self._readable: select.poll | None = None  # reads' own poll object (_wait_readable)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -153,6 +160,9 @@ class SMTPClient(ClientBase):
         self._selector = _new_selector()
         self._selector.register(sock, selectors.EVENT_READ)
         self._awaiting = selectors.EVENT_READ
+        if hasattr(select, "poll"):
+            self._readable = select.poll()
+            self._readable.register(sock, select.POLLIN)
         self._sock = sock
         if opts.local_hostname is None:
             engine.local_hostname = address_literal(sock.getsockname())
@@ -182,6 +192,7 @@ class SMTPClient(ClientBase):
         """Close the connection at once (no QUIT). Safe to call more than once."""
         sock, self._sock = self._sock, None
         selector, self._selector = self._selector, None
+        self._readable = None
         if selector is not None:
             selector.close()
         if sock is not None:
@@ -328,18 +339,32 @@ class SMTPClient(ClientBase):
             if seconds <= 0:
                 raise self._engine.timed_out(phase, due)
 
+    def _wait_readable(self, sock: socket.socket, due: float, phase: Phase) -> None:
+        """_wait(sock, EVENT_READ, due, phase) on the reads' own poll object: poll() in
+        milliseconds rounded up, as PollSelector asks it. Without select.poll, _wait."""
+        readable = self._readable
+        if readable is None:
+            self._wait(sock, selectors.EVENT_READ, due, phase)
+            return
+        while True:
+            seconds = due - time.monotonic()
+            if readable.poll(math.ceil(seconds * 1e3) if seconds > 0 else 0):
+                return
+            if seconds <= 0:
+                raise self._engine.timed_out(phase, due)
+
     def _recv(self) -> bytes:
         sock = self._sock
         assert sock is not None
         phase, due = self._engine.read_due(time.monotonic())
         try:
             if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
-                self._wait(sock, selectors.EVENT_READ, due, phase)
+                self._wait_readable(sock, due, phase)
             while True:
                 try:
                     return sock.recv(_RECV_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError):
-                    self._wait(sock, selectors.EVENT_READ, due, phase)
+                    self._wait_readable(sock, due, phase)
                 except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
                     self._wait(sock, selectors.EVENT_WRITE, due, phase)
         except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
@@ -414,6 +439,8 @@ class SMTPClient(ClientBase):
         self._sock = tls_sock  # closed by close() whatever happens next
         selector.register(tls_sock, selectors.EVENT_READ)
         self._awaiting = selectors.EVENT_READ
+        if self._readable is not None:  # the same descriptor: registered again all the same
+            self._readable.register(tls_sock, select.POLLIN)
         try:
             while True:
                 try:

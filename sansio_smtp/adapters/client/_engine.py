@@ -25,7 +25,7 @@ from ..._events import (
     Rset,
 )
 from ..._state import Phase, State
-from .._io import Steps, Write, coalesce
+from .._io import READ, Steps, Write, coalesce
 from ._errors import (
     SMTPBatchInterrupted,
     SMTPDataError,
@@ -40,6 +40,7 @@ from ._message import MessageSpec, OutgoingMessage
 from ._options import ClientOptions
 from ._prepare import MessageEngine, _Verdict
 from ._results import SendResult
+from ._session import _REPLY_STATES
 from ._transactions import Outcome, Prepared, Transaction, send_result
 
 __all__ = ["ClientEngine"]
@@ -244,20 +245,25 @@ class ClientEngine(MessageEngine):
 
     def _collect(self, tx: Transaction) -> Steps[None]:
         """Read replies until no command is pending, matching each to what it answers
-        (``conn.last_answered``)."""
+        (``conn.last_answered``). _reply's loop, written out here: this generator is
+        resumed on every READ of a send, so one frame less on each of them."""
         conn = self.conn
         look = True  # right after a write: usually nothing is buffered yet
         # One reply answers one pending command: counted, not a new ``pending`` tuple per
         # reply; in LMTP asked again at 0 (one more per accepted recipient after the ".")
         left = len(conn.pending)
         while left:
-            reply = None
-            if not look:  # the rest of a run of replies: usually buffered already
-                self._reply_due = None
+            self._reply_due = None  # a new reply: its timeout starts at the first read
+            if look and conn.state in _REPLY_STATES:
+                buffered, closed = conn.trailing_data
+                if not buffered and not closed:
+                    # Nothing buffered: the reply reader could only say NEED_DATA
+                    yield READ
+            look = False  # the rest of a run of replies: usually buffered already
+            reply = self._next_reply()
+            while reply is None:
+                yield READ
                 reply = self._next_reply()
-            if reply is None:
-                reply = yield from self._reply(look=look)
-            look = False
             tx.record(conn.last_answered, reply)
             if conn.state is State.CLOSED:  # 421 (RFC 5321 §3.8): nothing more will come
                 self.broken = True
@@ -353,6 +359,7 @@ class ClientEngine(MessageEngine):
         rcptmax = self._capabilities().rcptmax
         tail: list[BytesLike] = []  # content and "." of `held`, not yet written
         held: tuple[Prepared, Transaction] | None = None
+        send = self.send if self._log else conn.send  # (as _transaction: no log, no layer)
         for item in prepared:
             self._check_going()
             if rcptmax is not None and len(item.rcpts) > rcptmax:
@@ -373,10 +380,10 @@ class ClientEngine(MessageEngine):
             wire, tail = tail, []
             try:
                 if reset:
-                    wire.append(self.send(_RSET))
-                wire.append(self.send(item.mail))
-                wire.extend(self.send(r) for r in item.rcpts)
-                wire.append(self.send(_DATA))
+                    wire.append(send(_RSET))
+                wire.append(send(item.mail))
+                wire.extend(send(r) for r in item.rcpts)
+                wire.append(send(_DATA))
             except LocalProtocolError:
                 if wire:  # Connection.send() is atomic: only a partial group is lost
                     conn.send_failed()
