@@ -396,8 +396,11 @@ class AsyncSMTPClient(AsyncClientCommands):
         if lock is None or self._transport is None:
             steps.close()
             raise SMTPServerDisconnected("not connected")
-        async with lock:
+        await lock.acquire()  # as ``async with lock``, without its two coroutines
+        try:
             return await self._run(steps)
+        finally:
+            lock.release()
 
     async def _run(self, steps: Steps[T]) -> T:
         """Run an operation: the protocol serves its requests from the transport's
