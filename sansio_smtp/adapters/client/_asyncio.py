@@ -1,12 +1,16 @@
 # asyncio SMTP/ESMTP/LMTP client on a plain asyncio.Protocol (no streams).
 #
 # Strategy: AsyncSMTPClient is the I/O loop around ClientEngine (_engine), like the
-# sync client but not built on it: the engine's generators say READ / Write / HANDSHAKE,
-# and each is served here with the transport. A small Protocol buffers what arrives (and
-# pauses reading past a high-water mark), wakes one waiting reader, and reports write
-# back-pressure; timeouts are loop.call_later timers armed with the time left until the
-# step's due time from the engine: a whole reply (RFC 5321 §4.5.3.2 phases from
-# Connection.timeout), a whole write block, the TLS handshake, and the session
+# sync client but not built on it: the engine's generators say READ / Write / HANDSHAKE.
+# The Protocol serves READ and Write itself, from the transport's callbacks: bytes that
+# arrive while a READ waits go to the core at once and the operation resumes inside
+# data_received, writing its next request there (one transport.write per request). The
+# caller's coroutine wakes only when the operation ends, or for a request served with
+# awaits (the TLS handshake; a write under back-pressure): one event-loop iteration per
+# reply read, not two. Between operations the Protocol buffers what arrives (and pauses
+# reading past a high-water mark). Timeouts are loop timers armed with the time left
+# until the step's due time from the engine: a whole reply (RFC 5321 §4.5.3.2 phases
+# from Connection.timeout), a whole write block, the TLS handshake, and the session
 # ``deadline``, so octets trickling in cannot restart a timeout. The clock is
 # time.monotonic() (as the loop's), passed to the engine. TLS: loop.start_tls() on the
 # same protocol, for STARTTLS and implicit TLS alike, which also works on Python 3.10
@@ -33,7 +37,7 @@ import warnings
 from typing import TypeVar, cast
 
 from ..._state import Phase
-from .._io import READ, Steps, Write
+from .._io import HANDSHAKE, READ, Op, Steps, Write
 from ._base import AsyncClientCommands
 from ._engine import ClientEngine
 from ._errors import (
@@ -57,22 +61,37 @@ def _expire(waiter: asyncio.Future[None]) -> None:
 
 
 class _ClientProtocol(asyncio.Protocol):
-    """Buffers received bytes for one reader at a time and tracks write back-pressure."""
+    """Serves the engine's requests from the transport's callbacks: bytes that arrive
+    while the operation waits for them go to the core at once, and the operation resumes
+    there, writing its next request from ``data_received``. The coroutine that started
+    the operation (``AsyncSMTPClient._run``) wakes only when it ends, or for a request
+    served with awaits (HANDSHAKE; a Write under back-pressure). Between operations it
+    buffers what arrives (pausing reading past a high-water mark)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, engine: ClientEngine) -> None:
         self._loop = loop
+        self._engine = engine
         self.transport: asyncio.Transport | None = None
         self._chunks: list[bytes] = []
         self._size = 0
         self.eof = False
         self.error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self.writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = loop.create_future()
-        # One timer serves read after read (see read()): when the read awaited must end
-        # (loop time), and the timer with the time it is set for.
+        # The operation served: its generator, and the future its coroutine awaits (see
+        # begin()); ``value`` is what it returned. ``write_started``: when the last Write
+        # began (monotonic), for its due time under back-pressure.
+        self._steps: Steps[object] | None = None
+        self._asked: asyncio.Future[Op | None] | None = None
+        self.value: object = None
+        self.write_started = 0.0
+        # The READ waited for: the phase and due time (monotonic) of the reply awaited,
+        # and when the wait must end (loop time), or None when no READ waits. One timer
+        # serves read after read (_wait_for_bytes): the time it is set for in _timer_at.
+        self._read_phase = Phase.COMMAND
+        self._read_due = 0.0
         self._read_end: float | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -83,11 +102,13 @@ class _ClientProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        if self._read_end is not None:  # a READ waits (so nothing is buffered here)
+            self._read_end = None
+            self._engine.conn.receive_data(data)
+            self._advance()
+            return
         self._chunks.append(data)
         self._size += len(data)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
         if self._size > _HIGH_WATER and not self._reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self._reading_paused = True
@@ -117,9 +138,85 @@ class _ClientProtocol(asyncio.Protocol):
             waiter.set_result(None)
 
     def _wake(self) -> None:
-        for waiter in (self._waiter, self._drain_waiter):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+        """End of file: a READ waiting gets b"" (the core makes it ConnectionClosed)."""
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        if self._read_end is not None:
+            self._read_end = None
+            self._engine.conn.receive_data(b"")
+            self._advance()
+
+    # -------------------------------------------------------------- operations
+
+    def begin(self, steps: Steps[T]) -> asyncio.Future[Op | None]:
+        """Serve ``steps`` from now on. The future gives the next request the coroutine
+        must serve (then it calls ``advance()``), or None when the operation returned
+        (``value``); or raises what the operation raised."""
+        self._steps = cast("Steps[object]", steps)
+        return self.advance()
+
+    def advance(self) -> asyncio.Future[Op | None]:
+        """Resume the operation after the coroutine served a request."""
+        asked = self._asked = self._loop.create_future()
+        self._advance()
+        return asked
+
+    def end(self) -> None:
+        """Serve the operation no more (it failed, or its coroutine was cancelled)."""
+        self._steps = None
+        self._asked = None
+        self._read_end = None
+
+    def _advance(self) -> None:
+        """Resume the operation and serve its requests in place while no wait is needed:
+        a READ of buffered bytes, a Write the transport takes."""
+        steps, asked = self._steps, self._asked
+        if steps is None or asked is None:  # pragma: no cover - ended meanwhile
+            return
+        try:
+            op = steps.send(None)
+            while True:
+                if op is READ:
+                    if self._chunks:
+                        self._engine.conn.receive_data(self.take())
+                    elif self.eof:
+                        self._engine.conn.receive_data(b"")
+                    else:
+                        self._wait_for_bytes()
+                        return  # data_received(), eof or the timer goes on
+                elif type(op) is Write:
+                    self.write_started = time.monotonic()
+                    self._write(op)
+                    if self.writing_paused:  # back-pressure: the coroutine drains
+                        self._hand(op)
+                        return
+                else:
+                    self._hand(op)  # HANDSHAKE
+                    return
+                op = steps.send(None)
+        except StopIteration as stop:
+            self.value = stop.value
+            self._hand(None)
+        except BaseException as exc:
+            self._steps = self._asked = None
+            if not asked.done():
+                asked.set_exception(exc)
+
+    def _hand(self, op: Op | None) -> None:
+        asked = self._asked
+        if op is None:
+            self._steps = None
+        if asked is not None and not asked.done():
+            asked.set_result(op)
+
+    def _write(self, op: Write) -> None:
+        transport = self.transport
+        if transport is None or transport.is_closing() or self.eof:
+            self._engine.broken = True
+            raise SMTPServerDisconnected("connection lost")
+        for chunk in op.chunks:
+            transport.write(chunk)
 
     # ----------------------------------------------------------------- reading
 
@@ -136,25 +233,18 @@ class _ClientProtocol(asyncio.Protocol):
             self.transport.resume_reading()
         return data
 
-    async def read(self, timeout: float) -> bytes:
-        """Some bytes, or b"" at end of file; TimeoutError after ``timeout`` seconds."""
-        if not self._chunks and not self.eof:
-            loop = self._loop
-            end = loop.time() + timeout
-            waiter = self._waiter = loop.create_future()
-            self._read_end = end
-            # A timer is not set and cancelled per read: the one set for an earlier read
-            # stays while it would fire no later than this read's end, and when it fires
-            # before that end (_read_expired), it is set again for it. Each reply is due
-            # minutes after it is awaited (RFC 5321 §4.5.3.2), so it rarely fires at all.
-            if self._timer is None or self._timer_at > end:
-                self._set_timer(end)
-            try:
-                await waiter
-            finally:
-                self._waiter = None
-                self._read_end = None
-        return self.take()
+    def _wait_for_bytes(self) -> None:
+        """The READ waits until the reply awaited is due (engine.read_due)."""
+        now = time.monotonic()
+        phase, due = self._engine.read_due(now)
+        end = self._loop.time() + max(0.0, due - now)
+        self._read_phase, self._read_due, self._read_end = phase, due, end
+        # A timer is not set and cancelled per read: the one set for an earlier read
+        # stays while it would fire no later than this read's end, and when it fires
+        # before that end (_read_expired), it is set again for it. Each reply is due
+        # minutes after it is awaited (RFC 5321 §4.5.3.2), so it rarely fires at all.
+        if self._timer is None or self._timer_at > end:
+            self._set_timer(end)
 
     def _set_timer(self, when: float) -> None:
         if self._timer is not None:
@@ -164,13 +254,15 @@ class _ClientProtocol(asyncio.Protocol):
 
     def _read_expired(self) -> None:
         self._timer = None
-        end, waiter = self._read_end, self._waiter
-        if end is None or waiter is None or waiter.done():
-            return  # no read awaited now: the timer lapses
-        if self._loop.time() >= end:
-            waiter.set_exception(TimeoutError())
-        else:
+        end, asked = self._read_end, self._asked
+        if end is None or asked is None or asked.done():
+            return  # no read waits now: the timer lapses
+        if self._loop.time() < end:
             self._set_timer(end)
+            return
+        self._read_end = None
+        self._steps = self._asked = None
+        asked.set_exception(self._engine.timed_out(self._read_phase, self._read_due))
 
     async def drain(self, timeout: float) -> None:
         """Wait until the transport's write buffer is below its high-water mark."""
@@ -226,7 +318,7 @@ class AsyncSMTPClient(AsyncClientCommands):
         loop = asyncio.get_running_loop()
         engine = self._engine = ClientEngine(opts)
         self._lock = asyncio.Lock()
-        protocol = _ClientProtocol(loop)
+        protocol = _ClientProtocol(loop, engine)
         now = time.monotonic()
         engine.start_clock(now)
         due = engine.step_due(Phase.CONNECT, now)
@@ -304,59 +396,42 @@ class AsyncSMTPClient(AsyncClientCommands):
         if lock is None or self._transport is None:
             steps.close()
             raise SMTPServerDisconnected("not connected")
-        async with lock:
+        await lock.acquire()  # as ``async with lock``, without its two coroutines
+        try:
             return await self._run(steps)
+        finally:
+            lock.release()
 
     async def _run(self, steps: Steps[T]) -> T:
-        """Serve the engine's I/O requests until the operation returns or raises."""
+        """Run an operation: the protocol serves its requests from the transport's
+        callbacks; this coroutine serves those that need awaiting (HANDSHAKE, a Write
+        under back-pressure) and wakes once more when the operation ends."""
         engine = self._engine
         protocol = self._protocol
         if self._transport is None or protocol is None:
             steps.close()
             raise SMTPServerDisconnected("not connected")
-        conn = engine.conn
         try:
-            op = next(steps)
+            asked = protocol.begin(steps)
             while True:
-                if op is READ:
-                    data = protocol.take()
-                    if not data:
-                        data = await self._read(protocol)
-                    conn.receive_data(data)
-                elif type(op) is Write:
-                    started = time.monotonic()
-                    self._write(protocol, op)
-                    if protocol.writing_paused:  # back-pressure: wait for the kernel
-                        await self._drain(protocol, op, started)
-                else:
+                op = await asked
+                if op is None:
+                    break
+                if op is HANDSHAKE:
                     await self._handshake()
-                op = steps.send(None)
-        except StopIteration as stop:
-            if engine.broken:  # e.g. a 421 ended the session (RFC 5321 §3.8)
-                self.close()
-            return cast(T, stop.value)
+                else:
+                    await self._drain(protocol, cast(Write, op), protocol.write_started)
+                asked = protocol.advance()
         except BaseException:
+            protocol.end()
             steps.close()
             if not engine.usable:
                 self.close()
             raise
-
-    async def _read(self, protocol: _ClientProtocol) -> bytes:
-        if protocol.eof:
-            return b""
-        phase, due = self._engine.read_due(time.monotonic())
-        try:
-            return await protocol.read(max(0.0, due - time.monotonic()))
-        except TimeoutError:
-            raise self._engine.timed_out(phase, due) from None
-
-    def _write(self, protocol: _ClientProtocol, op: Write) -> None:
-        transport = self._transport
-        if transport is None or transport.is_closing() or protocol.eof:
-            self._engine.broken = True
-            raise SMTPServerDisconnected("connection lost")
-        for chunk in op.chunks:
-            transport.write(chunk)
+        if engine.broken:  # e.g. a 421 ended the session (RFC 5321 §3.8)
+            self.close()
+        value, protocol.value = protocol.value, None
+        return cast(T, value)
 
     async def _drain(self, protocol: _ClientProtocol, op: Write, started: float) -> None:
         """Wait for the write buffer to drain, until the write's due time; the octets the
