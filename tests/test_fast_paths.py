@@ -11,7 +11,7 @@ import contextlib
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from sansio_smtp import (
@@ -27,6 +27,7 @@ from sansio_smtp import (
     Helo,
     Help,
     InvalidCommand,
+    InvalidMessage,
     Lhlo,
     LineEndingPolicy,
     LocalProtocolError,
@@ -435,3 +436,48 @@ def test_data_pieces_without_a_find_agree_with_the_find(
     # same bytes buffered, at every chunk boundary and piece size
     config = Config(max_data_chunk=chunk, line_endings=policy, max_data_line=max_line)
     assert _read_all(DataReader, config, wire, cuts) == _read_all(_FindFirst, config, wire, cuts)
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"a", b"xyz", b".", b"..", b"\r\n", b"\r\n.", b"\r\n.."]), max_size=40
+    ).map(b"".join),
+    st.lists(st.integers(0, 200), max_size=6),
+    st.integers(5, 40),
+    st.integers(3, 8),
+)
+@example(b"xyzab\r\n..a", [], 40, 5)  # a part of the limit's length, its CRLF past it
+@example(b"xyz\r\n..a", [], 40, 5)  # a part and its CRLF at the limit
+def test_data_line_limit_agrees_with_the_lines(
+    wire: bytes, cuts: list[int], chunk: int, limit: int
+) -> None:
+    # The line limit applies to the un-stuffed lines (RFC 5321 §4.5.3.1.6): a message
+    # fails exactly when one of its lines before the first terminator, counted with its
+    # CRLF and without its transparency dot, is longer, whatever the chunking and piece
+    # size (a line carried across pieces, a part of a split piece at the limit)
+    wire += b"\r\n.\r\n"
+    body = wire[: (b"\r\n" + wire).find(b"\r\n.\r\n")]  # the content and its last CRLF
+    lines = [line[1:] if line[:1] == b"." else line for line in body.split(b"\r\n")[:-1]]
+    too_long = any(len(line) + 2 > limit for line in lines)
+    config = Config(max_data_chunk=chunk, max_data_line=limit)
+    reader = DataReader(config, size_limit=None)
+    buf = ReceiveBuffer()
+    events: list[Event] = []
+    start = 0
+    for stop in [*sorted(cuts), len(wire)]:
+        buf += wire[start:stop]
+        start = max(start, stop)
+        while (event := reader.read(buf)) is not None:
+            events.append(event)
+            if not isinstance(event, MessageData):
+                break
+        if events and not isinstance(events[-1], MessageData):
+            break
+    last = events[-1]
+    if too_long:
+        assert isinstance(last, InvalidMessage)
+        assert last.reason == "line too long"
+    else:
+        assert isinstance(last, EndOfMessage)
+        content = b"".join(e.data for e in events if isinstance(e, MessageData))
+        assert content == b"".join(line + b"\r\n" for line in lines)
