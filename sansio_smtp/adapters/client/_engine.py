@@ -98,18 +98,29 @@ class ClientEngine(MessageEngine):
             admit=self._reset_due,
             checked=True,
         )
+        keys = list(recipients)
+        rcptmax = self._capabilities().rcptmax
         try:
-            result, failures = yield from self._send_prepared(
-                sender, list(recipients), mail, rcpts, data, bdat
-            )
+            if not rcptmax or rcptmax >= len(rcpts):
+                # One transaction, the usual case: driven from here, as _send_prepared
+                # would, without its layer (this generator is resumed on every I/O step)
+                tx = Transaction(keys, lmtp=self.options.lmtp)
+                yield from self._transaction(tx, mail, rcpts, data, bdat)
+                if tx.finish().refused:
+                    self._reset_due = True
+                txs = [tx]
+            else:
+                txs = yield from self._send_prepared(keys, mail, rcpts, data, bdat)
         except LocalProtocolError:
             if declared and not self.broken:  # nothing was sent: the MAIL was refused
                 # the server lacks what the message needs? (the sender as the MAIL has it:
                 # its domain may be A-labels)
                 self._admit(str(mail.reverse_path or ""), declared)
             raise
+        result = send_result(sender, keys, txs)
         if result.ok:
             return result
+        failures = _failures(txs)
         if not failures or not result.refused:
             raise SMTPServerDisconnected("the connection closed before the message was sent")
         outcome, reply = failures[0]
@@ -121,15 +132,14 @@ class ClientEngine(MessageEngine):
 
     def _send_prepared(
         self,
-        sender: str,
         keys: list[str],
         mail: MailFrom,
         rcpts: list[RcptTo],
         data: bytes,
         bdat: bool,
-    ) -> Steps[tuple[SendResult, list[tuple[Outcome, Reply]]]]:
-        """send_mail's transactions for a prepared message: the SendResult, and the
-        Outcome and reply of each refused transaction (first first)."""
+    ) -> Steps[list[Transaction]]:
+        """The transactions of a prepared message, finished: more than one when LIMITS
+        RCPTMAX splits the recipients (RFC 9422 §4.2)."""
         step = self._capabilities().rcptmax or len(rcpts)
         split = step < len(rcpts)  # by RCPTMAX; else one transaction of the lists as given
         txs: list[Transaction] = []
@@ -143,12 +153,7 @@ class ClientEngine(MessageEngine):
             txs.append(tx)
             if split and not self.usable:
                 break
-        failures = [
-            (tx.outcome, tx.failure_reply)
-            for tx in txs
-            if tx.outcome is not None and tx.failure_reply is not None
-        ]
-        return send_result(sender, keys, txs), failures
+        return txs
 
     def _transaction(
         self, tx: Transaction, mail: MailFrom, rcpts: list[RcptTo], data: bytes, bdat: bool
@@ -341,10 +346,9 @@ class ClientEngine(MessageEngine):
 
     def _send_one(self, item: Prepared, results: list[SendResult]) -> Steps[None]:
         """One message as send_mail sends it; its result, whatever it is."""
-        result, failures = yield from self._send_prepared(
-            item.message.sender, item.keys, item.mail, item.rcpts, item.data, item.bdat
-        )
-        if not result.ok and (not failures or not result.refused):
+        txs = yield from self._send_prepared(item.keys, item.mail, item.rcpts, item.data, item.bdat)
+        result = send_result(item.message.sender, item.keys, txs)
+        if not result.ok and (not _failures(txs) or not result.refused):
             raise SMTPServerDisconnected("the connection closed before the message was sent")
         results.append(result)
 
@@ -432,3 +436,12 @@ class ClientEngine(MessageEngine):
             self.broken = True
         tx.finish()
         results.append(send_result(item.message.sender, item.keys, [tx]))
+
+
+def _failures(txs: list[Transaction]) -> list[tuple[Outcome, Reply]]:
+    """The Outcome and reply of each refused transaction of a message (first first)."""
+    return [
+        (tx.outcome, tx.failure_reply)
+        for tx in txs
+        if tx.outcome is not None and tx.failure_reply is not None
+    ]
