@@ -213,6 +213,14 @@ TRANSACTIONS = [
 PIECES = st.one_of(st.sampled_from(LINES).map(lambda line: [line]), st.sampled_from(TRANSACTIONS))
 
 
+def session_chunks(pieces: list[list[bytes]], cuts: list[int]) -> list[bytes]:
+    """An EHLO then the pieces' lines, CRLF-ended, cut at the given offsets."""
+    lines = [b"EHLO c.test", *(line for piece in pieces for line in piece)]
+    wire = b"".join(line + b"\r\n" for line in lines)
+    points = sorted({0, len(wire), *(c for c in cuts if c < len(wire))})
+    return [wire[a:b] for a, b in itertools.pairwise(points)]
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     pieces=st.lists(PIECES, max_size=12),
@@ -221,10 +229,7 @@ PIECES = st.one_of(st.sampled_from(LINES).map(lambda line: [line]), st.sampled_f
 def test_plain_awaited_and_missing_hooks_answer_alike(
     pieces: list[list[bytes]], cuts: list[int]
 ) -> None:
-    lines = [b"EHLO c.test", *(line for piece in pieces for line in piece)]
-    wire = b"".join(line + b"\r\n" for line in lines)
-    points = sorted({0, len(wire), *(c for c in cuts if c < len(wire))})
-    chunks = [wire[a:b] for a, b in itertools.pairwise(points)]
+    chunks = session_chunks(pieces, cuts)
     handlers = [NoHooks(), Plain(), Awaited()]
     results = [serve(h, chunks) for h in handlers]
     assert results[0][0] == results[1][0] == results[2][0]
@@ -279,10 +284,7 @@ def test_connections_do_not_share_what_they_have_buffered() -> None:
 def test_reading_before_resuming_after_a_write_changes_nothing(
     pieces: list[list[bytes]], cuts: list[int]
 ) -> None:
-    lines = [b"EHLO c.test", *(line for piece in pieces for line in piece)]
-    wire = b"".join(line + b"\r\n" for line in lines)
-    points = sorted({0, len(wire), *(c for c in cuts if c < len(wire))})
-    chunks = [wire[a:b] for a, b in itertools.pairwise(points)]
+    chunks = session_chunks(pieces, cuts)
     for kind in (NoHooks, Plain, Awaited):
         resumed_at_once, served_first = kind(), kind()
         assert (
