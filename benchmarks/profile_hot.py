@@ -108,16 +108,17 @@ def profile_server(workload: str, messages: int, top: int, save: str | None) -> 
         return title + _report(pstats.Stats(path), top)
 
 
-def profile_client(messages: int, top: int, save: str | None) -> str:
+def profile_client(messages: int, top: int, save: str | None, pipelining: bool = True) -> str:
     kind = run_all._sink_kind()
-    with run_all.servers([kind]) as running:
+    with run_all.servers([kind], pipelining=pipelining) as running:
         port = running[kind].port
         run_all._ours_sync(port, 5, [run_all.RECIPIENT])  # imports, first connection
         profile = cProfile.Profile()
         profile.runcall(run_all._ours_sync, port, messages, [run_all.RECIPIENT])
     if save:
         profile.dump_stats(save)
-    title = f"blocking client under C1: {messages} messages to {kind} (PIPELINING)\n"
+    server = "PIPELINING" if pipelining else "lock-step"
+    title = f"blocking client under C1: {messages} messages to {kind} ({server})\n"
     return title + _report(pstats.Stats(profile), top)
 
 
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("workload", nargs="?", choices=["S1", "S2", "S3", "S4", "C1"])
     parser.add_argument("-n", "--messages", type=int, default=2000)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--lock-step", action="store_true", help="C1: a server without PIPELINING (smtp-sink only)"
+    )
     parser.add_argument("--save", metavar="FILE.prof", help="also keep the raw profile")
     parser.add_argument("--serve-profiled", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -136,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.workload is None:
         parser.error("name a workload: S1, S2, S3, S4 or C1")
     if args.workload == "C1":
-        print(profile_client(args.messages, args.top, args.save))
+        print(profile_client(args.messages, args.top, args.save, not args.lock_step))
     else:
         print(profile_server(args.workload, args.messages, args.top, args.save))
     return 0
