@@ -8,6 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from sansio_smtp import Address, Config
+
+from .loopback import LoopbackServer
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -23,7 +29,9 @@ def test_run_all_quick_one_workload(tmp_path: Path) -> None:
     subjects = payload["results"]["S2"]
     assert {"sansio_smtp", "floor"} <= set(subjects)
     assert all(len(s["rate"]) == 1 and s["rate"][0] > 0 for s in subjects.values())
-    assert [g["workload"] for g in payload["goals"]] == ["S2"]
+    # S2's two goal lines: against the floor, and a server command in the core (bench_core b)
+    assert [g["workload"] for g in payload["goals"]] == ["S2", "S2"]
+    assert payload["results"]["S2 core (bench_core b)"]["sansio_smtp"]["us/command"][0] > 0
     assert "| S2 | sansio_smtp |" in out.with_suffix(".md").read_text()
 
 
@@ -104,3 +112,35 @@ def test_served_subjects_carry_no_harness() -> None:
     assert "sansio_smtp.adapters.server" in loaded
     for harness in ("smtplib", "statistics", "argparse", "run_all", "bench_server", "email"):
         assert harness not in loaded, harness
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_floor_client_delivers_to_a_real_server(pipelining: bool) -> None:
+    # issue 13 C1: the client floor sends real SMTP, one command per write in lock-step
+    # (RFC 5321 §4.3) and MAIL/RCPT/DATA as one group with PIPELINING (RFC 2920 §3.1),
+    # content dot-stuffed (RFC 5321 §4.5.2)
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import floor_client
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    content = b"Subject: x\r\n\r\n.leading dot\r\nbody\r\n"
+    extensions = {"PIPELINING": ()} if pipelining else {}
+    with LoopbackServer(Config(extensions=extensions)) as server:
+        floor_client.send_many(
+            "127.0.0.1",
+            server.port,
+            3,
+            "a@b.example",
+            "c@d.example",
+            content,
+            pipelining=pipelining,
+        )
+        server.wait_closed()
+    assert not server.errors
+    assert [m.content for m in server.messages] == [content] * 3
+    assert [m.recipients for m in server.messages] == [[Address.parse("c@d.example")]] * 3
+    (transcript,) = server.transcripts
+    mails = [data for who, data in transcript if who == "C" and data.startswith(b"MAIL")]
+    group = b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n"
+    assert mails == [group if pipelining else b"MAIL FROM:<a@b.example>\r\n"] * 3
