@@ -3,12 +3,15 @@ and the floor server's framing. Nothing here is timed (issue 13: never timed ass
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sansio_smtp import Address, Config
 
@@ -144,3 +147,42 @@ def test_floor_client_delivers_to_a_real_server(pipelining: bool) -> None:
     mails = [data for who, data in transcript if who == "C" and data.startswith(b"MAIL")]
     group = b"MAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\n"
     assert mails == [group if pipelining else b"MAIL FROM:<a@b.example>\r\n"] * 3
+
+
+_LINES = st.sampled_from([b"line\r\n", b"..dot\r\n", b"\r\n", b".\r\n".join([b"a", b"b"]), b"x"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    bodies=st.lists(st.lists(_LINES, max_size=40).map(b"".join), min_size=1, max_size=3),
+    cuts=st.lists(st.integers(min_value=1, max_value=300), min_size=1, max_size=50),
+)
+def test_floor_reads_into_its_buffer_as_it_parses_bytes(
+    bodies: list[bytes], cuts: list[int]
+) -> None:
+    # issue 13 "The floor": the BufferedProtocol path gives the replies that the bytes path
+    # gives for the same session, however the reads cut it
+    session = (
+        b"EHLO x\r\n"
+        + b"".join(
+            b"MAIL FROM:<a@b>\r\nDATA\r\n" + body.replace(b"\r\n.", b"\r\n..") + b"\r\n.\r\n"
+            for body in bodies
+        )
+        + b"NOOP\r\nQUIT\r\n"
+    )
+    reference, expected = _floor()
+    reference.data_received(session)  # type: ignore[attr-defined]
+    protocol, transport = _floor()
+    fs = sys.modules["floor_server"]
+    start = 0
+    for cut in itertools.cycle(cuts):
+        piece = session[start : start + cut]
+        if not piece:
+            break
+        view = protocol.get_buffer(len(piece))  # type: ignore[attr-defined]
+        view[: len(piece)] = piece
+        assert view.obj is fs._READ
+        protocol.buffer_updated(len(piece))  # type: ignore[attr-defined]
+        start += cut
+    assert b"".join(transport.writes) == b"".join(expected.writes)
+    assert transport.closed
