@@ -43,6 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -312,29 +313,48 @@ def s2(counts: Counts) -> Results:
     return out
 
 
+def _in_core(
+    setup: Callable[[], Any],
+    work: Callable[[Any], object],
+    floor: tuple[str, Callable[[], object]],
+    repeats: int,
+    metric: str,
+    of_seconds: Callable[[float], float],
+) -> dict[str, Samples]:
+    """A core figure (bench_core.py's way): ``work`` on a fresh ``setup()`` and the
+    ``floor`` timed in turn, each repetition the best of a few calls; ``metric`` is
+    ``of_seconds`` of each time."""
+    import bench_core
+
+    name, run_floor = floor
+    times = bench_core.interleaved(
+        {"sansio_smtp": bench_core.with_setup(setup, work), name: bench_core.plain(run_floor)},
+        repeats,
+        0.05,
+    )
+    out = {subject: Samples() for subject in times}
+    for subject, values in times.items():
+        out[subject].extra[metric] = [of_seconds(t) for t in values]
+    return out
+
+
 def _core_commands(counts: Counts) -> Results:
     """S2's second clause: a server command in the core alone, ``bench_core.py`` (b):
     MAIL/RCPT/RSET lines fed in 64 KiB chunks, each parsed, answered and sent; the floor
-    only splits the lines. Microseconds per command: each repetition the best of a few timed
-    calls (bench_core.interleaved), the table their median."""
+    only splits the lines."""
     import bench_core
 
     stream = bench_core.make_commands(counts.commands)
     chunks = bench_core.chunked(stream.blob, bench_core.CHUNK)
     blob = stream.blob
-    times = bench_core.interleaved(
-        {
-            "sansio_smtp": bench_core.with_setup(
-                bench_core.server_ready, lambda s: bench_core.feed_server_commands(s, chunks)
-            ),
-            "split lines": bench_core.plain(lambda: bench_core.commands_floor(blob)),
-        },
+    out = _in_core(
+        bench_core.server_ready,
+        lambda s: bench_core.feed_server_commands(s, chunks),
+        ("split lines", lambda: bench_core.commands_floor(blob)),
         counts.repeats,
-        0.05,
+        "us/command",
+        lambda t: t / stream.lines * 1e6,
     )
-    out = {name: Samples() for name in times}
-    for name, values in times.items():
-        out[name].extra["us/command"] = [t / stream.lines * 1e6 for t in values]
     return {"S2 core (bench_core b)": out}
 
 
@@ -619,19 +639,14 @@ def p1(counts: Counts) -> Results:
     msg = bench_core.make_message(counts.reader)
     chunks = bench_core.chunked(msg.wire, bench_core.CHUNK)
     wire = msg.wire
-    times = bench_core.interleaved(
-        {
-            "sansio_smtp": bench_core.with_setup(
-                bench_core.server_in_data_state, lambda s: bench_core.feed_server_data(s, chunks)
-            ),
-            "find+replace": bench_core.plain(lambda: bench_core.data_floor(wire)),
-        },
+    out = _in_core(
+        bench_core.server_in_data_state,
+        lambda s: bench_core.feed_server_data(s, chunks),
+        ("find+replace", lambda: bench_core.data_floor(wire)),
         counts.repeats,
-        0.05,
+        "MB/s",
+        lambda t: len(wire) / t / 1e6,
     )
-    out = {name: Samples() for name in times}
-    for name, values in times.items():
-        out[name].extra["MB/s"] = [len(wire) / t / 1e6 for t in values]
     return {"P1": out}
 
 
