@@ -191,7 +191,12 @@ class _ClientProtocol(asyncio.Protocol):
                         return op
                 elif type(op) is Write:
                     self.write_started = time.monotonic()
-                    self._write(op)
+                    transport = self.transport
+                    if transport is None or transport.is_closing() or self.eof:
+                        self._engine.broken = True
+                        raise SMTPServerDisconnected("connection lost")
+                    for chunk in op.chunks:
+                        transport.write(chunk)
                     if self.writing_paused:  # back-pressure: the coroutine drains
                         return op
                 else:
@@ -219,14 +224,6 @@ class _ClientProtocol(asyncio.Protocol):
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(op)
-
-    def _write(self, op: Write) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing() or self.eof:
-            self._engine.broken = True
-            raise SMTPServerDisconnected("connection lost")
-        for chunk in op.chunks:
-            transport.write(chunk)
 
     # ----------------------------------------------------------------- reading
 
