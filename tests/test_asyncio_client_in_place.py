@@ -63,7 +63,10 @@ async def _buffered_session() -> tuple[list[object], list[object], list[bytes]]:
             for i in range(2):
                 waited.append((await client.noop()).code)
                 # a reply that arrived between operations, as the transport hands it over
-                protocol.data_received(f"252 2.1.5 early {i}\r\n".encode())
+                early = f"252 2.1.5 early {i}\r\n".encode()
+                buffer = protocol.get_buffer(-1)
+                buffer[: len(early)] = early
+                protocol.buffer_updated(len(early))
                 reply = _in_place(client.vrfy(f"user{i}"))
                 in_place.append((reply.code, reply.lines))
             waited.append((await client.noop()).code)

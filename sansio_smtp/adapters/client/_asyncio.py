@@ -1,19 +1,23 @@
-# asyncio SMTP/ESMTP/LMTP client on a plain asyncio.Protocol (no streams).
+# asyncio SMTP/ESMTP/LMTP client on an asyncio.BufferedProtocol (no streams).
 #
 # Strategy: AsyncSMTPClient is the I/O loop around ClientEngine (_engine), like the
 # sync client but not built on it: the engine's generators say READ / Write / HANDSHAKE.
 # The Protocol serves READ and Write itself, from the transport's callbacks: bytes that
 # arrive while a READ waits go to the core at once and the operation resumes inside
-# data_received, writing its next request there (one transport.write per request). The
+# buffer_updated, writing its next request there (one transport.write per request). The
 # caller's coroutine waits on a future only while a READ waits for bytes, and wakes only
 # when the operation ends, or for a request served with awaits (the TLS handshake; a
 # write under back-pressure): one event-loop iteration per reply read, not two, and none
 # for an operation whose replies are buffered already. One coroutine (_locked) takes the
-# lock and runs the operation. Between operations the Protocol buffers what arrives (and
-# pauses reading past a high-water mark). Timeouts are loop timers armed with the time left
-# until the step's due time from the engine: a whole reply (RFC 5321 §4.5.3.2 phases
-# from Connection.timeout), a whole write block, the TLS handshake, and the session
-# ``deadline``, so octets trickling in cannot restart a timeout. The clock is
+# lock and runs the operation. The transport reads into one buffer per connection
+# (BufferedProtocol): a plain Protocol gets a new bytes object per read, allocated at the
+# transport's 256 KiB read size and then shrunk (at times an mmap/mremap/munmap per read);
+# the core copies what it needs before buffer_updated returns. Between operations the
+# Protocol keeps a copy of what arrives (and pauses reading past a high-water mark).
+# Timeouts are loop timers armed with the time left until the step's due time from the
+# engine: a whole reply (RFC 5321 §4.5.3.2 phases from Connection.timeout), a whole write
+# block, the TLS handshake, and the session ``deadline``, so octets trickling in cannot
+# restart a timeout. The clock is
 # time.monotonic() (as the loop's), passed to the engine. TLS: loop.start_tls() on the
 # same protocol, for STARTTLS and implicit TLS alike, which also works on Python 3.10
 # (StreamWriter.start_tls is 3.11+).
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 import ssl
 import time
 import warnings
@@ -54,6 +59,7 @@ __all__ = ["AsyncSMTPClient"]
 
 T = TypeVar("T")
 _HIGH_WATER = 256 * 1024  # pause reading when this much is buffered and unread
+_READ_SIZE = 256 * 1024  # the read buffer: the transport's own read size
 _CLOSE_WAIT = 2.0  # seconds close() waits for the transport to finish closing
 
 
@@ -62,10 +68,10 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(TimeoutError())
 
 
-class _ClientProtocol(asyncio.Protocol):
+class _ClientProtocol(asyncio.BufferedProtocol):
     """Serves the engine's requests from the transport's callbacks: bytes that arrive
     while the operation waits for them go to the core at once, and the operation resumes
-    there, writing its next request from ``data_received``. The coroutine that runs the
+    there, writing its next request from ``buffer_updated``. The coroutine that runs the
     operation (``AsyncSMTPClient._locked``) waits on ``waiter`` only while a READ waits
     for bytes, and wakes when the operation ends or for a request served with awaits
     (HANDSHAKE; a Write under back-pressure). Between operations it buffers what arrives
@@ -75,6 +81,8 @@ class _ClientProtocol(asyncio.Protocol):
         self._loop = loop
         self._engine = engine
         self.transport: asyncio.Transport | None = None
+        # what the transport reads into: anonymous memory, backed only as reads reach it
+        self._read_buffer = memoryview(mmap.mmap(-1, _READ_SIZE))
         self._chunks: list[bytes] = []
         self._size = 0
         self.eof = False
@@ -104,14 +112,18 @@ class _ClientProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self._read_buffer[:nbytes]  # a view: valid until this returns
         if self._reading:  # a READ waits (so nothing is buffered here)
             self._reading = False
-            self._engine.conn.receive_data(data)
+            self._engine.conn.receive_data(data)  # (copied into the core's buffer)
             self._resume()
             return
-        self._chunks.append(data)
-        self._size += len(data)
+        self._chunks.append(bytes(data))
+        self._size += nbytes
         if self._size > _HIGH_WATER and not self._reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self._reading_paused = True
@@ -172,7 +184,7 @@ class _ClientProtocol(asyncio.Protocol):
     def serve(self) -> Op | None:
         """Resume the operation and serve its requests in place while no wait is needed:
         a READ of buffered bytes, a Write the transport takes. Returns READ when a READ
-        waits for bytes (data_received, end of file or the timer goes on), the request
+        waits for bytes (buffer_updated, end of file or the timer goes on), the request
         the coroutine must serve (HANDSHAKE; a Write under back-pressure), or None when
         the operation returned (``value``). Raises what the operation raised."""
         steps = self._steps
