@@ -39,7 +39,7 @@ import run_all  # noqa: E402
 
 def _report(stats: pstats.Stats, top: int) -> str:
     out = io.StringIO()
-    stats.stream = out  # type: ignore[attr-defined]
+    stats.stream = out
     stats.strip_dirs().sort_stats("cumulative").print_stats(top)
     stats.sort_stats("tottime").print_stats(top)
     return out.getvalue()
@@ -146,5 +146,73 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# ------------------------------------------------------------- C2: the asyncio client
+# python benchmarks/profile_hot.py C2 [-c 4] [-n 2000] [--top 30] [--save c2.prof]: our
+# asyncio client to smtp-sink (or the floor), as run_all.py's C2, under cProfile; heads the
+# profile with the calls and event-loop iterations (each one epoll_wait and the handles it
+# runs) per message, counted in a run of its own.
+
+
+def profile_async_client(messages: int, top: int, save: str | None, connections: int = 1) -> str:
+    import asyncio.base_events
+
+    kind = run_all._sink_kind()
+    n = messages - messages % connections
+
+    def load(port: int, count: int) -> None:
+        async def clients() -> None:
+            await asyncio.gather(
+                *(
+                    run_all._ours_async(port, count // connections, [run_all.RECIPIENT])
+                    for _ in range(connections)
+                )
+            )
+
+        asyncio.run(clients())
+
+    loop_class = asyncio.base_events.BaseEventLoop
+    run_once = loop_class._run_once
+    turns = 0
+
+    def counted(loop: asyncio.AbstractEventLoop) -> None:
+        nonlocal turns
+        turns += 1
+        run_once(loop)
+
+    with run_all.servers([kind]) as running:
+        port = running[kind].port
+        load(port, 5 * connections)  # imports, first connections
+        loop_class._run_once = counted
+        try:
+            load(port, n)
+        finally:
+            loop_class._run_once = run_once
+        profile = cProfile.Profile()
+        profile.runcall(load, port, n)
+    if save:
+        profile.dump_stats(save)
+    stats = pstats.Stats(profile)
+    title = (
+        f"asyncio client under C2: {n} messages to {kind}, {connections} connection(s): "
+        f"{stats.total_calls / n:.1f} calls and {turns / n:.2f} event-loop iterations "
+        "per message\n"
+    )
+    return title + _report(stats, top)
+
+
+def _main_c2(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] != ["C2"]:
+        return main(argv)
+    parser = argparse.ArgumentParser(description="cProfile of our asyncio client under C2")
+    parser.add_argument("-n", "--messages", type=int, default=2000)
+    parser.add_argument("-c", "--connections", type=int, default=1)
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--save", metavar="FILE.prof", help="also keep the raw profile")
+    opts = parser.parse_args(args[1:])
+    print(profile_async_client(opts.messages, opts.top, opts.save, opts.connections))
+    return 0
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_c2())

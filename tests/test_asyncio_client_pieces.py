@@ -1,5 +1,5 @@
 """The asyncio client serves the engine's reads and writes from the transport's callbacks
-(sansio_smtp.adapters.client._asyncio): a reply may reach ``data_received`` whole, with
+(sansio_smtp.adapters.client._asyncio): a reply may reach ``buffer_updated`` whole, with
 the next ones, or in pieces. Whatever the pieces, the client writes the same bytes and
 returns the same results; bytes that arrive between operations wait for the next one."""
 

@@ -1,17 +1,23 @@
-# asyncio SMTP/ESMTP/LMTP client on a plain asyncio.Protocol (no streams).
+# asyncio SMTP/ESMTP/LMTP client on an asyncio.BufferedProtocol (no streams).
 #
 # Strategy: AsyncSMTPClient is the I/O loop around ClientEngine (_engine), like the
 # sync client but not built on it: the engine's generators say READ / Write / HANDSHAKE.
 # The Protocol serves READ and Write itself, from the transport's callbacks: bytes that
 # arrive while a READ waits go to the core at once and the operation resumes inside
-# data_received, writing its next request there (one transport.write per request). The
-# caller's coroutine wakes only when the operation ends, or for a request served with
-# awaits (the TLS handshake; a write under back-pressure): one event-loop iteration per
-# reply read, not two. Between operations the Protocol buffers what arrives (and pauses
-# reading past a high-water mark). Timeouts are loop timers armed with the time left
-# until the step's due time from the engine: a whole reply (RFC 5321 §4.5.3.2 phases
-# from Connection.timeout), a whole write block, the TLS handshake, and the session
-# ``deadline``, so octets trickling in cannot restart a timeout. The clock is
+# buffer_updated, writing its next request there (one transport.write per request). The
+# caller's coroutine waits on a future only while a READ waits for bytes, and wakes only
+# when the operation ends, or for a request served with awaits (the TLS handshake; a
+# write under back-pressure): one event-loop iteration per reply read, not two, and none
+# for an operation whose replies are buffered already. One coroutine (_locked) takes the
+# lock and runs the operation. The transport reads into one buffer per connection
+# (BufferedProtocol): a plain Protocol gets a new bytes object per read, allocated at the
+# transport's 256 KiB read size and then shrunk (at times an mmap/mremap/munmap per read);
+# the core copies what it needs before buffer_updated returns. Between operations the
+# Protocol keeps a copy of what arrives (and pauses reading past a high-water mark).
+# Timeouts are loop timers armed with the time left until the step's due time from the
+# engine: a whole reply (RFC 5321 §4.5.3.2 phases from Connection.timeout), a whole write
+# block, the TLS handshake, and the session ``deadline``, so octets trickling in cannot
+# restart a timeout. The clock is
 # time.monotonic() (as the loop's), passed to the engine. TLS: loop.start_tls() on the
 # same protocol, for STARTTLS and implicit TLS alike, which also works on Python 3.10
 # (StreamWriter.start_tls is 3.11+).
@@ -31,10 +37,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import mmap
 import ssl
 import time
 import warnings
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from ..._state import Phase
 from .._io import HANDSHAKE, READ, Op, Steps, Write
@@ -52,6 +59,7 @@ __all__ = ["AsyncSMTPClient"]
 
 T = TypeVar("T")
 _HIGH_WATER = 256 * 1024  # pause reading when this much is buffered and unread
+_READ_SIZE = 256 * 1024  # the read buffer: the transport's own read size
 _CLOSE_WAIT = 2.0  # seconds close() waits for the transport to finish closing
 
 
@@ -60,18 +68,21 @@ def _expire(waiter: asyncio.Future[None]) -> None:
         waiter.set_exception(TimeoutError())
 
 
-class _ClientProtocol(asyncio.Protocol):
+class _ClientProtocol(asyncio.BufferedProtocol):
     """Serves the engine's requests from the transport's callbacks: bytes that arrive
     while the operation waits for them go to the core at once, and the operation resumes
-    there, writing its next request from ``data_received``. The coroutine that started
-    the operation (``AsyncSMTPClient._run``) wakes only when it ends, or for a request
-    served with awaits (HANDSHAKE; a Write under back-pressure). Between operations it
-    buffers what arrives (pausing reading past a high-water mark)."""
+    there, writing its next request from ``buffer_updated``. The coroutine that runs the
+    operation (``AsyncSMTPClient._locked``) waits on ``waiter`` only while a READ waits
+    for bytes, and wakes when the operation ends or for a request served with awaits
+    (HANDSHAKE; a Write under back-pressure). Between operations it buffers what arrives
+    (pausing reading past a high-water mark)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, engine: ClientEngine) -> None:
         self._loop = loop
         self._engine = engine
         self.transport: asyncio.Transport | None = None
+        # what the transport reads into: anonymous memory, backed only as reads reach it
+        self._read_buffer = memoryview(mmap.mmap(-1, _READ_SIZE))
         self._chunks: list[bytes] = []
         self._size = 0
         self.eof = False
@@ -80,35 +91,39 @@ class _ClientProtocol(asyncio.Protocol):
         self.writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = loop.create_future()
-        # The operation served: its generator, and the future its coroutine awaits (see
-        # begin()); ``value`` is what it returned. ``write_started``: when the last Write
-        # began (monotonic), for its due time under back-pressure.
-        self._steps: Steps[object] | None = None
-        self._asked: asyncio.Future[Op | None] | None = None
+        # The operation served: its generator, and the future its coroutine awaits while
+        # a READ waits (see serve()); ``value`` is what it returned. ``write_started``:
+        # when the last Write began (monotonic), for its due time under back-pressure.
+        self._steps: Steps[Any] | None = None
+        self.waiter: asyncio.Future[Op | None] | None = None
         self.value: object = None
         self.write_started = 0.0
-        # The READ waited for: the phase and due time (monotonic) of the reply awaited,
-        # and when the wait must end (loop time), or None when no READ waits. One timer
-        # serves read after read (_wait_for_bytes): the time it is set for in _timer_at.
+        # The READ waiting (``_reading``): the phase and due time (monotonic, the
+        # engine's clock) of the reply awaited. One timer serves read after read
+        # (_wait_for_bytes): the due time it is set for in _timer_due.
+        self._reading = False
         self._read_phase = Phase.COMMAND
         self._read_due = 0.0
-        self._read_end: float | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
+        self._timer_due = 0.0
 
     # -------------------------------------------------------------- callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
 
-    def data_received(self, data: bytes) -> None:
-        if self._read_end is not None:  # a READ waits (so nothing is buffered here)
-            self._read_end = None
-            self._engine.conn.receive_data(data)
-            self._advance()
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._read_buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = self._read_buffer[:nbytes]  # a view: valid until this returns
+        if self._reading:  # a READ waits (so nothing is buffered here)
+            self._reading = False
+            self._engine.conn.receive_data(data)  # (copied into the core's buffer)
+            self._resume()
             return
-        self._chunks.append(data)
-        self._size += len(data)
+        self._chunks.append(bytes(data))
+        self._size += nbytes
         if self._size > _HIGH_WATER and not self._reading_paused and self.transport is not None:
             self.transport.pause_reading()
             self._reading_paused = True
@@ -142,38 +157,39 @@ class _ClientProtocol(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        if self._read_end is not None:
-            self._read_end = None
+        if self._reading:
+            self._reading = False
             self._engine.conn.receive_data(b"")
-            self._advance()
+            self._resume()
 
     # -------------------------------------------------------------- operations
 
-    def begin(self, steps: Steps[T]) -> asyncio.Future[Op | None]:
-        """Serve ``steps`` from now on. The future gives the next request the coroutine
-        must serve (then it calls ``advance()``), or None when the operation returned
-        (``value``); or raises what the operation raised."""
-        self._steps = cast("Steps[object]", steps)
-        return self.advance()
-
-    def advance(self) -> asyncio.Future[Op | None]:
-        """Resume the operation after the coroutine served a request."""
-        asked = self._asked = self._loop.create_future()
-        self._advance()
-        return asked
+    def begin(self, steps: Steps[T]) -> None:
+        """Serve ``steps`` from now on (``serve()`` runs it)."""
+        self._steps = steps
 
     def end(self) -> None:
         """Serve the operation no more (it failed, or its coroutine was cancelled)."""
         self._steps = None
-        self._asked = None
-        self._read_end = None
+        self.waiter = None
+        self._reading = False
 
-    def _advance(self) -> None:
+    def wait(self) -> asyncio.Future[Op | None]:
+        """The future the coroutine awaits while a READ waits: it gives what ``serve()``
+        gives once the callbacks went on with the operation (never READ), or raises what
+        the operation raised (a timeout included)."""
+        waiter = self.waiter = self._loop.create_future()
+        return waiter
+
+    def serve(self) -> Op | None:
         """Resume the operation and serve its requests in place while no wait is needed:
-        a READ of buffered bytes, a Write the transport takes."""
-        steps, asked = self._steps, self._asked
-        if steps is None or asked is None:  # pragma: no cover - ended meanwhile
-            return
+        a READ of buffered bytes, a Write the transport takes. Returns READ when a READ
+        waits for bytes (buffer_updated, end of file or the timer goes on), the request
+        the coroutine must serve (HANDSHAKE; a Write under back-pressure), or None when
+        the operation returned (``value``). Raises what the operation raised."""
+        steps = self._steps
+        if steps is None:  # pragma: no cover - ended meanwhile
+            return None
         try:
             op = steps.send(None)
             while True:
@@ -184,39 +200,42 @@ class _ClientProtocol(asyncio.Protocol):
                         self._engine.conn.receive_data(b"")
                     else:
                         self._wait_for_bytes()
-                        return  # data_received(), eof or the timer goes on
+                        return op
                 elif type(op) is Write:
                     self.write_started = time.monotonic()
-                    self._write(op)
+                    transport = self.transport
+                    if transport is None or transport.is_closing() or self.eof:
+                        self._engine.broken = True
+                        raise SMTPServerDisconnected("connection lost")
+                    for chunk in op.chunks:
+                        transport.write(chunk)
                     if self.writing_paused:  # back-pressure: the coroutine drains
-                        self._hand(op)
-                        return
+                        return op
                 else:
-                    self._hand(op)  # HANDSHAKE
-                    return
+                    return op  # HANDSHAKE
                 op = steps.send(None)
         except StopIteration as stop:
-            self.value = stop.value
-            self._hand(None)
-        except BaseException as exc:
-            self._steps = self._asked = None
-            if not asked.done():
-                asked.set_exception(exc)
-
-    def _hand(self, op: Op | None) -> None:
-        asked = self._asked
-        if op is None:
             self._steps = None
-        if asked is not None and not asked.done():
-            asked.set_result(op)
+            self.value = stop.value
+            return None
 
-    def _write(self, op: Write) -> None:
-        transport = self.transport
-        if transport is None or transport.is_closing() or self.eof:
-            self._engine.broken = True
-            raise SMTPServerDisconnected("connection lost")
-        for chunk in op.chunks:
-            transport.write(chunk)
+    def _resume(self) -> None:
+        """Bytes (or the end of file) reached the READ waiting: go on with the operation
+        here, and hand its coroutine what it must do next, unless a READ waits again."""
+        waiter = self.waiter
+        if waiter is None:  # pragma: no cover - ended meanwhile
+            return
+        try:
+            op = self.serve()
+        except BaseException as exc:
+            self._steps = self.waiter = None
+            if not waiter.done():
+                waiter.set_exception(exc)
+            return
+        if op is not READ:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(op)
 
     # ----------------------------------------------------------------- reading
 
@@ -236,33 +255,36 @@ class _ClientProtocol(asyncio.Protocol):
     def _wait_for_bytes(self) -> None:
         """The READ waits until the reply awaited is due (engine.read_due)."""
         now = time.monotonic()
-        phase, due = self._engine.read_due(now)
-        end = self._loop.time() + max(0.0, due - now)
-        self._read_phase, self._read_due, self._read_end = phase, due, end
+        self._read_phase, due = self._engine.read_due(now)
+        self._read_due = due
+        self._reading = True
         # A timer is not set and cancelled per read: the one set for an earlier read
-        # stays while it would fire no later than this read's end, and when it fires
-        # before that end (_read_expired), it is set again for it. Each reply is due
-        # minutes after it is awaited (RFC 5321 §4.5.3.2), so it rarely fires at all.
-        if self._timer is None or self._timer_at > end:
-            self._set_timer(end)
+        # stays while it would fire no later than this read's due time, and when it fires
+        # before that (_read_expired), it is set again for it. Each reply is due minutes
+        # after it is awaited (RFC 5321 §4.5.3.2), so it rarely fires at all. Due times
+        # are compared on the engine's clock: the loop's is read only to set the timer.
+        if self._timer is None or self._timer_due > due:
+            self._set_timer(due, now)
 
-    def _set_timer(self, when: float) -> None:
+    def _set_timer(self, due: float, now: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = self._loop.call_at(when, self._read_expired)
-        self._timer_at = when
+        loop = self._loop
+        self._timer = loop.call_at(loop.time() + max(0.0, due - now), self._read_expired)
+        self._timer_due = due
 
     def _read_expired(self) -> None:
         self._timer = None
-        end, asked = self._read_end, self._asked
-        if end is None or asked is None or asked.done():
+        waiter = self.waiter
+        if not self._reading or waiter is None or waiter.done():
             return  # no read waits now: the timer lapses
-        if self._loop.time() < end:
-            self._set_timer(end)
+        now = time.monotonic()
+        if now < self._read_due:
+            self._set_timer(self._read_due, now)
             return
-        self._read_end = None
-        self._steps = self._asked = None
-        asked.set_exception(self._engine.timed_out(self._read_phase, self._read_due))
+        self._reading = False
+        self._steps = self.waiter = None
+        waiter.set_exception(self._engine.timed_out(self._read_phase, self._read_due))
 
     async def drain(self, timeout: float) -> None:
         """Wait until the transport's write buffer is below its high-water mark."""
@@ -341,12 +363,11 @@ class AsyncSMTPClient(AsyncClientCommands):
         try:
             if opts.tls is TLSMode.IMPLICIT:
                 await self._handshake(implicit=True)
-            async with self._lock:
-                await self._run(engine.open())
+            await self._locked(engine.open())
         except BaseException:
             if self._transport is not None and engine.usable:
                 with contextlib.suppress(SMTPError, asyncio.TimeoutError):
-                    await self._run(engine.quit())
+                    await self._locked(engine.quit())
             if engine.broken:  # timed out, lost or broken: abort, no orderly close to wait for
                 self.close()
             await self.aclose()
@@ -392,46 +413,45 @@ class AsyncSMTPClient(AsyncClientCommands):
     # ------------------------------------------------------------------------ I/O
 
     async def _locked(self, steps: Steps[T]) -> T:
+        """Run an operation, one at a time: the protocol serves its requests, from the
+        transport's callbacks once a READ waits for bytes; this coroutine serves those
+        that need awaiting (HANDSHAKE, a Write under back-pressure) and wakes once more
+        when the operation ends (not at all when it ends without waiting)."""
         lock = self._lock
-        if lock is None or self._transport is None:
+        protocol = self._protocol
+        if lock is None or protocol is None or self._transport is None:
             steps.close()
             raise SMTPServerDisconnected("not connected")
         await lock.acquire()  # as ``async with lock``, without its two coroutines
         try:
-            return await self._run(steps)
+            if self._transport is None:  # closed by the operation before this one
+                steps.close()
+                raise SMTPServerDisconnected("not connected")
+            engine = self._engine
+            protocol.begin(steps)
+            try:
+                op = protocol.serve()
+                while op is not None:
+                    if op is READ:
+                        op = await protocol.wait()  # the callbacks go on meanwhile
+                        continue
+                    if op is HANDSHAKE:
+                        await self._handshake()
+                    else:
+                        await self._drain(protocol, cast(Write, op), protocol.write_started)
+                    op = protocol.serve()
+            except BaseException:
+                protocol.end()
+                steps.close()
+                if not engine.usable:
+                    self.close()
+                raise
+            if engine.broken:  # e.g. a 421 ended the session (RFC 5321 §3.8)
+                self.close()
+            value, protocol.value = protocol.value, None
+            return cast(T, value)
         finally:
             lock.release()
-
-    async def _run(self, steps: Steps[T]) -> T:
-        """Run an operation: the protocol serves its requests from the transport's
-        callbacks; this coroutine serves those that need awaiting (HANDSHAKE, a Write
-        under back-pressure) and wakes once more when the operation ends."""
-        engine = self._engine
-        protocol = self._protocol
-        if self._transport is None or protocol is None:
-            steps.close()
-            raise SMTPServerDisconnected("not connected")
-        try:
-            asked = protocol.begin(steps)
-            while True:
-                op = await asked
-                if op is None:
-                    break
-                if op is HANDSHAKE:
-                    await self._handshake()
-                else:
-                    await self._drain(protocol, cast(Write, op), protocol.write_started)
-                asked = protocol.advance()
-        except BaseException:
-            protocol.end()
-            steps.close()
-            if not engine.usable:
-                self.close()
-            raise
-        if engine.broken:  # e.g. a 421 ended the session (RFC 5321 §3.8)
-            self.close()
-        value, protocol.value = protocol.value, None
-        return cast(T, value)
 
     async def _drain(self, protocol: _ClientProtocol, op: Write, started: float) -> None:
         """Wait for the write buffer to drain, until the write's due time; the octets the
