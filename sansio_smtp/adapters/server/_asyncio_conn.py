@@ -281,16 +281,20 @@ class SMTPProtocol(asyncio.BufferedProtocol):
             if out is None:
                 self._resume(None)
                 return
+            replied = False
             if out:
-                wire = out[0] if len(out) == 1 else b"".join(out)
+                wire = b"".join(out)  # (one piece: the piece itself, not a copy)
                 if wire:
                     transport = self.transport
                     assert transport is not None
                     transport.write(wire)
-                    rd.sent()
+                    replied = True
             if self._blocked_since is None and not self.server._closing:
-                self.deadline = rd.next(conn, self._clock())  # as _wait_read()
+                # as _wait_read(), with ReadDeadline.sent() in the same call
+                self.deadline = rd.next(conn, self._clock(), replied)
             else:
+                if replied:
+                    rd.sent()
                 self._wait_read(d)
         except Exception as exc:  # a bug: keep the server up, drop this client
             self._crashed(exc)

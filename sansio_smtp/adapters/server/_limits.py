@@ -98,9 +98,12 @@ class ReadDeadline:
         """``count`` bytes arrived from the client."""
         self.octets += count
 
-    def next(self, conn: Connection, now: float) -> float:
+    def next(self, conn: Connection, now: float, replied: bool = False) -> float:
         """The deadline (on the clock ``now`` is read from) for the wait that starts now,
-        ``math.inf`` when the connection waits for nothing (it owes a reply)."""
+        ``math.inf`` when the connection waits for nothing (it owes a reply). ``replied``:
+        we wrote to the client since the last wait (``sent()`` first, in the same call)."""
+        if replied:
+            self._command_since = None
         self.slow = False
         timeout = conn.timeout
         if timeout is None:
