@@ -109,7 +109,11 @@ class ContentSteps:
         error = self._data_error
         fn = self.hooks.data
         if error is not None or fn is None:
-            self._finish_data(owed, None, error)
+            if error is None and not conn.config.lmtp:
+                # SMTP without a data hook: the default reply (_finish_data's first case)
+                self._answer(owed, conn.default_reply(owed))
+            else:
+                self._finish_data(owed, None, error)
             return None
         outcome = self._call(fn, (self.session, envelope), True)
         if isinstance(outcome, tuple):
