@@ -261,6 +261,7 @@ class Dispatcher(AuthSteps, ContentSteps):
         generator resumption and no Write request."""
         conn = self.conn
         next_event = conn.next_event
+        handlers = self._handlers
         while not self._closing:
             try:
                 event = next_event()
@@ -281,8 +282,14 @@ class Dispatcher(AuthSteps, ContentSteps):
                 self._owed(pending[0])
                 continue
             # Table dispatch on the event's type: the handler answers at once (None), or
-            # gives the steps that wait for a hook (an awaitable, a worker thread).
-            wait = self._handlers.get(type(event), Dispatcher._default)(self, event)
+            # gives the steps that wait for a hook (an awaitable, a worker thread). A type
+            # without one (DATA, NOOP, a command without a hook...) gets its default reply
+            # here, as _default would give it.
+            handler = handlers.get(type(event))
+            if handler is None:  # (an Event: the two sentinels were dealt with above)
+                self._answer(event, conn.default_reply(event))  # type: ignore[arg-type]
+                continue
+            wait = handler(self, event)
             if wait is not None:
                 self._left = wait
                 return None
@@ -529,8 +536,9 @@ class Dispatcher(AuthSteps, ContentSteps):
         return self._auth_response(event)
 
 
-#: The handler of each event type the core emits (Dispatcher._default for the others:
-#: STARTTLS, NOOP, VRFY, HELP, DATA...): one dict lookup instead of an isinstance chain.
+#: The handler of each event type the core emits (the others - STARTTLS, NOOP, VRFY,
+#: HELP, DATA... - get their default reply, as from Dispatcher._default): one dict lookup
+#: instead of an isinstance chain.
 _HANDLERS: Final[dict[type, Callable[[Dispatcher, Any], _Wait]]] = {
     MessageData: Dispatcher._on_content,
     MailFrom: Dispatcher._on_command,
@@ -551,14 +559,14 @@ _HANDLERS: Final[dict[type, Callable[[Dispatcher, Any], _Wait]]] = {
 
 
 def _handlers_for(hooks: Hooks) -> dict[type, Callable[[Dispatcher, Any], _Wait]]:
-    """_HANDLERS for ``hooks``, built once per server (kept on the Hooks): a command
-    without a hook goes to Dispatcher._default (its default reply) at once, without
-    _on_command's look-up of the hook that is not there."""
+    """_HANDLERS for ``hooks``, built once per server (kept on the Hooks), without the
+    commands that have no hook: answer_read() gives them their default reply at once,
+    without _on_command's look-up of the hook that is not there."""
     table = hooks.dispatch
     if table is None:
         table = dict(_HANDLERS)
         for event_type, fn in hooks.commands.items():
             if fn is None:
-                table[event_type] = Dispatcher._default
+                del table[event_type]
         hooks.dispatch = table
     return table
