@@ -10,6 +10,7 @@
 #                 channel binding of the server certificate
 #   _dispatcher   Hooks and the Dispatcher: core events -> hook calls -> replies
 #   _auth_steps   the Dispatcher's AUTH exchange (SASL steps, the credential check)
+#   _content_steps the Dispatcher's message content (data_chunk, data, LMTP replies)
 #   _options      ServerOptions and ServerBase: options, 421 replies, per-client limits,
 #                 the peer address, the deadline and write-timeout policy
 #   _traffic      the opt-in traffic log, AUTH redacted

@@ -17,6 +17,7 @@ import contextlib
 import logging
 import math
 import mmap
+import time
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -34,6 +35,7 @@ _LINGER: Final = 30.0
 #: the most one read takes (asyncio's own read size): one buffer of this size per server,
 #: anonymous memory whose pages are only backed once a read reaches them
 _READ_SIZE: Final = 256 * 1024
+_LOOP_TIME: Final = asyncio.BaseEventLoop.time
 
 
 class Refuse(asyncio.Protocol):
@@ -96,11 +98,13 @@ class SMTPProtocol(asyncio.BufferedProtocol):
     __slots__ = (
         "_blocked_since",
         "_busy",
+        "_clock",
         "_closed",
         "_counted",
         "_key",
         "_loop",
         "_lost",
+        "_parked",
         "_rd",
         "_reading",
         "_stash",
@@ -119,7 +123,10 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.d: Dispatcher | None = None
         self.deadline = math.inf
-        self._loop = asyncio.get_running_loop()
+        self._loop = loop = asyncio.get_running_loop()
+        # the loop's clock: time.monotonic itself when the loop keeps BaseEventLoop's
+        # time() (one call per read instead of two)
+        self._clock = time.monotonic if type(loop).time is _LOOP_TIME else loop.time
         self._busy = False  # a hook or the TLS handshake runs: not reading
         self._write_paused = False
         self._blocked_since: float | None = None  # our writes blocked since (loop time)
@@ -131,6 +138,8 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         # connection: it is filled only after STARTTLS)
         self._unread: list[bytes] | tuple[()] = ()
         self._steps: ServerSteps | None = None
+        #: steps() waits for READ in its session loop: reads go to Dispatcher.answer_read
+        self._parked = False
         self._rd = server._read_deadline()
         self._counted = False  # holds a slot (and a per-client count) of the server
         self._key: str | None = None
@@ -253,11 +262,40 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         if self._stash is not None:  # decrypted data before start_tls() returned
             self._stash.append(bytes(data))
             return
-        self._rd.received(nbytes)
+        rd = self._rd
+        rd.octets += nbytes  # (ReadDeadline.received, without the call)
         try:
-            d.feed(data)
-            if not self._busy:
+            if not self._parked:
+                d.feed(data)
+                if not self._busy:
+                    self._resume(None)
+                return
+            # The hot path. steps() waits for READ in its session loop (so the Dispatcher
+            # reads no PROXY header and is not closing: feed() would pass the bytes on):
+            # answer_read() answers what came without resuming steps(), and its replies
+            # go out in one write; steps() is resumed only for what it must do itself
+            # (a hook to wait for, the STARTTLS handshake, the end of the session).
+            conn = d.conn
+            conn.receive_data(data)
+            out = d.answer_read()
+            if out is None:
                 self._resume(None)
+                return
+            replied = False
+            if out:
+                wire = b"".join(out)  # (one piece: the piece itself, not a copy)
+                if wire:
+                    transport = self.transport
+                    assert transport is not None
+                    transport.write(wire)
+                    replied = True
+            if self._blocked_since is None and not self.server._closing:
+                # as _wait_read(), with ReadDeadline.sent() in the same call
+                self.deadline = rd.next(conn, self._clock(), replied)
+            else:
+                if replied:
+                    rd.sent()
+                self._wait_read(d)
         except Exception as exc:  # a bug: keep the server up, drop this client
             self._crashed(exc)
 
@@ -310,7 +348,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
     def pause_writing(self) -> None:
         self._write_paused = True
         if self._blocked_since is None:
-            self._blocked_since = self._loop.time()
+            self._blocked_since = self._clock()
         if self.d is not None:
             self._set_deadline(self.d.conn)
         self._update_reading()
@@ -339,6 +377,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         the session ends."""
         d, steps = self.d, self._steps
         assert d is not None and steps is not None
+        self._parked = False
         try:
             op = steps.send(value) if error is None else steps.throw(error)
             while True:
@@ -355,16 +394,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
                         self._unread = ()
                         op = steps.send(None)
                         continue
-                    if self.server._closing and d.idle:
-                        self._end(self.server._shutdown_reply)
-                        return
-                    if self._blocked_since is None:  # the common case of _set_deadline
-                        self.deadline = self._rd.next(d.conn, self._loop.time())
-                    else:
-                        self._set_deadline(d.conn)
-                    if self._busy:
-                        self._busy = False
-                        self._update_reading()
+                    self._wait_read(d)
                     return
                 if op is CLOSE:
                     self._close()
@@ -379,6 +409,21 @@ class SMTPProtocol(asyncio.BufferedProtocol):
                 return
         except StopIteration:
             self._close()
+
+    def _wait_read(self, d: Dispatcher) -> None:
+        """steps() asked for READ: the deadline of the wait, and reading on; or, when the
+        server shuts down and the session is idle, the 421 and the end."""
+        if self.server._closing and d.idle:
+            self._end(self.server._shutdown_reply)
+            return
+        if self._blocked_since is None:  # the common case of _set_deadline
+            self.deadline = self._rd.next(d.conn, self._clock())
+        else:
+            self._set_deadline(d.conn)
+        if self._busy:
+            self._busy = False
+            self._update_reading()
+        self._parked = d.answering
 
     def _write(self, chunks: list[BytesLike]) -> None:
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -403,7 +448,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
                 steps.close()
 
     def _set_deadline(self, conn: Connection) -> None:
-        now = self._loop.time()
+        now = self._clock()
         deadline = self._rd.next(conn, now)
         # A client that does not read: while our writes stay blocked, replies queued
         # behind them are no progress. The wait runs from the moment they blocked and is
@@ -488,7 +533,7 @@ class SMTPProtocol(asyncio.BufferedProtocol):
             if transport.get_write_buffer_size():  # ...for a bounded time
                 idle = self.server.idle_timeout
                 linger = _LINGER if idle is None else min(idle, _LINGER)
-                self.deadline = self._loop.time() + linger
+                self.deadline = self._clock() + linger
             else:
                 self.deadline = math.inf
 

@@ -19,8 +19,8 @@ import contextlib
 import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Generator, Sequence
-from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast
+from collections.abc import Awaitable, Callable, Generator
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, cast, final
 
 from ..._connection import NEED_DATA, PAUSED, Connection
 from ..._errors import LocalProtocolError, PlaintextAfterStartTLS, RemoteProtocolError
@@ -45,13 +45,14 @@ from ..._events import (
     Reply,
     Rset,
 )
-from ..._state import LmtpDelivery, Phase, State
+from ..._state import Phase, State
 from .._io import CLOSE, HANDSHAKE, READ, Await, ServerOp, ServerSteps, Write
 
 if TYPE_CHECKING:
     from ... import sasl
     from .._io import TLSInfo
 from ._auth_steps import AuthSteps, Outcome, Steps
+from ._content_steps import LOCAL_ERROR, ContentSteps
 from ._handler import Envelope, Reject, Session
 from ._hooks import Hooks
 
@@ -59,11 +60,6 @@ log = logging.getLogger("sansio_smtp.server")
 
 #: ``offload(fn)``: an awaitable of ``fn()`` run off the event loop (a worker thread)
 Offload: TypeAlias = "Callable[[Callable[[], object]], Awaitable[object]]"
-
-# RFC 5321 §4.2.3: 451 Requested action aborted: local error in processing.
-LOCAL_ERROR: Final = Reply(
-    code=451, lines="Requested action aborted: local error in processing", enhanced="4.3.0"
-)
 
 # Enum members read once: an attribute of an Enum class costs a descriptor call each time
 _MAIL, _RCPT, _DATA, _BDAT = State.MAIL, State.RCPT, State.DATA, State.BDAT
@@ -90,13 +86,29 @@ def _close_awaitable(result: object) -> None:
             close()
 
 
+@final
+class _Mark:
+    """What answer_read() leaves to steps() besides a hook's steps."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_STARTTLS: Final = _Mark("_STARTTLS")  # after STARTTLS's 220: the handshake
+_END: Final = _Mark("_END")  # the session is over (or the client broke it)
+
 _Outcome: TypeAlias = Outcome
 _Steps: TypeAlias = Steps
 #: what an event's handler returns: None when it is dealt with, or the steps that wait
 _Wait: TypeAlias = "Generator[ServerOp, object, None] | None"
 
 
-class Dispatcher(AuthSteps):
+class Dispatcher(AuthSteps, ContentSteps):
     """Drives one server Connection for a handler, without I/O.
 
     ``steps()`` is the whole session as a generator of I/O requests (``.._io``) that the
@@ -117,12 +129,15 @@ class Dispatcher(AuthSteps):
         "_closing",
         "_data_error",
         "_greeting",
+        "_handlers",
+        "_left",
         "_lmtp_replies",
         "_offload",
         "_on_error",
         "_out",
         "_proxy",
         "_started",
+        "answering",
         "awaiting",
         "conn",
         "error",
@@ -158,6 +173,11 @@ class Dispatcher(AuthSteps):
         self._lmtp_replies: list[Reply | None] = []  # LMTP's per-recipient replies to come
         self._mech: sasl.ServerMechanism | None = None
         self._started = False
+        #: what answer_read() left to steps(): a hook's steps, _STARTTLS or _END
+        self._left: _Wait | _Mark = None
+        #: the session loop runs: each READ steps() asks for is answered by answer_read()
+        self.answering = False
+        self._handlers = _handlers_for(hooks)
         #: the PROXY protocol header's octets so far, while one is awaited
         self._proxy: bytearray | None = bytearray() if proxy_protocol else None
 
@@ -208,8 +228,40 @@ class Dispatcher(AuthSteps):
             yield CLOSE
             return
         yield from self._greet()
+        self.answering = True
+        while True:
+            left, self._left = self._left, None
+            if left is None:  # resumed after READ (or a wait): answer what came
+                out = self.answer_read()
+                if out is not None:
+                    # this read's replies in one write, then READ before resuming (Write.read)
+                    yield Write(out, _TO_CLIENT, read=True) if out else READ
+                    continue
+                left, self._left = self._left, None
+            if left is _END:
+                break
+            if left is _STARTTLS:
+                if not (yield from self._starttls()):
+                    break
+                continue
+            assert left is not None and not isinstance(left, _Mark)
+            yield from left  # a hook to wait for
+        if self._out:
+            yield self._write()
+        yield CLOSE
+
+    def answer_read(self) -> list[BytesLike] | None:
+        """Answer the commands (and content) read so far, as far as that needs no wait.
+
+        The replies to write, after which the session waits for READ; or None when it
+        goes on in ``steps()`` (a hook to wait for, the STARTTLS handshake, the end).
+        ``steps()`` calls it after each READ; once ``answering`` is set, a runtime may call
+        it itself when it has fed what it read for steps()' READ, and resume steps() only
+        when it returns None: the common read (commands answered at once) then costs no
+        generator resumption and no Write request."""
         conn = self.conn
         next_event = conn.next_event
+        handlers = self._handlers
         while not self._closing:
             try:
                 event = next_event()
@@ -218,28 +270,31 @@ class Dispatcher(AuthSteps):
                 self.error = exc
                 break
             if event is NEED_DATA:
-                # this read's replies in one write, then READ before resuming (Write.read)
-                yield self._write(read=True) if self._out else READ
-                continue
+                out, self._out = self._out, []
+                return out
             if event is PAUSED:
                 if conn.state is _TLS:
-                    if not (yield from self._starttls()):
-                        break
-                    continue
+                    self._left = _STARTTLS
+                    return None
                 pending = conn.pending
                 if not pending:  # pragma: no cover - the greeting is always sent first
-                    yield READ
-                    continue
+                    return []  # READ
                 self._owed(pending[0])
                 continue
             # Table dispatch on the event's type: the handler answers at once (None), or
-            # gives the steps that wait for a hook (an awaitable, a worker thread).
-            wait = _HANDLERS.get(type(event), Dispatcher._default)(self, event)
+            # gives the steps that wait for a hook (an awaitable, a worker thread). A type
+            # without one (DATA, NOOP, a command without a hook...) gets its default reply
+            # here, as _default would give it.
+            handler = handlers.get(type(event))
+            if handler is None:  # (an Event: the two sentinels were dealt with above)
+                self._answer(event, conn.default_reply(event))  # type: ignore[arg-type]
+                continue
+            wait = handler(self, event)
             if wait is not None:
-                yield from wait
-        if self._out:
-            yield self._write()
-        yield CLOSE
+                self._left = wait
+                return None
+        self._left = _END
+        return None
 
     # --------------------------------------------------------------------- internals
 
@@ -263,9 +318,9 @@ class Dispatcher(AuthSteps):
             self.conn.receive_data(rest)
         return True
 
-    def _write(self, *, read: bool = False) -> Write:
+    def _write(self) -> Write:
         out, self._out = self._out, []
-        return Write(out, _TO_CLIENT, read=read)
+        return Write(out, _TO_CLIENT)
 
     def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
         """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
@@ -480,107 +535,10 @@ class Dispatcher(AuthSteps):
     def _on_auth_response(self, event: AuthResponse) -> _Wait:
         return self._auth_response(event)
 
-    # ---------------------------------------------------------------------- content
 
-    def _on_content(self, event: MessageData) -> _Wait:
-        """A piece of message content (DATA or BDAT): the hot path of a message."""
-        hooks = self.hooks
-        fn = hooks.data_chunk
-        if fn is None and not hooks.buffer_content:
-            return None  # nobody keeps it (SinkHandler)
-        data = event.data
-        chunk = data if type(data) is bytes else bytes(data)
-        if hooks.buffer_content:
-            self._chunks.append(chunk)  # joined once, at the end (_end_of_message)
-        envelope = self.session.envelope
-        if fn is None or self._data_error is not None or envelope is None:
-            return None
-        outcome = self._call(fn, (self.session, envelope, chunk), True)
-        if isinstance(outcome, tuple):
-            self._data_error = outcome[1]
-            return None
-        return self._chunk_after(outcome)
-
-    def _chunk_after(self, call: _Steps) -> Generator[ServerOp, object, None]:
-        _, error = yield from call
-        if error is not None:
-            self._data_error = error
-
-    def _owed(self, item: Event) -> None:
-        """A reply owed without a new event: a BDAT chunk was read (RFC 3030 §2), or the
-        next LMTP per-recipient reply (RFC 2033 §4.2)."""
-        if isinstance(item, LmtpDelivery):
-            reply = self._lmtp_replies.pop(0) if self._lmtp_replies else None
-            self._answer(item, reply if reply is not None else self.conn.default_reply(item))
-            return
-        error = self._data_error
-        if error is not None:
-            self._answer(item, self._reply_from(item, None, error))
-        else:
-            self._default(item)
-
-    def _on_end(self, event: EndOfMessage) -> _Wait:
-        envelope = self.session.envelope
-        conn = self.conn
-        owed = conn.pending[0]  # EndOfMessage (DATA) or the last Bdat
-        if envelope is None:  # pragma: no cover - the core allows content only in a txn
-            self._default(owed)
-            return None
-        if self.hooks.buffer_content:
-            chunks = self._chunks
-            envelope.content = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            self._chunks = []
-        error = self._data_error
-        fn = self.hooks.data
-        if error is not None or fn is None:
-            self._finish_data(owed, None, error)
-            return None
-        outcome = self._call(fn, (self.session, envelope), True)
-        if isinstance(outcome, tuple):
-            self._finish_data(owed, *outcome)
-            return None
-        return self._finish_after(owed, outcome)
-
-    def _finish_after(self, owed: Event, call: _Steps) -> Generator[ServerOp, object, None]:
-        value, error = yield from call
-        self._finish_data(owed, value, error)
-
-    def _finish_data(self, owed: Event, value: object, error: BaseException | None) -> None:
-        lmtp = self.conn.config.lmtp
-        if not lmtp and error is None and (value is None or type(value) is Reply):
-            # SMTP: one reply for the message (the common case, no per-recipient list)
-            reply = self.conn.default_reply(owed) if value is None else value
-            assert isinstance(reply, Reply)
-            self._answer(owed, reply)
-            return
-        recipients = len(self.conn.accepted_recipients)
-        replies: list[Reply | None]
-        if error is None and value is None:
-            replies = [None] * max(recipients, 1)  # the default, per recipient in LMTP
-        elif error is not None or isinstance(value, Reply):
-            replies = [self._reply_from(owed, value, error)] * max(recipients, 1)
-        elif isinstance(value, Sequence) and all(isinstance(r, Reply) for r in value):
-            replies = list(value)
-            wanted = recipients if lmtp else 1
-            if len(replies) != wanted:
-                self._report(ValueError(f"data returned {len(replies)} replies, not {wanted}"))
-                replies = [LOCAL_ERROR] * max(recipients, 1)
-        else:
-            replies = [self._reply_from(owed, value, None)] * max(recipients, 1)
-        if lmtp:
-            self._lmtp_replies.extend(replies[1:])
-        first = replies[0]
-        if first is None:
-            accepted = self.conn.accepted_recipients
-            if lmtp and accepted:  # RFC 2033 §4.2: about the first RCPT
-                first = self.conn.default_reply(LmtpDelivery(recipient=accepted[0]))
-            else:
-                first = self.conn.default_reply(owed)
-        self._answer(owed, first)
-
-
-#: The handler of each event type the core emits (Dispatcher._default for the others:
-#: STARTTLS, NOOP, VRFY, HELP, DATA...): one dict lookup instead of an isinstance chain.
+#: The handler of each event type the core emits (the others - STARTTLS, NOOP, VRFY,
+#: HELP, DATA... - get their default reply, as from Dispatcher._default): one dict lookup
+#: instead of an isinstance chain.
 _HANDLERS: Final[dict[type, Callable[[Dispatcher, Any], _Wait]]] = {
     MessageData: Dispatcher._on_content,
     MailFrom: Dispatcher._on_command,
@@ -598,3 +556,17 @@ _HANDLERS: Final[dict[type, Callable[[Dispatcher, Any], _Wait]]] = {
     AuthResponse: Dispatcher._on_auth_response,
     ConnectionClosed: Dispatcher._on_closed,
 }
+
+
+def _handlers_for(hooks: Hooks) -> dict[type, Callable[[Dispatcher, Any], _Wait]]:
+    """_HANDLERS for ``hooks``, built once per server (kept on the Hooks), without the
+    commands that have no hook: answer_read() gives them their default reply at once,
+    without _on_command's look-up of the hook that is not there."""
+    table = hooks.dispatch
+    if table is None:
+        table = dict(_HANDLERS)
+        for event_type, fn in hooks.commands.items():
+            if fn is None:
+                del table[event_type]
+        hooks.dispatch = table
+    return table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ..._events import Ehlo, Event, Helo, Lhlo, MailFrom, Quit, RcptTo, Rset
 from ._handler import Authenticator, Handler
@@ -65,6 +65,9 @@ class Hooks:
             Rset: self.rset,
             Quit: self.quit,
         }
+        #: the Dispatcher's handler of each event type for these hooks (its first
+        #: connection builds it: _dispatcher._handlers_for)
+        self.dispatch: dict[type, Callable[..., Any]] | None = None
         self.buffer_content = bool(getattr(handler, "buffer_content", True))
         self.blocking_io = bool(getattr(handler, "blocking_io", False))
         #: the server certificate's tls-server-end-point data, for SCRAM -PLUS

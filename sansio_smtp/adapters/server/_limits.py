@@ -62,11 +62,12 @@ class ReadDeadline:
 
     __slots__ = (
         "_command_since",
-        "_data_bytes",
+        "_data_octets",
         "_data_since",
         "data_rate_grace",
         "idle_timeout",
         "min_data_rate",
+        "octets",
         "slow",
     )
 
@@ -83,7 +84,11 @@ class ReadDeadline:
         self.slow = False
         self._command_since: float | None = None
         self._data_since: float | None = None
-        self._data_bytes = 0
+        #: the octets received so far: received() adds to it, or a runtime directly (an
+        #: addition per read instead of a call); the content's count since _data_since
+        #: is what it grew by since _data_octets
+        self.octets = 0
+        self._data_octets = 0
 
     def sent(self) -> None:
         """We wrote to the client: the next wait for a command starts afresh."""
@@ -91,12 +96,14 @@ class ReadDeadline:
 
     def received(self, count: int) -> None:
         """``count`` bytes arrived from the client."""
-        if self._data_since is not None:
-            self._data_bytes += count
+        self.octets += count
 
-    def next(self, conn: Connection, now: float) -> float:
+    def next(self, conn: Connection, now: float, replied: bool = False) -> float:
         """The deadline (on the clock ``now`` is read from) for the wait that starts now,
-        ``math.inf`` when the connection waits for nothing (it owes a reply)."""
+        ``math.inf`` when the connection waits for nothing (it owes a reply). ``replied``:
+        we wrote to the client since the last wait (``sent()`` first, in the same call)."""
+        if replied:
+            self._command_since = None
         self.slow = False
         timeout = conn.timeout
         if timeout is None:
@@ -110,8 +117,9 @@ class ReadDeadline:
             rate = self.min_data_rate
             if rate:
                 if self._data_since is None:
-                    self._data_since, self._data_bytes = now, 0
-                slow = self._data_since + self.data_rate_grace + self._data_bytes / rate
+                    self._data_since, self._data_octets = now, self.octets
+                received = self.octets - self._data_octets
+                slow = self._data_since + self.data_rate_grace + received / rate
                 if slow < deadline:
                     self.slow = True
                     return slow
