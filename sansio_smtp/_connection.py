@@ -556,7 +556,7 @@ class Connection:
 
     def _send_server(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
-        if isinstance(event, Reply):
+        if type(event) is Reply:  # (Reply and Greeting are final: the type is the test)
             if st.state is _GREETING:
                 raise LocalProtocolError("send the Greeting first (RFC 5321 §3.1)")
             if event.code != 421:
@@ -578,7 +578,7 @@ class Connection:
             else:
                 st.check_reply(event)
             return [wire]
-        if isinstance(event, Greeting):
+        if type(event) is Greeting:
             if st.state is not _GREETING:
                 raise LocalProtocolError("the greeting was already sent")
             wire = self._write_reply(event)

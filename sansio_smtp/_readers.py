@@ -85,7 +85,8 @@ _MAIL_RE = re.compile(rf"FROM: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECAS
 _RCPT_RE = re.compile(rf"TO: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECASE | re.DOTALL)
 
 
-_NO_PARAMS = Params()
+#: the empty Params of a MAIL or RCPT without parameters: the events' own default, shared
+_NO_PARAMS = MailFrom(reverse_path=None).params
 
 
 def _parse_params(text: str | None) -> Params:
@@ -274,14 +275,20 @@ _COMMON_BARE: dict[bytes, type[Data] | type[Rset] | type[Quit] | type[Noop]] = {
     b"NOOP": Noop,
 }
 
+# parse_common builds its MailFrom and RcptTo as attrs' __init__ would, without it: the
+# converters (coerce_address, _coerce_params) hand back an Address or a Params as they
+# are, and the regex made exactly those, so the event is the same (a test checks that
+# these are still the only fields and that nothing else runs on construction).
+_new = object.__new__
+_set = object.__setattr__
+
 
 def parse_common(line: bytes) -> Command | None:
     """The command of a common command line (without its line ending), or None when the
     line is not in one of the common forms: then parse_command has the answer. Raises
     CommandRejected, as parse_command does, for refused MAIL/RCPT parameters."""
-    bare = _COMMON_BARE.get(line)
-    if bare is not None:
-        return bare()
+    if line in _COMMON_BARE:  # (``in``, not get(): most lines are MAIL and RCPT)
+        return _COMMON_BARE[line]()
     verb = line[:5]
     if verb != b"RCPT " and verb != b"MAIL ":
         return None
@@ -295,18 +302,17 @@ def parse_common(line: bytes) -> Command | None:
         if m is None:
             return None
         local, domain, params = m.groups()
-        return RcptTo(
-            forward_path=Address._trusted(local, domain),
-            params=_NO_PARAMS if params is None else _parse_params(params),
-        )
-    m = _COMMON_MAIL_RE.match(text)
-    if m is None:
-        return None
-    local, domain, params = m.groups()
-    return MailFrom(
-        reverse_path=None if local is None else Address._trusted(local, domain),
-        params=_NO_PARAMS if params is None else _parse_params(params),
-    )
+        event: Command = _new(RcptTo)
+        _set(event, "forward_path", Address._trusted(local, domain))
+    else:
+        m = _COMMON_MAIL_RE.match(text)
+        if m is None:
+            return None
+        local, domain, params = m.groups()
+        event = _new(MailFrom)
+        _set(event, "reverse_path", None if local is None else Address._trusted(local, domain))
+    _set(event, "params", _NO_PARAMS if params is None else _parse_params(params))
+    return event
 
 
 def parse_command(line: bytes, ctx: Context) -> Command:

@@ -330,6 +330,10 @@ JUNK_TYPES = frozenset(JUNK_COMMANDS)
 _HELLO_TYPES = frozenset(_HELLO)
 _TRANSACTION_STATES = frozenset((State.MAIL, State.RCPT, State.DATA, State.BDAT))
 _RESETS = frozenset((Rset, Ehlo, Helo, Lhlo, StartTLS))
+#: The commands whose replies move the state by TRANSITIONS alone: none has a rule in
+#: after_reply (_REPLY_RULES), changes the session's extensions or AUTH, or leads to
+#: CLOSED, DATA or TLS; of _RESETS only RSET (process_reply's shortcut).
+_PLAIN_REPLY_KINDS = frozenset((MailFrom, RcptTo, Rset, Noop, Help, Vrfy, Expn))
 
 
 #: the extensions of a session before EHLO: one immutable empty Extensions for all
@@ -509,6 +513,46 @@ class ConnectionState:
     def process_reply(self, reply: Reply) -> Event | None:
         """A reply was sent / received. Returns what it answered: the command, the RcptTo
         of an LMTP per-recipient reply, or None for an unsolicited 421 (which closes)."""
+        pending = self.pending
+        code = reply.code
+        state = self.state
+        # The common case, where the table alone decides: the reply to MAIL, RCPT, RSET
+        # or NOOP... (_PLAIN_REPLY_KINDS), outside LMTP and AUTH, 2xx or a refusal other
+        # than 421 (which always fits: check_reply_fits). The general code below gives
+        # the same for it (tests/test_fast_paths.py), after a dozen more tests.
+        if (
+            pending
+            and (200 <= code < 300 or (code >= 400 and code != 421))
+            and type(pending[0]) in _PLAIN_REPLY_KINDS
+            and state is not _AUTH
+            and not self.lmtp
+        ):
+            command = pending.popleft()
+            kind = type(command)
+            positive = code < 300
+            moved = TRANSITIONS[state].get(kind, state)
+            new = moved if positive else state
+            if kind is RcptTo and new is _RCPT and positive:
+                self.accepted.append(command)  # type: ignore[arg-type]
+            elif new not in _TRANSACTION_STATES:
+                self.accepted = []
+            self.state = new
+            if not pending:
+                self.projected = new
+            elif new is not moved:
+                self._reproject()  # a refusal: the projection assumed success
+            if self.optimistic:
+                if positive and kind is Rset and not any(type(p) is MailFrom for p in pending):
+                    self.mail = None  # a reset took effect, and no newer MAIL was sent since
+            else:
+                self.recipients = len(self.accepted)
+                if new not in _TRANSACTION_STATES:
+                    self.mail = None
+            return command
+        return self._process_reply(reply)
+
+    def _process_reply(self, reply: Reply) -> Event | None:
+        """process_reply for every reply (the general code)."""
         pending = self.pending
         code = reply.code
         if not pending:
