@@ -80,7 +80,14 @@ from ._state import (
     lmtp_delivery_reply,
     server_timeout,
 )
-from ._writers import PREBUILT_REPLIES, ChunkWriter, DataWriter, write_command, write_reply
+from ._writers import (
+    PREBUILT_REPLIES,
+    WRITERS,
+    ChunkWriter,
+    DataWriter,
+    write_command,
+    write_reply,
+)
 from .config import MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
@@ -101,6 +108,11 @@ PAUSED = Sentinel.PAUSED
 
 CLIENT = Role.CLIENT
 SERVER = Role.SERVER
+
+#: The command types a client can write (WRITERS): _send_client knows them by type.
+_WRITTEN_TYPES = frozenset(WRITERS)
+#: the empty Params of a MAIL without parameters (the events' default, shared)
+_NO_PARAMS = MailFrom(reverse_path=None).params
 
 # The hot paths compare with module-level names: in Python 3.11 ``State.AUTH`` is a
 # descriptor call on the enum class, several times the cost of a global load.
@@ -228,6 +240,17 @@ class Connection:
         """Bytes received but not consumed, and whether the peer has closed."""
         return bytes(self._buf), self._peer_closed
 
+    @property
+    def buffered(self) -> int:
+        """How many octets are received and not consumed (``len(trailing_data[0])``,
+        without copying them)."""
+        return len(self._buf.raw)
+
+    @property
+    def peer_closed(self) -> bool:
+        """The peer has closed the connection (``receive_data(b"")``; trailing_data[1])."""
+        return self._peer_closed
+
     def __repr__(self) -> str:
         return (
             f"<Connection {self.our_role.value} state={self.state.value}"
@@ -248,7 +271,7 @@ class Connection:
         if data:
             if self._peer_closed:
                 raise RuntimeError("received data after the peer closed the connection")
-            if self._state.state is not State.CLOSED:  # after QUIT/421 nothing is read
+            if self._state.state is not _CLOSED:  # after QUIT/421 nothing is read
                 self._buf.raw += data  # (the bytearray itself: no __iadd__ call)
         else:
             self._peer_closed = True
@@ -618,19 +641,25 @@ class Connection:
 
     def _send_client(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
-        if isinstance(event, MessageData):
-            return self._send_content(event, commit)
-        if isinstance(event, EndOfMessage):
-            if not st.allows(event):
-                raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
-            assert self._data_writer is not None
-            wire = self._data_writer.end()
-            if commit:
-                self._data_writer = None
-                st.process_command(event)
-            return [wire]
-        if not isinstance(event, Command):
-            raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
+        kind = type(event)
+        # A command that has a writer (the common case) is known by one set lookup; the
+        # rest are asked as before: content, its end, anything else.
+        if kind not in _WRITTEN_TYPES:
+            if isinstance(event, MessageData):
+                return self._send_content(event, commit)
+            if isinstance(event, EndOfMessage):
+                if not st.allows(event):
+                    raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
+                assert self._data_writer is not None
+                wire = self._data_writer.end()
+                if commit:
+                    self._data_writer = None
+                    st.process_command(event)
+                return [wire]
+            if not isinstance(event, Command):
+                raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
+        # a Command either way: its type is one of WRITERS' (no isinstance call for that)
+        command: Command = event  # type: ignore[assignment]
         if st.state is _GREETING:
             raise LocalProtocolError("wait for the server's greeting (RFC 5321 §3.1)")
         chunk = self._chunk_writer
@@ -638,22 +667,19 @@ class Connection:
             raise LocalProtocolError(
                 f"send the {chunk.remaining} octets left of the BDAT chunk first"
             )
-        refusal = check_command(event, st, self.config, sending=True)
+        refusal = check_command(command, st, self.config, sending=True)
         if refusal is not None:
             raise refusal.error()
         # (only MAIL and RCPT write an address: for the rest the flag is not asked)
-        kind = type(event)
-        if kind is MailFrom:
-            assert isinstance(event, MailFrom)
-            utf8 = "SMTPUTF8" in event.params
+        if type(event) is MailFrom:
+            params = event.params
+            utf8 = params is not _NO_PARAMS and "SMTPUTF8" in params
         else:
             utf8 = kind is RcptTo and st.utf8_transaction
-        wire = write_command(event, self.config, extensions=st.extensions, utf8_transaction=utf8)
+        wire = write_command(command, self.config, extensions=st.extensions, utf8_transaction=utf8)
         if commit:
-            if kind is Bdat:
-                assert isinstance(event, Bdat)
-                if event.size:
-                    self._chunk_writer = ChunkWriter(event.size, last=event.last)
+            if type(event) is Bdat and event.size:
+                self._chunk_writer = ChunkWriter(event.size, last=event.last)
             st.process_command(event)
         return [wire]
 

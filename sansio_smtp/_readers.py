@@ -382,56 +382,68 @@ class ReplyReader:
         self._config = config
         self._code = 0
         self._lines: list[str] = []
-        self._known: dict[bytes, Reply] = {}
-        self._last_line = b""  # the last line read(), with its line ending
+        self._known: dict[bytes, Reply] = {}  # a reply's line, with its line ending
 
     def read_reply(self, buf: ReceiveBuffer) -> Reply | None:
         """The next complete reply as a Reply, or None (read() and make_reply)."""
-        if not self._lines:  # not inside a multi-line reply
-            end = buf.find_line_end()
-            if end > 0:
-                known = self._known.get(bytes(buf.raw[:end]))
+        while True:
+            raw = buf.maybe_extract_line()
+            if raw is None:
+                self._check_partial(buf)
+                return None
+            if not self._lines:  # the first line of a reply: is it one seen before?
+                known = self._known.get(raw)
                 if known is not None:
-                    buf.discard(end)
                     return known
-        got = self.read(buf)
-        if got is None:
-            return None
-        code, texts = got
-        reply = make_reply(code, texts)
-        if len(texts) == 1 and len(self._known) < _KNOWN_REPLIES:
-            self._known[self._last_line] = reply
-        return reply
+            got = self._read_line(raw)
+            if got is not None:
+                code, texts = got
+                reply = make_reply(code, texts)
+                if len(texts) == 1 and len(self._known) < _KNOWN_REPLIES:
+                    self._known[raw] = reply
+                return reply
 
     def read(self, buf: ReceiveBuffer) -> tuple[int, list[str]] | None:
         """Return (code, raw text lines) of the next complete reply, or None."""
         while True:
             raw = buf.maybe_extract_line()
             if raw is None:
-                if len(buf) >= self._config.max_reply_line:
-                    raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+                self._check_partial(buf)
                 return None
-            if len(raw) > self._config.max_reply_line:
-                raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
-            self._last_line = raw
-            line = raw.rstrip(b"\r\n")
-            parts = split_reply_line(line)  # RFC 5321 §4.2 Reply-line
-            if parts is None:
-                raise LocalProtocolError(f"malformed reply line {bytes(line[:40])!r}")
-            code, separator, text = parts
-            if code not in VALID_REPLY_CODES:
-                raise LocalProtocolError(f"invalid reply code {code} (RFC 5321 §4.2)")
-            if self._lines and code != self._code:
-                raise LocalProtocolError(
-                    f"multi-line reply changes code from {self._code} to {code} (RFC 5321 §4.2.1)"
-                )
-            self._code = code
-            self._lines.append(text.decode("utf-8", errors="replace"))
-            if separator != b"-":
-                lines, self._lines = self._lines, []
-                return code, lines
-            if len(self._lines) >= self._config.max_reply_lines:
-                raise LocalProtocolError("too many lines in a multi-line reply")
+            got = self._read_line(raw)
+            if got is not None:
+                return got
+
+    def _check_partial(self, buf: ReceiveBuffer) -> None:
+        """No complete line is buffered: fine, unless the partial line is already over
+        the limit."""
+        if len(buf.raw) >= self._config.max_reply_line:
+            raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+
+    def _read_line(self, raw: bytes) -> tuple[int, list[str]] | None:
+        """One reply line, with its line ending: (code, text lines) when it ends the
+        reply, else None."""
+        if len(raw) > self._config.max_reply_line:
+            raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+        line = raw.rstrip(b"\r\n")
+        parts = split_reply_line(line)  # RFC 5321 §4.2 Reply-line
+        if parts is None:
+            raise LocalProtocolError(f"malformed reply line {bytes(line[:40])!r}")
+        code, separator, text = parts
+        if code not in VALID_REPLY_CODES:
+            raise LocalProtocolError(f"invalid reply code {code} (RFC 5321 §4.2)")
+        if self._lines and code != self._code:
+            raise LocalProtocolError(
+                f"multi-line reply changes code from {self._code} to {code} (RFC 5321 §4.2.1)"
+            )
+        self._code = code
+        self._lines.append(text.decode("utf-8", errors="replace"))
+        if separator != b"-":
+            lines, self._lines = self._lines, []
+            return code, lines
+        if len(self._lines) >= self._config.max_reply_lines:
+            raise LocalProtocolError("too many lines in a multi-line reply")
+        return None
 
 
 # ------------------------------------------------------------------------ message content

@@ -332,7 +332,8 @@ _TRANSACTION_STATES = frozenset((State.MAIL, State.RCPT, State.DATA, State.BDAT)
 _RESETS = frozenset((Rset, Ehlo, Helo, Lhlo, StartTLS))
 #: The commands whose replies move the state by TRANSITIONS alone: none has a rule in
 #: after_reply (_REPLY_RULES), changes the session's extensions or AUTH, or leads to
-#: CLOSED, DATA or TLS; of _RESETS only RSET (process_reply's shortcut).
+#: CLOSED (from another state), DATA or TLS; of _RESETS only RSET (process_reply's
+#: shortcut).
 _PLAIN_REPLY_KINDS = frozenset((MailFrom, RcptTo, Rset, Noop, Help, Vrfy, Expn))
 
 
@@ -537,6 +538,8 @@ class ConnectionState:
             elif new not in _TRANSACTION_STATES:
                 self.accepted = []
             self.state = new
+            if new is _CLOSED:  # (only when it was already: the table leads nowhere else)
+                pending.clear()
             if not pending:
                 self.projected = new
             elif new is not moved:

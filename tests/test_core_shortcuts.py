@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 
 import attrs
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sansio_smtp import (
@@ -97,6 +97,7 @@ def _outcome(step: object) -> object:
         return str(exc)
 
 
+@settings(max_examples=400)  # (sessions: the cases that matter are a few steps deep)
 @given(_STEPS, st.booleans(), st.booleans(), st.sampled_from([220, 554]))
 def test_process_reply_shortcut_is_the_general_code(
     steps: list[tuple[str, object]], optimistic: bool, lmtp: bool, greeting: int
@@ -178,3 +179,25 @@ def test_the_events_share_one_empty_params() -> None:
     # the rules ask for it by identity before they ask its length
     assert RcptTo(forward_path="a@example.org").params is MailFrom(reverse_path=None).params
     assert parse_common(b"MAIL FROM:<>").params is MailFrom(reverse_path=None).params  # type: ignore[union-attr]
+
+
+# ------------------------------------------------------------- what is buffered
+
+
+@given(st.lists(st.binary(max_size=30), max_size=8), st.booleans())
+def test_buffered_and_peer_closed_say_what_trailing_data_says(
+    chunks: list[bytes], close: bool
+) -> None:
+    from sansio_smtp import CLIENT, NEED_DATA, Connection, RemoteProtocolError
+
+    client = Connection(CLIENT)
+    for chunk in [*chunks, b""] if close else chunks:
+        with contextlib.suppress(RuntimeError):  # (data after the close)
+            client.receive_data(chunk)
+        with contextlib.suppress(RemoteProtocolError):
+            for _ in range(10):  # (after the close: ConnectionClosed, again and again)
+                if client.next_event() is NEED_DATA:
+                    break
+        data, closed = client.trailing_data
+        assert client.buffered == len(data)
+        assert client.peer_closed is closed
