@@ -193,6 +193,11 @@ class Connection:
         return tuple(self._state.pending)
 
     @property
+    def awaiting_replies(self) -> int:
+        """``len(pending)``, without building the tuple: how many replies are awaited."""
+        return len(self._state.pending)
+
+    @property
     def extensions(self) -> Extensions:
         """The EHLO extensions in effect: what the server advertised in its last positive
         EHLO/LHLO reply (empty after HELO, before EHLO, and after STARTTLS)."""
@@ -552,11 +557,11 @@ class Connection:
 
     def _check_usable(self) -> None:
         state = self._state.state
-        if state is State.ERROR:
+        if state is _ERROR:
             raise LocalProtocolError("the connection is in the ERROR state")
-        if state is State.CLOSED:
+        if state is _CLOSED:
             raise LocalProtocolError("the connection is closed")
-        if state is State.TLS:
+        if state is _TLS:
             raise LocalProtocolError("finish the TLS handshake first (tls_established())")
 
     def send_failed(self) -> None:
@@ -569,7 +574,7 @@ class Connection:
         RFC 3207 §4.2: both sides forget what they learned before TLS: the session starts
         over from the greeting state CONNECTED, and the client must send EHLO again."""
         st = self._state
-        if st.state is State.TLS and self._buf:
+        if st.state is _TLS and self._buf:
             st.error()
             raise PlaintextAfterStartTLS
         st.tls_established()

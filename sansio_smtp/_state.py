@@ -96,11 +96,15 @@ class State(enum.Enum):
 # The hot paths (once per command and reply) compare with these module-level names: in
 # Python 3.11 ``State.READY`` is a descriptor call on the enum class, several times the
 # cost of a global load.
+_GREETING = State.GREETING
+_CONNECTED = State.CONNECTED
 _READY = State.READY
 _RCPT = State.RCPT
 _DATA = State.DATA
+_TLS = State.TLS
 _AUTH = State.AUTH
 _CLOSED = State.CLOSED
+_ERROR = State.ERROR
 
 
 # Commands that work in any session state once greeted (RFC 5321 §4.1.4: NOOP, HELP,
@@ -199,25 +203,25 @@ def after_reply(state: State, command: Event, reply: Reply) -> State:
         # the common case, where only the table decides (the rules below agree)
         return TRANSITIONS[state].get(type(command), state) if 200 <= code < 300 else state
     if code == 421 or isinstance(command, Quit):  # RFC 5321 §3.8, §4.1.1.10
-        return State.CLOSED
-    if state is State.AUTH and reply.code != 334:
-        return State.READY  # RFC 4954 §4: any final reply ends the AUTH exchange
+        return _CLOSED
+    if state is _AUTH and reply.code != 334:
+        return _READY  # RFC 4954 §4: any final reply ends the AUTH exchange
     if isinstance(command, EndOfMessage):  # RFC 5321 §4.1.1.4: the transaction is over
-        return State.READY
+        return _READY
     if reply.code == 334 and isinstance(command, (Auth, AuthResponse)):
-        return State.AUTH  # RFC 4954 §4: a challenge; the client answers
+        return _AUTH  # RFC 4954 §4: a challenge; the client answers
     if isinstance(command, Data) and reply.code == 354:
         # Whatever the client thought of its recipients, 354 opens the content (RFC 2920
         # §3.1: after all RCPTs failed, a client given 354 sends a lone "." to end it).
-        return State.DATA
+        return _DATA
     low, high = positive_reply_code(command)
     positive = low <= reply.code < high
     if isinstance(command, AuthResponse) and not positive:
-        return State.READY  # RFC 4954 §4: 535, 501 (cancelled)... end the exchange
+        return _READY  # RFC 4954 §4: 535, 501 (cancelled)... end the exchange
     if isinstance(command, Bdat) and (command.last or not positive):
         # RFC 3030 §2: BDAT LAST ends the transaction; after a failed chunk the client must
         # send no more BDAT and must RSET: the transaction is over.
-        return State.READY
+        return _READY
     if positive:
         return TRANSITIONS[state].get(type(command), state)
     return state
@@ -360,9 +364,9 @@ class ConnectionState:
     the replies accepted."""
 
     def __init__(self, *, lmtp: bool = False, tls: bool = False, optimistic: bool = False) -> None:
-        self.state = State.GREETING
+        self.state = _GREETING
         self.pending: deque[Event] = deque()
-        self.projected = State.GREETING
+        self.projected = _GREETING
         self.accepted: list[RcptTo] = []
         self.lmtp = lmtp
         self.optimistic = optimistic
@@ -437,7 +441,7 @@ class ConnectionState:
         """True when ``event`` is in sequence after all pending commands succeed."""
         if isinstance(event, (MessageData, EndOfMessage)):
             # Content only after a confirmed 354 (RFC 2920 §3.1: DATA ends a group).
-            return self.state is State.DATA and not self.pending
+            return self.state is _DATA and not self.pending
         return type(event) in TRANSITIONS[self.projected]
 
     def pipelining_allows(self, event: Event) -> bool:
@@ -468,7 +472,7 @@ class ConnectionState:
                 self.mail = None
         if kind is Bdat:
             assert isinstance(event, Bdat)
-            if self.projected is State.RCPT:
+            if self.projected is _RCPT:
                 self.content_size = 0  # the first chunk of a transaction
             if self.optimistic and event.last and not event.size:
                 self.mail = None
@@ -494,7 +498,7 @@ class ConnectionState:
         self.content_refusal = reply
 
     def process_greeting(self, code: int) -> None:
-        if self.state is not State.GREETING:
+        if self.state is not _GREETING:
             raise LocalProtocolError("the greeting was already given")
         self.state = self.projected = GREETING_TRANSITIONS[code]
 
@@ -560,7 +564,7 @@ class ConnectionState:
         code = reply.code
         if not pending:
             if code == 421:  # RFC 5321 §3.8: may come at any time
-                self.state = self.projected = State.CLOSED
+                self.state = self.projected = _CLOSED
                 return None
             raise LocalProtocolError(f"reply {code} answers no command")
         entry = pending[0]
@@ -655,17 +659,17 @@ class ConnectionState:
     def tls_established(self) -> None:
         """RFC 3207 §4.2: after the handshake both sides forget what they learned before
         TLS: the session starts over from the greeting state CONNECTED."""
-        if self.state is not State.TLS:
+        if self.state is not _TLS:
             raise LocalProtocolError("no TLS handshake is due (send or receive STARTTLS first)")
-        self.state = self.projected = State.CONNECTED
+        self.state = self.projected = _CONNECTED
         self.accepted = []
         self._reset_session(tls=True)
 
     def close(self) -> None:
-        self.state = self.projected = State.CLOSED
+        self.state = self.projected = _CLOSED
 
     def error(self) -> None:
-        self.state = self.projected = State.ERROR
+        self.state = self.projected = _ERROR
 
 
 # --------------------------------------------------------------------------- timeouts
@@ -739,7 +743,6 @@ _COMMAND_WAIT = _CLIENT_WAITS[Phase.COMMAND]
 _GREETING_WAIT = _CLIENT_WAITS[Phase.GREETING]
 _DATA_BLOCK_WAIT = _CLIENT_WAITS[Phase.DATA_BLOCK]
 _SERVER_WAIT = Timeout(Phase.CLIENT, SERVER_TIMEOUT)
-_GREETING, _ERROR, _TLS = State.GREETING, State.ERROR, State.TLS
 
 
 def client_timeout(state: State, pending: deque[Event]) -> Timeout | None:

@@ -201,3 +201,20 @@ def test_buffered_and_peer_closed_say_what_trailing_data_says(
         data, closed = client.trailing_data
         assert client.buffered == len(data)
         assert client.peer_closed is closed
+        assert client.awaiting_replies == len(client.pending)
+
+
+def test_awaiting_replies_counts_what_is_pending() -> None:
+    from sansio_smtp import CLIENT, Connection
+
+    client = Connection(CLIENT)
+    client.receive_data(b"220 mx.example ESMTP\r\n")
+    client.next_event()
+    assert client.awaiting_replies == len(client.pending) == 0
+    client.send(Ehlo(domain="c.example"))
+    assert client.awaiting_replies == len(client.pending) == 1
+    client.receive_data(b"250-mx.example\r\n250 PIPELINING\r\n")
+    client.next_event()
+    for command in (MailFrom(reverse_path="a@example.org"), RcptTo(forward_path="b@example.org")):
+        client.send(command)
+    assert client.awaiting_replies == len(client.pending) == 2
