@@ -261,7 +261,15 @@ del LMTP_PARSERS["HELO"], LMTP_PARSERS["EHLO"]
 # literals, Postmaster, non-ASCII, other verbs) is parse_command's; for the lines
 # parse_common accepts, parse_command gives an equal event (tests/test_fast_paths.py).
 # No IGNORECASE: with it, [A-Za-z] would also match "\u017f" and "\u212a".
-_MAILBOX = rf"(?P<local>{_abnf.DOT_STRING})@(?P<domain>{_abnf.DOMAIN})"
+#
+# The mailbox is _abnf's Dot-string "@" Domain written for speed, the same language and
+# groups (tests/test_core_shortcuts.py): possessive quantifiers, as no backtracking could
+# help (each run ends where the next character cannot continue it: "." or "@" after an
+# atom, "." or ">" after a label), and a sub-domain as letters and digits in runs joined
+# by hyphens (_abnf.SUB_DOMAIN's let-dig [ldh-str], without its backtracking).
+_ATOM = rf"{_abnf.ATEXT}++"
+_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
+_MAILBOX = rf"(?P<local>{_ATOM}(?:\.{_ATOM})*+)@(?P<domain>{_LABEL}(?:\.{_LABEL})*+)"
 _TAIL = r"(?: +(?P<params>.*?))? *\Z"  # as in _MAIL_RE and _RCPT_RE
 _COMMON_MAIL_RE = re.compile(rf"MAIL FROM: *<(?:{_MAILBOX})?>{_TAIL}", re.DOTALL)
 _COMMON_RCPT_RE = re.compile(rf"RCPT TO: *<{_MAILBOX}>{_TAIL}", re.DOTALL)

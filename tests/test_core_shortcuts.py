@@ -9,9 +9,10 @@ the empty Params.
 from __future__ import annotations
 
 import contextlib
+import re
 
 import attrs
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from sansio_smtp import (
@@ -37,6 +38,8 @@ from sansio_smtp import (
     StartTLS,
     State,
     Vrfy,
+    _abnf,
+    _readers,
 )
 from sansio_smtp._address import coerce_address, coerce_reverse_path
 from sansio_smtp._events import _coerce_params
@@ -218,3 +221,42 @@ def test_awaiting_replies_counts_what_is_pending() -> None:
     for command in (MailFrom(reverse_path="a@example.org"), RcptTo(forward_path="b@example.org")):
         client.send(command)
     assert client.awaiting_replies == len(client.pending) == 2
+
+
+# ------------------------------------------------------------- the common lines' grammar
+
+_ABNF_MAILBOX = rf"(?P<local>{_abnf.DOT_STRING})@(?P<domain>{_abnf.DOMAIN})"
+_ABNF_TAIL = r"(?: +(?P<params>.*?))? *\Z"
+_ABNF_COMMON = {
+    _readers._COMMON_MAIL_RE: re.compile(
+        rf"MAIL FROM: *<(?:{_ABNF_MAILBOX})?>{_ABNF_TAIL}", re.DOTALL
+    ),
+    _readers._COMMON_RCPT_RE: re.compile(rf"RCPT TO: *<{_ABNF_MAILBOX}>{_ABNF_TAIL}", re.DOTALL),
+}
+_PART = st.text(alphabet="aZ9-._@<> =!/\u017f\u212aé\n", max_size=12)
+_LOCAL_TEXT = st.text(alphabet="a9-._!\u017f", min_size=1, max_size=8)
+_DOMAIN_TEXT = st.text(alphabet="aZ9-.\u212a", min_size=1, max_size=8)
+
+
+@settings(max_examples=300)
+@example("RCPT TO:", "a", "x--y.b", "", "")  # hyphens in runs
+@example("RCPT TO:", "a", "x-.b", "", "")  # a label that ends in one
+@example("MAIL FROM:", "a.b", "-x", "", "")  # or starts with one
+@given(
+    st.sampled_from(["MAIL FROM:", "RCPT TO:", "MAIL FROM: ", "RCPT TO:  "]),
+    _LOCAL_TEXT,
+    _DOMAIN_TEXT,
+    st.sampled_from(["", " ", " SIZE=1", ">"]),
+    _PART,
+)
+def test_the_common_regexes_are_the_abnf_grammar(
+    verb: str, local: str, domain: str, tail: str, rest: str
+) -> None:
+    # the possessive, hyphen-run form of the mailbox accepts what _abnf's Dot-string "@"
+    # Domain accepts, with the same groups
+    for fast, reference in _ABNF_COMMON.items():
+        for text in (f"{verb}<{local}@{domain}>{tail}", verb + rest, f"{verb}<{rest}>"):
+            got, want = fast.match(text), reference.match(text)
+            assert (got is None) == (want is None), text
+            if got is not None and want is not None:
+                assert got.groupdict() == want.groupdict(), text
