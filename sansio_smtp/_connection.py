@@ -3,8 +3,8 @@
 # every command (a refusal becomes InvalidCommand on a server, LocalProtocolError on a
 # client), hands every change of the session to the state machine (_state.ConnectionState)
 # and translates errors (LocalProtocolError inside next_event becomes RemoteProtocolError).
-# What differs by role (readers, sender, what a 354 opens, the timeout) is chosen once, in
-# __init__.
+# What differs by role (readers, sender, what a 354 opens) is chosen once, in __init__;
+# the timeout property asks _state's rule of its role.
 #
 # Contract (h11's): receive_data() only buffers; next_event() returns one event per call,
 # NEED_DATA or PAUSED; send() returns the exact bytes to write and changes state. send()
@@ -153,12 +153,11 @@ class Connection:
         self.config = config if config is not None else Config()
         self._state = ConnectionState(lmtp=self.config.lmtp, tls=tls, optimistic=our_role is CLIENT)
         # What differs by role is chosen here, once: how to read what the peer sends in
-        # each state, how to send, what a 354 opens, what the connection waits for.
+        # each state, how to send, what a 354 opens.
         role = _ROLES[our_role]
         self._readers = role.readers
         self._sender = role.send
         self._open_content = role.open_content
-        self._timeout = role.timeout
         self._buf = ReceiveBuffer()
         # A command line no longer than this is within every line limit (RFC 5321
         # §4.5.3.1.4, RFC 4954 §4), whether or not it is an AUTH line.
@@ -232,7 +231,12 @@ class Connection:
     def timeout(self) -> Timeout | None:
         """What the connection waits for now and how long an adapter should wait for it
         (RFC 5321 §4.5.3.2), or None."""
-        return self._timeout(self)
+        # (_state's rules, asked here by role: adapters ask before every wait, and a role
+        # table's function would be one call more)
+        st = self._state
+        if self.our_role is CLIENT:
+            return client_timeout(st.state, st.pending)
+        return server_timeout(st.state, owes_reply=bool(st.pending) and self._chunk_reader is None)
 
     @property
     def in_chunk(self) -> bool:
@@ -810,17 +814,6 @@ def _client_open_content(conn: Connection) -> None:
     conn._data_writer = DataWriter(conn.config)
 
 
-def _client_timeout(conn: Connection) -> Timeout | None:
-    st = conn._state
-    return client_timeout(st.state, st.pending)
-
-
-def _server_timeout(conn: Connection) -> Timeout | None:
-    st = conn._state
-    owes_reply = bool(st.pending) and conn._chunk_reader is None
-    return server_timeout(st.state, owes_reply=owes_reply)
-
-
 _Reader = Callable[[Connection], "Event | Sentinel"]
 
 #: (role, state) -> the reader of what the peer sends in that state (as h11's READERS).
@@ -851,7 +844,6 @@ class _RoleParts:
     readers: Mapping[State, _Reader]
     send: Callable[[Connection, Event, bool], list[BytesLike]]
     open_content: Callable[[Connection], None]
-    timeout: Callable[[Connection], Timeout | None]
 
 
 def _readers_of(role: Role) -> Mapping[State, _Reader]:
@@ -863,12 +855,10 @@ _ROLES: Mapping[Role, _RoleParts] = {
         readers=_readers_of(CLIENT),
         send=Connection._send_client,
         open_content=_client_open_content,
-        timeout=_client_timeout,
     ),
     SERVER: _RoleParts(
         readers=_readers_of(SERVER),
         send=Connection._send_server,
         open_content=_server_open_content,
-        timeout=_server_timeout,
     ),
 }

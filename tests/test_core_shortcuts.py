@@ -260,3 +260,33 @@ def test_the_common_regexes_are_the_abnf_grammar(
             assert (got is None) == (want is None), text
             if got is not None and want is not None:
                 assert got.groupdict() == want.groupdict(), text
+
+
+def test_the_timeout_is_the_rule_of_the_role() -> None:
+    from sansio_smtp import CLIENT, SERVER, Connection, Greeting
+    from sansio_smtp._state import client_timeout, server_timeout
+
+    client, server = Connection(CLIENT), Connection(SERVER)
+
+    def check() -> None:
+        st = client._state
+        assert client.timeout == client_timeout(st.state, st.pending)
+        st = server._state
+        owes = bool(st.pending) and server._chunk_reader is None
+        assert server.timeout == server_timeout(st.state, owes_reply=owes)
+
+    check()
+    client.receive_data(server.send(Greeting(lines="mx.example")))
+    client.next_event()
+    for command in (Ehlo(domain="c.example"), MailFrom(reverse_path=None), Data(), Quit()):
+        check()
+        with contextlib.suppress(LocalProtocolError):
+            server.receive_data(client.send(command))
+        check()
+        event = server.next_event()
+        check()
+        if isinstance(event, Event):
+            client.receive_data(server.send(server.default_reply(event)))
+            check()
+            client.next_event()
+            check()
