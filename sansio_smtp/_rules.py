@@ -282,29 +282,30 @@ def _check_mail(
     if not sending and config.require_tls and not st.tls:
         return Refusal(_REQUIRE_TLS, "MAIL before STARTTLS (Config.require_tls, RFC 3207 §4)")
     params = command.params
-    if (params is _NO_PARAMS or not params) and not sending:
-        return None
-    # A server's limit is its own (Config.max_message_size and the SIZE it advertised); a
-    # client compares with what the server advertised, then with the limit in force.
-    limit = st.size_limit(config.max_message_size)
-    if sending:
-        refused, declared = _client_mail_params(params, st.extensions, st.tls)
-        if refused is not None:
-            return refused
-        if declared is not None and limit is not None and declared > limit:
+    if not sending:
+        if params is _NO_PARAMS or not params:
+            return None
+        # A server's limit is its own (Config.max_message_size and the SIZE it advertised).
+        limit = st.size_limit(config.max_message_size)
+        return mail_params_refusal(params, extensions=st.extensions, tls=st.tls, size_limit=limit)
+    # A client compares with what the server advertised, then with the limit in force.
+    refused, declared = _client_mail_params(params, st.extensions, st.tls)
+    if refused is not None:
+        return refused
+    if declared is not None:
+        limit = st.size_limit(config.max_message_size)
+        if limit is not None and declared > limit:
             return Refusal(
                 _SIZE_EXCEEDED,
                 f"SIZE={declared} is over the server's limit of {limit} (RFC 1870 §6)",
             )
-        mailmax = _client_limits(st.extensions)[0]
-        if mailmax is not None and st.transactions >= mailmax:
-            return Refusal(
-                _TOO_MANY_TRANSACTIONS,
-                f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
-                " RFC 9422 §4.1): open a new session",
-            )
-    elif params:
-        return mail_params_refusal(params, extensions=st.extensions, tls=st.tls, size_limit=limit)
+    mailmax = _client_limits(st.extensions)[0]
+    if mailmax is not None and st.transactions >= mailmax:
+        return Refusal(
+            _TOO_MANY_TRANSACTIONS,
+            f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
+            " RFC 9422 §4.1): open a new session",
+        )
     return None
 
 
