@@ -578,8 +578,9 @@ class ConnectionState:
                 command = entry.command
         kind = type(command)
         positive = 200 <= code < 300
-        if code < 400 and (kind is Data or not positive):
-            check_reply_fits(command, reply)  # (any 4xx/5xx fits; 2xx fits all but DATA)
+        if code < 400 and (code != 354 if kind is Data else not positive):
+            # (any 4xx/5xx fits; 354 fits DATA, 2xx all but DATA)
+            check_reply_fits(command, reply)
         state = self.state
         pending.popleft()
         answered: Event = command

@@ -290,3 +290,34 @@ def test_the_timeout_is_the_rule_of_the_role() -> None:
             check()
             client.next_event()
             check()
+
+
+def test_process_reply_refuses_exactly_the_replies_that_do_not_fit() -> None:
+    # the inline fit check (354 for DATA, 2xx for the rest, any 4xx/5xx) is
+    # check_reply_fits's answer
+    from sansio_smtp._state import check_reply_fits
+
+    for command in _COMMANDS:
+        if isinstance(command, MessageData):
+            continue  # (content awaits no reply)
+        for reply in _REPLIES:
+            for state in (State.READY, State.RCPT, State.AUTH):
+                session = ConnectionState()
+                session.state = session.projected = state
+                session.process_command(command)
+                entry = command
+                if isinstance(command, InvalidCommand) and command.command is not None:
+                    entry = command.command
+                try:
+                    check_reply_fits(entry, reply)
+                except LocalProtocolError:
+                    fits = False
+                else:
+                    fits = True
+                try:
+                    session.process_reply(reply)
+                except LocalProtocolError:
+                    assert not fits, (command, reply, state)
+                    assert list(session.pending) == [command]  # nothing changed
+                else:
+                    assert fits, (command, reply, state)
