@@ -80,6 +80,7 @@ from ._state import (
     lmtp_delivery_reply,
     server_timeout,
 )
+from ._util import remember
 from ._writers import (
     PREBUILT_REPLIES,
     WRITERS,
@@ -630,9 +631,7 @@ class Connection:
         if own is not None and own[0] is reply and own[1] == max_line:
             return own[2]
         wire = write_reply(reply, self.config)  # raises for a reply that cannot be sent
-        if len(_WIRES) >= _WIRES_MAX:
-            _WIRES.clear()
-        _WIRES[id(reply)] = (reply, max_line, wire)
+        remember(_WIRES, id(reply), (reply, max_line, wire), _WIRES_MAX)
         return wire
 
     def _with_enhanced_code(self, reply: Reply) -> Reply:
@@ -734,10 +733,7 @@ class Connection:
         if own is not None and own.config is config:
             return own.reply
         own = _EhloReply(config, self._build_ehlo_reply(greeting))
-        if len(_EHLO_REPLIES) >= _EHLO_MAX:
-            _EHLO_REPLIES.clear()
-        _EHLO_REPLIES[key] = own
-        return own.reply
+        return remember(_EHLO_REPLIES, key, own, _EHLO_MAX).reply
 
     def _build_ehlo_reply(self, greeting: str | None) -> Reply:
         config = self.config

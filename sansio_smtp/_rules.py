@@ -46,6 +46,7 @@ from ._state import (
     ends_group,
     out_of_sequence_reply,
 )
+from ._util import remember
 from .config import Config
 
 __all__ = [
@@ -320,13 +321,9 @@ def _client_limits(extensions: Extensions) -> tuple[int | None, int | None]:
     """advertised_limit(extensions, "MAILMAX"), and "RCPTMAX"."""
     entry = _LIMITS.get(id(extensions))
     if entry is None:
-        if len(_LIMITS) >= _LIMITS_MAX:
-            _LIMITS.clear()
-        entry = _LIMITS[id(extensions)] = (
-            extensions,
-            advertised_limit(extensions, "MAILMAX"),
-            advertised_limit(extensions, "RCPTMAX"),
-        )
+        mailmax = advertised_limit(extensions, "MAILMAX")
+        rcptmax = advertised_limit(extensions, "RCPTMAX")
+        entry = remember(_LIMITS, id(extensions), (extensions, mailmax, rcptmax), _LIMITS_MAX)
     return entry[1], entry[2]
 
 
@@ -354,9 +351,8 @@ def _client_mail_params(
             refused = mail_params_refusal(params, extensions=extensions, tls=tls)
             if refused is None:
                 declared = _mailparams.size(params)
-        if len(_MAIL_VERDICTS) >= _MAIL_VERDICTS_MAX:
-            _MAIL_VERDICTS.clear()
-        entry = _MAIL_VERDICTS[key] = (params, extensions, refused, declared)
+        entry = (params, extensions, refused, declared)
+        remember(_MAIL_VERDICTS, key, entry, _MAIL_VERDICTS_MAX)
     return entry[2], entry[3]
 
 

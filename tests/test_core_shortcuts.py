@@ -321,3 +321,16 @@ def test_process_reply_refuses_exactly_the_replies_that_do_not_fit() -> None:
                     assert list(session.pending) == [command]  # nothing changed
                 else:
                     assert fits, (command, reply, state)
+
+
+# ------------------------------------------------------------- the memo tables
+
+
+def test_remember_keeps_a_memo_table_bounded() -> None:
+    from sansio_smtp._util import remember
+
+    memo: dict[int, str] = {}
+    for n in range(10):
+        assert remember(memo, n, str(n), 4) == str(n)
+        assert len(memo) <= 4
+        assert memo[n] == str(n)  # the newest is always kept
