@@ -523,8 +523,8 @@ class ConnectionState:
         state = self.state
         # The common case, where the table alone decides: the reply to MAIL, RCPT, RSET
         # or NOOP... (_PLAIN_REPLY_KINDS), outside LMTP and AUTH, 2xx or a refusal other
-        # than 421 (which always fits: check_reply_fits). The general code below gives
-        # the same for it (tests/test_fast_paths.py), after a dozen more tests.
+        # than 421 (which always fits: check_reply_fits). The general code, _process_reply,
+        # gives the same for it (tests/test_core_shortcuts.py), after a dozen more tests.
         if (
             pending
             and (200 <= code < 300 or (code >= 400 and code != 421))
