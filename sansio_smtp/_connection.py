@@ -3,8 +3,8 @@
 # every command (a refusal becomes InvalidCommand on a server, LocalProtocolError on a
 # client), hands every change of the session to the state machine (_state.ConnectionState)
 # and translates errors (LocalProtocolError inside next_event becomes RemoteProtocolError).
-# What differs by role (readers, sender, what a 354 opens, the timeout) is chosen once, in
-# __init__.
+# What differs by role (readers, sender, what a 354 opens) is chosen once, in __init__;
+# the timeout property asks _state's rule of its role.
 #
 # Contract (h11's): receive_data() only buffers; next_event() returns one event per call,
 # NEED_DATA or PAUSED; send() returns the exact bytes to write and changes state. send()
@@ -80,7 +80,15 @@ from ._state import (
     lmtp_delivery_reply,
     server_timeout,
 )
-from ._writers import PREBUILT_REPLIES, ChunkWriter, DataWriter, write_command, write_reply
+from ._util import remember
+from ._writers import (
+    PREBUILT_REPLIES,
+    WRITERS,
+    ChunkWriter,
+    DataWriter,
+    write_command,
+    write_reply,
+)
 from .config import MAX_AUTH_LINE, Config
 
 if TYPE_CHECKING:
@@ -101,6 +109,11 @@ PAUSED = Sentinel.PAUSED
 
 CLIENT = Role.CLIENT
 SERVER = Role.SERVER
+
+#: The command types a client can write (WRITERS): _send_client knows them by type.
+_WRITTEN_TYPES = frozenset(WRITERS)
+#: the empty Params of a MAIL without parameters (the events' default, shared)
+_NO_PARAMS = MailFrom(reverse_path=None).params
 
 # The hot paths compare with module-level names: in Python 3.11 ``State.AUTH`` is a
 # descriptor call on the enum class, several times the cost of a global load.
@@ -141,12 +154,11 @@ class Connection:
         self.config = config if config is not None else Config()
         self._state = ConnectionState(lmtp=self.config.lmtp, tls=tls, optimistic=our_role is CLIENT)
         # What differs by role is chosen here, once: how to read what the peer sends in
-        # each state, how to send, what a 354 opens, what the connection waits for.
+        # each state, how to send, what a 354 opens.
         role = _ROLES[our_role]
         self._readers = role.readers
         self._sender = role.send
         self._open_content = role.open_content
-        self._timeout = role.timeout
         self._buf = ReceiveBuffer()
         # A command line no longer than this is within every line limit (RFC 5321
         # §4.5.3.1.4, RFC 4954 §4), whether or not it is an AUTH line.
@@ -179,6 +191,11 @@ class Connection:
         """What awaits a reply, oldest first: commands sent (client) or received (server),
         and LmtpDelivery entries for LMTP's per-recipient replies."""
         return tuple(self._state.pending)
+
+    @property
+    def awaiting_replies(self) -> int:
+        """``len(pending)``, without building the tuple: how many replies are awaited."""
+        return len(self._state.pending)
 
     @property
     def extensions(self) -> Extensions:
@@ -215,7 +232,12 @@ class Connection:
     def timeout(self) -> Timeout | None:
         """What the connection waits for now and how long an adapter should wait for it
         (RFC 5321 §4.5.3.2), or None."""
-        return self._timeout(self)
+        # (_state's rules, asked here by role: adapters ask before every wait, and a role
+        # table's function would be one call more)
+        st = self._state
+        if self.our_role is CLIENT:
+            return client_timeout(st.state, st.pending)
+        return server_timeout(st.state, owes_reply=bool(st.pending) and self._chunk_reader is None)
 
     @property
     def in_chunk(self) -> bool:
@@ -227,6 +249,17 @@ class Connection:
     def trailing_data(self) -> tuple[bytes, bool]:
         """Bytes received but not consumed, and whether the peer has closed."""
         return bytes(self._buf), self._peer_closed
+
+    @property
+    def buffered(self) -> int:
+        """How many octets are received and not consumed (``len(trailing_data[0])``,
+        without copying them)."""
+        return len(self._buf.raw)
+
+    @property
+    def peer_closed(self) -> bool:
+        """The peer has closed the connection (``receive_data(b"")``; trailing_data[1])."""
+        return self._peer_closed
 
     def __repr__(self) -> str:
         return (
@@ -248,7 +281,7 @@ class Connection:
         if data:
             if self._peer_closed:
                 raise RuntimeError("received data after the peer closed the connection")
-            if self._state.state is not State.CLOSED:  # after QUIT/421 nothing is read
+            if self._state.state is not _CLOSED:  # after QUIT/421 nothing is read
                 self._buf.raw += data  # (the bytearray itself: no __iadd__ call)
         else:
             self._peer_closed = True
@@ -529,11 +562,11 @@ class Connection:
 
     def _check_usable(self) -> None:
         state = self._state.state
-        if state is State.ERROR:
+        if state is _ERROR:
             raise LocalProtocolError("the connection is in the ERROR state")
-        if state is State.CLOSED:
+        if state is _CLOSED:
             raise LocalProtocolError("the connection is closed")
-        if state is State.TLS:
+        if state is _TLS:
             raise LocalProtocolError("finish the TLS handshake first (tls_established())")
 
     def send_failed(self) -> None:
@@ -546,7 +579,7 @@ class Connection:
         RFC 3207 §4.2: both sides forget what they learned before TLS: the session starts
         over from the greeting state CONNECTED, and the client must send EHLO again."""
         st = self._state
-        if st.state is State.TLS and self._buf:
+        if st.state is _TLS and self._buf:
             st.error()
             raise PlaintextAfterStartTLS
         st.tls_established()
@@ -556,7 +589,7 @@ class Connection:
 
     def _send_server(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
-        if isinstance(event, Reply):
+        if type(event) is Reply:  # (Reply and Greeting are final: the type is the test)
             if st.state is _GREETING:
                 raise LocalProtocolError("send the Greeting first (RFC 5321 §3.1)")
             if event.code != 421:
@@ -578,7 +611,7 @@ class Connection:
             else:
                 st.check_reply(event)
             return [wire]
-        if isinstance(event, Greeting):
+        if type(event) is Greeting:
             if st.state is not _GREETING:
                 raise LocalProtocolError("the greeting was already sent")
             wire = self._write_reply(event)
@@ -598,9 +631,7 @@ class Connection:
         if own is not None and own[0] is reply and own[1] == max_line:
             return own[2]
         wire = write_reply(reply, self.config)  # raises for a reply that cannot be sent
-        if len(_WIRES) >= _WIRES_MAX:
-            _WIRES.clear()
-        _WIRES[id(reply)] = (reply, max_line, wire)
+        remember(_WIRES, id(reply), (reply, max_line, wire), _WIRES_MAX)
         return wire
 
     def _with_enhanced_code(self, reply: Reply) -> Reply:
@@ -618,19 +649,25 @@ class Connection:
 
     def _send_client(self, event: Event, commit: bool) -> list[BytesLike]:
         st = self._state
-        if isinstance(event, MessageData):
-            return self._send_content(event, commit)
-        if isinstance(event, EndOfMessage):
-            if not st.allows(event):
-                raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
-            assert self._data_writer is not None
-            wire = self._data_writer.end()
-            if commit:
-                self._data_writer = None
-                st.process_command(event)
-            return [wire]
-        if not isinstance(event, Command):
-            raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
+        kind = type(event)
+        # A command that has a writer (the common case) is known by one set lookup; the
+        # rest are asked as before: content, its end, anything else.
+        if kind not in _WRITTEN_TYPES:
+            if isinstance(event, MessageData):
+                return self._send_content(event, commit)
+            if isinstance(event, EndOfMessage):
+                if not st.allows(event):
+                    raise LocalProtocolError(f"cannot end a message in state {st.state.value}")
+                assert self._data_writer is not None
+                wire = self._data_writer.end()
+                if commit:
+                    self._data_writer = None
+                    st.process_command(event)
+                return [wire]
+            if not isinstance(event, Command):
+                raise LocalProtocolError(f"a client cannot send {type(event).__name__}")
+        # a Command either way: its type is one of WRITERS' (no isinstance call for that)
+        command: Command = event  # type: ignore[assignment]
         if st.state is _GREETING:
             raise LocalProtocolError("wait for the server's greeting (RFC 5321 §3.1)")
         chunk = self._chunk_writer
@@ -638,22 +675,19 @@ class Connection:
             raise LocalProtocolError(
                 f"send the {chunk.remaining} octets left of the BDAT chunk first"
             )
-        refusal = check_command(event, st, self.config, sending=True)
+        refusal = check_command(command, st, self.config, sending=True)
         if refusal is not None:
             raise refusal.error()
         # (only MAIL and RCPT write an address: for the rest the flag is not asked)
-        kind = type(event)
-        if kind is MailFrom:
-            assert isinstance(event, MailFrom)
-            utf8 = "SMTPUTF8" in event.params
+        if type(event) is MailFrom:
+            params = event.params
+            utf8 = params is not _NO_PARAMS and "SMTPUTF8" in params
         else:
             utf8 = kind is RcptTo and st.utf8_transaction
-        wire = write_command(event, self.config, extensions=st.extensions, utf8_transaction=utf8)
+        wire = write_command(command, self.config, extensions=st.extensions, utf8_transaction=utf8)
         if commit:
-            if kind is Bdat:
-                assert isinstance(event, Bdat)
-                if event.size:
-                    self._chunk_writer = ChunkWriter(event.size, last=event.last)
+            if type(event) is Bdat and event.size:
+                self._chunk_writer = ChunkWriter(event.size, last=event.last)
             st.process_command(event)
         return [wire]
 
@@ -699,10 +733,7 @@ class Connection:
         if own is not None and own.config is config:
             return own.reply
         own = _EhloReply(config, self._build_ehlo_reply(greeting))
-        if len(_EHLO_REPLIES) >= _EHLO_MAX:
-            _EHLO_REPLIES.clear()
-        _EHLO_REPLIES[key] = own
-        return own.reply
+        return remember(_EHLO_REPLIES, key, own, _EHLO_MAX).reply
 
     def _build_ehlo_reply(self, greeting: str | None) -> Reply:
         config = self.config
@@ -779,17 +810,6 @@ def _client_open_content(conn: Connection) -> None:
     conn._data_writer = DataWriter(conn.config)
 
 
-def _client_timeout(conn: Connection) -> Timeout | None:
-    st = conn._state
-    return client_timeout(st.state, st.pending)
-
-
-def _server_timeout(conn: Connection) -> Timeout | None:
-    st = conn._state
-    owes_reply = bool(st.pending) and conn._chunk_reader is None
-    return server_timeout(st.state, owes_reply=owes_reply)
-
-
 _Reader = Callable[[Connection], "Event | Sentinel"]
 
 #: (role, state) -> the reader of what the peer sends in that state (as h11's READERS).
@@ -820,7 +840,6 @@ class _RoleParts:
     readers: Mapping[State, _Reader]
     send: Callable[[Connection, Event, bool], list[BytesLike]]
     open_content: Callable[[Connection], None]
-    timeout: Callable[[Connection], Timeout | None]
 
 
 def _readers_of(role: Role) -> Mapping[State, _Reader]:
@@ -832,12 +851,10 @@ _ROLES: Mapping[Role, _RoleParts] = {
         readers=_readers_of(CLIENT),
         send=Connection._send_client,
         open_content=_client_open_content,
-        timeout=_client_timeout,
     ),
     SERVER: _RoleParts(
         readers=_readers_of(SERVER),
         send=Connection._send_server,
         open_content=_server_open_content,
-        timeout=_server_timeout,
     ),
 }

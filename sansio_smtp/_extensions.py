@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import TypeVar, final, overload
 
 from . import _abnf
+from ._util import remember
 
 __all__ = ["Extensions"]
 
@@ -104,10 +105,7 @@ class Extensions(Mapping[str, tuple[str, ...]]):
         # every keyword and parameter was matched just above: not a second time in __init__
         parsed = cls.__new__(cls)
         object.__setattr__(parsed, "_items", result)
-        if len(_PARSED) >= _PARSED_MAX:
-            _PARSED.clear()
-        _PARSED[key] = parsed
-        return parsed
+        return remember(_PARSED, key, parsed, _PARSED_MAX)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Extensions is immutable")

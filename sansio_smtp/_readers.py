@@ -85,7 +85,8 @@ _MAIL_RE = re.compile(rf"FROM: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECAS
 _RCPT_RE = re.compile(rf"TO: *{_PATH}(?: +(?P<params>.*?))? *\Z", re.IGNORECASE | re.DOTALL)
 
 
-_NO_PARAMS = Params()
+#: the empty Params of a MAIL or RCPT without parameters: the events' own default, shared
+_NO_PARAMS = MailFrom(reverse_path=None).params
 
 
 def _parse_params(text: str | None) -> Params:
@@ -260,7 +261,15 @@ del LMTP_PARSERS["HELO"], LMTP_PARSERS["EHLO"]
 # literals, Postmaster, non-ASCII, other verbs) is parse_command's; for the lines
 # parse_common accepts, parse_command gives an equal event (tests/test_fast_paths.py).
 # No IGNORECASE: with it, [A-Za-z] would also match "\u017f" and "\u212a".
-_MAILBOX = rf"(?P<local>{_abnf.DOT_STRING})@(?P<domain>{_abnf.DOMAIN})"
+#
+# The mailbox is _abnf's Dot-string "@" Domain written for speed, the same language and
+# groups (tests/test_core_shortcuts.py): possessive quantifiers, as no backtracking could
+# help (each run ends where the next character cannot continue it: "." or "@" after an
+# atom, "." or ">" after a label), and a sub-domain as letters and digits in runs joined
+# by hyphens (_abnf.SUB_DOMAIN's let-dig [ldh-str], without its backtracking).
+_ATOM = rf"{_abnf.ATEXT}++"
+_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
+_MAILBOX = rf"(?P<local>{_ATOM}(?:\.{_ATOM})*+)@(?P<domain>{_LABEL}(?:\.{_LABEL})*+)"
 _TAIL = r"(?: +(?P<params>.*?))? *\Z"  # as in _MAIL_RE and _RCPT_RE
 _COMMON_MAIL_RE = re.compile(rf"MAIL FROM: *<(?:{_MAILBOX})?>{_TAIL}", re.DOTALL)
 _COMMON_RCPT_RE = re.compile(rf"RCPT TO: *<{_MAILBOX}>{_TAIL}", re.DOTALL)
@@ -274,14 +283,20 @@ _COMMON_BARE: dict[bytes, type[Data] | type[Rset] | type[Quit] | type[Noop]] = {
     b"NOOP": Noop,
 }
 
+# parse_common builds its MailFrom and RcptTo as attrs' __init__ would, without it: the
+# converters (coerce_address, _coerce_params) hand back an Address or a Params as they
+# are, and the regex made exactly those, so the event is the same (a test checks that
+# these are still the only fields and that nothing else runs on construction).
+_new = object.__new__
+_set = object.__setattr__
+
 
 def parse_common(line: bytes) -> Command | None:
     """The command of a common command line (without its line ending), or None when the
     line is not in one of the common forms: then parse_command has the answer. Raises
     CommandRejected, as parse_command does, for refused MAIL/RCPT parameters."""
-    bare = _COMMON_BARE.get(line)
-    if bare is not None:
-        return bare()
+    if line in _COMMON_BARE:  # (``in``, not get(): most lines are MAIL and RCPT)
+        return _COMMON_BARE[line]()
     verb = line[:5]
     if verb != b"RCPT " and verb != b"MAIL ":
         return None
@@ -295,18 +310,17 @@ def parse_common(line: bytes) -> Command | None:
         if m is None:
             return None
         local, domain, params = m.groups()
-        return RcptTo(
-            forward_path=Address._trusted(local, domain),
-            params=_NO_PARAMS if params is None else _parse_params(params),
-        )
-    m = _COMMON_MAIL_RE.match(text)
-    if m is None:
-        return None
-    local, domain, params = m.groups()
-    return MailFrom(
-        reverse_path=None if local is None else Address._trusted(local, domain),
-        params=_NO_PARAMS if params is None else _parse_params(params),
-    )
+        event: Command = _new(RcptTo)
+        _set(event, "forward_path", Address._trusted(local, domain))
+    else:
+        m = _COMMON_MAIL_RE.match(text)
+        if m is None:
+            return None
+        local, domain, params = m.groups()
+        event = _new(MailFrom)
+        _set(event, "reverse_path", None if local is None else Address._trusted(local, domain))
+    _set(event, "params", _NO_PARAMS if params is None else _parse_params(params))
+    return event
 
 
 def parse_command(line: bytes, ctx: Context) -> Command:
@@ -376,56 +390,68 @@ class ReplyReader:
         self._config = config
         self._code = 0
         self._lines: list[str] = []
-        self._known: dict[bytes, Reply] = {}
-        self._last_line = b""  # the last line read(), with its line ending
+        self._known: dict[bytes, Reply] = {}  # a reply's line, with its line ending
 
     def read_reply(self, buf: ReceiveBuffer) -> Reply | None:
         """The next complete reply as a Reply, or None (read() and make_reply)."""
-        if not self._lines:  # not inside a multi-line reply
-            end = buf.find_line_end()
-            if end > 0:
-                known = self._known.get(bytes(buf.raw[:end]))
+        while True:
+            raw = buf.maybe_extract_line()
+            if raw is None:
+                self._check_partial(buf)
+                return None
+            if not self._lines:  # the first line of a reply: is it one seen before?
+                known = self._known.get(raw)
                 if known is not None:
-                    buf.discard(end)
                     return known
-        got = self.read(buf)
-        if got is None:
-            return None
-        code, texts = got
-        reply = make_reply(code, texts)
-        if len(texts) == 1 and len(self._known) < _KNOWN_REPLIES:
-            self._known[self._last_line] = reply
-        return reply
+            got = self._read_line(raw)
+            if got is not None:
+                code, texts = got
+                reply = make_reply(code, texts)
+                if len(texts) == 1 and len(self._known) < _KNOWN_REPLIES:
+                    self._known[raw] = reply
+                return reply
 
     def read(self, buf: ReceiveBuffer) -> tuple[int, list[str]] | None:
         """Return (code, raw text lines) of the next complete reply, or None."""
         while True:
             raw = buf.maybe_extract_line()
             if raw is None:
-                if len(buf) >= self._config.max_reply_line:
-                    raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+                self._check_partial(buf)
                 return None
-            if len(raw) > self._config.max_reply_line:
-                raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
-            self._last_line = raw
-            line = raw.rstrip(b"\r\n")
-            parts = split_reply_line(line)  # RFC 5321 §4.2 Reply-line
-            if parts is None:
-                raise LocalProtocolError(f"malformed reply line {bytes(line[:40])!r}")
-            code, separator, text = parts
-            if code not in VALID_REPLY_CODES:
-                raise LocalProtocolError(f"invalid reply code {code} (RFC 5321 §4.2)")
-            if self._lines and code != self._code:
-                raise LocalProtocolError(
-                    f"multi-line reply changes code from {self._code} to {code} (RFC 5321 §4.2.1)"
-                )
-            self._code = code
-            self._lines.append(text.decode("utf-8", errors="replace"))
-            if separator != b"-":
-                lines, self._lines = self._lines, []
-                return code, lines
-            if len(self._lines) >= self._config.max_reply_lines:
-                raise LocalProtocolError("too many lines in a multi-line reply")
+            got = self._read_line(raw)
+            if got is not None:
+                return got
+
+    def _check_partial(self, buf: ReceiveBuffer) -> None:
+        """No complete line is buffered: fine, unless the partial line is already over
+        the limit."""
+        if len(buf.raw) >= self._config.max_reply_line:
+            raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+
+    def _read_line(self, raw: bytes) -> tuple[int, list[str]] | None:
+        """One reply line, with its line ending: (code, text lines) when it ends the
+        reply, else None."""
+        if len(raw) > self._config.max_reply_line:
+            raise LocalProtocolError("reply line too long (RFC 5321 §4.5.3.1.5)")
+        line = raw.rstrip(b"\r\n")
+        parts = split_reply_line(line)  # RFC 5321 §4.2 Reply-line
+        if parts is None:
+            raise LocalProtocolError(f"malformed reply line {bytes(line[:40])!r}")
+        code, separator, text = parts
+        if code not in VALID_REPLY_CODES:
+            raise LocalProtocolError(f"invalid reply code {code} (RFC 5321 §4.2)")
+        if self._lines and code != self._code:
+            raise LocalProtocolError(
+                f"multi-line reply changes code from {self._code} to {code} (RFC 5321 §4.2.1)"
+            )
+        self._code = code
+        self._lines.append(text.decode("utf-8", errors="replace"))
+        if separator != b"-":
+            lines, self._lines = self._lines, []
+            return code, lines
+        if len(self._lines) >= self._config.max_reply_lines:
+            raise LocalProtocolError("too many lines in a multi-line reply")
+        return None
 
 
 # ------------------------------------------------------------------------ message content

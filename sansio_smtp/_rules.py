@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import final
+from typing import Any, final
 
 import attrs
 
@@ -46,6 +46,7 @@ from ._state import (
     ends_group,
     out_of_sequence_reply,
 )
+from ._util import remember
 from .config import Config
 
 __all__ = [
@@ -105,6 +106,11 @@ SYNC_ERROR = _reply(554, "5.5.0", "SMTP synchronization error")
 
 
 # ----------------------------------------------------------- MAIL and RCPT parameters
+
+#: The empty Params that MAIL and RCPT events share when they have none (their default;
+#: the server's reader gives it too): a rule asks for it by identity before it asks
+#: Params.__len__.
+_NO_PARAMS = MailFrom(reverse_path=None).params
 
 
 def _param_refusal(exc: ParamError, what: str) -> Refusal:
@@ -182,7 +188,9 @@ def auth_offered(config: Config, *, tls: bool) -> bool:
     return "AUTH" in config.extensions and (tls or config.allow_plaintext_auth)
 
 
-_Rule = Callable[[Command, ConnectionState, Config, bool], "Refusal | None"]
+# A rule's first parameter is the command of the type it is registered for (the tables
+# below are keyed by it): each rule names that type itself, with no isinstance per call.
+_Rule = Callable[[Any, ConnectionState, Config, bool], "Refusal | None"]
 
 
 def _check_hello(
@@ -230,9 +238,8 @@ def _check_extension(
 
 
 def _check_auth(
-    command: Command, st: ConnectionState, config: Config, sending: bool
+    command: Auth, st: ConnectionState, config: Config, sending: bool
 ) -> Refusal | None:
-    assert isinstance(command, Auth)
     mechanism = command.mechanism
     if not sending and st.auth_failures >= config.max_auth_failures:
         return Refusal(_AUTH_FAILURES, "too many authentication failures")
@@ -271,35 +278,35 @@ def _check_auth(
 
 
 def _check_mail(
-    command: Command, st: ConnectionState, config: Config, sending: bool
+    command: MailFrom, st: ConnectionState, config: Config, sending: bool
 ) -> Refusal | None:
-    assert isinstance(command, MailFrom)
     if not sending and config.require_tls and not st.tls:
         return Refusal(_REQUIRE_TLS, "MAIL before STARTTLS (Config.require_tls, RFC 3207 §4)")
     params = command.params
-    if not params and not sending:
-        return None
-    # A server's limit is its own (Config.max_message_size and the SIZE it advertised); a
-    # client compares with what the server advertised, then with the limit in force.
-    limit = st.size_limit(config.max_message_size)
-    if sending:
-        refused, declared = _client_mail_params(params, st.extensions, st.tls)
-        if refused is not None:
-            return refused
-        if declared is not None and limit is not None and declared > limit:
+    if not sending:
+        if params is _NO_PARAMS or not params:
+            return None
+        # A server's limit is its own (Config.max_message_size and the SIZE it advertised).
+        limit = st.size_limit(config.max_message_size)
+        return mail_params_refusal(params, extensions=st.extensions, tls=st.tls, size_limit=limit)
+    # A client compares with what the server advertised, then with the limit in force.
+    refused, declared = _client_mail_params(params, st.extensions, st.tls)
+    if refused is not None:
+        return refused
+    if declared is not None:
+        limit = st.size_limit(config.max_message_size)
+        if limit is not None and declared > limit:
             return Refusal(
                 _SIZE_EXCEEDED,
                 f"SIZE={declared} is over the server's limit of {limit} (RFC 1870 §6)",
             )
-        mailmax = _client_limits(st.extensions)[0]
-        if mailmax is not None and st.transactions >= mailmax:
-            return Refusal(
-                _TOO_MANY_TRANSACTIONS,
-                f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
-                " RFC 9422 §4.1): open a new session",
-            )
-    elif params:
-        return mail_params_refusal(params, extensions=st.extensions, tls=st.tls, size_limit=limit)
+    mailmax = _client_limits(st.extensions)[0]
+    if mailmax is not None and st.transactions >= mailmax:
+        return Refusal(
+            _TOO_MANY_TRANSACTIONS,
+            f"the server accepts {mailmax} transactions per session (LIMITS MAILMAX,"
+            " RFC 9422 §4.1): open a new session",
+        )
     return None
 
 
@@ -314,13 +321,9 @@ def _client_limits(extensions: Extensions) -> tuple[int | None, int | None]:
     """advertised_limit(extensions, "MAILMAX"), and "RCPTMAX"."""
     entry = _LIMITS.get(id(extensions))
     if entry is None:
-        if len(_LIMITS) >= _LIMITS_MAX:
-            _LIMITS.clear()
-        entry = _LIMITS[id(extensions)] = (
-            extensions,
-            advertised_limit(extensions, "MAILMAX"),
-            advertised_limit(extensions, "RCPTMAX"),
-        )
+        mailmax = advertised_limit(extensions, "MAILMAX")
+        rcptmax = advertised_limit(extensions, "RCPTMAX")
+        entry = remember(_LIMITS, id(extensions), (extensions, mailmax, rcptmax), _LIMITS_MAX)
     return entry[1], entry[2]
 
 
@@ -348,17 +351,15 @@ def _client_mail_params(
             refused = mail_params_refusal(params, extensions=extensions, tls=tls)
             if refused is None:
                 declared = _mailparams.size(params)
-        if len(_MAIL_VERDICTS) >= _MAIL_VERDICTS_MAX:
-            _MAIL_VERDICTS.clear()
-        entry = _MAIL_VERDICTS[key] = (params, extensions, refused, declared)
+        entry = (params, extensions, refused, declared)
+        remember(_MAIL_VERDICTS, key, entry, _MAIL_VERDICTS_MAX)
     return entry[2], entry[3]
 
 
 def _check_rcpt(
-    command: Command, st: ConnectionState, config: Config, sending: bool
+    command: RcptTo, st: ConnectionState, config: Config, sending: bool
 ) -> Refusal | None:
-    assert isinstance(command, RcptTo)
-    if command.params:
+    if command.params is not _NO_PARAMS and command.params:
         refused = rcpt_params_refusal(command.params, extensions=st.extensions)
         if refused is not None:
             return refused
@@ -412,9 +413,9 @@ def check_command(
         and st.junk_commands >= config.max_junk_commands
     ):
         return Refusal(_TOO_MANY_JUNK, "too many commands that move no mail")  # RFC 5321 §3.8
-    early = _BEFORE_SEQUENCE.get(kind)
-    if early is not None:
-        refused = early(command, st, config, sending)
+    # (``in`` then the item, not get(): most commands have no such rule)
+    if kind in _BEFORE_SEQUENCE:
+        refused = _BEFORE_SEQUENCE[kind](command, st, config, sending)
         if refused is not None:
             return refused
     state = st.projected
@@ -423,9 +424,8 @@ def check_command(
             out_of_sequence_reply(state, command, lmtp=config.lmtp),
             f"cannot send {command.verb} in state {state.value} (RFC 5321 §4.1.4)",
         )
-    rule = _COMMAND_RULES.get(kind)
-    if rule is not None:
-        refused = rule(command, st, config, sending)
+    if kind in _COMMAND_RULES:
+        refused = _COMMAND_RULES[kind](command, st, config, sending)
         if refused is not None:
             return refused
     # RFC 2920 §3.1: a client pipelines only with PIPELINING, never after a group's end

@@ -4,6 +4,8 @@
 # message: escaped to printable ASCII and truncated, so that any reply quoting it stays
 # within the 512-octet reply line (RFC 5321 §4.5.3.1.5) whatever the peer sent.
 #
+# remember() is how every memo table of the core stays bounded (see its docstring).
+#
 # LazyPattern is a regular expression compiled on first use: compiling the grammar's
 # patterns was a fifth of the time ``import sansio_smtp`` took, for patterns many programs
 # never use (address literals, ASCII-only mailboxes, xtext).
@@ -11,8 +13,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from typing import TypeVar
 
-__all__ = ["MAX_QUOTED", "LazyPattern", "quote"]
+__all__ = ["MAX_QUOTED", "LazyPattern", "quote", "remember"]
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 #: The most characters of peer text a reply or error message shows (after escaping). A
 #: reply text quotes at most two such pieces besides its own words, far below the 512
@@ -33,6 +39,20 @@ def quote(text: str, limit: int = MAX_QUOTED) -> str:
             return "'" + "".join(out) + "'..."
         out.append(piece)
     return "'" + "".join(out) + "'"
+
+
+def remember(memo: dict[_K, _V], key: _K, value: _V, size: int) -> _V:
+    """Keep ``value`` under ``key`` in ``memo`` and return it. ``memo`` is one of the
+    core's memo tables: what an immutable object (a Reply, an event, Extensions, Params,
+    a Config) amounts to, computed once. A table is a plain dict, looked up with get() in
+    C; it stays bounded by being emptied when it holds ``size`` entries (a cache, never a
+    record). Most are keyed by ``id()``, as hashing those objects costs more than what is
+    kept: such a value holds the object itself, so no other object can have its id while
+    the entry is there (and the reader checks it is the same object)."""
+    if len(memo) >= size:
+        memo.clear()
+    memo[key] = value
+    return value
 
 
 class LazyPattern:

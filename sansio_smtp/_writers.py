@@ -42,6 +42,7 @@ from ._extensions import Extensions
 from ._lines import has_bare_line_ending, normalize_line_endings, scan_line_lengths
 from ._params import Params
 from ._replies import DEFAULT_REPLIES
+from ._util import remember
 from .config import DEFAULT_MAX_REPLY_LINE, MAX_AUTH_LINE, Config, LineEndingPolicy
 
 __all__ = [
@@ -200,9 +201,7 @@ def write_command(
     entry = _WRITTEN.get(key)
     if entry is None:
         wire = _write_command(event, config.max_command_line, utf8_transaction)
-        if len(_WRITTEN) >= _WRITTEN_MAX:
-            _WRITTEN.clear()
-        entry = _WRITTEN[key] = (event, wire)
+        entry = remember(_WRITTEN, key, (event, wire), _WRITTEN_MAX)
     return entry[1]
 
 
