@@ -143,6 +143,7 @@ class SMTPClient(ClientBase):
             raise RuntimeError("already connected")
         opts = self._options
         engine = self._engine = ClientEngine(opts)
+        engine.read_after_write = True  # _run serves Write(read=True)
         now = time.monotonic()
         engine.start_clock(now)
         due = engine.step_due(Phase.CONNECT, now)
@@ -307,6 +308,10 @@ class SMTPClient(ClientBase):
                     conn.receive_data(self._recv())
                 elif type(op) is Write:
                     self._send(op)
+                    if op.read:  # a reply comes next: read it before resuming (one resumption)
+                        buffered, closed = conn.trailing_data
+                        if not buffered and not closed:  # as the operation would READ
+                            conn.receive_data(self._recv())
                 else:
                     self._handshake()
                 op = steps.send(None)
@@ -354,19 +359,33 @@ class SMTPClient(ClientBase):
                 raise self._engine.timed_out(phase, due)
 
     def _recv(self) -> bytes:
+        """Some bytes from the peer (b"" at its end of file), within the time left for
+        the reply awaited. The socket is non-blocking: recv() first, as the reply is
+        usually there already when it is read (the peer answered while we handled the
+        last write), and wait only when nothing is (EAGAIN). The reply's timeout runs
+        from the first wait for it (read_due): a read that does not wait takes no time
+        from it."""
         sock = self._sock
         assert sock is not None
-        phase, due = self._engine.read_due(time.monotonic())
         try:
-            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
-                self._wait_readable(sock, due, phase)
+            try:
+                return sock.recv(_RECV_SIZE)  # (TLS: a record already received, or none)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                writing = False
+            except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
+                writing = True
+            phase, due = self._engine.read_due(time.monotonic())
             while True:
+                if writing:  # pragma: no cover - TLS renegotiation
+                    self._wait(sock, selectors.EVENT_WRITE, due, phase)
+                else:
+                    self._wait_readable(sock, due, phase)
                 try:
                     return sock.recv(_RECV_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError):
-                    self._wait_readable(sock, due, phase)
+                    writing = False
                 except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
-                    self._wait(sock, selectors.EVENT_WRITE, due, phase)
+                    writing = True
         except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
             raise
         except ssl.SSLError as exc:

@@ -184,15 +184,15 @@ class ClientEngine(MessageEngine):
                     wire.extend(p for chunk in self._bdat_chunks(data) for p in chunk)
                 else:
                     wire.append(send(_DATA))
-                yield Write(coalesce(wire), Phase.DATA_BLOCK if bdat else Phase.COMMAND)
+                yield Write(coalesce(wire), Phase.DATA_BLOCK if bdat else Phase.COMMAND, read=True)
                 yield from self._collect(tx)
             else:
-                yield Write(wire, Phase.COMMAND)
+                yield Write(wire, Phase.COMMAND, read=True)
                 yield from self._collect(tx)
                 if self.broken or tx.mail_reply is None or not tx.mail_reply.is_positive:
                     return
                 for rcpt in rcpts:
-                    yield Write([send(rcpt)], Phase.COMMAND)
+                    yield Write([send(rcpt)], Phase.COMMAND, read=True)
                     yield from self._collect(tx)
                     if self.broken:
                         return
@@ -200,12 +200,12 @@ class ClientEngine(MessageEngine):
                     return
                 if bdat:
                     for chunk_wire in self._bdat_chunks(data):
-                        yield Write(coalesce(chunk_wire), Phase.DATA_BLOCK)
+                        yield Write(coalesce(chunk_wire), Phase.DATA_BLOCK, read=True)
                         yield from self._collect(tx)
                         if self.broken or not tx.accepted or tx.data_reply is not None:
                             break  # the last chunk was answered, or a chunk failed
                     return
-                yield Write([send(_DATA)], Phase.COMMAND)
+                yield Write([send(_DATA)], Phase.COMMAND, read=True)
                 yield from self._collect(tx)
         except LocalProtocolError:
             if not wire:
@@ -225,7 +225,7 @@ class ClientEngine(MessageEngine):
         if self._log:
             self._record("C", f"<message content, {len(data)} octets>", "content")
             self._record("C", ".", "content")
-        yield Write(coalesce(out), Phase.DATA_BLOCK)
+        yield Write(coalesce(out), Phase.DATA_BLOCK, read=True)
         yield from self._collect(tx)
 
     def _bdat_chunks(self, data: bytes) -> Iterable[list[BytesLike]]:
@@ -253,12 +253,13 @@ class ClientEngine(MessageEngine):
         (``conn.last_answered``). _reply's loop, written out here: this generator is
         resumed on every READ of a send, so one frame less on each of them."""
         conn = self.conn
-        look = True  # right after a write: usually nothing is buffered yet
+        # Right after a write usually nothing is buffered yet: look first, unless the
+        # runtime read after the write (read_after_write)
+        look = not self.read_after_write
         # One reply answers one pending command: counted, not a new ``pending`` tuple per
         # reply; in LMTP asked again at 0 (one more per accepted recipient after the ".")
         left = len(conn.pending)
         while left:
-            self._reply_due = None  # a new reply: its timeout starts at the first read
             if look and conn.state in _REPLY_STATES:
                 buffered, closed = conn.trailing_data
                 if not buffered and not closed:
@@ -368,7 +369,7 @@ class ClientEngine(MessageEngine):
             self._check_going()
             if rcptmax is not None and len(item.rcpts) > rcptmax:
                 if held is not None:  # finish the pipeline, then send_mail's splitting
-                    yield Write(coalesce(tail), Phase.DATA_BLOCK)
+                    yield Write(coalesce(tail), Phase.DATA_BLOCK, read=True)
                     tail = []
                     yield from self._end_held(held, results)
                     held = None
@@ -393,7 +394,8 @@ class ClientEngine(MessageEngine):
                     conn.send_failed()
                     self.broken = True
                 raise
-            yield Write(coalesce(wire), Phase.COMMAND if held is None else Phase.DATA_BLOCK)
+            phase = Phase.COMMAND if held is None else Phase.DATA_BLOCK
+            yield Write(coalesce(wire), phase, read=True)
             if held is not None:
                 yield from self._end_held(held, results)
                 held = None
@@ -420,7 +422,7 @@ class ClientEngine(MessageEngine):
                 self._reset_due = True
             results.append(send_result(item.message.sender, item.keys, [tx]))
         if held is not None:
-            yield Write(coalesce(tail), Phase.DATA_BLOCK)
+            yield Write(coalesce(tail), Phase.DATA_BLOCK, read=True)
             yield from self._end_held(held, results)
 
     def _end_held(
