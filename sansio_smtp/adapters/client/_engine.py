@@ -159,7 +159,7 @@ class ClientEngine(MessageEngine):
         self, tx: Transaction, mail: MailFrom, rcpts: list[RcptTo], data: bytes, bdat: bool
     ) -> Steps[None]:
         conn = self.conn
-        pipelining = self.options.pipelining and "PIPELINING" in conn.extensions
+        pipelining = self._capabilities().pipelining
         # After a failed transaction, end it for sure (RFC 5321 §4.1.1.5): after a refused
         # BDAT the two sides may disagree on whether it is still open (RFC 3030 §2).
         reset = self._reset_due or conn.state is not State.READY
@@ -186,14 +186,14 @@ class ClientEngine(MessageEngine):
                     wire.append(send(_DATA))
                 yield Write(coalesce(wire), Phase.DATA_BLOCK if bdat else Phase.COMMAND, read=True)
                 yield from self._collect(tx)
-            else:
+            else:  # lock-step: one reply awaited after each write
                 yield Write(wire, Phase.COMMAND, read=True)
-                yield from self._collect(tx)
+                yield from self._collect(tx, 1)
                 if self.broken or tx.mail_reply is None or not tx.mail_reply.is_positive:
                     return
                 for rcpt in rcpts:
                     yield Write([send(rcpt)], Phase.COMMAND, read=True)
-                    yield from self._collect(tx)
+                    yield from self._collect(tx, 1)
                     if self.broken:
                         return
                 if not tx.accepted or conn.state is not State.RCPT:
@@ -206,7 +206,7 @@ class ClientEngine(MessageEngine):
                             break  # the last chunk was answered, or a chunk failed
                     return
                 yield Write([send(_DATA)], Phase.COMMAND, read=True)
-                yield from self._collect(tx)
+                yield from self._collect(tx, 1)
         except LocalProtocolError:
             if not wire:
                 raise  # nothing changed: Connection.send() is atomic
@@ -226,7 +226,7 @@ class ClientEngine(MessageEngine):
             self._record("C", f"<message content, {len(data)} octets>", "content")
             self._record("C", ".", "content")
         yield Write(coalesce(out), Phase.DATA_BLOCK, read=True)
-        yield from self._collect(tx)
+        yield from self._collect(tx, 1)  # (LMTP: then one per accepted recipient)
 
     def _bdat_chunks(self, data: bytes) -> Iterable[list[BytesLike]]:
         """BDAT command + octets per chunk (RFC 3030 §2); one LAST chunk when it fits."""
@@ -248,17 +248,20 @@ class ClientEngine(MessageEngine):
                 return
             start = end
 
-    def _collect(self, tx: Transaction) -> Steps[None]:
+    def _collect(self, tx: Transaction, left: int = 0) -> Steps[None]:
         """Read replies until no command is pending, matching each to what it answers
         (``conn.last_answered``). _reply's loop, written out here: this generator is
-        resumed on every READ of a send, so one frame less on each of them."""
+        resumed on every READ of a send, so one frame less on each of them. ``left``:
+        the replies awaited when the caller knows (1 after one command: every earlier
+        reply was read), else 0 for as many as commands are pending."""
         conn = self.conn
         # Right after a write usually nothing is buffered yet: look first, unless the
         # runtime read after the write (read_after_write)
         look = not self.read_after_write
         # One reply answers one pending command: counted, not a new ``pending`` tuple per
         # reply; in LMTP asked again at 0 (one more per accepted recipient after the ".")
-        left = len(conn.pending)
+        if not left:
+            left = len(conn.pending)
         while left:
             if look and conn.state in _REPLY_STATES:
                 buffered, closed = conn.trailing_data
@@ -322,12 +325,10 @@ class ClientEngine(MessageEngine):
             for m in batch
         ]
         results: list[SendResult] = []
-        conn = self.conn
         try:
             if (
                 prepared
-                and self.options.pipelining
-                and "PIPELINING" in conn.extensions
+                and self._capabilities().pipelining
                 and not self.options.lmtp
                 and not prepared[0].bdat  # CHUNKING offered (and not disabled)
             ):

@@ -34,12 +34,22 @@ _Verdict = tuple[str, tuple[tuple[str, str | None], ...]]  # sender, parameters 
 
 class _Capabilities:
     """What the engine chooses from the server's EHLO reply, worked out once per reply:
-    BDAT or DATA, which optional parameters to declare, how to split recipients."""
+    PIPELINING or lock-step, BDAT or DATA, which optional parameters to declare, how to
+    split recipients."""
 
-    __slots__ = ("chunking", "eightbit", "extensions", "rcptmax", "size", "smtputf8")
+    __slots__ = (
+        "chunking",
+        "eightbit",
+        "extensions",
+        "pipelining",
+        "rcptmax",
+        "size",
+        "smtputf8",
+    )
 
-    def __init__(self, ext: Extensions, use_chunking: bool) -> None:
+    def __init__(self, ext: Extensions, use_chunking: bool, use_pipelining: bool = True) -> None:
         self.extensions = ext
+        self.pipelining = use_pipelining and "PIPELINING" in ext  # RFC 2920
         self.chunking = use_chunking and "CHUNKING" in ext  # RFC 3030 §2
         self.eightbit = "8BITMIME" in ext  # RFC 6152
         self.size = "SIZE" in ext  # RFC 1870
@@ -228,5 +238,6 @@ class MessageEngine(SessionEngine):
         ext = self.conn.extensions
         caps = self._caps
         if caps is None or caps.extensions is not ext:
-            caps = self._caps = _Capabilities(ext, self.options.chunking)
+            opts = self.options
+            caps = self._caps = _Capabilities(ext, opts.chunking, opts.pipelining)
         return caps
