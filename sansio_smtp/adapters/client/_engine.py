@@ -388,7 +388,8 @@ class ClientEngine(MessageEngine):
                 if reset:
                     wire.append(send(_RSET))
                 wire.append(send(item.mail))
-                wire.extend(send(r) for r in item.rcpts)
+                for rcpt in item.rcpts:
+                    wire.append(send(rcpt))
                 wire.append(send(_DATA))
             except LocalProtocolError:
                 if wire:  # Connection.send() is atomic: only a partial group is lost
