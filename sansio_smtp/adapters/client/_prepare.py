@@ -25,6 +25,7 @@ __all__ = ["MessageEngine"]
 
 _EVENT_CACHE: Final = 512  # MAIL/RCPT events kept for reuse
 _NO_PARAMS: Final = Params()
+_NO_KEYWORDS: Final[frozenset[str]] = frozenset()
 #: Reply codes of a core refusal that mean the server does not offer what a message
 #: needs: 555 (a MAIL parameter not recognized or not implemented, RFC 5321 §4.1.1.11)
 #: and 552 (over the SIZE limit, RFC 1870 §6.1).
@@ -98,10 +99,12 @@ class MessageEngine(SessionEngine):
         conn = self.conn
         caps = self._capabilities()
         user = _NO_PARAMS if not mail_params else Params(mail_params)
+        # the keywords the caller gave (Params keeps them upper-case), asked below as a set
+        given = frozenset(user) if mail_params else _NO_KEYWORDS
         auto: dict[str, str | None] = {}
         utf8 = international or not sender.isascii() or not all(map(str.isascii, recipients))
         self._no_ascii_form = None
-        if utf8 and not caps.smtputf8 and "SMTPUTF8" not in user:
+        if utf8 and not caps.smtputf8 and "SMTPUTF8" not in given:
             # RFC 6531 §3.2: no U-label and no RFC 6532 header section to a server without
             # SMTPUTF8; the domains may go as A-labels (RFC 5890). When some address has no
             # ASCII form, SMTPUTF8 is declared as before and the core refuses it (555);
@@ -118,7 +121,7 @@ class MessageEngine(SessionEngine):
                 self._no_ascii_form = str(exc)
             else:
                 sender, recipients, utf8 = ascii_sender, ascii_recipients, False
-        if utf8 and "SMTPUTF8" not in user:
+        if utf8 and "SMTPUTF8" not in given:
             auto["SMTPUTF8"] = None
         data = content
         binary = b"\0" in content
@@ -126,7 +129,7 @@ class MessageEngine(SessionEngine):
             data = normalize_line_endings(content)  # RFC 5321 §2.3.8, as the core does
         if not binary:
             binary = scan_line_lengths(data, 0, DEFAULT_MAX_DATA_LINE) < 0
-        body = user.get("BODY") if user else None
+        body = user.get("BODY") if given else None
         if binary:
             data = content  # BINARYMIME: the octets exactly as given
             if body is None:
@@ -140,14 +143,14 @@ class MessageEngine(SessionEngine):
                     auto["BODY"] = "8BITMIME"
             elif body is not None and body.upper() == "7BIT" and not data.isascii():
                 raise SMTPNotSupportedError("BODY=7BIT given for 8-bit content (RFC 6152 §3)")
-        if caps.size and "SIZE" not in user:
+        if caps.size and "SIZE" not in given:
             auto["SIZE"] = str(len(data))
         if auto and admit:
             self._admit(sender, auto, admitted)
         binary = binary or (body or "").upper() == "BINARYMIME"
         if binary and not self.options.chunking:  # the server's side is the core's rule
             raise SMTPNotSupportedError("BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)")
-        limit = conn.size_limit if user and "SIZE" in user else None
+        limit = conn.size_limit if "SIZE" in given else None
         if limit is not None and len(data) > limit:
             # The core refuses content over the limit as it goes (RFC 1870 §6.1), after
             # the MAIL; a SIZE the caller declared does not say how big it is.
