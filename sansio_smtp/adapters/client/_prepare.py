@@ -26,6 +26,7 @@ __all__ = ["MessageEngine"]
 _EVENT_CACHE: Final = 512  # MAIL/RCPT events kept for reuse
 _NO_PARAMS: Final = Params()
 _NO_KEYWORDS: Final[frozenset[str]] = frozenset()
+_NO_SESSION: Final = frozenset({State.CONNECTED, State.REJECTED})  # no EHLO/HELO accepted
 #: Reply codes of a core refusal that mean the server does not offer what a message
 #: needs: 555 (a MAIL parameter not recognized or not implemented, RFC 5321 §4.1.1.11)
 #: and 552 (over the SIZE limit, RFC 1870 §6.1).
@@ -186,7 +187,7 @@ class MessageEngine(SessionEngine):
     def _check_can_send(self, recipients: Sequence[str]) -> None:
         if not self.usable:
             raise SMTPServerDisconnected("the session is not usable (closed or broken)")
-        if self.conn.state in (State.CONNECTED, State.REJECTED):
+        if self.conn.state in _NO_SESSION:
             raise SMTPError("no session: the server did not accept our EHLO/HELO")
         if not recipients:
             raise ValueError("no recipients")

@@ -66,6 +66,10 @@ _HELO_FALLBACK_CODES: Final = frozenset({500, 502})  # RFC 5321 §3.2, §4.1.1.1
 #: Session states in which the server's next words can only be a reply (RFC 5321 §4.1.4:
 #: a greeted session, a mail transaction); the core reads them with its reply reader.
 _REPLY_STATES: Final = frozenset({State.READY, State.MAIL, State.RCPT, State.DATA, State.BDAT})
+#: Session states in which another command can be sent (``usable``).
+_USABLE: Final = frozenset(
+    {State.CONNECTED, State.READY, State.MAIL, State.RCPT, State.BDAT, State.REJECTED}
+)
 
 
 class SessionEngine:
@@ -118,14 +122,7 @@ class SessionEngine:
         if self.broken:
             return False
         conn = self.conn
-        return not conn.pending and conn.state in (
-            State.CONNECTED,
-            State.READY,
-            State.MAIL,
-            State.RCPT,
-            State.BDAT,
-            State.REJECTED,
-        )
+        return not conn.pending and conn.state in _USABLE
 
     def timeout(self, phase: Phase) -> float:
         """Seconds allowed for ``phase``: the ``timeouts`` mapping, else ``timeout``, else
