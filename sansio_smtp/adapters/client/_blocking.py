@@ -18,10 +18,11 @@
 # descriptor of its own, no FD_SETSIZE limit on the socket's number), else a
 # SelectSelector (Windows); chosen at connect(), not at import as
 # selectors.DefaultSelector is, which would also cost an epoll/kqueue descriptor per client.
-# Reads recv() first: on a fast link (loopback, a LAN) the peer has usually answered by
-# the time the reply is read, so a round trip costs one send() and one recv(), as with
-# smtplib's blocking socket (elsewhere the EAGAIN costs one system call against a network
-# round trip); only on EAGAIN do they wait, on a
+# Reads recv() first while the peer answers as fast as we read (on loopback or a LAN
+# it has usually answered by the time the reply is read), so a round trip costs one
+# send() and one recv(), as with smtplib's blocking socket; after a read that had to
+# wait they wait first (no recv() that could only say EAGAIN) until a wait finds the
+# reply there already (_recv). They wait on a
 # select.poll object of their own where there is one (_wait_readable): the same poll()
 # system call, without the selector's Python layer (keys, event lists). A socket timeout
 # (settimeout) would cost an ioctl per read and another to make the socket non-blocking
@@ -72,6 +73,10 @@ __all__ = ["SMTPClient"]
 
 T = TypeVar("T")
 _RECV_SIZE = 65536
+#: A wait for a reply shorter than this found it there already, or all but (poll()
+#: returned at once, or the peer answered within a context switch): the next read
+#: tries recv() before waiting.
+_ANSWERED = 50e-6
 
 
 def _new_selector() -> selectors.BaseSelector:
@@ -116,6 +121,7 @@ class SMTPClient(ClientBase):
         self._selector: selectors.BaseSelector | None = None
         self._awaiting = 0  # the events the socket is registered for in _selector
         self._readable: select.poll | None = None  # reads' own poll object (_wait_readable)
+        self._recv_first = True  # the peer answers as fast as we read (_recv)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -366,32 +372,40 @@ class SMTPClient(ClientBase):
 
     def _recv(self) -> bytes:
         """Some bytes from the peer (b"" at its end of file), within the time left for
-        the reply awaited. The socket is non-blocking: recv() first, as the reply is
-        usually there already when it is read (the peer answered while we handled the
-        last write), and wait only when nothing is (EAGAIN). The reply's timeout runs
-        from the first wait for it (read_due): a read that does not wait takes no time
-        from it."""
+        the reply awaited. The socket is non-blocking: recv() first while the peer
+        answers as fast as we read (its reply is there already: no wait), else wait
+        first, as a recv() would only say EAGAIN (a slow or distant peer; TLS with a
+        record already received reads at once). The reply's timeout runs from the first
+        wait for it (read_due): a read that does not wait takes no time from it."""
         sock = self._sock
         assert sock is not None
         try:
-            try:
-                return sock.recv(_RECV_SIZE)  # (TLS: a record already received, or none)
-            except (BlockingIOError, ssl.SSLWantReadError):
-                writing = False
-            except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
-                writing = True
-            phase, due = self._engine.read_due(time.monotonic())
+            writing = False
+            if self._recv_first or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
+                try:
+                    return sock.recv(_RECV_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    pass
+                except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
+                    writing = True
+            start = time.monotonic()
+            phase, due = self._engine.read_due(start)
             while True:
                 if writing:  # pragma: no cover - TLS renegotiation
                     self._wait(sock, selectors.EVENT_WRITE, due, phase)
                 else:
                     self._wait_readable(sock, due, phase)
                 try:
-                    return sock.recv(_RECV_SIZE)
+                    data = sock.recv(_RECV_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError):
                     writing = False
+                    continue
                 except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
                     writing = True
+                    continue
+                # recv() first next time when the wait was (almost) none
+                self._recv_first = time.monotonic() - start < _ANSWERED
+                return data
         except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
             raise
         except ssl.SSLError as exc:
