@@ -18,11 +18,18 @@
 # descriptor of its own, no FD_SETSIZE limit on the socket's number), else a
 # SelectSelector (Windows); chosen at connect(), not at import as
 # selectors.DefaultSelector is, which would also cost an epoll/kqueue descriptor per client.
-# Reads, the wait of every round trip, ask a select.poll object of their own directly
-# where there is one (_wait_readable): the same poll() system call, without the
-# selector's Python layer (keys, event lists) on each reply. A socket timeout
-# (settimeout, as smtplib reads) would cost an ioctl per read and another to make the
-# socket non-blocking again for the next write; CPython polls before its recv anyway.
+# Reads recv() first while the peer answers as fast as we read (on loopback or a LAN
+# it has usually answered by the time the reply is read), so a round trip costs one
+# send() and one recv(), as with smtplib's blocking socket; after a read that had to
+# wait they wait first (no recv() that could only say EAGAIN) until a wait finds the
+# reply there already (_recv). They wait on a
+# select.poll object of their own where there is one (_wait_readable): the same poll()
+# system call, without the selector's Python layer (keys, event lists). A socket timeout
+# (settimeout) would cost an ioctl per read and another to make the socket non-blocking
+# again for the next write, and CPython polls before every recv() under one. A Write the
+# engine marks ``read`` (a reply follows) is followed by that read at once, before the
+# engine resumes (engine.read_after_write): one resumption of its generators per round
+# trip.
 """A blocking SMTP, ESMTP and LMTP client.
 
 with SMTPClient("mail.example.org", 587, tls=TLSMode.STARTTLS_REQUIRED,
@@ -66,6 +73,10 @@ __all__ = ["SMTPClient"]
 
 T = TypeVar("T")
 _RECV_SIZE = 65536
+#: A wait for a reply shorter than this found it there already, or all but (poll()
+#: returned at once, or the peer answered within a context switch): the next read
+#: tries recv() before waiting.
+_ANSWERED = 50e-6
 
 
 def _new_selector() -> selectors.BaseSelector:
@@ -110,6 +121,7 @@ class SMTPClient(ClientBase):
         self._selector: selectors.BaseSelector | None = None
         self._awaiting = 0  # the events the socket is registered for in _selector
         self._readable: select.poll | None = None  # reads' own poll object (_wait_readable)
+        self._recv_first = True  # the peer answers as fast as we read (_recv)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -143,6 +155,7 @@ class SMTPClient(ClientBase):
             raise RuntimeError("already connected")
         opts = self._options
         engine = self._engine = ClientEngine(opts)
+        engine.read_after_write = True  # _run serves Write(read=True)
         now = time.monotonic()
         engine.start_clock(now)
         due = engine.step_due(Phase.CONNECT, now)
@@ -303,10 +316,14 @@ class SMTPClient(ClientBase):
         try:
             op = next(steps)
             while True:
-                if op is READ:
-                    conn.receive_data(self._recv())
-                elif type(op) is Write:
+                if type(op) is Write:
                     self._send(op)
+                    if op.read:  # a reply comes next: read it before resuming (one resumption)
+                        buffered, closed = conn.trailing_data
+                        if not buffered and not closed:  # as the operation would READ
+                            conn.receive_data(self._recv())
+                elif op is READ:
+                    conn.receive_data(self._recv())
                 else:
                     self._handshake()
                 op = steps.send(None)
@@ -354,19 +371,41 @@ class SMTPClient(ClientBase):
                 raise self._engine.timed_out(phase, due)
 
     def _recv(self) -> bytes:
+        """Some bytes from the peer (b"" at its end of file), within the time left for
+        the reply awaited. The socket is non-blocking: recv() first while the peer
+        answers as fast as we read (its reply is there already: no wait), else wait
+        first, as a recv() would only say EAGAIN (a slow or distant peer; TLS with a
+        record already received reads at once). The reply's timeout runs from the first
+        wait for it (read_due): a read that does not wait takes no time from it."""
         sock = self._sock
         assert sock is not None
-        phase, due = self._engine.read_due(time.monotonic())
         try:
-            if not (isinstance(sock, ssl.SSLSocket) and sock.pending()):  # TLS may hold a record
-                self._wait_readable(sock, due, phase)
-            while True:
+            writing = False
+            if self._recv_first or (isinstance(sock, ssl.SSLSocket) and sock.pending()):
                 try:
                     return sock.recv(_RECV_SIZE)
                 except (BlockingIOError, ssl.SSLWantReadError):
-                    self._wait_readable(sock, due, phase)
+                    pass
                 except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
+                    writing = True
+            start = time.monotonic()
+            phase, due = self._engine.read_due(start)
+            while True:
+                if writing:  # pragma: no cover - TLS renegotiation
                     self._wait(sock, selectors.EVENT_WRITE, due, phase)
+                else:
+                    self._wait_readable(sock, due, phase)
+                try:
+                    data = sock.recv(_RECV_SIZE)
+                except (BlockingIOError, ssl.SSLWantReadError):
+                    writing = False
+                    continue
+                except ssl.SSLWantWriteError:  # pragma: no cover - TLS renegotiation
+                    writing = True
+                    continue
+                # recv() first next time when the wait was (almost) none
+                self._recv_first = time.monotonic() - start < _ANSWERED
+                return data
         except SMTPTimeoutError:  # a TimeoutError, hence an OSError: not "connection lost"
             raise
         except ssl.SSLError as exc:

@@ -47,6 +47,11 @@ __all__ = ["ClientEngine"]
 
 _DATA, _END, _RSET = Data(), EndOfMessage(), Rset()  # immutable: one serves every message
 _OPEN: Final = frozenset({State.MAIL, State.RCPT, State.BDAT})  # settle() ends the transaction
+_ENDED: Final = frozenset({State.CLOSED, State.ERROR})
+# The states and phases read on every round trip: an Enum member read from its class costs
+# about ten times a module global's lookup (as the core's _state does).
+_READY, _RCPT, _IN_DATA, _CLOSED = State.READY, State.RCPT, State.DATA, State.CLOSED
+_COMMAND, _DATA_BLOCK = Phase.COMMAND, Phase.DATA_BLOCK
 
 
 class ClientEngine(MessageEngine):
@@ -159,10 +164,10 @@ class ClientEngine(MessageEngine):
         self, tx: Transaction, mail: MailFrom, rcpts: list[RcptTo], data: bytes, bdat: bool
     ) -> Steps[None]:
         conn = self.conn
-        pipelining = self.options.pipelining and "PIPELINING" in conn.extensions
+        pipelining = self._capabilities().pipelining
         # After a failed transaction, end it for sure (RFC 5321 §4.1.1.5): after a refused
         # BDAT the two sides may disagree on whether it is still open (RFC 3030 §2).
-        reset = self._reset_due or conn.state is not State.READY
+        reset = self._reset_due or conn.state is not _READY
         self._reset_due = False
         if reset and not pipelining:
             reply = yield from self._exchange(_RSET)
@@ -184,36 +189,36 @@ class ClientEngine(MessageEngine):
                     wire.extend(p for chunk in self._bdat_chunks(data) for p in chunk)
                 else:
                     wire.append(send(_DATA))
-                yield Write(coalesce(wire), Phase.DATA_BLOCK if bdat else Phase.COMMAND)
+                yield Write(coalesce(wire), _DATA_BLOCK if bdat else _COMMAND, read=True)
                 yield from self._collect(tx)
-            else:
-                yield Write(wire, Phase.COMMAND)
-                yield from self._collect(tx)
+            else:  # lock-step: one reply awaited after each write
+                yield Write(wire, _COMMAND, read=True)
+                yield from self._collect(tx, 1)
                 if self.broken or tx.mail_reply is None or not tx.mail_reply.is_positive:
                     return
                 for rcpt in rcpts:
-                    yield Write([send(rcpt)], Phase.COMMAND)
-                    yield from self._collect(tx)
+                    yield Write([send(rcpt)], _COMMAND, read=True)
+                    yield from self._collect(tx, 1)
                     if self.broken:
                         return
-                if not tx.accepted or conn.state is not State.RCPT:
+                if not tx.accepted or conn.state is not _RCPT:
                     return
                 if bdat:
                     for chunk_wire in self._bdat_chunks(data):
-                        yield Write(coalesce(chunk_wire), Phase.DATA_BLOCK)
+                        yield Write(coalesce(chunk_wire), _DATA_BLOCK, read=True)
                         yield from self._collect(tx)
                         if self.broken or not tx.accepted or tx.data_reply is not None:
                             break  # the last chunk was answered, or a chunk failed
                     return
-                yield Write([send(_DATA)], Phase.COMMAND)
-                yield from self._collect(tx)
+                yield Write([send(_DATA)], _COMMAND, read=True)
+                yield from self._collect(tx, 1)
         except LocalProtocolError:
             if not wire:
                 raise  # nothing changed: Connection.send() is atomic
             conn.send_failed()  # part of a group was sent to the core but not written
             self.broken = True
             raise
-        if self.broken or bdat or conn.state is not State.DATA:
+        if self.broken or bdat or conn.state is not _IN_DATA:
             if not self.broken and tx.start_reply is not None and tx.start_reply.code == 354:
                 # 354 with no recipient accepted (RFC 2920 §3.1 says send only "."); the
                 # core cannot, so the session cannot go on.
@@ -225,8 +230,8 @@ class ClientEngine(MessageEngine):
         if self._log:
             self._record("C", f"<message content, {len(data)} octets>", "content")
             self._record("C", ".", "content")
-        yield Write(coalesce(out), Phase.DATA_BLOCK)
-        yield from self._collect(tx)
+        yield Write(coalesce(out), _DATA_BLOCK, read=True)
+        yield from self._collect(tx, 1)  # (LMTP: then one per accepted recipient)
 
     def _bdat_chunks(self, data: bytes) -> Iterable[list[BytesLike]]:
         """BDAT command + octets per chunk (RFC 3030 §2); one LAST chunk when it fits."""
@@ -248,17 +253,21 @@ class ClientEngine(MessageEngine):
                 return
             start = end
 
-    def _collect(self, tx: Transaction) -> Steps[None]:
+    def _collect(self, tx: Transaction, left: int = 0) -> Steps[None]:
         """Read replies until no command is pending, matching each to what it answers
         (``conn.last_answered``). _reply's loop, written out here: this generator is
-        resumed on every READ of a send, so one frame less on each of them."""
+        resumed on every READ of a send, so one frame less on each of them. ``left``:
+        the replies awaited when the caller knows (1 after one command: every earlier
+        reply was read), else 0 for as many as commands are pending."""
         conn = self.conn
-        look = True  # right after a write: usually nothing is buffered yet
+        # Right after a write usually nothing is buffered yet: look first, unless the
+        # runtime read after the write (read_after_write)
+        look = not self.read_after_write
         # One reply answers one pending command: counted, not a new ``pending`` tuple per
         # reply; in LMTP asked again at 0 (one more per accepted recipient after the ".")
-        left = len(conn.pending)
+        if not left:
+            left = len(conn.pending)
         while left:
-            self._reply_due = None  # a new reply: its timeout starts at the first read
             if look and conn.state in _REPLY_STATES:
                 buffered, closed = conn.trailing_data
                 if not buffered and not closed:
@@ -270,7 +279,7 @@ class ClientEngine(MessageEngine):
                 yield READ
                 reply = self._next_reply()
             tx.record(conn.last_answered, reply)
-            if conn.state is State.CLOSED:  # 421 (RFC 5321 §3.8): nothing more will come
+            if conn.state is _CLOSED:  # 421 (RFC 5321 §3.8): nothing more will come
                 self.broken = True
                 tx.closed_by(reply)
                 return
@@ -321,12 +330,10 @@ class ClientEngine(MessageEngine):
             for m in batch
         ]
         results: list[SendResult] = []
-        conn = self.conn
         try:
             if (
                 prepared
-                and self.options.pipelining
-                and "PIPELINING" in conn.extensions
+                and self._capabilities().pipelining
                 and not self.options.lmtp
                 and not prepared[0].bdat  # CHUNKING offered (and not disabled)
             ):
@@ -340,7 +347,7 @@ class ClientEngine(MessageEngine):
         return results
 
     def _check_going(self) -> None:
-        if self.broken or self.conn.state in (State.CLOSED, State.ERROR):
+        if self.broken or self.conn.state in _ENDED:
             self.broken = True
             raise SMTPServerDisconnected("the session ended before the rest of the batch")
 
@@ -368,7 +375,7 @@ class ClientEngine(MessageEngine):
             self._check_going()
             if rcptmax is not None and len(item.rcpts) > rcptmax:
                 if held is not None:  # finish the pipeline, then send_mail's splitting
-                    yield Write(coalesce(tail), Phase.DATA_BLOCK)
+                    yield Write(coalesce(tail), _DATA_BLOCK, read=True)
                     tail = []
                     yield from self._end_held(held, results)
                     held = None
@@ -379,27 +386,29 @@ class ClientEngine(MessageEngine):
             # A failed transaction is ended before the next MAIL (RFC 5321 §4.1.1.5), by an
             # RSET at the head of the group. After the "." none is needed: the end of the
             # content ends the transaction whatever its reply (RFC 5321 §4.1.1.4).
-            reset = self._reset_due or (held is None and conn.state is not State.READY)
+            reset = self._reset_due or (held is None and conn.state is not _READY)
             self._reset_due = False
             wire, tail = tail, []
             try:
                 if reset:
                     wire.append(send(_RSET))
                 wire.append(send(item.mail))
-                wire.extend(send(r) for r in item.rcpts)
+                for rcpt in item.rcpts:
+                    wire.append(send(rcpt))
                 wire.append(send(_DATA))
             except LocalProtocolError:
                 if wire:  # Connection.send() is atomic: only a partial group is lost
                     conn.send_failed()
                     self.broken = True
                 raise
-            yield Write(coalesce(wire), Phase.COMMAND if held is None else Phase.DATA_BLOCK)
+            phase = _COMMAND if held is None else _DATA_BLOCK
+            yield Write(coalesce(wire), phase, read=True)
             if held is not None:
                 yield from self._end_held(held, results)
                 held = None
                 self._check_going()  # a 421 to the ".": the group got no reply
             yield from self._collect(tx)
-            if not self.broken and conn.state is State.DATA:
+            if not self.broken and conn.state is _IN_DATA:
                 if not tx.accepted:  # as _transaction: the core cannot send a lone "."
                     self.broken = True
                     raise SMTPProtocolViolation("354 after every recipient was refused")
@@ -420,7 +429,7 @@ class ClientEngine(MessageEngine):
                 self._reset_due = True
             results.append(send_result(item.message.sender, item.keys, [tx]))
         if held is not None:
-            yield Write(coalesce(tail), Phase.DATA_BLOCK)
+            yield Write(coalesce(tail), _DATA_BLOCK, read=True)
             yield from self._end_held(held, results)
 
     def _end_held(
@@ -432,7 +441,7 @@ class ClientEngine(MessageEngine):
         if not isinstance(self.conn.last_answered, EndOfMessage):  # pragma: no cover - a bug
             self.broken = True
             raise SMTPProtocolViolation("a reply out of order in the batch")
-        if self.conn.state is State.CLOSED:  # 421 (RFC 5321 §3.8)
+        if self.conn.state is _CLOSED:  # 421 (RFC 5321 §3.8)
             self.broken = True
         tx.finish()
         results.append(send_result(item.message.sender, item.keys, [tx]))

@@ -41,12 +41,12 @@ def as_recipients(to_addrs: str | Iterable[str]) -> tuple[str, ...]:
 
 def as_content(msg: bytes | bytearray | memoryview | str) -> bytes:
     """Message content as bytes: str is encoded as UTF-8 (8-bit unless it is ASCII)."""
+    if isinstance(msg, bytes):  # the usual case first: one isinstance per message
+        return msg
     if isinstance(msg, str):
         return msg.encode("utf-8")
     if isinstance(msg, (bytearray, memoryview)):
         return bytes(msg)
-    if isinstance(msg, bytes):
-        return msg
     raise TypeError(f"message content must be bytes or str, not {type(msg).__name__}")
 
 

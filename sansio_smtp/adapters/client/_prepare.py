@@ -25,6 +25,8 @@ __all__ = ["MessageEngine"]
 
 _EVENT_CACHE: Final = 512  # MAIL/RCPT events kept for reuse
 _NO_PARAMS: Final = Params()
+_NO_KEYWORDS: Final[frozenset[str]] = frozenset()
+_NO_SESSION: Final = frozenset({State.CONNECTED, State.REJECTED})  # no EHLO/HELO accepted
 #: Reply codes of a core refusal that mean the server does not offer what a message
 #: needs: 555 (a MAIL parameter not recognized or not implemented, RFC 5321 §4.1.1.11)
 #: and 552 (over the SIZE limit, RFC 1870 §6.1).
@@ -34,12 +36,22 @@ _Verdict = tuple[str, tuple[tuple[str, str | None], ...]]  # sender, parameters 
 
 class _Capabilities:
     """What the engine chooses from the server's EHLO reply, worked out once per reply:
-    BDAT or DATA, which optional parameters to declare, how to split recipients."""
+    PIPELINING or lock-step, BDAT or DATA, which optional parameters to declare, how to
+    split recipients."""
 
-    __slots__ = ("chunking", "eightbit", "extensions", "rcptmax", "size", "smtputf8")
+    __slots__ = (
+        "chunking",
+        "eightbit",
+        "extensions",
+        "pipelining",
+        "rcptmax",
+        "size",
+        "smtputf8",
+    )
 
-    def __init__(self, ext: Extensions, use_chunking: bool) -> None:
+    def __init__(self, ext: Extensions, use_chunking: bool, use_pipelining: bool = True) -> None:
         self.extensions = ext
+        self.pipelining = use_pipelining and "PIPELINING" in ext  # RFC 2920
         self.chunking = use_chunking and "CHUNKING" in ext  # RFC 3030 §2
         self.eightbit = "8BITMIME" in ext  # RFC 6152
         self.size = "SIZE" in ext  # RFC 1870
@@ -88,10 +100,12 @@ class MessageEngine(SessionEngine):
         conn = self.conn
         caps = self._capabilities()
         user = _NO_PARAMS if not mail_params else Params(mail_params)
+        # the keywords the caller gave (Params keeps them upper-case), asked below as a set
+        given = frozenset(user) if mail_params else _NO_KEYWORDS
         auto: dict[str, str | None] = {}
         utf8 = international or not sender.isascii() or not all(map(str.isascii, recipients))
         self._no_ascii_form = None
-        if utf8 and not caps.smtputf8 and "SMTPUTF8" not in user:
+        if utf8 and not caps.smtputf8 and "SMTPUTF8" not in given:
             # RFC 6531 §3.2: no U-label and no RFC 6532 header section to a server without
             # SMTPUTF8; the domains may go as A-labels (RFC 5890). When some address has no
             # ASCII form, SMTPUTF8 is declared as before and the core refuses it (555);
@@ -108,7 +122,7 @@ class MessageEngine(SessionEngine):
                 self._no_ascii_form = str(exc)
             else:
                 sender, recipients, utf8 = ascii_sender, ascii_recipients, False
-        if utf8 and "SMTPUTF8" not in user:
+        if utf8 and "SMTPUTF8" not in given:
             auto["SMTPUTF8"] = None
         data = content
         binary = b"\0" in content
@@ -116,7 +130,7 @@ class MessageEngine(SessionEngine):
             data = normalize_line_endings(content)  # RFC 5321 §2.3.8, as the core does
         if not binary:
             binary = scan_line_lengths(data, 0, DEFAULT_MAX_DATA_LINE) < 0
-        body = user.get("BODY") if user else None
+        body = user.get("BODY") if given else None
         if binary:
             data = content  # BINARYMIME: the octets exactly as given
             if body is None:
@@ -130,14 +144,14 @@ class MessageEngine(SessionEngine):
                     auto["BODY"] = "8BITMIME"
             elif body is not None and body.upper() == "7BIT" and not data.isascii():
                 raise SMTPNotSupportedError("BODY=7BIT given for 8-bit content (RFC 6152 §3)")
-        if caps.size and "SIZE" not in user:
+        if caps.size and "SIZE" not in given:
             auto["SIZE"] = str(len(data))
         if auto and admit:
             self._admit(sender, auto, admitted)
         binary = binary or (body or "").upper() == "BINARYMIME"
         if binary and not self.options.chunking:  # the server's side is the core's rule
             raise SMTPNotSupportedError("BODY=BINARYMIME needs CHUNKING (RFC 3030 §3)")
-        limit = conn.size_limit if user and "SIZE" in user else None
+        limit = conn.size_limit if "SIZE" in given else None
         if limit is not None and len(data) > limit:
             # The core refuses content over the limit as it goes (RFC 1870 §6.1), after
             # the MAIL; a SIZE the caller declared does not say how big it is.
@@ -173,7 +187,7 @@ class MessageEngine(SessionEngine):
     def _check_can_send(self, recipients: Sequence[str]) -> None:
         if not self.usable:
             raise SMTPServerDisconnected("the session is not usable (closed or broken)")
-        if self.conn.state in (State.CONNECTED, State.REJECTED):
+        if self.conn.state in _NO_SESSION:
             raise SMTPError("no session: the server did not accept our EHLO/HELO")
         if not recipients:
             raise ValueError("no recipients")
@@ -228,5 +242,6 @@ class MessageEngine(SessionEngine):
         ext = self.conn.extensions
         caps = self._caps
         if caps is None or caps.extensions is not ext:
-            caps = self._caps = _Capabilities(ext, self.options.chunking)
+            opts = self.options
+            caps = self._caps = _Capabilities(ext, opts.chunking, opts.pipelining)
         return caps

@@ -66,6 +66,10 @@ _HELO_FALLBACK_CODES: Final = frozenset({500, 502})  # RFC 5321 §3.2, §4.1.1.1
 #: Session states in which the server's next words can only be a reply (RFC 5321 §4.1.4:
 #: a greeted session, a mail transaction); the core reads them with its reply reader.
 _REPLY_STATES: Final = frozenset({State.READY, State.MAIL, State.RCPT, State.DATA, State.BDAT})
+#: Session states in which another command can be sent (``usable``).
+_USABLE: Final = frozenset(
+    {State.CONNECTED, State.READY, State.MAIL, State.RCPT, State.BDAT, State.REJECTED}
+)
 
 
 class SessionEngine:
@@ -99,7 +103,12 @@ class SessionEngine:
         # awaited now must be complete (set at the first read for it, cleared when a new
         # reply is awaited), so a reply that trickles in cannot restart its timeout.
         self._session_end: float | None = None
-        self._reply_due: float | None = None
+        self._reply_due: float | None = None  # None while no read for the awaited reply
+        #: The runtime serves a ``Write(read=True)`` by reading at once when the core holds
+        #: no byte yet (what the operation would READ first), before resuming it: the
+        #: operation then reads its replies without looking at the buffer first (the
+        #: blocking client; the async runtimes resume at once and get READ next).
+        self.read_after_write = False
         #: tls-server-end-point data of the server's certificate once TLS is up (RFC
         #: 5929 §4), for SCRAM -PLUS; None without TLS or for a certificate whose
         #: signature algorithm leaves the binding undefined (e.g. Ed25519).
@@ -113,14 +122,7 @@ class SessionEngine:
         if self.broken:
             return False
         conn = self.conn
-        return not conn.pending and conn.state in (
-            State.CONNECTED,
-            State.READY,
-            State.MAIL,
-            State.RCPT,
-            State.BDAT,
-            State.REJECTED,
-        )
+        return not conn.pending and conn.state in _USABLE
 
     def timeout(self, phase: Phase) -> float:
         """Seconds allowed for ``phase``: the ``timeouts`` mapping, else ``timeout``, else
@@ -221,13 +223,11 @@ class SessionEngine:
             return SMTPTLSError(f"plaintext received after the 220 to STARTTLS: {exc}")
         return SMTPProtocolViolation(f"the server broke the protocol: {exc}")
 
-    def _reply(self, *, look: bool = True) -> Steps[Reply]:
-        """Read the next reply. ``look``: first see whether anything is buffered (right
-        after a write, when usually nothing is); callers reading a run of replies pass
-        False for all but the first, as the buffer usually holds the rest."""
+    def _reply(self) -> Steps[Reply]:
+        """Read the next reply, right after a write: first see whether anything is
+        buffered (usually nothing is), unless the runtime read after the write."""
         conn = self.conn
-        self._reply_due = None  # a new reply: its timeout starts at the first read
-        if look and conn.state in _REPLY_STATES:
+        if not self.read_after_write and conn.state in _REPLY_STATES:
             buffered, closed = conn.trailing_data
             if not buffered and not closed:
                 # Nothing buffered: the reply reader could only say NEED_DATA; read first.
@@ -241,12 +241,14 @@ class SessionEngine:
     def _next_reply(self) -> Reply | None:
         """The next reply when it is buffered whole, else None (read, then ask again).
         Without a generator of its own: a run of pipelined replies, read together,
-        costs a call each (_collect)."""
+        costs a call each (_collect). A whole reply ends its timer: the next reply's
+        timeout starts at the first read for it (read_due)."""
         try:
             event = self.conn.next_event()
         except RemoteProtocolError as exc:
             raise self._violation(exc) from exc
         if type(event) is Reply:
+            self._reply_due = None
             if self._log:
                 self._log_reply(event)
             return event
@@ -265,7 +267,7 @@ class SessionEngine:
 
     def _exchange(self, command: Command, phase: Phase = Phase.COMMAND) -> Steps[Reply]:
         """Send one command and read its reply (lock-step)."""
-        yield Write([self.send(command)], phase)
+        yield Write([self.send(command)], phase, read=True)
         return (yield from self._reply())
 
     # ------------------------------------------------------------------------ open
@@ -289,6 +291,7 @@ class SessionEngine:
             self.broken = True
             raise SMTPConnectError("the server closed the connection before its greeting")
         assert isinstance(event, Greeting)
+        self._reply_due = None  # the greeting's time is over
         self.greeting = event
         if self._log:
             self._log_reply(event)
