@@ -12,8 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sansio_smtp.adapters.client import AsyncSMTPClient, SMTPServerDisconnected, TLSMode
+import pytest
 
+from sansio_smtp import Config, Connection, Event, RcptTo, Reply
+from sansio_smtp.adapters.client import (
+    AsyncSMTPClient,
+    SMTPRecipientsRefused,
+    SMTPServerDisconnected,
+    TLSMode,
+)
+
+from .loopback import LoopbackServer, default_handler
 from .test_asyncio_client_pieces import ANSWERS, GREETING
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,3 +112,48 @@ def test_profile_hot_c2_runs() -> None:
     assert "asyncio client under C2: 8 messages" in done.stdout
     assert "event-loop iterations per message" in done.stdout
     assert "Ordered by: cumulative time" in done.stdout
+
+
+async def _send_twice(port: int, read_after_write: bool) -> list[object]:
+    out: list[object] = []
+    async with AsyncSMTPClient(
+        "127.0.0.1", port, tls=TLSMode.PLAIN, local_hostname="client.test", timeout=5
+    ) as client:
+        engine = client._engine
+        assert engine is not None and engine.read_after_write  # what connect() sets
+        engine.read_after_write = read_after_write
+        for content in (b"Subject: 1\r\n\r\n.one\r\n", b"Subject: 2\r\n\r\ntwo\r\n"):
+            result = await client.sendmail("a@b.example", ["c@d.example", "e@f.example"], content)
+            out.append((result.ok, sorted(result.accepted), result.refused))
+        try:
+            await client.sendmail("a@b.example", ["refused@d.example"], b"x\r\n")
+        except SMTPRecipientsRefused as exc:
+            out.append(("refused", sorted(exc.result.refused)))
+    return out
+
+
+@pytest.mark.parametrize("pipelining", [False, True])
+def test_reading_after_a_write_gives_the_same_session(pipelining: bool) -> None:
+    # the engine's Write(read=True) served by reading before the engine resumes
+    # (read_after_write, set by connect) and by resuming at once and serving its READ
+    # give the same results and the same commands on the wire, lock-step (RFC 5321 §4.3)
+    # and pipelined (RFC 2920 §3.1)
+    def handler(conn: Connection, event: Event) -> Reply:
+        if isinstance(event, RcptTo) and event.forward_path.local_part == "refused":
+            return Reply(code=550, lines="no such user", enhanced="5.1.1")
+        return default_handler(conn, event)
+
+    sessions = []
+    for read_after_write in (True, False):
+        extensions = {"PIPELINING": ()} if pipelining else {}
+        with LoopbackServer(Config(extensions=extensions), handler) as server:
+            outcome = asyncio.run(_send_twice(server.port, read_after_write))
+            server.wait_closed()
+        assert not server.errors
+        (transcript,) = server.transcripts
+        sent = [data for who, data in transcript if who == "C"]
+        sessions.append((outcome, sent, [m.content for m in server.messages]))
+    assert sessions[0] == sessions[1]
+    outcome, _, contents = sessions[0]
+    assert contents == [b"Subject: 1\r\n\r\n.one\r\n", b"Subject: 2\r\n\r\ntwo\r\n"]
+    assert outcome[-1] == ("refused", ["refused@d.example"])

@@ -8,7 +8,9 @@
 # caller's coroutine waits on a future only while a READ waits for bytes, and wakes only
 # when the operation ends, or for a request served with awaits (the TLS handshake; a
 # write under back-pressure): one event-loop iteration per reply read, not two, and none
-# for an operation whose replies are buffered already. One coroutine (_locked) takes the
+# for an operation whose replies are buffered already. A Write that a reply follows
+# (Write.read) is followed by that READ before the engine resumes (read_after_write): one
+# resumption of its generators per round trip. One coroutine (_locked) takes the
 # lock and runs the operation. The transport reads into one buffer per connection
 # (BufferedProtocol): a plain Protocol gets a new bytes object per read, allocated at the
 # transport's 256 KiB read size and then shrunk (at times an mmap/mremap/munmap per read);
@@ -190,18 +192,11 @@ class _ClientProtocol(asyncio.BufferedProtocol):
         steps = self._steps
         if steps is None:  # pragma: no cover - ended meanwhile
             return None
+        conn = self._engine.conn
         try:
             op = steps.send(None)
             while True:
-                if op is READ:
-                    if self._chunks:
-                        self._engine.conn.receive_data(self.take())
-                    elif self.eof:
-                        self._engine.conn.receive_data(b"")
-                    else:
-                        self._wait_for_bytes()
-                        return op
-                elif type(op) is Write:
+                if type(op) is Write:
                     self.write_started = time.monotonic()
                     transport = self.transport
                     if transport is None or transport.is_closing() or self.eof:
@@ -211,8 +206,21 @@ class _ClientProtocol(asyncio.BufferedProtocol):
                         transport.write(chunk)
                     if self.writing_paused:  # back-pressure: the coroutine drains
                         return op
-                else:
+                    # A reply comes next (engine.read_after_write): read before resuming,
+                    # when the core holds nothing, as the operation would READ.
+                    if not op.read or conn.buffered or conn.peer_closed:
+                        op = steps.send(None)
+                        continue
+                elif op is not READ:
                     return op  # HANDSHAKE
+                # READ
+                if self._chunks:
+                    conn.receive_data(self.take())
+                elif self.eof:
+                    conn.receive_data(b"")
+                else:
+                    self._wait_for_bytes()
+                    return READ
                 op = steps.send(None)
         except StopIteration as stop:
             self._steps = None
@@ -339,6 +347,7 @@ class AsyncSMTPClient(AsyncClientCommands):
         opts = self._options
         loop = asyncio.get_running_loop()
         engine = self._engine = ClientEngine(opts)
+        engine.read_after_write = True  # serve() reads after a Write(read=True)
         self._lock = asyncio.Lock()
         protocol = _ClientProtocol(loop, engine)
         now = time.monotonic()

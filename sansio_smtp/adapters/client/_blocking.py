@@ -318,10 +318,10 @@ class SMTPClient(ClientBase):
             while True:
                 if type(op) is Write:
                     self._send(op)
-                    if op.read:  # a reply comes next: read it before resuming (one resumption)
-                        buffered, closed = conn.trailing_data
-                        if not buffered and not closed:  # as the operation would READ
-                            conn.receive_data(self._recv())
+                    # a reply comes next: read it before resuming (one resumption), when
+                    # the core holds nothing, as the operation would READ
+                    if op.read and not conn.buffered and not conn.peer_closed:
+                        conn.receive_data(self._recv())
                 elif op is READ:
                     conn.receive_data(self._recv())
                 else:

@@ -266,13 +266,11 @@ class ClientEngine(MessageEngine):
         # One reply answers one pending command: counted, not a new ``pending`` tuple per
         # reply; in LMTP asked again at 0 (one more per accepted recipient after the ".")
         if not left:
-            left = len(conn.pending)
+            left = conn.awaiting_replies
         while left:
-            if look and conn.state in _REPLY_STATES:
-                buffered, closed = conn.trailing_data
-                if not buffered and not closed:
-                    # Nothing buffered: the reply reader could only say NEED_DATA
-                    yield READ
+            # Nothing buffered: the reply reader could only say NEED_DATA
+            if look and conn.state in _REPLY_STATES and not conn.buffered and not conn.peer_closed:
+                yield READ
             look = False  # the rest of a run of replies: usually buffered already
             reply = self._next_reply()
             while reply is None:
@@ -285,7 +283,7 @@ class ClientEngine(MessageEngine):
                 return
             left -= 1
             if not left and tx.lmtp:
-                left = len(conn.pending)
+                left = conn.awaiting_replies
 
     # ---------------------------------------------------------------------- batches
 

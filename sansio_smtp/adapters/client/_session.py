@@ -227,11 +227,14 @@ class SessionEngine:
         """Read the next reply, right after a write: first see whether anything is
         buffered (usually nothing is), unless the runtime read after the write."""
         conn = self.conn
-        if not self.read_after_write and conn.state in _REPLY_STATES:
-            buffered, closed = conn.trailing_data
-            if not buffered and not closed:
-                # Nothing buffered: the reply reader could only say NEED_DATA; read first.
-                yield READ
+        # Nothing buffered: the reply reader could only say NEED_DATA; read first.
+        if (
+            not self.read_after_write
+            and conn.state in _REPLY_STATES
+            and not conn.buffered
+            and not conn.peer_closed
+        ):
+            yield READ
         while True:
             reply = self._next_reply()
             if reply is not None:
