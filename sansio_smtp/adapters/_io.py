@@ -69,9 +69,11 @@ class Write:
     """Write ``chunks`` in order, within ``engine.timeout(phase)`` seconds (``phase``: what
     the write is, RFC 5321 §4.5.3.2: a command, a data block).
 
-    ``read``: (server) the driver's next request would be READ: the runtime may serve
-    that READ before resuming it, saving a resumption per read (lock-step clients); one
-    that resumes it at once gets READ next."""
+    ``read``: a reply or command is awaited next. The server's driver would ask READ
+    next: the runtime may serve that READ before resuming it, saving a resumption per
+    read (lock-step clients); one that resumes it at once gets READ next. The client
+    engine marks every write that a reply follows; with ``read_after_write`` set it
+    leaves the first READ to the runtime, which reads when the core holds nothing."""
 
     __slots__ = ("chunks", "phase", "read")
 
