@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sansio_smtp import Config, Connection, Role
-from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, READ, Await, Write
+from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, Write
 from sansio_smtp.adapters.server import Session
 from sansio_smtp.adapters.server._dispatcher import Dispatcher
 from sansio_smtp.adapters.server._hooks import Hooks
@@ -24,8 +24,8 @@ from .test_server_fast_paths import (
     Awaited,
     NoHooks,
     Plain,
-    _finish,
     serve,
+    serve_reading_after_write,
     session_chunks,
 )
 
@@ -33,50 +33,10 @@ from .test_server_fast_paths import (
 def serve_answering(
     handler: object, chunks: list[bytes], extensions: object = EXTENSIONS
 ) -> tuple[bytes, int, Dispatcher]:
-    """Drive a Dispatcher as the asyncio server does: while it waits for READ in its
-    session loop, each chunk goes to answer_read(). The bytes written, the resumptions
-    of steps(), and the Dispatcher."""
-    config = Config(hostname="mx.test", extensions=extensions)  # type: ignore[arg-type]
-    session = Session(id="fixed", hostname="mx.test")
-    d = Dispatcher(Connection(Role.SERVER, config), Hooks(handler), session)
-    steps = d.steps()
-    pending = [*chunks, b""]
-    wire = bytearray()
-    resumed = 0
-    op = next(steps)
-    try:
-        while True:
-            if type(op) is Write:
-                wire += b"".join(op.chunks)
-                if not op.read:
-                    resumed += 1
-                    op = steps.send(None)
-                    continue
-                op = READ
-            if op is READ:
-                if not pending:
-                    break
-                data = pending.pop(0)
-                if d.answering and data:  # parked in the session loop: no resumption
-                    d.conn.receive_data(data)
-                    out = d.answer_read()
-                    if out is not None:
-                        wire += b"".join(out)
-                        continue  # still waiting for READ
-                else:
-                    d.feed(data)
-            elif type(op) is Await:
-                resumed += 1
-                op = steps.send(_finish(op.awaitable))
-                continue
-            else:
-                assert op is CLOSE, op
-                break
-            resumed += 1
-            op = steps.send(None)
-    except StopIteration:
-        pass
-    return bytes(wire), resumed, d
+    """Drive a Dispatcher as the asyncio server does (answer_read() while it waits for
+    READ in its session loop). The bytes written, the resumptions of steps(), and the
+    Dispatcher."""
+    return serve_reading_after_write(handler, chunks, extensions, answer_reads=True)
 
 
 @settings(max_examples=150, deadline=None)
