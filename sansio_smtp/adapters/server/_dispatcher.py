@@ -30,6 +30,7 @@ from ..._events import (
     Bdat,
     BytesLike,
     ConnectionClosed,
+    Data,
     Ehlo,
     EndOfMessage,
     Event,
@@ -40,6 +41,7 @@ from ..._events import (
     Lhlo,
     MailFrom,
     MessageData,
+    Noop,
     Quit,
     RcptTo,
     Reply,
@@ -128,6 +130,7 @@ class Dispatcher(AuthSteps, ContentSteps):
         "_chunks",
         "_closing",
         "_data_error",
+        "_drained",
         "_greeting",
         "_handlers",
         "_left",
@@ -178,6 +181,8 @@ class Dispatcher(AuthSteps, ContentSteps):
         #: the session loop runs: each READ steps() asks for is answered by answer_read()
         self.answering = False
         self._handlers = _handlers_for(hooks)
+        #: LMTP owes one reply per recipient after the content: not drained by the first
+        self._drained = _DRAINED_LMTP if conn.config.lmtp else _DRAINED
         #: the PROXY protocol header's octets so far, while one is awaited
         self._proxy: bytearray | None = bytearray() if proxy_protocol else None
 
@@ -262,6 +267,7 @@ class Dispatcher(AuthSteps, ContentSteps):
         conn = self.conn
         next_event = conn.next_event
         handlers = self._handlers
+        drained = self._drained
         while not self._closing:
             try:
                 event = next_event()
@@ -285,14 +291,25 @@ class Dispatcher(AuthSteps, ContentSteps):
             # gives the steps that wait for a hook (an awaitable, a worker thread). A type
             # without one (DATA, NOOP, a command without a hook...) gets its default reply
             # here, as _default would give it.
-            handler = handlers.get(type(event))
+            event_type = type(event)
+            handler = handlers.get(event_type)
             if handler is None:  # (an Event: the two sentinels were dealt with above)
                 self._answer(event, conn.default_reply(event))  # type: ignore[arg-type]
-                continue
-            wait = handler(self, event)
-            if wait is not None:
-                self._left = wait
-                return None
+            else:
+                wait = handler(self, event)
+                if wait is not None:
+                    self._left = wait
+                    return None
+            # A command of _DRAINED answered, nothing more buffered, the peer still
+            # there: next_event() would say NEED_DATA (see _DRAINED), so it is not asked.
+            if (
+                event_type in drained
+                and not conn.buffered
+                and not self._closing
+                and not conn.peer_closed
+            ):
+                out, self._out = self._out, []
+                return out
         self._left = _END
         return None
 
@@ -556,6 +573,16 @@ _HANDLERS: Final[dict[type, Callable[[Dispatcher, Any], _Wait]]] = {
     AuthResponse: Dispatcher._on_auth_response,
     ConnectionClosed: Dispatcher._on_closed,
 }
+
+
+#: The commands after whose reply a server Connection, with nothing buffered and the peer
+#: still there, can only say NEED_DATA: the reply answers the one command pending (SMTP
+#: answers each before reading the next), leaves no BDAT chunk to read, no handshake due
+#: (nor CLOSED: answer_read checks ``_closing``), and the state's reader (a command line,
+#: or DATA's content, read afresh) needs octets. answer_read() then does not ask
+#: next_event() (lock-step: one call in two); tests/test_server_answer_read.py checks.
+_DRAINED: Final = frozenset({MailFrom, RcptTo, Data, EndOfMessage, Ehlo, Helo, Lhlo, Rset, Noop})
+_DRAINED_LMTP: Final = _DRAINED - {EndOfMessage}
 
 
 def _handlers_for(hooks: Hooks) -> dict[type, Callable[[Dispatcher, Any], _Wait]]:
