@@ -290,8 +290,9 @@ class SMTPProtocol(asyncio.BufferedProtocol):
                     transport.write(wire)
                     replied = True
             if self._blocked_since is None and not self.server._closing:
-                # as _wait_read(), with ReadDeadline.sent() in the same call
-                self.deadline = rd.next(conn, self._clock(), replied)
+                # as _wait_read(), with ReadDeadline.sent() in the same call; replies from
+                # answer_read() mean the connection needs data
+                self.deadline = rd.next(conn, self._clock(), replied, True)
             else:
                 if replied:
                     rd.sent()

@@ -258,7 +258,8 @@ class Dispatcher(AuthSteps, ContentSteps):
     def answer_read(self) -> list[BytesLike] | None:
         """Answer the commands (and content) read so far, as far as that needs no wait.
 
-        The replies to write, after which the session waits for READ; or None when it
+        The replies to write, after which the session waits for READ (the Connection
+        needs data: next_event() says NEED_DATA); or None when it
         goes on in ``steps()`` (a hook to wait for, the STARTTLS handshake, the end).
         ``steps()`` calls it after each READ; once ``answering`` is set, a runtime may call
         it itself when it has fed what it read for steps()' READ, and resume steps() only

@@ -19,7 +19,7 @@ from collections import deque
 from typing import Final
 
 from ..._connection import Connection
-from ..._state import State
+from ..._state import State, server_timeout
 
 __all__ = [
     "AuthFailureBudget",
@@ -36,6 +36,11 @@ FD_MARGIN: Final = 32
 
 # Enum members read once: an attribute of an Enum class costs a descriptor call each time
 _DATA, _BDAT = State.DATA, State.BDAT
+#: how long the core's rule has a server wait for its client (RFC 5321 §4.5.3.2.7), asked
+#: once: whenever a server Connection needs data, Connection.timeout gives this wait
+_client_wait = server_timeout(State.READY, owes_reply=False)
+assert _client_wait is not None
+_CLIENT_WAIT: Final = _client_wait.seconds
 
 
 def in_content(conn: Connection) -> bool:
@@ -64,6 +69,7 @@ class ReadDeadline:
         "_command_since",
         "_data_octets",
         "_data_since",
+        "_wait",
         "data_rate_grace",
         "idle_timeout",
         "min_data_rate",
@@ -89,6 +95,8 @@ class ReadDeadline:
         #: is what it grew by since _data_octets
         self.octets = 0
         self._data_octets = 0
+        #: the wait while the connection needs data (next(needs_data=True))
+        self._wait = _CLIENT_WAIT if idle_timeout is None else idle_timeout
 
     def sent(self) -> None:
         """We wrote to the client: the next wait for a command starts afresh."""
@@ -98,18 +106,25 @@ class ReadDeadline:
         """``count`` bytes arrived from the client."""
         self.octets += count
 
-    def next(self, conn: Connection, now: float, replied: bool = False) -> float:
+    def next(
+        self, conn: Connection, now: float, replied: bool = False, needs_data: bool = False
+    ) -> float:
         """The deadline (on the clock ``now`` is read from) for the wait that starts now,
         ``math.inf`` when the connection waits for nothing (it owes a reply). ``replied``:
-        we wrote to the client since the last wait (``sent()`` first, in the same call)."""
+        we wrote to the client since the last wait (``sent()`` first, in the same call).
+        ``needs_data``: the connection's next_event() said NEED_DATA, so it waits for the
+        client and ``conn.timeout`` need not be asked (one property and a rule less)."""
         if replied:
             self._command_since = None
         self.slow = False
-        timeout = conn.timeout
-        if timeout is None:
-            self._command_since = None
-            return math.inf
-        wait = timeout.seconds if self.idle_timeout is None else self.idle_timeout
+        if needs_data:
+            wait = self._wait
+        else:
+            timeout = conn.timeout
+            if timeout is None:
+                self._command_since = None
+                return math.inf
+            wait = timeout.seconds if self.idle_timeout is None else self.idle_timeout
         state = conn.state  # in_content(conn), inline: this runs before every read
         if state is _DATA or state is _BDAT or conn.in_chunk:
             self._command_since = None
