@@ -14,9 +14,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sansio_smtp import NEED_DATA, Config, Connection, Role
+from sansio_smtp import NEED_DATA, Config, Connection, Reply, Role
 from sansio_smtp._events import BytesLike
-from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, READ, Await, Write
+from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, READ, Await, ServerSteps, Write
 from sansio_smtp.adapters.server import Session
 from sansio_smtp.adapters.server._dispatcher import Dispatcher
 from sansio_smtp.adapters.server._hooks import Hooks
@@ -177,13 +177,26 @@ def test_a_broken_client_ends_the_session_in_steps() -> None:
 class Checked(Dispatcher):
     """A Dispatcher whose answer_read() checks, each time it returns replies to write,
     that the Connection then needs more data: what it returns without asking
-    next_event() (_DRAINED) is what asking would have given."""
+    next_event() (_DRAINED) is what asking would have given. So does its steps() at each
+    READ of its session loop (``answering``), the greeting's included: the asyncio
+    server's read deadline counts on it (ReadDeadline.next's ``needs_data``)."""
 
     def answer_read(self) -> list[BytesLike] | None:
         out = super().answer_read()
         if out is not None:
             assert self.conn.next_event() is NEED_DATA
         return out
+
+    def steps(self) -> ServerSteps:
+        inner = super().steps()
+        op = next(inner)
+        while True:
+            if self.answering and (op is READ or (type(op) is Write and op.read)):
+                assert self.conn.next_event() is NEED_DATA
+            try:
+                op = inner.send((yield op))
+            except StopIteration:
+                return
 
 
 #: pieces beyond session_chunks' own: BDAT 0 LAST, a BDAT outside a transaction (its
@@ -230,3 +243,37 @@ class General(Dispatcher):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._drained = frozenset()
+
+
+class Refusing(NoHooks):
+    """Greets with 554: the client may only QUIT (RFC 5321 §3.1)."""
+
+    def connect(self, session: Session) -> Reply:
+        return Reply(code=554, lines="mx.test no service")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    pieces=st.lists(st.one_of(PIECES, st.sampled_from(MORE_PIECES)), max_size=6),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6),
+)
+def test_after_a_refusing_greeting_too(pieces: list[list[bytes]], cuts: list[int]) -> None:
+    chunks = session_chunks(pieces, cuts)
+    wire = serve_answering(Refusing(), chunks, dispatcher=Checked)[0]
+    assert wire.startswith(b"554 ")
+    assert wire == serve_answering(Refusing(), chunks, dispatcher=General)[0]
+
+
+def test_what_came_with_the_proxy_header_is_answered_with_the_greeting() -> None:
+    # bytes buffered behind the PROXY header when the greeting goes out: steps() answers
+    # them before its first READ
+    config = Config(hostname="mx.test")
+    conn = Connection(Role.SERVER, config)
+    d = Checked(conn, Hooks(NoHooks()), Session(), proxy_protocol=True)
+    steps = d.steps()
+    assert next(steps) is READ  # the header
+    d.feed(b"PROXY TCP4 192.0.2.7 192.0.2.1 1234 25\r\nEHLO c.test\r\n")
+    op = steps.send(None)
+    assert type(op) is Write and op.read
+    wire = b"".join(op.chunks)
+    assert wire == b"220 mx.test ESMTP ready\r\n250 mx.test\r\n"

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import mmap
@@ -418,7 +417,9 @@ class SMTPProtocol(asyncio.BufferedProtocol):
             self._end(self.server._shutdown_reply)
             return
         if self._blocked_since is None:  # the common case of _set_deadline
-            self.deadline = self._rd.next(d.conn, self._clock())
+            # steps() asks for READ in its session loop (``answering``) once answer_read()
+            # gave replies: the connection needs data (the PROXY header's READ comes before)
+            self.deadline = self._rd.next(d.conn, self._clock(), False, d.answering)
         else:
             self._set_deadline(d.conn)
         if self._busy:
@@ -445,8 +446,10 @@ class SMTPProtocol(asyncio.BufferedProtocol):
     def _end_steps(self) -> None:
         steps, self._steps = self._steps, None
         if steps is not None:
-            with contextlib.suppress(ValueError):  # it is running: it ends by itself
+            try:  # (not contextlib.suppress: three calls less per session)
                 steps.close()
+            except ValueError:  # it is running: it ends by itself
+                return
 
     def _set_deadline(self, conn: Connection) -> None:
         now = self._clock()

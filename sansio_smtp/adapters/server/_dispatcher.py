@@ -234,6 +234,9 @@ class Dispatcher(AuthSteps, ContentSteps):
             return
         yield from self._greet()
         self.answering = True
+        conn = self.conn
+        if not self._closing and not conn.buffered and not conn.peer_closed:
+            yield self._write(read=True)  # nothing came yet: next_event() says NEED_DATA
         while True:
             left, self._left = self._left, None
             if left is None:  # resumed after READ (or a wait): answer what came
@@ -303,12 +306,7 @@ class Dispatcher(AuthSteps, ContentSteps):
                     return None
             # A command of _DRAINED answered, nothing more buffered, the peer still
             # there: next_event() would say NEED_DATA (see _DRAINED), so it is not asked.
-            if (
-                event_type in drained
-                and not conn.buffered
-                and not self._closing
-                and not conn.peer_closed
-            ):
+            if event_type in drained and not (self._closing or conn.buffered or conn.peer_closed):
                 out, self._out = self._out, []
                 return out
         self._left = _END
@@ -336,9 +334,9 @@ class Dispatcher(AuthSteps, ContentSteps):
             self.conn.receive_data(rest)
         return True
 
-    def _write(self) -> Write:
+    def _write(self, read: bool = False) -> Write:
         out, self._out = self._out, []
-        return Write(out, _TO_CLIENT)
+        return Write(out, _TO_CLIENT, read=read)
 
     def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
         """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
