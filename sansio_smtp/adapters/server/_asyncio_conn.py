@@ -332,7 +332,8 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         if self._counted:
             self._counted = False
             server._forget(self)
-            server._release_client(self._key)
+            if self._key is not None:  # (counted against a per-client limit)
+                server._release_client(self._key)
         d = self.d
         if d is not None:
             hook = server._hooks.disconnect

@@ -180,7 +180,7 @@ class Dispatcher(AuthSteps, ContentSteps):
         self._left: _Wait | _Mark = None
         #: the session loop runs: each READ steps() asks for is answered by answer_read()
         self.answering = False
-        self._handlers = _handlers_for(hooks)
+        self._handlers = hooks.dispatch or _handlers_for(hooks)
         #: LMTP owes one reply per recipient after the content: not drained by the first
         self._drained = _DRAINED_LMTP if conn.config.lmtp else _DRAINED
         #: the PROXY protocol header's octets so far, while one is awaited
