@@ -9,11 +9,14 @@ bytes on the wire and keeps the same messages as resuming ``steps()`` after ever
 
 from __future__ import annotations
 
+from typing import Any
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sansio_smtp import Config, Connection, Role
-from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, Write
+from sansio_smtp import NEED_DATA, Config, Connection, Reply, Role
+from sansio_smtp._events import BytesLike
+from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, READ, Await, ServerSteps, Write
 from sansio_smtp.adapters.server import Session
 from sansio_smtp.adapters.server._dispatcher import Dispatcher
 from sansio_smtp.adapters.server._hooks import Hooks
@@ -24,19 +27,74 @@ from .test_server_fast_paths import (
     Awaited,
     NoHooks,
     Plain,
+    _finish,
     serve,
-    serve_reading_after_write,
     session_chunks,
 )
 
 
 def serve_answering(
-    handler: object, chunks: list[bytes], extensions: object = EXTENSIONS
+    handler: object,
+    chunks: list[bytes],
+    extensions: object = EXTENSIONS,
+    *,
+    dispatcher: type[Dispatcher] = Dispatcher,
+    lmtp: bool = False,
+    close_with_last: bool = False,
 ) -> tuple[bytes, int, Dispatcher]:
-    """Drive a Dispatcher as the asyncio server does (answer_read() while it waits for
-    READ in its session loop). The bytes written, the resumptions of steps(), and the
-    Dispatcher."""
-    return serve_reading_after_write(handler, chunks, extensions, answer_reads=True)
+    """Drive a Dispatcher as the asyncio server does: while it waits for READ in its
+    session loop, each chunk goes to answer_read(). The bytes written, the resumptions
+    of steps(), and the Dispatcher. ``close_with_last``: the client's close arrives with
+    its last chunk, before answer_read() is called."""
+    config = Config(hostname="mx.test", extensions=extensions, lmtp=lmtp)  # type: ignore[arg-type]
+    session = Session(id="fixed", hostname="mx.test")
+    d = dispatcher(Connection(Role.SERVER, config), Hooks(handler), session)
+    steps = d.steps()
+    pending = [*chunks, b""]
+    if close_with_last and chunks:
+        pending[-2:] = [chunks[-1] + b"\0eof"]
+    wire = bytearray()
+    resumed = 0
+    op = next(steps)
+    try:
+        while True:
+            if type(op) is Write:
+                wire += b"".join(op.chunks)
+                if not op.read:
+                    resumed += 1
+                    op = steps.send(None)
+                    continue
+                op = READ
+            if op is READ:
+                if not pending:
+                    break
+                data = pending.pop(0)
+                if d.answering and data:  # parked in the session loop: no resumption
+                    if data.endswith(b"\0eof"):  # (close_with_last)
+                        d.conn.receive_data(data[:-4])
+                        d.conn.receive_data(b"")
+                    else:
+                        d.conn.receive_data(data)
+                    out = d.answer_read()
+                    if out is not None:
+                        wire += b"".join(out)
+                        continue  # still waiting for READ
+                else:
+                    d.feed(data)
+            elif type(op) is Await:
+                resumed += 1
+                op = steps.send(_finish(op.awaitable))
+                continue
+            elif op is HANDSHAKE:  # (no TLS here: the session ends)
+                break
+            else:
+                assert op is CLOSE, op
+                break
+            resumed += 1
+            op = steps.send(None)
+    except StopIteration:
+        pass
+    return bytes(wire), resumed, d
 
 
 @settings(max_examples=150, deadline=None)
@@ -114,3 +172,108 @@ def test_a_broken_client_ends_the_session_in_steps() -> None:
     assert type(op) is Write and b"".join(op.chunks).startswith(b"220")
     assert steps.send(None) is CLOSE
     assert d.error is not None
+
+
+class Checked(Dispatcher):
+    """A Dispatcher whose answer_read() checks, each time it returns replies to write,
+    that the Connection then needs more data: what it returns without asking
+    next_event() (_DRAINED) is what asking would have given. So does its steps() at each
+    READ of its session loop (``answering``), the greeting's included: the asyncio
+    server's read deadline counts on it (ReadDeadline.next's ``needs_data``)."""
+
+    def answer_read(self) -> list[BytesLike] | None:
+        out = super().answer_read()
+        if out is not None:
+            assert self.conn.next_event() is NEED_DATA
+        return out
+
+    def steps(self) -> ServerSteps:
+        inner = super().steps()
+        op = next(inner)
+        while True:
+            if self.answering and (op is READ or (type(op) is Write and op.read)):
+                assert self.conn.next_event() is NEED_DATA
+            try:
+                op = inner.send((yield op))
+            except StopIteration:
+                return
+
+
+#: pieces beyond session_chunks' own: BDAT 0 LAST, a BDAT outside a transaction (its
+#: chunk is skipped), STARTTLS, AUTH, a bare LF, and two recipients (LMTP's replies)
+MORE_PIECES = [
+    *([line] for line in (b"BDAT 0 LAST", b"BDAT 4\r\nwxyz", b"STARTTLS", b"AUTH PLAIN")),
+    [b"MAIL FROM:<a@b.test>\nRCPT TO:<c@d.test>"],
+    [b"MAIL FROM:<a@b.test>", b"RCPT TO:<c@d.test>", b"RCPT TO:<e@f.test>", b"DATA", b"."],
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    pieces=st.lists(st.one_of(PIECES, st.sampled_from(MORE_PIECES)), max_size=12),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6),
+    lock_step=st.booleans(),
+    lmtp=st.booleans(),
+    close_with_last=st.booleans(),
+)
+def test_replies_returned_without_next_event_are_where_it_needs_data(
+    pieces: list[list[bytes]], cuts: list[int], lock_step: bool, lmtp: bool, close_with_last: bool
+) -> None:
+    chunks = session_chunks(pieces, cuts)
+    if lock_step:  # one read per line, as a client waiting for each reply sends them
+        chunks = [line + b"\r\n" for line in b"".join(chunks).split(b"\r\n")[:-1]]
+    if lmtp:  # LMTP's greeting command, in the same cuts
+        wire = b"L" + b"".join(chunks)[1:]
+        sizes = [len(chunk) for chunk in chunks]
+        chunks = [wire[sum(sizes[:i]) : sum(sizes[: i + 1])] for i in range(len(sizes))]
+    extensions = {**EXTENSIONS, "STARTTLS": (), "AUTH": ("PLAIN",)}
+    for kind in (NoHooks, Plain, Awaited):
+        checked, general = kind(), kind()
+        options: dict[str, Any] = {"lmtp": lmtp, "close_with_last": close_with_last}
+        wire = serve_answering(checked, chunks, extensions, dispatcher=Checked, **options)[0]
+        assert (
+            wire == serve_answering(general, chunks, extensions, dispatcher=General, **options)[0]
+        )
+        assert checked.contents == general.contents
+
+
+class General(Dispatcher):
+    """A Dispatcher that asks next_event() after every reply (no _DRAINED command)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._drained = frozenset()
+
+
+class Refusing(NoHooks):
+    """Greets with 554: the client may only QUIT (RFC 5321 §3.1)."""
+
+    def connect(self, session: Session) -> Reply:
+        return Reply(code=554, lines="mx.test no service")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    pieces=st.lists(st.one_of(PIECES, st.sampled_from(MORE_PIECES)), max_size=6),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=6),
+)
+def test_after_a_refusing_greeting_too(pieces: list[list[bytes]], cuts: list[int]) -> None:
+    chunks = session_chunks(pieces, cuts)
+    wire = serve_answering(Refusing(), chunks, dispatcher=Checked)[0]
+    assert wire.startswith(b"554 ")
+    assert wire == serve_answering(Refusing(), chunks, dispatcher=General)[0]
+
+
+def test_what_came_with_the_proxy_header_is_answered_with_the_greeting() -> None:
+    # bytes buffered behind the PROXY header when the greeting goes out: steps() answers
+    # them before its first READ
+    config = Config(hostname="mx.test")
+    conn = Connection(Role.SERVER, config)
+    d = Checked(conn, Hooks(NoHooks()), Session(), proxy_protocol=True)
+    steps = d.steps()
+    assert next(steps) is READ  # the header
+    d.feed(b"PROXY TCP4 192.0.2.7 192.0.2.1 1234 25\r\nEHLO c.test\r\n")
+    op = steps.send(None)
+    assert type(op) is Write and op.read
+    wire = b"".join(op.chunks)
+    assert wire == b"220 mx.test ESMTP ready\r\n250 mx.test\r\n"

@@ -166,19 +166,10 @@ def serve(handler: object, chunks: list[bytes]) -> tuple[bytes, int]:
     return bytes(wire), awaited
 
 
-def serve_reading_after_write(
-    handler: object,
-    chunks: list[bytes],
-    extensions: object = EXTENSIONS,
-    *,
-    answer_reads: bool = False,
-) -> tuple[bytes, int, Dispatcher]:
+def serve_reading_after_write(handler: object, chunks: list[bytes]) -> tuple[bytes, int]:
     """``serve``, as the servers drive a Dispatcher: after a Write with ``read`` set, the
-    next chunk is fed before it is resumed. With ``answer_reads``, as the asyncio server
-    does: while the Dispatcher waits for READ in its session loop (``answering``), each
-    chunk goes to answer_read(), and steps() is resumed only when that returns None. The
-    bytes written, the resumptions of steps(), and the Dispatcher."""
-    config = Config(hostname="mx.test", extensions=extensions)  # type: ignore[arg-type]
+    next chunk is fed before it is resumed. The bytes written and the resumptions."""
+    config = Config(hostname="mx.test", extensions=EXTENSIONS)
     session = Session(id="fixed", hostname="mx.test")
     d = Dispatcher(Connection(Role.SERVER, config), Hooks(handler), session)
     steps = d.steps()
@@ -198,27 +189,19 @@ def serve_reading_after_write(
             if op is READ:
                 if not pending:
                     break
-                data = pending.pop(0)
-                if answer_reads and d.answering and data:  # in the session loop: no resumption
-                    d.conn.receive_data(data)
-                    out = d.answer_read()
-                    if out is not None:
-                        wire += b"".join(out)
-                        continue  # still waiting for READ
-                else:
-                    d.feed(data)
+                d.feed(pending.pop(0))
             elif type(op) is Await:
                 resumed += 1
                 op = steps.send(_finish(op.awaitable))
                 continue
             else:
-                assert op is CLOSE, op
+                assert op is CLOSE
                 break
             resumed += 1
             op = steps.send(None)
     except StopIteration:
         pass
-    return bytes(wire), resumed, d
+    return bytes(wire), resumed
 
 
 #: whole transactions, so that most examples get past MAIL and RCPT to the content
@@ -314,6 +297,6 @@ def test_a_lock_step_read_resumes_the_dispatcher_once() -> None:
     # greeting, then one command per read: each read is served after the reply's Write
     # without a resumption in between
     reads = [b"EHLO c.test\r\n", b"MAIL FROM:<a@b.test>\r\n", b"RCPT TO:<c@d.test>\r\n"]
-    wire, resumed, _ = serve_reading_after_write(NoHooks(), reads)
+    wire, resumed = serve_reading_after_write(NoHooks(), reads)
     assert wire.startswith(b"220 ") and wire.count(b"\r\n250 ") == 3  # EHLO, MAIL, RCPT
     assert resumed == len(reads) + 1  # one per read, and one for the close

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import mmap
@@ -290,8 +289,9 @@ class SMTPProtocol(asyncio.BufferedProtocol):
                     transport.write(wire)
                     replied = True
             if self._blocked_since is None and not self.server._closing:
-                # as _wait_read(), with ReadDeadline.sent() in the same call
-                self.deadline = rd.next(conn, self._clock(), replied)
+                # as _wait_read(), with ReadDeadline.sent() in the same call; replies from
+                # answer_read() mean the connection needs data
+                self.deadline = rd.next(conn, self._clock(), replied, True)
             else:
                 if replied:
                     rd.sent()
@@ -332,7 +332,8 @@ class SMTPProtocol(asyncio.BufferedProtocol):
         if self._counted:
             self._counted = False
             server._forget(self)
-            server._release_client(self._key)
+            if self._key is not None:  # (counted against a per-client limit)
+                server._release_client(self._key)
         d = self.d
         if d is not None:
             hook = server._hooks.disconnect
@@ -417,7 +418,9 @@ class SMTPProtocol(asyncio.BufferedProtocol):
             self._end(self.server._shutdown_reply)
             return
         if self._blocked_since is None:  # the common case of _set_deadline
-            self.deadline = self._rd.next(d.conn, self._clock())
+            # steps() asks for READ in its session loop (``answering``) once answer_read()
+            # gave replies: the connection needs data (the PROXY header's READ comes before)
+            self.deadline = self._rd.next(d.conn, self._clock(), False, d.answering)
         else:
             self._set_deadline(d.conn)
         if self._busy:
@@ -444,8 +447,10 @@ class SMTPProtocol(asyncio.BufferedProtocol):
     def _end_steps(self) -> None:
         steps, self._steps = self._steps, None
         if steps is not None:
-            with contextlib.suppress(ValueError):  # it is running: it ends by itself
+            try:  # (not contextlib.suppress: three calls less per session)
                 steps.close()
+            except ValueError:  # it is running: it ends by itself
+                return
 
     def _set_deadline(self, conn: Connection) -> None:
         now = self._clock()

@@ -30,6 +30,7 @@ from ..._events import (
     Bdat,
     BytesLike,
     ConnectionClosed,
+    Data,
     Ehlo,
     EndOfMessage,
     Event,
@@ -40,6 +41,7 @@ from ..._events import (
     Lhlo,
     MailFrom,
     MessageData,
+    Noop,
     Quit,
     RcptTo,
     Reply,
@@ -128,6 +130,7 @@ class Dispatcher(AuthSteps, ContentSteps):
         "_chunks",
         "_closing",
         "_data_error",
+        "_drained",
         "_greeting",
         "_handlers",
         "_left",
@@ -177,7 +180,9 @@ class Dispatcher(AuthSteps, ContentSteps):
         self._left: _Wait | _Mark = None
         #: the session loop runs: each READ steps() asks for is answered by answer_read()
         self.answering = False
-        self._handlers = _handlers_for(hooks)
+        self._handlers = hooks.dispatch or _handlers_for(hooks)
+        #: LMTP owes one reply per recipient after the content: not drained by the first
+        self._drained = _DRAINED_LMTP if conn.config.lmtp else _DRAINED
         #: the PROXY protocol header's octets so far, while one is awaited
         self._proxy: bytearray | None = bytearray() if proxy_protocol else None
 
@@ -229,6 +234,9 @@ class Dispatcher(AuthSteps, ContentSteps):
             return
         yield from self._greet()
         self.answering = True
+        conn = self.conn
+        if not self._closing and not conn.buffered and not conn.peer_closed:
+            yield self._write(read=True)  # nothing came yet: next_event() says NEED_DATA
         while True:
             left, self._left = self._left, None
             if left is None:  # resumed after READ (or a wait): answer what came
@@ -253,7 +261,8 @@ class Dispatcher(AuthSteps, ContentSteps):
     def answer_read(self) -> list[BytesLike] | None:
         """Answer the commands (and content) read so far, as far as that needs no wait.
 
-        The replies to write, after which the session waits for READ; or None when it
+        The replies to write, after which the session waits for READ (the Connection
+        needs data: next_event() says NEED_DATA); or None when it
         goes on in ``steps()`` (a hook to wait for, the STARTTLS handshake, the end).
         ``steps()`` calls it after each READ; once ``answering`` is set, a runtime may call
         it itself when it has fed what it read for steps()' READ, and resume steps() only
@@ -262,6 +271,7 @@ class Dispatcher(AuthSteps, ContentSteps):
         conn = self.conn
         next_event = conn.next_event
         handlers = self._handlers
+        drained = self._drained
         while not self._closing:
             try:
                 event = next_event()
@@ -285,14 +295,20 @@ class Dispatcher(AuthSteps, ContentSteps):
             # gives the steps that wait for a hook (an awaitable, a worker thread). A type
             # without one (DATA, NOOP, a command without a hook...) gets its default reply
             # here, as _default would give it.
-            handler = handlers.get(type(event))
+            event_type = type(event)
+            handler = handlers.get(event_type)
             if handler is None:  # (an Event: the two sentinels were dealt with above)
                 self._answer(event, conn.default_reply(event))  # type: ignore[arg-type]
-                continue
-            wait = handler(self, event)
-            if wait is not None:
-                self._left = wait
-                return None
+            else:
+                wait = handler(self, event)
+                if wait is not None:
+                    self._left = wait
+                    return None
+            # A command of _DRAINED answered, nothing more buffered, the peer still
+            # there: next_event() would say NEED_DATA (see _DRAINED), so it is not asked.
+            if event_type in drained and not (self._closing or conn.buffered or conn.peer_closed):
+                out, self._out = self._out, []
+                return out
         self._left = _END
         return None
 
@@ -318,9 +334,9 @@ class Dispatcher(AuthSteps, ContentSteps):
             self.conn.receive_data(rest)
         return True
 
-    def _write(self) -> Write:
+    def _write(self, read: bool = False) -> Write:
         out, self._out = self._out, []
-        return Write(out, _TO_CLIENT)
+        return Write(out, _TO_CLIENT, read=read)
 
     def tls_started(self, version: str | None = None, cipher: str | None = None) -> None:
         """The STARTTLS handshake succeeded: the session starts over under TLS (RFC 3207
@@ -556,6 +572,16 @@ _HANDLERS: Final[dict[type, Callable[[Dispatcher, Any], _Wait]]] = {
     AuthResponse: Dispatcher._on_auth_response,
     ConnectionClosed: Dispatcher._on_closed,
 }
+
+
+#: The commands after whose reply a server Connection, with nothing buffered and the peer
+#: still there, can only say NEED_DATA: the reply answers the one command pending (SMTP
+#: answers each before reading the next), leaves no BDAT chunk to read, no handshake due
+#: (nor CLOSED: answer_read checks ``_closing``), and the state's reader (a command line,
+#: or DATA's content, read afresh) needs octets. answer_read() then does not ask
+#: next_event() (lock-step: one call in two); tests/test_server_answer_read.py checks.
+_DRAINED: Final = frozenset({MailFrom, RcptTo, Data, EndOfMessage, Ehlo, Helo, Lhlo, Rset, Noop})
+_DRAINED_LMTP: Final = _DRAINED - {EndOfMessage}
 
 
 def _handlers_for(hooks: Hooks) -> dict[type, Callable[[Dispatcher, Any], _Wait]]:
