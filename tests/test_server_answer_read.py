@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from sansio_smtp import NEED_DATA, Config, Connection, Reply, Role
 from sansio_smtp._events import BytesLike
-from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, READ, Await, ServerSteps, Write
+from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, READ, ServerSteps, Write
 from sansio_smtp.adapters.server import Session
 from sansio_smtp.adapters.server._dispatcher import Dispatcher
 from sansio_smtp.adapters.server._hooks import Hooks
@@ -27,8 +27,8 @@ from .test_server_fast_paths import (
     Awaited,
     NoHooks,
     Plain,
-    _finish,
     serve,
+    serve_reading_after_write,
     session_chunks,
 )
 
@@ -44,57 +44,16 @@ def serve_answering(
 ) -> tuple[bytes, int, Dispatcher]:
     """Drive a Dispatcher as the asyncio server does: while it waits for READ in its
     session loop, each chunk goes to answer_read(). The bytes written, the resumptions
-    of steps(), and the Dispatcher. ``close_with_last``: the client's close arrives with
-    its last chunk, before answer_read() is called."""
-    config = Config(hostname="mx.test", extensions=extensions, lmtp=lmtp)  # type: ignore[arg-type]
-    session = Session(id="fixed", hostname="mx.test")
-    d = dispatcher(Connection(Role.SERVER, config), Hooks(handler), session)
-    steps = d.steps()
-    pending = [*chunks, b""]
-    if close_with_last and chunks:
-        pending[-2:] = [chunks[-1] + b"\0eof"]
-    wire = bytearray()
-    resumed = 0
-    op = next(steps)
-    try:
-        while True:
-            if type(op) is Write:
-                wire += b"".join(op.chunks)
-                if not op.read:
-                    resumed += 1
-                    op = steps.send(None)
-                    continue
-                op = READ
-            if op is READ:
-                if not pending:
-                    break
-                data = pending.pop(0)
-                if d.answering and data:  # parked in the session loop: no resumption
-                    if data.endswith(b"\0eof"):  # (close_with_last)
-                        d.conn.receive_data(data[:-4])
-                        d.conn.receive_data(b"")
-                    else:
-                        d.conn.receive_data(data)
-                    out = d.answer_read()
-                    if out is not None:
-                        wire += b"".join(out)
-                        continue  # still waiting for READ
-                else:
-                    d.feed(data)
-            elif type(op) is Await:
-                resumed += 1
-                op = steps.send(_finish(op.awaitable))
-                continue
-            elif op is HANDSHAKE:  # (no TLS here: the session ends)
-                break
-            else:
-                assert op is CLOSE, op
-                break
-            resumed += 1
-            op = steps.send(None)
-    except StopIteration:
-        pass
-    return bytes(wire), resumed, d
+    of steps(), and the Dispatcher."""
+    return serve_reading_after_write(
+        handler,
+        chunks,
+        extensions,
+        answer_reads=True,
+        dispatcher=dispatcher,
+        lmtp=lmtp,
+        close_with_last=close_with_last,
+    )
 
 
 @settings(max_examples=150, deadline=None)

@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sansio_smtp import Config, Connection, Role
-from sansio_smtp.adapters._io import CLOSE, READ, Await, Write
+from sansio_smtp.adapters._io import CLOSE, HANDSHAKE, READ, Await, Write
 from sansio_smtp.adapters.server import AsyncioServer, Envelope, Handler, MemoryHandler, Session
 from sansio_smtp.adapters.server._dispatcher import Dispatcher
 from sansio_smtp.adapters.server._hooks import Hooks
@@ -166,14 +166,30 @@ def serve(handler: object, chunks: list[bytes]) -> tuple[bytes, int]:
     return bytes(wire), awaited
 
 
-def serve_reading_after_write(handler: object, chunks: list[bytes]) -> tuple[bytes, int]:
+def serve_reading_after_write(
+    handler: object,
+    chunks: list[bytes],
+    extensions: object = EXTENSIONS,
+    *,
+    answer_reads: bool = False,
+    dispatcher: type[Dispatcher] = Dispatcher,
+    lmtp: bool = False,
+    close_with_last: bool = False,
+) -> tuple[bytes, int, Dispatcher]:
     """``serve``, as the servers drive a Dispatcher: after a Write with ``read`` set, the
-    next chunk is fed before it is resumed. The bytes written and the resumptions."""
-    config = Config(hostname="mx.test", extensions=EXTENSIONS)
+    next chunk is fed before it is resumed. ``answer_reads``: as the asyncio server does,
+    while the Dispatcher waits for READ in its session loop each chunk goes to
+    answer_read(), and steps() is resumed only when that returns None.
+    ``close_with_last``: the client's close arrives with its last chunk, before
+    answer_read() is called. The bytes written, the resumptions of steps(), and the
+    Dispatcher."""
+    config = Config(hostname="mx.test", extensions=extensions, lmtp=lmtp)  # type: ignore[arg-type]
     session = Session(id="fixed", hostname="mx.test")
-    d = Dispatcher(Connection(Role.SERVER, config), Hooks(handler), session)
+    d = dispatcher(Connection(Role.SERVER, config), Hooks(handler), session)
     steps = d.steps()
     pending = [*chunks, b""]
+    if close_with_last and chunks:
+        pending[-2:] = [chunks[-1] + b"\0eof"]
     wire = bytearray()
     resumed = 0
     op = next(steps)
@@ -189,19 +205,33 @@ def serve_reading_after_write(handler: object, chunks: list[bytes]) -> tuple[byt
             if op is READ:
                 if not pending:
                     break
-                d.feed(pending.pop(0))
+                data = pending.pop(0)
+                if answer_reads and d.answering and data:  # in the session loop: no resumption
+                    if data.endswith(b"\0eof"):  # (close_with_last)
+                        d.conn.receive_data(data[:-4])
+                        d.conn.receive_data(b"")
+                    else:
+                        d.conn.receive_data(data)
+                    out = d.answer_read()
+                    if out is not None:
+                        wire += b"".join(out)
+                        continue  # still waiting for READ
+                else:
+                    d.feed(data)
             elif type(op) is Await:
                 resumed += 1
                 op = steps.send(_finish(op.awaitable))
                 continue
+            elif op is HANDSHAKE:  # (no TLS here: the session ends)
+                break
             else:
-                assert op is CLOSE
+                assert op is CLOSE, op
                 break
             resumed += 1
             op = steps.send(None)
     except StopIteration:
         pass
-    return bytes(wire), resumed
+    return bytes(wire), resumed, d
 
 
 #: whole transactions, so that most examples get past MAIL and RCPT to the content
@@ -297,6 +327,6 @@ def test_a_lock_step_read_resumes_the_dispatcher_once() -> None:
     # greeting, then one command per read: each read is served after the reply's Write
     # without a resumption in between
     reads = [b"EHLO c.test\r\n", b"MAIL FROM:<a@b.test>\r\n", b"RCPT TO:<c@d.test>\r\n"]
-    wire, resumed = serve_reading_after_write(NoHooks(), reads)
+    wire, resumed, _ = serve_reading_after_write(NoHooks(), reads)
     assert wire.startswith(b"220 ") and wire.count(b"\r\n250 ") == 3  # EHLO, MAIL, RCPT
     assert resumed == len(reads) + 1  # one per read, and one for the close
